@@ -1,0 +1,52 @@
+"""The ``hotline`` command: one entry point, a sub-command per part.
+
+Every :class:`~hotline.errors.HotlineError` is printed as ``code: sentence`` on
+stderr with exit status 1 (2 for usage errors); a traceback only with
+``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from hotline.cli import envelope_cmd, init_cmd
+from hotline.errors import HotlineError, UsageError
+from hotline.logs import configure_logging
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotline",
+        description="A secure deconfliction hotline: signed, acknowledged, logged warnings.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logs and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (init_cmd, envelope_cmd):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(verbose=args.verbose)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except HotlineError as exc:
+        if args.verbose:
+            raise
+        print(exc.describe(), file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) and exc.code == "usage" else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Every error hotline raises, in one tree.
+
+Each error carries a stable machine ``code`` and one sentence for a person
+(``str(error)``). The CLI prints ``code: sentence`` and exits non-zero; the
+wire protocol sends the code and the sentence back to the peer.
+
+The tree splits by blame, as the reader of an error needs to know whose move
+it is::
+
+    HotlineError
+    ├── Rejected                the remote side sent something we refuse
+    │                           (code is one of the wire RejectCode values)
+    ├── UsageError              the local side misused the tool or the API
+    │   ├── ConfigError         network.toml is missing, malformed or inconsistent
+    │   └── KeyFileError        a private key file is unreadable, malformed or too open
+    └── AuditError              the audit log or a bundle does not hold together
+        ├── ProofError          a Merkle proof or tree parameter is invalid
+        ├── NoteError           a signed note or checkpoint is malformed or badly signed
+        ├── StoreError          a log store on disk is damaged, truncated or altered
+        └── VerificationFailed  an entry of a log bundle breaks an invariant
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+__all__ = [
+    "AuditError",
+    "ConfigError",
+    "HotlineError",
+    "KeyFileError",
+    "NoteError",
+    "ProofError",
+    "RejectCode",
+    "Rejected",
+    "StoreError",
+    "UsageError",
+    "VerificationFailed",
+]
+
+
+class RejectCode(enum.StrEnum):
+    """The wire codes with which a received frame is refused (protocol §Rejections)."""
+
+    BAD_FRAME = "bad_frame"
+    TOO_LARGE = "too_large"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_SENDER = "unknown_sender"
+    NOT_AUTHENTICATED = "not_authenticated"
+    SENDER_MISMATCH = "sender_mismatch"
+    REPLAY = "replay"
+    STALE = "stale"
+    LINK_FORBIDDEN = "link_forbidden"
+    RATE_LIMITED = "rate_limited"
+    SCHEMA = "schema"
+
+
+class HotlineError(Exception):
+    """Base of every hotline error: a machine code and one human sentence."""
+
+    code: str = "error"
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.sentence: Final = sentence
+
+    def __str__(self) -> str:
+        return self.sentence
+
+    def describe(self) -> str:
+        """``code: sentence``, the form the CLI prints."""
+        return f"{self.code}: {self.sentence}"
+
+
+class Rejected(HotlineError):
+    """A frame from the other side is refused; nothing it carried was acted on.
+
+    ``path`` names the offending field for ``schema`` rejections
+    (``track.lat``), and is empty otherwise.
+    """
+
+    def __init__(self, code: RejectCode, sentence: str, path: str = "") -> None:
+        super().__init__(f"{path}: {sentence}" if path else sentence)
+        self.code = code.value
+        self.reject_code: Final = code
+        self.path: Final = path
+        self.detail: Final = sentence
+
+
+class UsageError(HotlineError):
+    """The local side asked for something that cannot be done as asked."""
+
+    code = "usage"
+
+
+class ConfigError(UsageError):
+    """The network configuration is missing, malformed or inconsistent."""
+
+    code = "config"
+
+
+class KeyFileError(UsageError):
+    """A private key file is missing, malformed, or readable by others."""
+
+    code = "key_file"
+
+
+class AuditError(HotlineError):
+    """The audit log, a bundle or a proof does not hold together."""
+
+    code = "audit"
+
+
+class ProofError(AuditError):
+    """A Merkle proof does not verify, or its tree parameters are impossible."""
+
+    code = "bad_proof"
+
+
+class NoteError(AuditError):
+    """A signed note or checkpoint is malformed, or its signatures do not verify."""
+
+    code = "bad_note"
+
+
+class StoreError(AuditError):
+    """A log store is damaged, truncated or altered beyond a torn tail."""
+
+    code = "bad_store"
+
+
+class VerificationFailed(AuditError):
+    """An entry of a log bundle breaks an invariant; ``index`` names it (or -1)."""
+
+    code = "verify_failed"
+
+    def __init__(self, index: int, sentence: str) -> None:
+        prefix = f"entry {index}: " if index >= 0 else ""
+        super().__init__(prefix + sentence)
+        self.index: Final = index

@@ -1,0 +1,34 @@
+"""structlog set-up: JSON lines on stderr, one event per state change.
+
+Event names are stable snake_case past-tense noun phrases (``envelope_rejected``,
+``checkpoint_signed``); details are keys, never formatted into the name.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+__all__ = ["configure_logging"]
+
+
+def configure_logging(*, verbose: bool = False, json: bool = True) -> None:
+    """Route structlog events to stderr as JSON lines (or a console format)."""
+    level = logging.DEBUG if verbose else logging.INFO
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,359 @@
+"""The network: who the parties are, their public keys, links, deadlines and limits.
+
+``network.toml`` is the single source of truth shared by the relay and every
+endpoint. :func:`parse_network` validates all of it and names the offending
+table and key in its error; :class:`Network` holds only validated values.
+Private keys never appear here (see :mod:`hotline.keyfile`); reading the file
+is :mod:`hotline.network_file`'s job, so this module stays free of I/O.
+
+Layout::
+
+    [network]            name
+    [relay]              id, origin, url, public_key
+    [endpoints.<ID>]     name, public_key, language
+    [[links]]            between = ["BY", "LT"]
+    [deadlines.<precedence>]  delivered_s, acknowledged_s
+    [limits]             max_frame_bytes, clock_skew_s, messages_per_minute
+    [link_tests]         interval_s, timeout_s
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any, Final
+
+import tomli_w
+
+from hotline.errors import ConfigError
+from hotline.protocol.envelope import DEFAULT_MAX_FRAME
+from hotline.protocol.keys import PublicKey
+from hotline.protocol.schema import PARTY_ID
+from hotline.protocol.vocab import Precedence
+
+__all__ = [
+    "DEFAULT_DEADLINES",
+    "DEFAULT_ENDPOINTS",
+    "LANGUAGES",
+    "Deadline",
+    "EndpointInfo",
+    "Limits",
+    "Network",
+    "RelayInfo",
+    "network_to_toml",
+    "parse_network",
+]
+
+LANGUAGES: Final = ("en", "ru", "be", "lt", "lv", "et", "pl")
+
+DEFAULT_ENDPOINTS: Final[Mapping[str, tuple[str, str]]] = {
+    "BY": ("Belarus", "be"),
+    "LT": ("Lithuania", "lt"),
+    "LV": ("Latvia", "lv"),
+    "EE": ("Estonia", "et"),
+    "PL": ("Poland", "pl"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """How long a message of one precedence may take to be delivered and acknowledged."""
+
+    delivered_ms: int
+    acknowledged_ms: int
+
+
+DEFAULT_DEADLINES: Final[Mapping[Precedence, Deadline]] = {
+    Precedence.FLASH: Deadline(5_000, 60_000),
+    Precedence.IMMEDIATE: Deadline(30_000, 300_000),
+    Precedence.PRIORITY: Deadline(120_000, 1_800_000),
+    Precedence.ROUTINE: Deadline(600_000, 14_400_000),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_frame_bytes: int = DEFAULT_MAX_FRAME
+    clock_skew_ms: int = 30_000
+    messages_per_minute: int = 600
+
+
+_DEFAULT_LIMITS: Final = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class RelayInfo:
+    id: str
+    origin: str
+    url: str
+    public_key: PublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    id: str
+    name: str
+    public_key: PublicKey
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A validated network. ``links`` holds unordered pairs of endpoint ids."""
+
+    name: str
+    relay: RelayInfo
+    endpoints: Mapping[str, EndpointInfo]
+    links: frozenset[frozenset[str]]
+    deadlines: Mapping[Precedence, Deadline] = field(
+        default_factory=lambda: dict(DEFAULT_DEADLINES)
+    )
+    limits: Limits = field(default_factory=Limits)
+    link_test_interval_ms: int = 5_000
+    link_test_timeout_ms: int = 2_000
+
+    def keys_of(self, party: str) -> Sequence[PublicKey] | None:
+        """The keys a party signs with (a :class:`KeyDirectory`)."""
+        if party == self.relay.id:
+            return (self.relay.public_key,)
+        endpoint = self.endpoints.get(party)
+        return None if endpoint is None else (endpoint.public_key,)
+
+    def linked(self, a: str, b: str) -> bool:
+        return frozenset((a, b)) in self.links
+
+    def peers(self, endpoint: str) -> tuple[str, ...]:
+        """The endpoints linked to ``endpoint``, in configuration order."""
+        return tuple(e for e in self.endpoints if e != endpoint and self.linked(endpoint, e))
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _table(
+    data: Mapping[str, Any], key: str, where: str, *, required: bool = True
+) -> dict[str, Any]:
+    if key not in data:
+        if required:
+            raise ConfigError(f"{where}: [{key}] is missing")
+        return {}
+    value = data[key]
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _str(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {key} must be a non-empty string")
+    return value
+
+
+def _seconds_ms(table: Mapping[str, Any], key: str, where: str, default_ms: int) -> int:
+    if key not in table:
+        return default_ms
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}: {key} must be a positive number of seconds")
+    return round(value * 1000)
+
+
+def _positive_int(table: Mapping[str, Any], key: str, where: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{where}: {key} must be a positive integer")
+    return value
+
+
+def _check_known(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}")
+
+
+def _parse_relay(data: Mapping[str, Any], source: str) -> RelayInfo:
+    relay_t = _table(data, "relay", source)
+    where = f"{source} [relay]"
+    _check_known(relay_t, {"id", "origin", "url", "public_key"}, where)
+    relay_id = relay_t.get("id", "relay")
+    if not isinstance(relay_id, str) or not PARTY_ID.fullmatch(relay_id):
+        raise ConfigError(f"{where}: id must be letters, digits, _ . - (at most 32)")
+    origin = _str(relay_t, "origin", where)
+    if any(c.isspace() or ord(c) < 0x20 for c in origin) or "+" in origin:
+        raise ConfigError(f"{where}: origin must not contain spaces, control characters or '+'")
+    return RelayInfo(
+        id=relay_id,
+        origin=origin,
+        url=_str(relay_t, "url", where),
+        public_key=PublicKey.from_base64(
+            _str(relay_t, "public_key", where), where=f"{where} public_key"
+        ),
+    )
+
+
+def _parse_endpoints(
+    data: Mapping[str, Any], source: str, relay: RelayInfo
+) -> dict[str, EndpointInfo]:
+    endpoints_t = _table(data, "endpoints", source)
+    if not endpoints_t:
+        raise ConfigError(f"{source}: [endpoints] must name at least one endpoint")
+    endpoints: dict[str, EndpointInfo] = {}
+    for endpoint_id, table in endpoints_t.items():
+        where = f"{source} [endpoints.{endpoint_id}]"
+        if not PARTY_ID.fullmatch(endpoint_id):
+            raise ConfigError(f"{where}: the id must be letters, digits, _ . - (at most 32)")
+        if endpoint_id == relay.id:
+            raise ConfigError(f"{where}: an endpoint cannot share the relay's id")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _check_known(table, {"name", "public_key", "language"}, where)
+        language = _str(table, "language", where)
+        if language not in LANGUAGES:
+            raise ConfigError(f"{where}: language must be one of {', '.join(LANGUAGES)}")
+        endpoints[endpoint_id] = EndpointInfo(
+            id=endpoint_id,
+            name=_str(table, "name", where),
+            public_key=PublicKey.from_base64(
+                _str(table, "public_key", where), where=f"{where} public_key"
+            ),
+            language=language,
+        )
+    keys = [relay.public_key.raw] + [e.public_key.raw for e in endpoints.values()]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{source}: two parties share one public key")
+    return endpoints
+
+
+def _parse_links(
+    data: Mapping[str, Any], source: str, endpoints: Mapping[str, EndpointInfo]
+) -> frozenset[frozenset[str]]:
+    links_v = data.get("links", [])
+    if not isinstance(links_v, list):
+        raise ConfigError(f"{source}: links must be an array of tables [[links]]")
+    links: set[frozenset[str]] = set()
+    for i, link in enumerate(links_v):
+        where = f"{source} [[links]] #{i + 1}"
+        if not isinstance(link, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _check_known(link, {"between"}, where)
+        between = link.get("between")
+        if (
+            not isinstance(between, list)
+            or len(between) != 2
+            or not all(isinstance(e, str) for e in between)
+            or between[0] == between[1]
+        ):
+            raise ConfigError(f"{where}: between must name two different endpoints")
+        for e in between:
+            if e not in endpoints:
+                raise ConfigError(f"{where}: {e!r} is not an endpoint of [endpoints]")
+        links.add(frozenset(between))
+    return frozenset(links)
+
+
+def _parse_deadlines(data: Mapping[str, Any], source: str) -> dict[Precedence, Deadline]:
+    deadlines = dict(DEFAULT_DEADLINES)
+    for key, table in _table(data, "deadlines", source, required=False).items():
+        where = f"{source} [deadlines.{key}]"
+        try:
+            precedence = Precedence(key)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: not a precedence (flash, immediate, priority, routine)"
+            ) from None
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _check_known(table, {"delivered_s", "acknowledged_s"}, where)
+        default = DEFAULT_DEADLINES[precedence]
+        deadlines[precedence] = Deadline(
+            _seconds_ms(table, "delivered_s", where, default.delivered_ms),
+            _seconds_ms(table, "acknowledged_s", where, default.acknowledged_ms),
+        )
+    return deadlines
+
+
+def _parse_limits(data: Mapping[str, Any], source: str) -> Limits:
+    limits_t = _table(data, "limits", source, required=False)
+    where = f"{source} [limits]"
+    _check_known(limits_t, {"max_frame_bytes", "clock_skew_s", "messages_per_minute"}, where)
+    limits = Limits(
+        max_frame_bytes=_positive_int(limits_t, "max_frame_bytes", where, DEFAULT_MAX_FRAME),
+        clock_skew_ms=_seconds_ms(
+            limits_t, "clock_skew_s", where, _DEFAULT_LIMITS.clock_skew_ms
+        ),
+        messages_per_minute=_positive_int(
+            limits_t, "messages_per_minute", where, _DEFAULT_LIMITS.messages_per_minute
+        ),
+    )
+    if limits.max_frame_bytes < 1024:
+        raise ConfigError(f"{where}: max_frame_bytes must be at least 1024")
+    return limits
+
+
+def parse_network(data: Mapping[str, Any], *, source: str = "network.toml") -> Network:
+    """Validate a decoded network.toml; ConfigError names the table and key at fault."""
+    _check_known(
+        data,
+        {"network", "relay", "endpoints", "links", "deadlines", "limits", "link_tests"},
+        source,
+    )
+    name = _str(_table(data, "network", source), "name", f"{source} [network]")
+    relay = _parse_relay(data, source)
+    endpoints = _parse_endpoints(data, source, relay)
+    tests_t = _table(data, "link_tests", source, required=False)
+    where = f"{source} [link_tests]"
+    _check_known(tests_t, {"interval_s", "timeout_s"}, where)
+    return Network(
+        name=name,
+        relay=relay,
+        endpoints=endpoints,
+        links=_parse_links(data, source, endpoints),
+        deadlines=_parse_deadlines(data, source),
+        limits=_parse_limits(data, source),
+        link_test_interval_ms=_seconds_ms(tests_t, "interval_s", where, 5_000),
+        link_test_timeout_ms=_seconds_ms(tests_t, "timeout_s", where, 2_000),
+    )
+
+
+def network_to_toml(network: Network) -> str:
+    """The network.toml text of a network (round-trips through parse_network)."""
+    doc: dict[str, Any] = {
+        "network": {"name": network.name},
+        "relay": {
+            "id": network.relay.id,
+            "origin": network.relay.origin,
+            "url": network.relay.url,
+            "public_key": network.relay.public_key.to_base64(),
+        },
+        "endpoints": {
+            e.id: {"name": e.name, "public_key": e.public_key.to_base64(), "language": e.language}
+            for e in network.endpoints.values()
+        },
+        "links": [
+            {"between": pair}
+            for pair in (
+                [a, b]
+                for a, b in combinations(network.endpoints, 2)
+                if network.linked(a, b)
+            )
+        ],
+        "deadlines": {
+            p.value: {
+                "delivered_s": d.delivered_ms / 1000,
+                "acknowledged_s": d.acknowledged_ms / 1000,
+            }
+            for p, d in network.deadlines.items()
+        },
+        "limits": {
+            "max_frame_bytes": network.limits.max_frame_bytes,
+            "clock_skew_s": network.limits.clock_skew_ms / 1000,
+            "messages_per_minute": network.limits.messages_per_minute,
+        },
+        "link_tests": {
+            "interval_s": network.link_test_interval_ms / 1000,
+            "timeout_s": network.link_test_timeout_ms / 1000,
+        },
+    }
+    return tomli_w.dumps(doc)

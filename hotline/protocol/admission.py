@@ -1,0 +1,169 @@
+"""The relay's admission rules for verified envelopes, sans-IO.
+
+:class:`Admission` decides whether a verified envelope from an authenticated
+connection may enter the log. Time is an argument; nothing here touches a
+socket, a disk or a clock. Rules, checked in this order:
+
+===================  ===================================================  ==================
+rule                 meaning                                              code
+===================  ===================================================  ==================
+authenticated        the connection proved who it is                      not_authenticated
+sender               ``from`` is the authenticated endpoint               sender_mismatch
+type                 endpoints send warning, update, cancel, text,        schema (``t``)
+                     receipt; only the relay sends test and accepted
+duplicate            a seen id with the same body is a resend: answer     (no rejection)
+                     it with the original receipt, never deliver twice
+replayed id          a seen id with a different body                      replay
+sequence             ``seq`` above the sender's last accepted ``seq``     replay
+freshness            ``ts`` within the clock-skew window of ``now_ms``    stale
+links                every recipient is linked to the sender              link_forbidden
+rate                 routed messages within the sender's rate             rate_limited
+===================  ===================================================  ==================
+
+:meth:`Admission.record` is called once the entry is durable; until then a
+second copy of the same envelope is checked afresh.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from hotline.errors import RejectCode, Rejected
+from hotline.network import Network
+from hotline.protocol.bodies import (
+    ALL_RECIPIENTS,
+    AcceptedBody,
+    Body,
+    LinkTestBody,
+    ReceiptBody,
+    Recipients,
+)
+from hotline.protocol.envelope import Envelope
+
+__all__ = ["Admission", "Verdict", "recipients_of"]
+
+_BURST_SHARE: Final = 6  # the burst allowance is a tenth of a minute's rate, at least 10
+
+
+class Verdict(enum.Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+
+
+def recipients_of(network: Network, sender: str, to: Recipients) -> tuple[str, ...]:
+    """The endpoints a routed message goes to; ``*`` means every linked endpoint."""
+    if to == ALL_RECIPIENTS:
+        return network.peers(sender)
+    return to
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at_ms: int
+
+
+class Admission:
+    """Per-sender state: last ``seq``, seen ids with their body hashes, rate buckets."""
+
+    def __init__(self, network: Network) -> None:
+        self._network = network
+        self._last_seq: dict[str, int] = {}
+        self._seen: dict[bytes, bytes] = {}
+        self._buckets: dict[str, _Bucket] = {}
+        rate = network.limits.messages_per_minute
+        self._per_ms = rate / 60_000
+        self._burst = max(10.0, rate / _BURST_SHARE)
+
+    def check(
+        self,
+        envelope: Envelope,
+        *,
+        authenticated: str | None,
+        now_ms: int,
+        reply_to: str | None = None,
+    ) -> Verdict:
+        """Apply every rule; ``reply_to`` is the sender of a receipt's ``ref``."""
+        body = envelope.body
+        if authenticated is None:
+            raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before sending messages")
+        if body.sender != authenticated:
+            raise Rejected(
+                RejectCode.SENDER_MISMATCH,
+                f"this connection is {authenticated}, the message is from {body.sender}",
+            )
+        if isinstance(body, LinkTestBody | AcceptedBody):
+            raise Rejected(RejectCode.SCHEMA, f"only the relay sends {body.type} messages", "t")
+        seen = self._seen.get(body.id)
+        if seen is not None:
+            if seen == envelope.hash:
+                return Verdict.DUPLICATE
+            raise Rejected(RejectCode.REPLAY, "this id was already used for another message")
+        last = self._last_seq.get(body.sender)
+        if last is not None and body.seq <= last:
+            raise Rejected(
+                RejectCode.REPLAY,
+                f"seq {body.seq} is not above {last}, the last accepted from {body.sender}",
+            )
+        skew = self._network.limits.clock_skew_ms
+        if abs(body.ts - now_ms) > skew:
+            direction = "ahead of" if body.ts > now_ms else "behind"
+            raise Rejected(
+                RejectCode.STALE,
+                f"ts is {abs(body.ts - now_ms)} ms {direction} the relay's clock "
+                f"(at most {skew} ms allowed)",
+            )
+        self._check_links(body, reply_to)
+        if not isinstance(body, ReceiptBody):
+            self._take_token(body.sender, now_ms)
+        return Verdict.NEW
+
+    def _check_links(self, body: Body, reply_to: str | None) -> None:
+        if isinstance(body, ReceiptBody):
+            if reply_to is None:
+                raise Rejected(RejectCode.SCHEMA, "is not a message the relay has seen", "ref")
+            if reply_to != self._network.relay.id and not self._network.linked(
+                body.sender, reply_to
+            ):
+                raise Rejected(
+                    RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{reply_to}"
+                )
+            return
+        assert not isinstance(body, LinkTestBody | AcceptedBody)
+        recipients = recipients_of(self._network, body.sender, body.to)
+        if not recipients:
+            raise Rejected(RejectCode.LINK_FORBIDDEN, f"{body.sender} has no linked endpoint")
+        for recipient in recipients:
+            if recipient not in self._network.endpoints:
+                raise Rejected(
+                    RejectCode.LINK_FORBIDDEN, f"{recipient} is not an endpoint of this network"
+                )
+            if not self._network.linked(body.sender, recipient):
+                raise Rejected(
+                    RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{recipient}"
+                )
+
+    def _take_token(self, sender: str, now_ms: int) -> None:
+        bucket = self._buckets.get(sender)
+        if bucket is None:
+            bucket = self._buckets[sender] = _Bucket(self._burst, now_ms)
+        elapsed = max(0, now_ms - bucket.at_ms)
+        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._per_ms)
+        bucket.at_ms = max(bucket.at_ms, now_ms)
+        if bucket.tokens < 1:
+            wait_ms = int((1 - bucket.tokens) / self._per_ms) + 1
+            raise Rejected(
+                RejectCode.RATE_LIMITED,
+                f"{sender} is over {self._network.limits.messages_per_minute} messages "
+                f"a minute; retry in {wait_ms} ms",
+            )
+        bucket.tokens -= 1
+
+    def record(self, envelope: Envelope) -> None:
+        """Remember a durably accepted envelope (its id, body hash and seq)."""
+        body = envelope.body
+        self._seen[body.id] = envelope.hash
+        last = self._last_seq.get(body.sender, -1)
+        self._last_seq[body.sender] = max(last, body.seq)

@@ -1,0 +1,140 @@
+"""Signed envelopes: ``[1, body, sig]``, verified on the bytes as received.
+
+Layout (MessagePack): a 3-element array of the integer version ``1``, the
+body as ``bin`` (itself the MessagePack map of :mod:`hotline.protocol.schema`)
+and the 64-byte Ed25519 signature as ``bin`` over ``MSG_TAG + body``.
+
+Invariants kept by :func:`open_envelope`, in this order:
+
+1. the frame is at most ``max_size`` bytes (``too_large``);
+2. it is exactly one 3-array with version 1 and two ``bin`` items (``bad_frame``);
+3. the body is a map with unique string keys whose ``from`` names a known
+   party (``unknown_sender``) and whose ``kid`` is one of that party's keys;
+4. the signature verifies over the body bytes exactly as received
+   (``bad_signature``) — nothing is re-encoded;
+5. only then is the body checked against the full schema (``schema``).
+
+The returned :class:`Envelope` holds only verified data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import msgpack
+
+from hotline.errors import RejectCode, Rejected
+from hotline.protocol.bodies import Body
+from hotline.protocol.keys import KID_SIZE, SIGNATURE_SIZE, PublicKey, SigningKey
+from hotline.protocol.schema import encode_body, map_to_body, unpack_map
+
+__all__ = [
+    "AUTH_TAG",
+    "DEFAULT_MAX_FRAME",
+    "MSG_TAG",
+    "VERSION",
+    "Envelope",
+    "KeyDirectory",
+    "body_hash",
+    "open_envelope",
+    "seal",
+    "seal_bytes",
+]
+
+VERSION: Final = 1
+MSG_TAG: Final = b"hotline/v1/msg\x00"
+AUTH_TAG: Final = b"hotline/v1/auth\x00"
+DEFAULT_MAX_FRAME: Final = 60 * 1024
+
+
+class KeyDirectory(Protocol):
+    """Who may sign: the public keys of a party, or ``None`` for a stranger."""
+
+    def keys_of(self, party: str) -> Sequence[PublicKey] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A verified envelope: the exact frame, its body bytes, signature and meaning."""
+
+    frame: bytes
+    body_bytes: bytes
+    signature: bytes
+    body: Body
+
+    @property
+    def hash(self) -> bytes:
+        """SHA-256 of the body bytes: what receipts refer to."""
+        return body_hash(self.body_bytes)
+
+
+def body_hash(body_bytes: bytes) -> bytes:
+    return hashlib.sha256(body_bytes).digest()
+
+
+def seal_bytes(body_bytes: bytes, key: SigningKey) -> bytes:
+    """Sign already-encoded body bytes and wrap them into a frame."""
+    signature = key.sign(MSG_TAG + body_bytes)
+    frame: bytes = msgpack.packb([VERSION, body_bytes, signature], use_bin_type=True)
+    return frame
+
+
+def seal(body: Body, key: SigningKey) -> bytes:
+    """Encode (checking the schema), sign and frame a body."""
+    if body.kid != key.public.kid:
+        raise ValueError("the body's kid is not the key id of the signing key")
+    return seal_bytes(encode_body(body), key)
+
+
+def _split(frame: bytes, max_size: int) -> tuple[bytes, bytes]:
+    if len(frame) > max_size:
+        raise Rejected(
+            RejectCode.TOO_LARGE, f"the frame is {len(frame)} bytes, more than {max_size}"
+        )
+    try:
+        outer = msgpack.unpackb(frame, raw=False)
+    except Exception as exc:
+        raise Rejected(
+            RejectCode.BAD_FRAME, f"the frame is not valid MessagePack ({type(exc).__name__})"
+        ) from exc
+    if not isinstance(outer, list) or len(outer) != 3:
+        raise Rejected(RejectCode.BAD_FRAME, "the frame is not a 3-element array [1, body, sig]")
+    version, body, signature = outer
+    if version != VERSION or isinstance(version, bool):
+        raise Rejected(RejectCode.BAD_FRAME, f"the envelope version is {version!r}, not 1")
+    if not isinstance(body, bytes):
+        raise Rejected(RejectCode.BAD_FRAME, "the envelope body is not bin")
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_SIZE:
+        raise Rejected(RejectCode.BAD_FRAME, "the envelope signature is not 64 bytes of bin")
+    return body, signature
+
+
+def _signer_key(data: dict[str, Any], keys: KeyDirectory) -> tuple[str, PublicKey]:
+    sender = data.get("from")
+    if not isinstance(sender, str):
+        raise Rejected(RejectCode.SCHEMA, "is required and must be a string", "from")
+    kid = data.get("kid")
+    if not isinstance(kid, bytes) or len(kid) != KID_SIZE:
+        raise Rejected(RejectCode.SCHEMA, "must be a key id (8 bytes of bin)", "kid")
+    known = keys.keys_of(sender)
+    if known is None:
+        raise Rejected(RejectCode.UNKNOWN_SENDER, f"{sender!r} is not a party of this network")
+    for key in known:
+        if key.kid == kid:
+            return sender, key
+    raise Rejected(RejectCode.BAD_SIGNATURE, f"key id {kid.hex()} is not a key of {sender}")
+
+
+def open_envelope(
+    frame: bytes, keys: KeyDirectory, *, max_size: int = DEFAULT_MAX_FRAME
+) -> Envelope:
+    """Verify a frame and return its meaning, or raise ``Rejected`` with the rule broken."""
+    body_bytes, signature = _split(frame, max_size)
+    data = unpack_map(body_bytes)
+    sender, key = _signer_key(data, keys)
+    if not key.verify(signature, MSG_TAG + body_bytes):
+        raise Rejected(RejectCode.BAD_SIGNATURE, f"the signature is not {sender}'s over this body")
+    return Envelope(frame, body_bytes, signature, map_to_body(data))

@@ -1,0 +1,70 @@
+"""Bodies as JSON for people and integrators, and back.
+
+The JSON view is the wire map with its binary fields written as text: ids
+(``id``, ``incident``, ``ref``) in canonical UUID form, ``hash`` and ``kid`` in
+lowercase hex. Everything else is the same value under the same key, so the
+schema of :mod:`hotline.protocol.schema` applies unchanged (and names the same
+paths) whichever way a body came in.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Mapping
+from typing import Any, Final
+
+from hotline.errors import RejectCode, Rejected
+from hotline.protocol.bodies import Body
+from hotline.protocol.ids import format_id, parse_id
+from hotline.protocol.schema import body_to_map, map_to_body
+
+__all__ = ["body_to_json", "json_to_body", "json_to_map"]
+
+_ID_FIELDS: Final = frozenset({"id", "incident", "ref"})
+_HEX_FIELDS: Final = frozenset({"hash", "kid"})
+
+
+def json_to_map(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The wire map of a JSON body (binary fields decoded; nothing else changed)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _ID_FIELDS and isinstance(value, str):
+            try:
+                out[key] = parse_id(value)
+            except ValueError:
+                raise Rejected(
+                    RejectCode.SCHEMA, "must be a UUID such as 0190f1c2-…", key
+                ) from None
+        elif key in _HEX_FIELDS and isinstance(value, str):
+            try:
+                out[key] = bytes.fromhex(value)
+            except (ValueError, binascii.Error):
+                raise Rejected(RejectCode.SCHEMA, "must be lowercase hex", key) from None
+        else:
+            out[key] = value
+    return out
+
+
+def json_to_body(data: Mapping[str, Any]) -> Body:
+    return map_to_body(json_to_map(data))
+
+
+def _to_json(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def body_to_json(body: Body) -> dict[str, Any]:
+    """The JSON view of a body, keys in wire order."""
+    out: dict[str, Any] = {}
+    for key, value in body_to_map(body).items():
+        if key in _ID_FIELDS and isinstance(value, bytes):
+            out[key] = format_id(value)
+        elif key in _HEX_FIELDS and isinstance(value, bytes):
+            out[key] = value.hex()
+        else:
+            out[key] = _to_json(value)
+    return out

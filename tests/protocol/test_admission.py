@@ -1,0 +1,152 @@
+"""The relay's admission rules: each rule's code, and duplicates answered, not rejected."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from hotline.errors import RejectCode, Rejected
+from hotline.network import Limits
+from hotline.protocol.admission import Admission, Verdict, recipients_of
+from hotline.protocol.bodies import ReceiptBody, WarningBody
+from hotline.protocol.envelope import Envelope, open_envelope
+from hotline.protocol.ids import make_id
+from hotline.protocol.vocab import Stage
+from tests.factories import TestNet, make_network
+from tests.protocol.strategies import sample_warning
+
+NOW = 1_764_000_000_000
+
+
+def _open(net: TestNet, body: WarningBody | ReceiptBody) -> Envelope:
+    return open_envelope(net.seal(body), net.network)
+
+
+def _warning(n: int = 1, **changes: object) -> WarningBody:
+    fields: dict[str, object] = {"id": make_id(NOW, n.to_bytes(10, "big")), "seq": n}
+    fields.update(changes)
+    return replace(sample_warning(), **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def net() -> TestNet:
+    return make_network(links=[("BY", "LT"), ("BY", "PL"), ("LT", "LV")])
+
+
+def _reject(admission: Admission, envelope: Envelope, **kwargs: object) -> Rejected:
+    args: dict[str, object] = {"authenticated": envelope.body.sender, "now_ms": NOW}
+    args.update(kwargs)
+    with pytest.raises(Rejected) as caught:
+        admission.check(envelope, **args)  # type: ignore[arg-type]
+    return caught.value
+
+
+def test_a_fresh_message_on_a_link_is_new(net: TestNet) -> None:
+    """A well-formed message from the authenticated sender on a link is admitted."""
+    assert Admission(net.network).check(
+        _open(net, _warning()), authenticated="BY", now_ms=NOW
+    ) is Verdict.NEW
+
+
+def test_unauthenticated_connections_cannot_send(net: TestNet) -> None:
+    """Before authentication nothing is admitted."""
+    err = _reject(Admission(net.network), _open(net, _warning()), authenticated=None)
+    assert err.reject_code is RejectCode.NOT_AUTHENTICATED
+
+
+def test_an_endpoint_sends_only_as_itself(net: TestNet) -> None:
+    """LT's connection cannot pass on a message signed by BY."""
+    err = _reject(Admission(net.network), _open(net, _warning()), authenticated="LT")
+    assert err.reject_code is RejectCode.SENDER_MISMATCH
+
+
+def test_a_resend_is_a_duplicate_not_a_rejection(net: TestNet) -> None:
+    """The same envelope again after it was recorded is recognised as a duplicate."""
+    admission = Admission(net.network)
+    envelope = _open(net, _warning())
+    admission.check(envelope, authenticated="BY", now_ms=NOW)
+    admission.record(envelope)
+    assert admission.check(envelope, authenticated="BY", now_ms=NOW + 60_000) is Verdict.DUPLICATE
+
+
+def test_a_reused_id_with_another_body_is_a_replay(net: TestNet) -> None:
+    """A second, different message under a used id is refused as replay."""
+    admission = Admission(net.network)
+    first = _open(net, _warning())
+    admission.record(first)
+    err = _reject(admission, _open(net, _warning(1, seq=2)))
+    assert err.reject_code is RejectCode.REPLAY
+    assert "id" in err.detail
+
+
+def test_an_old_seq_is_a_replay(net: TestNet) -> None:
+    """seq must rise strictly per sender."""
+    admission = Admission(net.network)
+    admission.record(_open(net, _warning(5)))
+    err = _reject(admission, _open(net, _warning(6, seq=5)))
+    assert err.reject_code is RejectCode.REPLAY
+    assert "seq 5 is not above 5" in err.detail
+
+
+@pytest.mark.parametrize("offset", [-30_001, 30_001])
+def test_times_outside_the_skew_window_are_stale(net: TestNet, offset: int) -> None:
+    """A ts more than the allowed skew behind or ahead of the relay is stale."""
+    err = _reject(Admission(net.network), _open(net, _warning()), now_ms=NOW + offset)
+    assert err.reject_code is RejectCode.STALE
+
+
+def test_times_inside_the_skew_window_are_fresh(net: TestNet) -> None:
+    """A ts exactly at the skew limit is accepted."""
+    verdict = Admission(net.network).check(
+        _open(net, _warning()), authenticated="BY", now_ms=NOW + 30_000
+    )
+    assert verdict is Verdict.NEW
+
+
+def test_a_recipient_without_a_link_is_forbidden(net: TestNet) -> None:
+    """BY has no link to LV, so a warning to LV is link_forbidden."""
+    err = _reject(Admission(net.network), _open(net, _warning(to=("LT", "LV"))))
+    assert err.reject_code is RejectCode.LINK_FORBIDDEN
+    assert "BY-LV" in err.detail
+
+
+def test_star_means_every_linked_endpoint(net: TestNet) -> None:
+    """'*' expands to the sender's linked endpoints, in configuration order."""
+    assert recipients_of(net.network, "BY", "*") == ("LT", "PL")
+    assert recipients_of(net.network, "LV", "*") == ("LT",)
+
+
+def test_a_receipt_travels_back_over_the_link_only(net: TestNet) -> None:
+    """A receipt needs a known ref whose sender is linked to the receipt's author."""
+    admission = Admission(net.network)
+    receipt = ReceiptBody(
+        id=make_id(NOW, b"\x09" * 10), sender="LT", ts=NOW, seq=1, kid=b"\x00" * 8,
+        ref=make_id(NOW, bytes(10)), hash=bytes(32), stage=Stage.DELIVERED,
+    )
+    envelope = _open(net, receipt)
+    assert admission.check(envelope, authenticated="LT", now_ms=NOW, reply_to="BY") is Verdict.NEW
+    assert admission.check(envelope, authenticated="LT", now_ms=NOW, reply_to="relay") is (
+        Verdict.NEW
+    )
+    err = _reject(admission, envelope, reply_to="PL")
+    assert err.reject_code is RejectCode.LINK_FORBIDDEN
+    err = _reject(admission, envelope, reply_to=None)
+    assert err.reject_code is RejectCode.SCHEMA
+    assert err.path == "ref"
+
+
+def test_a_flood_is_rate_limited_then_recovers() -> None:
+    """Past the burst a sender is rate_limited; tokens return as time passes."""
+    net = make_network(limits=Limits(messages_per_minute=60))
+    admission = Admission(net.network)
+    for n in range(1, 11):
+        envelope = _open(net, _warning(n))
+        admission.check(envelope, authenticated="BY", now_ms=NOW)
+        admission.record(envelope)
+    err = _reject(admission, _open(net, _warning(11)))
+    assert err.reject_code is RejectCode.RATE_LIMITED
+    assert "retry in" in err.detail
+    assert admission.check(_open(net, _warning(11)), authenticated="BY", now_ms=NOW + 1_000) is (
+        Verdict.NEW
+    )
