@@ -62,14 +62,13 @@ def run_sign(args: argparse.Namespace) -> int:
     if not isinstance(data, dict):
         raise Rejected(RejectCode.SCHEMA, "the body must be a JSON object", "")
     now = now_ms()
-    data.setdefault("id", None)
+    if "id" not in data:
+        data["id"] = format_id(make_id(now, os.urandom(10)))
     data.setdefault("from", party)
     data.setdefault("ts", now)
     # seq defaults to the time in microseconds: it increases from one run to the next.
     data.setdefault("seq", time.time_ns() // 1000)
     data.setdefault("kid", key.public.kid.hex())
-    if data["id"] is None:
-        data["id"] = format_id(make_id(now, os.urandom(10)))
     body = json_to_body(data)
     if body.sender != party:
         raise Rejected(RejectCode.SENDER_MISMATCH, f"the body is from {body.sender}, not {party}")

@@ -44,7 +44,7 @@ from hotline.protocol.envelope import Envelope
 
 __all__ = ["Admission", "Verdict", "recipients_of"]
 
-_BURST_SHARE: Final = 6  # the burst allowance is a tenth of a minute's rate, at least 10
+_BURST_SHARE: Final = 6  # the burst allowance is ten seconds' worth of the rate, at least 10
 
 
 class Verdict(enum.Enum):

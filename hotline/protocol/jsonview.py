@@ -9,7 +9,7 @@ paths) whichever way a body came in.
 
 from __future__ import annotations
 
-import binascii
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ __all__ = ["body_to_json", "json_to_body", "json_to_map"]
 
 _ID_FIELDS: Final = frozenset({"id", "incident", "ref"})
 _HEX_FIELDS: Final = frozenset({"hash", "kid"})
+_HEX: Final = re.compile(r"(?:[0-9a-f]{2})*")
 
 
 def json_to_map(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,10 +37,9 @@ def json_to_map(data: Mapping[str, Any]) -> dict[str, Any]:
                     RejectCode.SCHEMA, "must be a UUID such as 0190f1c2-…", key
                 ) from None
         elif key in _HEX_FIELDS and isinstance(value, str):
-            try:
-                out[key] = bytes.fromhex(value)
-            except (ValueError, binascii.Error):
-                raise Rejected(RejectCode.SCHEMA, "must be lowercase hex", key) from None
+            if not _HEX.fullmatch(value):
+                raise Rejected(RejectCode.SCHEMA, "must be lowercase hex digits", key)
+            out[key] = bytes.fromhex(value)
         else:
             out[key] = value
     return out

@@ -71,8 +71,8 @@ MAX_SHORT: Final = 64
 MAX_RECIPIENTS: Final = 64
 MAX_TIME_MS: Final = (1 << 48) - 1
 MAX_SEQ: Final = (1 << 63) - 1
-MAX_DEPTH: Final = 4
-PARTY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+PARTY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]{0,31}")
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _LANG: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 E = TypeVar("E", bound=StrEnum)
@@ -87,11 +87,13 @@ def _schema(path: str, sentence: str) -> Rejected:
 
 
 def _no_duplicates(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    out: dict[Any, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise Rejected(RejectCode.BAD_FRAME, f"the map repeats the key {key!r}")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[Any] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise Rejected(RejectCode.BAD_FRAME, f"the map repeats the key {key!r}")
+            seen.add(key)
     return out
 
 
@@ -114,19 +116,7 @@ def unpack_map(data: bytes, *, what: str = "body") -> dict[str, Any]:
         raise Rejected(RejectCode.BAD_FRAME, f"the {what} is not a MessagePack map")
     if not all(isinstance(k, str) for k in value):
         raise Rejected(RejectCode.BAD_FRAME, f"the {what} has a key that is not a string")
-    _check_depth(value, 1)
     return value
-
-
-def _check_depth(value: object, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise Rejected(RejectCode.BAD_FRAME, f"the body nests deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        for v in value.values():
-            _check_depth(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_depth(v, depth + 1)
 
 
 class _Reader:
@@ -197,13 +187,15 @@ def _float(lo: float, hi: float, *, hi_open: bool = False) -> Callable[[str, obj
     return check
 
 
-def _text(limit: int) -> Callable[[str, object], str]:
+def _text(limit: int, *, minimum: int = 0) -> Callable[[str, object], str]:
     def check(path: str, value: object) -> str:
         if not isinstance(value, str):
             raise _schema(path, "must be a string")
+        if len(value) < minimum:
+            raise _schema(path, "must not be empty")
         if len(value) > limit:
             raise _schema(path, f"must be at most {limit} characters")
-        if any(ord(c) < 0x20 and c not in "\n\t" for c in value):
+        if _CONTROL.search(value):
             raise _schema(path, "must not contain control characters")
         return value
 
@@ -228,20 +220,20 @@ def _uuid7(path: str, value: object) -> bytes:
 
 def _enum(kind: type[E]) -> Callable[[str, object], E]:
     allowed = ", ".join(m.value for m in kind)
+    members: dict[str, E] = {m.value: m for m in kind}
 
     def check(path: str, value: object) -> E:
-        if isinstance(value, str):
-            for member in kind:
-                if member.value == value:
-                    return member
-        raise _schema(path, f"must be one of {allowed}")
+        member = members.get(value) if isinstance(value, str) else None
+        if member is None:
+            raise _schema(path, f"must be one of {allowed}")
+        return member
 
     return check
 
 
 def _party(path: str, value: object) -> str:
     if not isinstance(value, str) or not PARTY_ID.fullmatch(value):
-        raise _schema(path, "must be an endpoint id (letters, digits, _ . -; at most 32)")
+        raise _schema(path, "must be an endpoint id (letters, digits, _ and .; at most 32)")
     return value
 
 
@@ -329,7 +321,7 @@ def _header(r: _Reader) -> dict[str, Any]:
 
 def _text_and_lang(r: _Reader, body: dict[str, Any], *, required: bool) -> None:
     if required:
-        body["text"] = r.req("text", _text(MAX_TEXT))
+        body["text"] = r.req("text", _text(MAX_TEXT, minimum=1))
         body["lang"] = r.req("lang", _lang)
         return
     body["text"] = r.opt("text", _text(MAX_TEXT))
@@ -392,8 +384,8 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
     )
     if receipt.action is not None and receipt.stage is not Stage.ACKNOWLEDGED:
         raise _schema(r.path("action"), "belongs only to an acknowledged receipt")
-    if receipt.stage is Stage.REJECTED and receipt.reason is None:
-        raise _schema(r.path("reason"), "is required for a rejected receipt")
+    if (receipt.stage is Stage.REJECTED) != (receipt.reason is not None):
+        raise _schema(r.path("reason"), "is given for, and only for, a rejected receipt")
     return receipt
 
 

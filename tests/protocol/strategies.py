@@ -138,7 +138,7 @@ def texts(draw: st.DrawFn) -> TextBody:
         to=draw(recipients),
         status=draw(st.sampled_from(Status)),
         precedence=draw(st.sampled_from(Precedence)),
-        text=draw(text),
+        text=draw(text.filter(bool)),
         lang=draw(langs),
         incident=draw(st.none() | ids),
     )

@@ -117,11 +117,13 @@ def test_an_oversize_frame_is_too_large() -> None:
         msgpack.packb([1, b"x"]),
         msgpack.packb([2, b"x", b"s" * 64]),
         msgpack.packb([True, b"x", b"s" * 64]),
+        msgpack.packb([1.0, b"x", b"s" * 64]),
         msgpack.packb([1, "text", b"s" * 64]),
         msgpack.packb([1, b"x", b"s" * 63]),
         msgpack.packb({"t": "warning"}),
     ],
-    ids=["empty", "garbage", "two items", "version 2", "bool version", "str body",
+    ids=["empty", "garbage", "two items", "version 2", "bool version", "float version",
+         "str body",
          "short sig", "map"],
 )
 def test_malformed_frames_are_bad_frames(frame: bytes) -> None:

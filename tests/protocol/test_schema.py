@@ -128,13 +128,13 @@ def test_duplicate_keys_are_refused() -> None:
 
 
 def test_deep_nesting_is_refused() -> None:
-    """Deeply nested values are refused before any field is read."""
+    """Deeply nested values in a field the schema does not know are refused."""
     deep: object = 1
     for _ in range(10):
         deep = [deep]
     with pytest.raises(Rejected) as caught:
         decode_body(msgpack.packb({"t": "text", "x": deep}))
-    assert caught.value.reject_code is RejectCode.BAD_FRAME
+    assert caught.value.reject_code is RejectCode.SCHEMA
 
 
 @given(s.receipts())
@@ -170,3 +170,25 @@ def test_encode_refuses_an_invalid_body() -> None:
     bad = replace(body, track=replace(body.track, lat=123.0))
     with pytest.raises(Rejected):
         encode_body(bad)
+
+
+@given(s.receipts())
+def test_only_rejected_receipts_carry_a_reason(body: Body) -> None:
+    """A delivered or acknowledged receipt with a reason is refused naming reason."""
+    wire = body_to_map(body)
+    if wire["stage"] == "rejected":
+        return
+    wire["reason"] = "because"
+    with pytest.raises(Rejected) as caught:
+        map_to_body(wire)
+    assert caught.value.path == "reason"
+
+
+@given(s.texts())
+def test_a_text_message_cannot_be_empty(body: Body) -> None:
+    """Free text between officers must say something."""
+    wire = body_to_map(body)
+    wire["text"] = ""
+    with pytest.raises(Rejected) as caught:
+        map_to_body(wire)
+    assert caught.value.path == "text"
