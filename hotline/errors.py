@@ -16,6 +16,7 @@ it is::
     └── AuditError              the audit log or a bundle does not hold together
         ├── ProofError          a Merkle proof or tree parameter is invalid
         ├── NoteError           a signed note or checkpoint is malformed or badly signed
+        ├── EntryError          a log entry's bytes are not [kind, relay_ts, payload]
         ├── StoreError          a log store on disk is damaged, truncated or altered
         └── VerificationFailed  an entry of a log bundle breaks an invariant
 """
@@ -28,6 +29,7 @@ from typing import Final
 __all__ = [
     "AuditError",
     "ConfigError",
+    "EntryError",
     "HotlineError",
     "KeyFileError",
     "NoteError",
@@ -122,6 +124,12 @@ class NoteError(AuditError):
     """A signed note or checkpoint is malformed, or its signatures do not verify."""
 
     code = "bad_note"
+
+
+class EntryError(AuditError):
+    """A log entry's bytes do not decode as ``[kind, relay_ts, payload]``."""
+
+    code = "bad_entry"
 
 
 class StoreError(AuditError):

@@ -14,9 +14,12 @@ import structlog
 __all__ = ["configure_logging"]
 
 
-def configure_logging(*, verbose: bool = False, json: bool = True) -> None:
+def configure_logging(
+    *, verbose: bool = False, json: bool = True, level: int | None = None
+) -> None:
     """Route structlog events to stderr as JSON lines (or a console format)."""
-    level = logging.DEBUG if verbose else logging.INFO
+    if level is None:
+        level = logging.DEBUG if verbose else logging.INFO
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )

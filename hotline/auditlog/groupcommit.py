@@ -1,0 +1,164 @@
+"""``GroupCommitter``: many concurrent appends, few fsyncs.
+
+Every ``append`` from the event loop queues its entry and waits. One writer
+task takes what has queued (at most ``max_batch`` entries) and hands it to
+``store.append_batch`` in a dedicated worker thread, so the event loop never
+blocks on a write or an fsync. Whatever arrives meanwhile queues for the next
+batch. The busier the log, the more records share one fsync; ``stats`` counts
+them (for the file store each batch is one fsync of the active segment).
+
+Rules the committer keeps:
+
+- Queue order is index order: an ``append`` call queues its entry before it
+  first yields, so on a store of size ``s`` the ``n``-th call (from 0) gets
+  index ``s + n``.
+- A caller learns its index only after ``append_batch`` returned, that is,
+  after its entry is durable.
+- A failed batch fails its callers, and then the committer. If
+  ``append_batch`` raises, every caller of that batch gets that exception.
+  Since a store's state after a failed write is unknown (the bytes may even be
+  on disk: a failed fsync does not say they are not), the committer stops:
+  entries still queued, and every later ``append``, get a ``StoreError`` that
+  names the first failure. To go on, reopen the store and make a new committer.
+- Cancelling an ``append`` does not withdraw its entry: once queued it is
+  written, and only its index is lost to the cancelled caller.
+- ``close()`` refuses new appends, waits until every queued entry is written
+  (or failed), and stops the worker thread. It does not close the store.
+
+The committer belongs to one event loop; the store to one committer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+
+from hotline.auditlog.store import LogStore, check_entry
+from hotline.errors import StoreError, UsageError
+
+__all__ = ["DEFAULT_MAX_BATCH", "CommitStats", "GroupCommitter"]
+
+DEFAULT_MAX_BATCH: Final = 1024
+"""Entries per ``append_batch`` at most: bounds one write's size and one batch's latency."""
+
+_log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStats:
+    """How the committer has batched so far."""
+
+    batches: int
+    """Successful ``append_batch`` calls."""
+    records: int
+    """Entries those batches wrote."""
+    largest_batch: int
+
+    @property
+    def records_per_batch(self) -> float:
+        """Mean entries per batch, i.e. per fsync for the file store (0 before any)."""
+        return self.records / self.batches if self.batches else 0.0
+
+
+class GroupCommitter:
+    """Batch concurrent ``append`` calls into ``store.append_batch`` calls off the loop."""
+
+    def __init__(self, store: LogStore, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        if max_batch < 1:
+            raise UsageError(f"max_batch must be at least 1, not {max_batch}")
+        self._store: Final = store
+        self._max_batch: Final = max_batch
+        self._queue: deque[tuple[bytes, asyncio.Future[int]]] = deque()
+        self._arrived = asyncio.Event()
+        self._executor: Final = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-store")
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failure = ""
+        self._batches = 0
+        self._records = 0
+        self._largest = 0
+
+    @property
+    def stats(self) -> CommitStats:
+        return CommitStats(self._batches, self._records, self._largest)
+
+    async def append(self, entry: bytes) -> int:
+        """Append ``entry``; return its index once it is durable."""
+        if self._closing:
+            raise UsageError("the group committer is closed; no more entries can be appended")
+        if self._failure:
+            raise self._stopped()
+        check_entry(entry)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._queue.append((entry, future))
+        self._arrived.set()
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_batches(), name="group-commit")
+        return await future
+
+    async def close(self) -> None:
+        """Refuse new appends, write every queued entry, stop the worker thread."""
+        self._closing = True
+        if self._writer is not None:
+            self._arrived.set()
+            await self._writer
+        self._executor.shutdown(wait=False)
+
+    async def _write_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+            entries = [entry for entry, _ in batch]
+            try:
+                first = await loop.run_in_executor(
+                    self._executor, self._store.append_batch, entries
+                )
+            except asyncio.CancelledError:
+                self._stop(batch, StoreError(self._describe(batch, "was cancelled")))
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure goes to the batch's callers
+                self._stop(batch, exc)
+                return
+            self._batches += 1
+            self._records += len(batch)
+            self._largest = max(self._largest, len(batch))
+            for offset, (_, future) in enumerate(batch):
+                if not future.done():
+                    future.set_result(first + offset)
+
+    def _describe(self, batch: list[tuple[bytes, asyncio.Future[int]]], what: str) -> str:
+        return f"appending a batch of {len(batch)} entries {what}"
+
+    def _stop(self, batch: list[tuple[bytes, asyncio.Future[int]]], error: BaseException) -> None:
+        """Fail ``batch`` with ``error``, and everything queued behind it with a StoreError."""
+        self._failure = self._describe(batch, f"failed ({type(error).__name__}: {error})")
+        _log.error(
+            "group_commit_failed", batch=len(batch), queued=len(self._queue), error=str(error)
+        )
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+        while self._queue:
+            _, future = self._queue.popleft()
+            if not future.done():
+                stopped = self._stopped()
+                stopped.__cause__ = error
+                future.set_exception(stopped)
+
+    def _stopped(self) -> StoreError:
+        return StoreError(
+            f"the entry was not appended: the group committer stopped after {self._failure}; "
+            "reopen the store to go on"
+        )

@@ -1,0 +1,181 @@
+"""The relay's audit log: durable appends and signed checkpoints that never disagree.
+
+An :class:`AuditLog` joins a :class:`~hotline.auditlog.store.LogStore`, a
+:class:`~hotline.auditlog.groupcommit.GroupCommitter` and the relay's key.
+
+Invariants:
+
+- an index is handed out only once its entry is durable (group commit);
+- a checkpoint covers only durable entries, and is itself made durable
+  (written, fsynced, renamed into place) before anyone sees it;
+- the log never signs a checkpoint inconsistent with one it signed before:
+  on open, the store must hold at least as many entries as the last signed
+  checkpoint and its tree at that size must have the signed root; otherwise
+  the log refuses to open (:class:`~hotline.errors.StoreError`) instead of
+  papering over lost or altered entries.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from hotline.auditlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from hotline.auditlog.diskio import sync_directory
+from hotline.auditlog.filestore import FileStore
+from hotline.auditlog.groupcommit import GroupCommitter
+from hotline.auditlog.merkle import consistency_proof, inclusion_proof
+from hotline.auditlog.store import LogStore
+from hotline.auditlog.tiles import encode_entry_bundle, tile_hashes
+from hotline.errors import NoteError, StoreError, UsageError
+from hotline.protocol.keys import SigningKey
+
+__all__ = ["CHECKPOINT_FILE", "STORE_DIR", "AuditLog"]
+
+CHECKPOINT_FILE: Final = "checkpoint"
+STORE_DIR: Final = "store"
+TILE_WIDTH: Final = 256
+
+log = structlog.get_logger()
+
+
+class AuditLog:
+    """Appends entries durably and signs checkpoints of the tree over them."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        origin: str,
+        key: SigningKey,
+        checkpoint_path: Path | None = None,
+    ) -> None:
+        self.store: Final = store
+        self.origin: Final = origin
+        self._key = key
+        self._checkpoint_path = checkpoint_path
+        self._committer = GroupCommitter(store)
+        self._signed: bytes | None = None
+        self._signed_size = -1
+        if checkpoint_path is not None and checkpoint_path.exists():
+            self._adopt(checkpoint_path.read_bytes())
+
+    @classmethod
+    def open_directory(cls, directory: Path, *, origin: str, key: SigningKey) -> AuditLog:
+        """The file-backed log in ``directory`` (``store/`` and ``checkpoint``)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        store = FileStore(directory / STORE_DIR)
+        try:
+            return cls(
+                store, origin=origin, key=key, checkpoint_path=directory / CHECKPOINT_FILE
+            )
+        except BaseException:
+            store.close()
+            raise
+
+    def _adopt(self, note: bytes) -> None:
+        try:
+            checkpoint = open_checkpoint(note, self.origin, self._key.public)
+        except NoteError as exc:
+            raise StoreError(
+                f"the last signed checkpoint cannot be read back ({exc}); refusing to open"
+            ) from exc
+        size = self.store.size
+        if size < checkpoint.size:
+            raise StoreError(
+                f"the store holds {size} entries but a checkpoint of size {checkpoint.size} "
+                "was signed: entries were lost or truncated; refusing to open"
+            )
+        if checkpoint.size and self.store.subtree_hash(0, checkpoint.size) != checkpoint.root:
+            raise StoreError(
+                f"the store's tree at size {checkpoint.size} does not match the signed "
+                "checkpoint: the store was altered; refusing to open"
+            )
+        self._signed = note
+        self._signed_size = checkpoint.size
+
+    @property
+    def size(self) -> int:
+        return self.store.size
+
+    @property
+    def committer(self) -> GroupCommitter:
+        return self._committer
+
+    async def append(self, entry: bytes) -> int:
+        """Append one entry; returns its index once it is durable."""
+        return await self._committer.append(entry)
+
+    def checkpoint(self) -> bytes:
+        """The latest signed checkpoint, signing a new one if the tree grew.
+
+        Blocking (it fsyncs): call it off the event loop.
+        """
+        frontier = self.store.frontier()
+        size = frontier.size
+        if self._signed is not None and size == self._signed_size:
+            return self._signed
+        root = frontier.root()
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self._key)
+        if self._checkpoint_path is not None:
+            _write_atomically(self._checkpoint_path, note)
+        self._signed, self._signed_size = note, size
+        log.info("checkpoint_signed", size=size, root=root.hex())
+        return note
+
+    @property
+    def signed_size(self) -> int:
+        """The size of the latest signed checkpoint (-1 before the first)."""
+        return self._signed_size
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise UsageError(f"index {index} is not below the tree size {size}")
+        return inclusion_proof(index, size, self.store.subtree_hash)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        self._check_size(new)
+        if not 0 < old <= new:
+            raise UsageError(f"a consistency proof needs 0 < old ({old}) <= new ({new})")
+        return consistency_proof(old, new, self.store.subtree_hash)
+
+    def tile(self, level: int, number: int, width: int) -> bytes:
+        """The hash tile ``tile/<level>/<number>`` of the given width."""
+        self._check_tile(level, number, width)
+        return tile_hashes(level, number, width, self.store.subtree_hash)
+
+    def entry_bundle(self, number: int, width: int) -> bytes:
+        self._check_tile(0, number, width)
+        start = number * TILE_WIDTH
+        return encode_entry_bundle(self.store.read_range(start, start + width))
+
+    def _check_size(self, size: int) -> None:
+        if not 0 < size <= self.store.size:
+            raise UsageError(f"tree size {size} is not between 1 and {self.store.size}")
+
+    def _check_tile(self, level: int, number: int, width: int) -> None:
+        if not 1 <= width <= TILE_WIDTH:
+            raise UsageError(f"tile width {width} is not between 1 and 256")
+        span = TILE_WIDTH**level
+        if (number * TILE_WIDTH + width) * span > self.store.size:
+            raise UsageError(f"tile {level}/{number} of width {width} is beyond the tree")
+
+    async def close(self) -> None:
+        await self._committer.close()
+        self.store.close()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    sync_directory(path.parent)

@@ -1,0 +1,357 @@
+"""``hotline audit verify``: check a log bundle with nothing but it and the public keys.
+
+What is checked, and in this order for each entry (the first failure, by
+index, is the one reported):
+
+1. the entry decodes as ``[kind, relay_ts, payload]``;
+2. its leaf hash equals the level-0 tile hash stored for it;
+3. an envelope's structure, sender and key id hold (and, with ``full_schema``,
+   its body passes the whole schema); its Ed25519 signature verifies;
+4. ids are never reused; ``seq`` rises strictly per sender;
+5. a receipt refers to an earlier message and carries the SHA-256 of that
+   message's body bytes.
+
+Then: the tree recomputed from the entries has the root the relay signed in the
+bundle's checkpoint; every stored tile of every level equals the recomputed
+one; every extra checkpoint given is signed by the relay and matches the tree
+at its size (so no two roots were signed for one history); cosignatures by
+endpoints on the checkpoint verify.
+
+The stateless part of that work (decoding, hashing, the signature) runs in
+worker processes, a bundle of 256 entries at a time, so that both cores verify
+signatures without contending for one interpreter lock; the main process keeps
+the ordered, stateful checks. Small bundles are checked in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import tomllib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from hotline.auditlog.bundle import Bundle, decodable_prefix
+from hotline.auditlog.checkpoint import Checkpoint, checkpoint_cosignatures, open_checkpoint
+from hotline.auditlog.cosignature import verify_cosignature
+from hotline.auditlog.hashlevels import perfect_root
+from hotline.auditlog.leaf import decode_entry
+from hotline.auditlog.merkle import Frontier, leaf_hash
+from hotline.auditlog.tiles import TILE_WIDTH, TileRef, decode_entry_bundle, entry_bundles_for_size
+from hotline.errors import (
+    AuditError,
+    EntryError,
+    NoteError,
+    RejectCode,
+    Rejected,
+    VerificationFailed,
+)
+from hotline.network import Network, parse_network
+from hotline.protocol.envelope import read_envelope
+from hotline.protocol.ids import ID_SIZE
+from hotline.protocol.vocab import BodyType
+
+__all__ = ["VerifyReport", "verify_bundle"]
+
+_PARALLEL_FROM: Final = 8192  # below this many entries, worker processes cost more than they save
+_IN_FLIGHT: Final = 4  # entry bundles queued per worker
+
+
+# ----------------------------------------------------------------------------- per entry, stateless
+
+
+Facts = tuple[str, bytes, int, bytes, bytes, bytes] | None
+"""(sender, id, seq, ref, hash, body hash) of an envelope; None for an event.
+Plain tuples: they cross between processes for every entry."""
+
+
+class BundleResult(NamedTuple):
+    """One entry bundle, examined: its facts, its tree part, its first problem."""
+
+    facts: list[Facts]
+    subtree: bytes  # the bundle's perfect-subtree hash (full bundles only)
+    leaves: list[bytes]  # the leaf hashes (a partial bundle only)
+    problem_at: int  # offset of the first unsound entry, or -1
+    problem: str
+
+
+_keys: Network | None = None
+_full_schema = False
+
+
+def _init_worker(network_toml: bytes, full_schema: bool) -> None:
+    global _keys, _full_schema  # noqa: PLW0603 - per-process state of a worker
+    _keys = parse_network(tomllib.loads(network_toml.decode("utf-8")))
+    _full_schema = full_schema
+
+
+def _examine(data: bytes, keys: Network) -> Facts:
+    """The facts of one entry; Rejected or EntryError says what is wrong with it."""
+    entry = decode_entry(data)
+    if entry.envelope is None:
+        return None
+    signed = read_envelope(entry.envelope, keys, max_size=keys.limits.max_frame_bytes)
+    if not signed.signature_valid():
+        raise Rejected(RejectCode.BAD_SIGNATURE, "its signature does not verify")
+    if _full_schema:
+        signed.verified(unsafe_signature_checked=True)
+    body = signed.data
+    ident, seq = body.get("id"), body.get("seq")
+    if not isinstance(ident, bytes) or len(ident) != ID_SIZE:
+        raise Rejected(RejectCode.SCHEMA, "must be 16 bytes of bin", "id")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise Rejected(RejectCode.SCHEMA, "must be an integer", "seq")
+    ref = digest = b""
+    if body.get("t") == BodyType.RECEIPT.value:
+        ref_v, hash_v = body.get("ref"), body.get("hash")
+        if not isinstance(ref_v, bytes) or not isinstance(hash_v, bytes):
+            raise Rejected(RejectCode.SCHEMA, "a receipt needs ref and hash as bin", "ref")
+        ref, digest = ref_v, hash_v
+    return (signed.sender, ident, seq, ref, digest, hashlib.sha256(signed.body_bytes).digest())
+
+
+def _examine_bundle(raw: bytes, tile: bytes, width: int) -> BundleResult:
+    """Decode a bundle, check each leaf hash against its tile, examine each entry."""
+    assert _keys is not None
+    facts: list[Facts] = []
+    leaves: list[bytes] = []
+    try:
+        entries = decode_entry_bundle(raw, width)
+    except AuditError as exc:
+        return BundleResult(facts, b"", leaves, decodable_prefix(raw), str(exc))
+    for offset, data in enumerate(entries):
+        leaf = leaf_hash(data)
+        stored = tile[offset * 32 : offset * 32 + 32]
+        if leaf != stored:
+            return BundleResult(
+                facts, b"", leaves, offset,
+                f"its leaf hash {leaf.hex()} differs from the tile's {stored.hex()}",
+            )
+        leaves.append(leaf)
+        try:
+            facts.append(_examine(data, _keys))
+        except (Rejected, EntryError) as exc:
+            problem = exc.describe()
+            return BundleResult(facts, b"", leaves, offset, problem)
+    if width == TILE_WIDTH:
+        return BundleResult(facts, perfect_root(leaves), [], -1, "")
+    return BundleResult(facts, b"", leaves, -1, "")
+
+
+# ----------------------------------------------------------------------------- in order, stateful
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    size: int
+    root: bytes
+    envelopes: int
+    events: int
+    checkpoints: int
+    cosignatures: int
+
+    def summary(self) -> str:
+        return (
+            f"ok: {self.size} entries ({self.envelopes} signed envelopes, {self.events} events), "
+            f"root {self.root.hex()}, {self.checkpoints} checkpoint(s), "
+            f"{self.cosignatures} cosignature(s)"
+        )
+
+
+class _Auditor:
+    """The ordered checks: ids, seq, receipts; and the tree from the bundles' subtrees."""
+
+    def __init__(self) -> None:
+        self.level_one: list[bytes] = []  # the perfect-subtree hash of each full bundle
+        self.tail: list[bytes] = []  # leaf hashes of the partial bundle, if any
+        self.seen: dict[bytes, bytes] = {}  # message id → body hash
+        self.last_seq: dict[str, int] = {}
+        self.envelopes = 0
+        self.events = 0
+
+    def bundle(self, start: int, result: BundleResult) -> None:
+        for offset, facts in enumerate(result.facts):
+            self._entry(start + offset, facts)
+        if result.problem_at >= 0:
+            raise VerificationFailed(start + result.problem_at, result.problem)
+        if result.subtree:
+            self.level_one.append(result.subtree)
+        else:
+            self.tail = result.leaves
+
+    def _entry(self, index: int, facts: Facts) -> None:
+        if facts is None:
+            self.events += 1
+            return
+        sender, ident, seq, ref, digest, body_hash = facts
+        self.envelopes += 1
+        if ident in self.seen:
+            raise VerificationFailed(index, f"id {ident.hex()} was used by an earlier entry")
+        last = self.last_seq.get(sender)
+        if last is not None and seq <= last:
+            raise VerificationFailed(index, f"seq {seq} from {sender} does not rise above {last}")
+        self.last_seq[sender] = seq
+        if ref:
+            referenced = self.seen.get(ref)
+            if referenced is None:
+                raise VerificationFailed(
+                    index, f"the receipt refers to {ref.hex()}, which no earlier entry holds"
+                )
+            if referenced != digest:
+                raise VerificationFailed(
+                    index,
+                    f"the receipt's hash {digest.hex()} is not the referenced body's "
+                    f"{referenced.hex()}",
+                )
+        self.seen[ident] = body_hash
+
+    def root(self) -> bytes:
+        """MTH of all entries: full bundles are aligned subtrees of 256 leaves."""
+        upper = Frontier()
+        for subtree in self.level_one:
+            upper.append(subtree)
+        lower = Frontier()
+        for leaf in self.tail:
+            lower.append(leaf)
+        size = upper.size * TILE_WIDTH + lower.size
+        return Frontier(size, upper.hashes + lower.hashes).root()
+
+    def levels(self) -> list[list[bytes]]:
+        """The hashes of tree levels 1, 2, … (one per complete run of 256**L entries)."""
+        out = [self.level_one]
+        while len(out[-1]) >= TILE_WIDTH:
+            below = out[-1]
+            out.append(
+                [perfect_root(below[i : i + TILE_WIDTH])
+                 for i in range(0, len(below) - TILE_WIDTH + 1, TILE_WIDTH)]
+            )
+        return out
+
+
+def _open_extras(
+    bundle: Bundle, checkpoint: Checkpoint, notes: Sequence[bytes]
+) -> list[Checkpoint]:
+    relay = bundle.network.relay
+    extras: list[Checkpoint] = []
+    for number, note in enumerate(notes, 1):
+        try:
+            extras.append(open_checkpoint(note, relay.origin, relay.public_key))
+        except NoteError as exc:
+            raise VerificationFailed(-1, f"checkpoint #{number} does not verify: {exc}") from None
+        if extras[-1].size > checkpoint.size:
+            raise VerificationFailed(
+                -1,
+                f"checkpoint #{number} is of size {extras[-1].size}, beyond the bundle's "
+                f"{checkpoint.size}",
+            )
+    return extras
+
+
+def _examined_bundles(
+    bundle: Bundle, size: int, workers: int, full_schema: bool
+) -> Iterator[tuple[TileRef, BundleResult]]:
+    """Each entry bundle with its entries examined, in order (in worker processes if big)."""
+    refs = entry_bundles_for_size(size)
+
+    def job(ref: TileRef) -> tuple[bytes, bytes, int]:
+        tile = bundle.read_raw(TileRef(0, ref.index, ref.width))
+        return bundle.read_raw(ref), tile, ref.width
+
+    if workers <= 1 or size < _PARALLEL_FROM:
+        _init_worker(bundle.network_toml, full_schema)
+        for ref in refs:
+            yield ref, _examine_bundle(*job(ref))
+        return
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker,
+        initargs=(bundle.network_toml, full_schema),
+    ) as pool:
+        window: deque[tuple[TileRef, Future[BundleResult]]] = deque()
+        position = 0
+        while position < len(refs) or window:
+            while position < len(refs) and len(window) < _IN_FLIGHT * workers:
+                ref = refs[position]
+                window.append((ref, pool.submit(_examine_bundle, *job(ref))))
+                position += 1
+            ref, future = window.popleft()
+            yield ref, future.result()
+
+
+def verify_bundle(
+    bundle: Bundle,
+    *,
+    extra_checkpoints: Sequence[bytes] = (),
+    workers: int = 2,
+    full_schema: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify everything a bundle claims; VerificationFailed names the first bad entry."""
+    checkpoint = bundle.checkpoint()
+    extras = _open_extras(bundle, checkpoint, extra_checkpoints)
+    auditor = _Auditor()
+    for ref, result in _examined_bundles(bundle, checkpoint.size, workers, full_schema):
+        auditor.bundle(ref.start, result)
+        if progress is not None:
+            progress(ref.width)
+    _check_tree(bundle, auditor, checkpoint)
+    # The tiles now hold exactly the entries' hashes, so roots at other sizes come from them.
+    for number, extra in enumerate(extras, 1):
+        root = bundle.subtree_hash(0, extra.size)
+        if root != extra.root:
+            raise VerificationFailed(
+                -1,
+                f"checkpoint #{number} signs root {extra.root.hex()} for size {extra.size}, "
+                f"but the log's tree at that size is {root.hex()}",
+            )
+    return VerifyReport(
+        size=checkpoint.size,
+        root=checkpoint.root,
+        envelopes=auditor.envelopes,
+        events=auditor.events,
+        checkpoints=1 + len(extras),
+        cosignatures=_check_cosignatures(bundle),
+    )
+
+
+def _check_tree(bundle: Bundle, auditor: _Auditor, checkpoint: Checkpoint) -> None:
+    root = auditor.root()
+    if root != checkpoint.root:
+        raise VerificationFailed(
+            -1,
+            f"the tree of {checkpoint.size} entries has root {root.hex()}, but the checkpoint "
+            f"signs {checkpoint.root.hex()}",
+        )
+    for level, hashes in enumerate(auditor.levels(), 1):
+        for number in range(0, len(hashes), TILE_WIDTH):
+            expected = hashes[number : number + TILE_WIDTH]
+            ref = TileRef(level, number // TILE_WIDTH, len(expected))
+            if bundle.tile(ref) != expected:
+                raise VerificationFailed(
+                    -1, f"tile {ref.path()} does not hold the hashes of the entries below it"
+                )
+
+
+def _check_cosignatures(bundle: Bundle) -> int:
+    relay = bundle.network.relay
+    try:
+        checkpoint = open_checkpoint(bundle.checkpoint_bytes, relay.origin, relay.public_key)
+        signatures = checkpoint_cosignatures(
+            bundle.checkpoint_bytes, relay.origin, relay.public_key
+        )
+    except NoteError as exc:
+        raise VerificationFailed(-1, f"the checkpoint does not verify: {exc}") from None
+    count = 0
+    for signature in signatures:
+        endpoint = bundle.network.endpoints.get(signature.name)
+        if endpoint is None:
+            continue
+        try:
+            verify_cosignature(checkpoint.text(), signature, endpoint.id, endpoint.public_key)
+        except NoteError as exc:
+            raise VerificationFailed(-1, f"{signature.name}'s cosignature fails: {exc}") from None
+        count += 1
+    return count

@@ -1,0 +1,1 @@
+"""Tests of the audit log: Merkle proofs, signed notes, checkpoints, cosignatures, tiles."""
