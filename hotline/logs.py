@@ -14,6 +14,20 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+class _Stderr:
+    """Writes each rendered event to whatever ``sys.stderr`` is at that moment."""
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stderr_logger(*_args: object) -> _Stderr:
+    return _Stderr()
+
+
 def configure_logging(
     *, verbose: bool = False, json: bool = True, level: int | None = None
 ) -> None:
@@ -32,6 +46,6 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

@@ -33,7 +33,7 @@ from hotline.auditlog.tiles import (
     tile_hashes,
     tiles_for_size,
 )
-from hotline.errors import AuditError, ConfigError, NoteError, VerificationFailed
+from hotline.errors import AuditError, ConfigError, NoteError, UsageError, VerificationFailed
 from hotline.network import Network, network_to_toml
 from hotline.network_file import load_network
 
@@ -63,7 +63,7 @@ def export_bundle(
 ) -> None:
     """Write the bundle of the first ``size`` entries (the checkpoint's size) to ``out``."""
     if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} is not empty; export into a new directory")
+        raise UsageError(f"{out} is not empty; export into a new directory")
     out.mkdir(parents=True, exist_ok=True)
     for ref in entry_bundles_for_size(size):
         entries = store.read_range(ref.start, ref.start + ref.width)

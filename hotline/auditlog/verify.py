@@ -56,7 +56,7 @@ from hotline.protocol.vocab import BodyType
 
 __all__ = ["VerifyReport", "verify_bundle"]
 
-_PARALLEL_FROM: Final = 8192  # below this many entries, worker processes cost more than they save
+PARALLEL_FROM: Final = 8192  # below this many entries, worker processes cost more than they save
 _IN_FLIGHT: Final = 4  # entry bundles queued per worker
 
 
@@ -113,18 +113,39 @@ def _examine(data: bytes, keys: Network) -> Facts:
     return (signed.sender, ident, seq, ref, digest, hashlib.sha256(signed.body_bytes).digest())
 
 
+def _lenient_entries(raw: bytes) -> tuple[list[bytes], str]:
+    """The entries a bundle holds, up to any damage, and what the damage is."""
+    try:
+        return decode_entry_bundle(raw), ""
+    except AuditError as exc:
+        whole = decodable_prefix(raw)
+        return decode_entry_bundle(raw[: _prefix_bytes(raw, whole)]), str(exc)
+
+
+def _prefix_bytes(raw: bytes, count: int) -> int:
+    offset = 0
+    for _ in range(count):
+        offset += 2 + int.from_bytes(raw[offset : offset + 2], "big")
+    return offset
+
+
 def _examine_bundle(raw: bytes, tile: bytes, width: int) -> BundleResult:
-    """Decode a bundle, check each leaf hash against its tile, examine each entry."""
+    """Check each entry's leaf hash against its tile, in order, and examine it.
+
+    The first problem wins: a missing, moved, altered or extra entry shows as
+    the first position whose leaf hash is not the tile's.
+    """
     assert _keys is not None
     facts: list[Facts] = []
     leaves: list[bytes] = []
-    try:
-        entries = decode_entry_bundle(raw, width)
-    except AuditError as exc:
-        return BundleResult(facts, b"", leaves, decodable_prefix(raw), str(exc))
-    for offset, data in enumerate(entries):
-        leaf = leaf_hash(data)
+    entries, damage = _lenient_entries(raw)
+    for offset in range(width):
         stored = tile[offset * 32 : offset * 32 + 32]
+        if offset >= len(entries):
+            problem = damage or f"the bundle holds {len(entries)} entries, not {width}"
+            return BundleResult(facts, b"", leaves, offset, problem)
+        data = entries[offset]
+        leaf = leaf_hash(data)
         if leaf != stored:
             return BundleResult(
                 facts, b"", leaves, offset,
@@ -134,8 +155,13 @@ def _examine_bundle(raw: bytes, tile: bytes, width: int) -> BundleResult:
         try:
             facts.append(_examine(data, _keys))
         except (Rejected, EntryError) as exc:
-            problem = exc.describe()
-            return BundleResult(facts, b"", leaves, offset, problem)
+            return BundleResult(facts, b"", leaves, offset, exc.describe())
+    if len(entries) > width or damage:
+        return BundleResult(
+            facts, b"", leaves, width,
+            damage or f"the bundle holds an entry beyond the checkpoint's size "
+            f"({len(entries)} entries where {width} belong)",
+        )
     if width == TILE_WIDTH:
         return BundleResult(facts, perfect_root(leaves), [], -1, "")
     return BundleResult(facts, b"", leaves, -1, "")
@@ -251,7 +277,7 @@ def _open_extras(
 
 
 def _examined_bundles(
-    bundle: Bundle, size: int, workers: int, full_schema: bool
+    bundle: Bundle, size: int, workers: int, full_schema: bool, parallel_from: int
 ) -> Iterator[tuple[TileRef, BundleResult]]:
     """Each entry bundle with its entries examined, in order (in worker processes if big)."""
     refs = entry_bundles_for_size(size)
@@ -260,7 +286,7 @@ def _examined_bundles(
         tile = bundle.read_raw(TileRef(0, ref.index, ref.width))
         return bundle.read_raw(ref), tile, ref.width
 
-    if workers <= 1 or size < _PARALLEL_FROM:
+    if workers <= 1 or size < parallel_from:
         _init_worker(bundle.network_toml, full_schema)
         for ref in refs:
             yield ref, _examine_bundle(*job(ref))
@@ -287,13 +313,16 @@ def verify_bundle(
     extra_checkpoints: Sequence[bytes] = (),
     workers: int = 2,
     full_schema: bool = False,
+    parallel_from: int = PARALLEL_FROM,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Verify everything a bundle claims; VerificationFailed names the first bad entry."""
     checkpoint = bundle.checkpoint()
     extras = _open_extras(bundle, checkpoint, extra_checkpoints)
     auditor = _Auditor()
-    for ref, result in _examined_bundles(bundle, checkpoint.size, workers, full_schema):
+    for ref, result in _examined_bundles(
+        bundle, checkpoint.size, workers, full_schema, parallel_from
+    ):
         auditor.bundle(ref.start, result)
         if progress is not None:
             progress(ref.width)

@@ -1,8 +1,8 @@
 """The ``hotline`` command: one entry point, a sub-command per part.
 
 Every :class:`~hotline.errors.HotlineError` is printed as ``code: sentence`` on
-stderr with exit status 1 (2 for usage errors); a traceback only with
-``--verbose``.
+stderr with exit status 1, or 2 when the local side asked for something that
+cannot be done (a UsageError); a traceback only with ``--verbose``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(exc.describe(), file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) and exc.code == "usage" else 1
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         return 130
 
