@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import msgpack
 
@@ -24,7 +24,6 @@ from hotline.auditlog.tiles import MAX_ENTRY_SIZE
 from hotline.errors import EntryError, UsageError
 
 __all__ = [
-    "MAX_ENTRY",
     "EntryKind",
     "Event",
     "LogEntry",
@@ -33,7 +32,6 @@ __all__ = [
     "encode_event_entry",
 ]
 
-MAX_ENTRY: Final = MAX_ENTRY_SIZE  # tlog-tiles entry bundles prefix each entry with a uint16
 
 
 class EntryKind(enum.StrEnum):
@@ -64,20 +62,21 @@ class LogEntry:
     event: Event | None = None
 
 
-def encode_envelope_entry(relay_ts: int, frame: bytes) -> bytes:
-    data: bytes = msgpack.packb([EntryKind.ENVELOPE.value, relay_ts, frame], use_bin_type=True)
-    if len(data) > MAX_ENTRY:
-        raise UsageError(f"a log entry is at most {MAX_ENTRY} bytes, this one {len(data)}")
+def _entry(kind: EntryKind, relay_ts: int, payload: object) -> bytes:
+    data: bytes = msgpack.packb([kind.value, relay_ts, payload], use_bin_type=True)
+    if len(data) > MAX_ENTRY_SIZE:
+        raise UsageError(f"a log entry is at most {MAX_ENTRY_SIZE} bytes, this one {len(data)}")
     return data
+
+
+def encode_envelope_entry(relay_ts: int, frame: bytes) -> bytes:
+    return _entry(EntryKind.ENVELOPE, relay_ts, frame)
 
 
 def encode_event_entry(relay_ts: int, event: Event) -> bytes:
     if event.kind is EntryKind.ENVELOPE:
         raise UsageError("envelopes are logged with encode_envelope_entry")
-    data: bytes = msgpack.packb([event.kind.value, relay_ts, event.fields], use_bin_type=True)
-    if len(data) > MAX_ENTRY:
-        raise UsageError(f"a log entry is at most {MAX_ENTRY} bytes, this one {len(data)}")
-    return data
+    return _entry(event.kind, relay_ts, event.fields)
 
 
 def decode_entry(data: bytes) -> LogEntry:

@@ -29,7 +29,7 @@ from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.groupcommit import GroupCommitter
 from hotline.auditlog.merkle import consistency_proof, inclusion_proof
 from hotline.auditlog.store import LogStore
-from hotline.auditlog.tiles import encode_entry_bundle, tile_hashes
+from hotline.auditlog.tiles import TILE_WIDTH, encode_entry_bundle, tile_hashes
 from hotline.errors import NoteError, StoreError, UsageError
 from hotline.protocol.keys import SigningKey
 
@@ -37,7 +37,6 @@ __all__ = ["CHECKPOINT_FILE", "STORE_DIR", "AuditLog"]
 
 CHECKPOINT_FILE: Final = "checkpoint"
 STORE_DIR: Final = "store"
-TILE_WIDTH: Final = 256
 
 log = structlog.get_logger()
 

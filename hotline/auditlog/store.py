@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import Final, Protocol
 
 from hotline.auditlog.merkle import Frontier
+from hotline.auditlog.tiles import MAX_ENTRY_SIZE, TILE_HEIGHT
 from hotline.errors import UsageError
 
 __all__ = [
@@ -45,11 +46,8 @@ __all__ = [
     "check_tile_height",
 ]
 
-MAX_ENTRY_SIZE: Final = 65_535
-"""The largest entry, in bytes: an entry bundle writes each length as a uint16."""
-
-TILE_HEIGHT: Final = 8
-"""log2 of the tile width of C2SP tlog-tiles: a tile holds 2**8 = 256 hashes."""
+# The largest entry (an entry bundle writes each length as a uint16) and log2 of
+# the tile width are the tlog-tiles format's, defined once in tiles.py.
 
 _MAX_TILE_HEIGHT: Final = 16
 

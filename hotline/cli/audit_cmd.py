@@ -57,6 +57,10 @@ def register(commands: Commands) -> None:
         "--checkpoint", action="append", default=[], type=Path, metavar="FILE",
         help="an earlier signed checkpoint that must agree with the log (repeatable)",
     )
+    verify.add_argument(
+        "--full-schema", action="store_true",
+        help="also check every signed body against the whole schema (slower)",
+    )
     verify.set_defaults(handler=run_verify)
 
     prove = verbs.add_parser("prove", help="print an inclusion or consistency proof as JSON")
@@ -136,7 +140,9 @@ def run_verify(args: argparse.Namespace) -> int:
     extras = [path.read_bytes() for path in args.checkpoint]
     size = bundle.checkpoint().size
     with _progress(size, "verify") as progress:
-        report = verify_bundle(bundle, extra_checkpoints=extras, progress=progress)
+        report = verify_bundle(
+            bundle, extra_checkpoints=extras, full_schema=args.full_schema, progress=progress
+        )
     print(report.summary())
     return 0
 

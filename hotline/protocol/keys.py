@@ -44,13 +44,15 @@ class PublicKey:
     """A raw 32-byte Ed25519 public key."""
 
     raw: bytes
+    kid: bytes = field(repr=False, compare=False, hash=False)
     _verifier: nacl.signing.VerifyKey = field(repr=False, compare=False, hash=False)
 
     @classmethod
     def from_raw(cls, raw: bytes) -> PublicKey:
         if len(raw) != PUBLIC_KEY_SIZE:
             raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
-        return cls(bytes(raw), nacl.signing.VerifyKey(bytes(raw)))
+        raw = bytes(raw)
+        return cls(raw, key_id(raw), nacl.signing.VerifyKey(raw))
 
     @classmethod
     def from_base64(cls, text: str, *, where: str = "public key") -> PublicKey:
@@ -62,10 +64,6 @@ class PublicKey:
         if len(raw) != PUBLIC_KEY_SIZE:
             raise ConfigError(f"{where} must be 32 bytes of base64, not {len(raw)}")
         return cls.from_raw(raw)
-
-    @property
-    def kid(self) -> bytes:
-        return key_id(self.raw)
 
     def to_base64(self) -> str:
         return base64.b64encode(self.raw).decode("ascii")

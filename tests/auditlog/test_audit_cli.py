@@ -52,6 +52,14 @@ def test_export_then_verify_prints_one_line(
     assert out.count("\n") == 1
 
 
+def test_verify_can_check_the_whole_schema(
+    bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--full-schema also passes a sound bundle."""
+    code, out, _ = _run(["audit", "verify", "--full-schema", str(bundle)], capsys)
+    assert (code, out.startswith("ok:")) == (0, True)
+
+
 def test_verify_names_the_bad_entry_and_exits_non_zero(
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
