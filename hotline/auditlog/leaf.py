@@ -5,7 +5,18 @@ milliseconds when it wrote the entry, and ``payload``:
 
 - ``envelope``: the signed envelope, as ``bin``, byte for byte as received
   (messages, receipts, the relay's link tests);
-- every other kind: a map of the event's fields (see :class:`Event`).
+- every other kind: a map of the event's fields:
+
+  ==================  ======================================================
+  ``overdue``         ``ref`` (message id), ``recipient``, ``stage``
+                      (delivered or acknowledged), ``deadline`` (relay ms)
+  ``redelivered``     ``ref``, ``recipient``, ``attempt`` (2 for the first resend)
+  ``connected``       ``party``
+  ``disconnected``    ``party``, ``reason``
+  ``relay_started``   ``version``, ``network_sha256`` (bin)
+  ``relay_stopped``   (nothing)
+  ``config_changed``  ``network_sha256`` (bin)
+  ==================  ======================================================
 
 Pure: bytes in, values out. Decoding is strict (exactly a 3-array, known kind,
 the payload type that kind requires) and raises ``EntryError`` with a sentence;
@@ -37,6 +48,7 @@ __all__ = [
 class EntryKind(enum.StrEnum):
     ENVELOPE = "envelope"
     OVERDUE = "overdue"
+    REDELIVERED = "redelivered"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     RELAY_STARTED = "relay_started"
