@@ -13,7 +13,7 @@ Layout::
     [endpoints.<ID>]     name, public_key, language
     [[links]]            between = ["BY", "LT"]
     [deadlines.<precedence>]  delivered_s, acknowledged_s
-    [limits]             max_frame_bytes, clock_skew_s, messages_per_minute
+    [limits]             max_frame_bytes, clock_skew_s, messages_per_minute, retry_interval_s
     [link_tests]         interval_s, timeout_s
 """
 
@@ -77,6 +77,7 @@ class Limits:
     max_frame_bytes: int = DEFAULT_MAX_FRAME
     clock_skew_ms: int = 30_000
     messages_per_minute: int = 600
+    retry_interval_ms: int = 3_000
 
 
 _DEFAULT_LIMITS: Final = Limits()
@@ -277,7 +278,11 @@ def _parse_deadlines(data: Mapping[str, Any], source: str) -> dict[Precedence, D
 def _parse_limits(data: Mapping[str, Any], source: str) -> Limits:
     limits_t = _table(data, "limits", source, required=False)
     where = f"{source} [limits]"
-    _check_known(limits_t, {"max_frame_bytes", "clock_skew_s", "messages_per_minute"}, where)
+    _check_known(
+        limits_t,
+        {"max_frame_bytes", "clock_skew_s", "messages_per_minute", "retry_interval_s"},
+        where,
+    )
     limits = Limits(
         max_frame_bytes=_positive_int(limits_t, "max_frame_bytes", where, DEFAULT_MAX_FRAME),
         clock_skew_ms=_seconds_ms(
@@ -285,6 +290,9 @@ def _parse_limits(data: Mapping[str, Any], source: str) -> Limits:
         ),
         messages_per_minute=_positive_int(
             limits_t, "messages_per_minute", where, _DEFAULT_LIMITS.messages_per_minute
+        ),
+        retry_interval_ms=_seconds_ms(
+            limits_t, "retry_interval_s", where, _DEFAULT_LIMITS.retry_interval_ms
         ),
     )
     if limits.max_frame_bytes < 1024:
@@ -350,6 +358,7 @@ def network_to_toml(network: Network) -> str:
             "max_frame_bytes": network.limits.max_frame_bytes,
             "clock_skew_s": network.limits.clock_skew_ms / 1000,
             "messages_per_minute": network.limits.messages_per_minute,
+            "retry_interval_s": network.limits.retry_interval_ms / 1000,
         },
         "link_tests": {
             "interval_s": network.link_test_interval_ms / 1000,

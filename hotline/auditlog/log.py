@@ -125,6 +125,21 @@ class AuditLog:
         log.info("checkpoint_signed", size=size, root=root.hex())
         return note
 
+    def replace_checkpoint_note(self, old: bytes, new: bytes) -> None:
+        """Swap the latest note for the same checkpoint with more (co)signatures on it.
+
+        ``new`` must carry the log's own signature on the same text as ``old``;
+        nothing else may change. Blocking (it fsyncs).
+        """
+        if old != self._signed:
+            return
+        checkpoint = open_checkpoint(new, self.origin, self._key.public)
+        if checkpoint.size != self._signed_size or not new.startswith(old.split(b"\n\n")[0]):
+            raise UsageError("a replacement note must sign the same checkpoint")
+        if self._checkpoint_path is not None:
+            _write_atomically(self._checkpoint_path, new)
+        self._signed = new
+
     @property
     def signed_size(self) -> int:
         """The size of the latest signed checkpoint (-1 before the first)."""

@@ -8,7 +8,6 @@ terminal and stay quiet when piped.
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import json
 import sys
@@ -30,10 +29,12 @@ from hotline.auditlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from hotline.auditlog.proofjson import consistency_json, inclusion_json
 from hotline.auditlog.timeline import TimelineFilter, timeline
 from hotline.auditlog.verify import verify_bundle
 from hotline.cli.common import Commands, NetworkArg
 from hotline.errors import ConfigError, NoteError, StoreError, UsageError
+from hotline.figures import LinkFigures, render_text
 from hotline.network import Network
 from hotline.protocol.ids import parse_id
 
@@ -81,6 +82,12 @@ def register(commands: Commands) -> None:
     replay.add_argument("--until", help="up to this time (ISO 8601 or Unix ms)")
     replay.add_argument("--format", choices=("text", "jsonl", "csv"), default="text")
     replay.set_defaults(handler=run_replay)
+
+    report = verbs.add_parser("report", help="compute the per-link figures from a bundle")
+    report.add_argument("bundle", type=Path)
+    report.add_argument("--network", type=NetworkArg, help="network.toml (default: the bundle's)")
+    report.add_argument("--format", choices=("text", "json"), default="text")
+    report.set_defaults(handler=run_report)
 
 
 @contextmanager
@@ -147,10 +154,6 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def run_prove(args: argparse.Namespace) -> int:
     bundle = _bundle(args)
     checkpoint = bundle.checkpoint()
@@ -164,8 +167,7 @@ def run_prove(args: argparse.Namespace) -> int:
         root = bundle.subtree_hash(0, size)
         proof = inclusion_proof(args.index, size, bundle.subtree_hash)
         verify_inclusion(leaf, args.index, size, proof, root)
-        out = {"index": args.index, "size": size, "leaf_hash": _b64(leaf), "root": _b64(root),
-               "proof": [_b64(h) for h in proof]}
+        out = inclusion_json(args.index, size, leaf, root, proof)
     else:
         old, new = args.consistency
         if not 0 < old <= new <= checkpoint.size:
@@ -175,8 +177,7 @@ def run_prove(args: argparse.Namespace) -> int:
         old_root, new_root = bundle.subtree_hash(0, old), bundle.subtree_hash(0, new)
         proof = consistency_proof(old, new, bundle.subtree_hash)
         verify_consistency(old, new, old_root, new_root, proof)
-        out = {"old_size": old, "new_size": new, "old_root": _b64(old_root),
-               "new_root": _b64(new_root), "proof": [_b64(h) for h in proof]}
+        out = consistency_json(old, new, old_root, new_root, proof)
     print(json.dumps(out, indent=2))
     return 0
 
@@ -239,4 +240,23 @@ def run_replay(args: argparse.Namespace) -> int:
                 f"{_iso(row.relay_ts)}  #{row.index:<7} {row.kind:<13} {row.sender:>6} → {to:<12}"
                 f" {flags:<18} {row.summary}\n"
             )
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    bundle = _bundle(args)
+    size = bundle.checkpoint().size
+    figures = LinkFigures(bundle.network)
+    with _progress(size, "report") as progress:
+        for index, entry in bundle.entries(size):
+            figures.add_entry(index, entry)
+            progress(1)
+    if args.format == "json":
+        print(json.dumps(figures.snapshot(), indent=2))
+        return 0
+    result = figures.figures()
+    as_of = "-" if result.as_of is None else _iso(result.as_of)
+    print(f"{bundle.network.name}: {result.entries} entries, as of {as_of}")
+    print()
+    sys.stdout.write(render_text(result))
     return 0

@@ -1,0 +1,82 @@
+"""``hotline demo``: the relay and five endpoints on loopback, playing a scenario."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from hotline.auditlog.filestore import FileStore
+from hotline.auditlog.log import STORE_DIR
+from hotline.cli.common import Commands
+from hotline.demo.runner import Demo, DemoResult
+from hotline.demo.scenario import builtin_scenario, load_scenario, scaled
+from hotline.figures import LinkFigures, render_text
+from hotline.network import Network
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    p = commands.add_parser(
+        "demo", help="run the whole network on loopback with a scenario of drone incidents"
+    )
+    p.add_argument("--data", type=Path, default=Path("demo-data"), help="where everything lives")
+    p.add_argument("--base-port", type=int, default=8700,
+                   help="the relay's port; endpoints take the next five")
+    p.add_argument("--duration", type=float,
+                   help="compress the scenario into this many seconds and stop "
+                        "(default: play it, then run until Ctrl-C)")
+    p.add_argument("--scenario", type=Path, help="a scenario JSON file (default: built in)")
+    p.set_defaults(handler=run)
+
+
+def report_from_log(data: Path, network: Network) -> str:
+    """The per-link figures recomputed from the relay's log on disk."""
+    figures = LinkFigures(network)
+    store = FileStore(data / "relay" / STORE_DIR)
+    try:
+        for start in range(0, store.size, 1024):
+            for offset, entry in enumerate(store.read_range(start, min(store.size, start + 1024))):
+                figures.add_entry(start + offset, entry)
+    finally:
+        store.close()
+    return render_text(figures.figures())
+
+
+async def _run(demo: Demo, duration: float | None) -> DemoResult:
+    if duration is not None:
+        return await demo.run(duration)
+    task = asyncio.create_task(demo.run(None))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    done, _ = await asyncio.wait({task, asyncio.create_task(stop.wait())},
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        demo.stop_requested.set()
+    return await task
+
+
+def run(args: argparse.Namespace) -> int:
+    scenario = builtin_scenario() if args.scenario is None else load_scenario(args.scenario)
+    if args.duration is not None:
+        scenario = scaled(scenario, args.duration * 0.75)
+    demo = Demo(args.data, args.base_port, scenario)
+    print(f"hotline demo: {scenario.name}")
+    print(f"  relay     {demo.relay_http}  (checkpoint, tiles, /v1/links, /metrics)")
+    for party, port in demo.ports.items():
+        print(f"  {party:<9} http://127.0.0.1:{port}/  ({demo.network.endpoints[party].name})")
+    result = asyncio.run(_run(demo, args.duration))
+    print()
+    print(report_from_log(args.data, demo.network))
+    print()
+    print(f"messages sent {result.sent}, acknowledged by officers {result.acknowledged}")
+    for path, status in result.checks.items():
+        print(f"  relay {path}: {status}")
+    for failure in result.failures:
+        print(f"  failed: {failure}")
+    print(f"log: {args.data / 'relay'}  (hotline audit export {args.data / 'relay'} --out BUNDLE)")
+    return 0 if result.ok else 1

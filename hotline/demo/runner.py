@@ -1,0 +1,322 @@
+"""The demo's edge: real processes on loopback, driven through their HTTP APIs.
+
+The relay and each endpoint run as their own ``hotline`` processes, exactly as
+they would be deployed; the demo plays the sensors and the duty officers by
+calling the endpoints' local APIs, takes an endpoint offline and back as the
+scenario says, and checks the relay's public HTTP surface while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import structlog
+
+from hotline.bootstrap import NETWORK_FILE, create_network
+from hotline.demo.scenario import Scenario, Step
+from hotline.errors import ConfigError, UsageError
+from hotline.network import Network
+from hotline.network_file import load_network
+from hotline.protocol.ids import format_id, make_id
+
+__all__ = ["DemoResult", "run_demo"]
+
+log = structlog.get_logger()
+
+_READY_TIMEOUT_S: Final = 30.0
+_RELAY_CHECKS: Final = ("/healthz", "/v1/links", "/metrics", "/checkpoint")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class DemoResult:
+    checks: dict[str, int] = field(default_factory=dict)  # relay path → HTTP status
+    sent: int = 0
+    acknowledged: int = 0
+    failures: list[str] = field(default_factory=list)
+    links: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(s == 200 for s in self.checks.values()) and bool(
+            self.checks
+        )
+
+
+class _Process:
+    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hotline", *self.args,
+            stdout=handle, stderr=handle, stdin=asyncio.subprocess.DEVNULL,
+        )
+        handle.close()
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 15)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Demo:
+    def __init__(
+        self, data: Path, base_port: int, scenario: Scenario, *, host: str = "127.0.0.1"
+    ) -> None:
+        self.data = data
+        self.base_port = base_port
+        self.scenario = scenario
+        self.host = host
+        self.network = self._network()
+        self.relay_http = f"http://{host}:{base_port}"
+        self.ports = {e: base_port + i for i, e in enumerate(self.network.endpoints, 1)}
+        self.relay = _Process(
+            "relay",
+            ["relay", "--network", str(self.data), "--data", str(self.data / "relay"),
+             "--host", host, "--port", str(base_port)],
+            self.data / "logs" / "relay.log",
+        )
+        self.endpoints = {
+            e: _Process(
+                e,
+                ["endpoint", "--network", str(self.data), "--id", e,
+                 "--data", str(self.data / "endpoints" / e), "--host", host,
+                 "--port", str(port), "--relay-url", f"ws://{host}:{base_port}/v1/ws"],
+                self.data / "logs" / f"{e}.log",
+            )
+            for e, port in self.ports.items()
+        }
+        self.result = DemoResult()
+        self.run_forever = False
+        self.sent: dict[str, dict[str, Any]] = {}  # scenario key → what was sent
+        self.offline: set[str] = set()
+        self.acked: set[tuple[str, str]] = set()
+        self.stop_requested = asyncio.Event()
+
+    def _network(self) -> Network:
+        path = self.data / NETWORK_FILE
+        if not path.exists():
+            return create_network(
+                self.data, relay_url=f"ws://{self.host}:{self.base_port}/v1/ws"
+            )
+        return load_network(path)
+
+    def endpoint_url(self, party: str) -> str:
+        return f"http://{self.host}:{self.ports[party]}"
+
+    # ------------------------------------------------------------------ processes
+
+    async def _ready(self, session: aiohttp.ClientSession, url: str) -> None:
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise UsageError(f"{url} did not become ready; see {self.data / 'logs'}")
+            await asyncio.sleep(0.1)
+
+    async def _start_endpoint(self, session: aiohttp.ClientSession, party: str) -> None:
+        await self.endpoints[party].start()
+        await self._ready(session, self.endpoint_url(party))
+
+    # ------------------------------------------------------------------ the run
+
+    async def run(self, duration_s: float | None) -> DemoResult:
+        self.run_forever = duration_s is None
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            await self.relay.start()
+            try:
+                await self._ready(session, self.relay_http)
+                await asyncio.gather(*(self._start_endpoint(session, e) for e in self.endpoints))
+                log.info("demo_started", relay=self.relay_http, endpoints=self.ports)
+                officers = asyncio.create_task(self._officers(session))
+                try:
+                    await self._play(session)
+                    await self._settle(session, duration_s)
+                    await self._check_relay(session)
+                finally:
+                    officers.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await officers
+            finally:
+                await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
+                await self.relay.stop()
+        return self.result
+
+    async def _play(self, session: aiohttp.ClientSession) -> None:
+        started = time.monotonic()
+        for step in self.scenario.steps:
+            delay = step.at - (time.monotonic() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                await self._step(session, step)
+            except (aiohttp.ClientError, OSError, UsageError) as exc:
+                self.result.failures.append(f"step at {step.at:.1f}s ({step.do}): {exc}")
+                log.warning("demo_step_failed", do=step.do, error=str(exc))
+        remaining = self.scenario.length_s - (time.monotonic() - started)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        if self.run_forever:
+            log.info("demo_scenario_played", note="running until Ctrl-C")
+            await self.stop_requested.wait()
+
+    async def _settle(self, session: aiohttp.ClientSession, duration_s: float | None) -> None:
+        """Bring every endpoint back, then give officers time to acknowledge."""
+        for party in sorted(self.offline):
+            await self._start_endpoint(session, party)
+            self.offline.discard(party)
+        grace = 3.0 if duration_s is None else max(2.0, duration_s * 0.1)
+        await asyncio.sleep(grace)
+
+    async def _check_relay(self, session: aiohttp.ClientSession) -> None:
+        for path in _RELAY_CHECKS:
+            async with session.get(self.relay_http + path) as response:
+                self.result.checks[path] = response.status
+                if path == "/v1/links" and response.status == 200:
+                    self.result.links = await response.json()
+
+    # ------------------------------------------------------------------ steps
+
+    async def _post(self, session: aiohttp.ClientSession, party: str, body: dict[str, Any]) -> str:
+        async with session.post(self.endpoint_url(party) + "/api/messages", json=body) as response:
+            answer = await response.json()
+            if response.status != 202:
+                raise UsageError(f"{party} refused a {body['t']}: {answer}")
+        self.result.sent += 1
+        return str(answer["id"])
+
+    async def _step(self, session: aiohttp.ClientSession, step: Step) -> None:
+        fields = dict(step.fields)
+        now = _now_ms()
+        if step.do == "offline":
+            party = fields["endpoint"]
+            await self.endpoints[party].stop()
+            self.offline.add(party)
+            log.info("demo_endpoint_offline", endpoint=party)
+            return
+        if step.do == "online":
+            party = fields["endpoint"]
+            await self._start_endpoint(session, party)
+            self.offline.discard(party)
+            log.info("demo_endpoint_online", endpoint=party)
+            return
+        sender = fields.pop("from")
+        if step.do == "text":
+            body = {"t": "text", "to": fields["to"], "status": fields.get("status", "actual"),
+                    "precedence": fields.get("precedence", "routine"), "text": fields["text"],
+                    "lang": fields["lang"]}
+            await self._post(session, sender, body)
+            return
+        if step.do == "warn":
+            key = fields.pop("key")
+            incident = format_id(make_id(now, os.urandom(10)))
+            body = self._warning_body("warning", fields, incident, now)
+            message_id = await self._post(session, sender, body)
+            self.sent[key] = {**body, "id": message_id}
+            return
+        original = self.sent.get(fields["ref"])
+        if original is None:
+            raise UsageError(f"the warning {fields['ref']!r} was never sent")
+        if step.do == "update":
+            merged: dict[str, Any] = {
+                k: original[k] for k in ("to", "status", "precedence", "advice") if k in original
+            }
+            merged.update(fields)
+            body = self._warning_body("update", merged, original["incident"], now)
+            body["ref"] = original["id"]
+            await self._post(session, sender, body)
+            return
+        body = {"t": "cancel", "to": original["to"], "status": original["status"],
+                "precedence": original["precedence"], "incident": original["incident"],
+                "ref": original["id"], "reason": fields["reason"]}
+        if "text" in fields:
+            body["text"], body["lang"] = fields["text"], fields["lang"]
+        await self._post(session, sender, body)
+
+    def _warning_body(
+        self, kind: str, fields: dict[str, Any], incident: str, now: int
+    ) -> dict[str, Any]:
+        track = {**fields["track"], "observed_at": now}
+        body: dict[str, Any] = {
+            "t": kind, "to": fields["to"], "status": fields["status"],
+            "precedence": fields["precedence"], "incident": incident,
+            "expires": now + 3_600_000, "track": track,
+        }
+        predicted = fields.get("predicted")
+        if predicted is not None:
+            predicted = dict(predicted)
+            predicted["crossing_at"] = now + int(float(predicted.pop("in_s")) * 1000)
+            body["predicted"] = predicted
+        for optional in ("advice", "text", "lang"):
+            if optional in fields:
+                body[optional] = fields[optional]
+        return body
+
+    # ------------------------------------------------------------------ duty officers
+
+    async def _officers(self, session: aiohttp.ClientSession) -> None:
+        """Each endpoint's officer acknowledges what arrives after a human delay."""
+        while True:
+            for party, officer in self.scenario.officers.items():
+                if party in self.offline or party not in self.ports:
+                    continue
+                with contextlib.suppress(aiohttp.ClientError, OSError, ValueError, KeyError):
+                    await self._acknowledge(session, party, officer.ack_after_s,
+                                            officer.action, officer.note)
+            await asyncio.sleep(0.25)
+
+    async def _acknowledge(
+        self, session: aiohttp.ClientSession, party: str, after_s: float, action: str,
+        note: str,
+    ) -> None:
+        url = self.endpoint_url(party)
+        async with session.get(url + "/api/inbox") as response:
+            inbox = await response.json()
+        now = _now_ms()
+        for item in inbox.get("messages", inbox) if isinstance(inbox, dict) else inbox:
+            message_id = str(item["id"])
+            if item.get("acknowledged") or (party, message_id) in self.acked:
+                continue
+            received = int(item.get("received_ms") or item.get("received_at") or now)
+            if now - received < after_s * 1000:
+                continue
+            payload = {"action": action, "note": note}
+            async with session.post(f"{url}/api/messages/{message_id}/ack", json=payload) as r:
+                if r.status in (200, 202, 409):
+                    self.acked.add((party, message_id))
+                    self.result.acknowledged += r.status != 409
+
+
+async def run_demo(
+    data: Path, base_port: int, scenario: Scenario, duration_s: float | None
+) -> DemoResult:
+    if base_port < 1024 or base_port > 65_000:
+        raise ConfigError("--base-port must leave room for six ports between 1024 and 65535")
+    demo = Demo(data, base_port, scenario)
+    return await demo.run(duration_s)

@@ -1,0 +1,405 @@
+"""Per-link figures (SPEC §6) folded from audit-log entries, one entry at a time.
+
+:class:`LinkFigures` is the single implementation behind both the relay's live
+``GET /v1/links`` (fed each entry as it is appended) and ``hotline audit
+report`` (fed a bundle's entries): the same entries in the same order give the
+same figures, by construction.
+
+Invariants:
+
+- **Pure.** No I/O, no clock, no asyncio. Time comes only from the entries: the
+  accumulator's "now" is the largest ``relay_ts`` it has been given.
+- **Log order is the only order.** A receipt is matched to the message it
+  names only if that message came earlier; receipts for unknown ids, from
+  parties that were not recipients, or for a link test sent to someone else
+  are ignored, as are ``accepted`` bodies (the relay does not log them).
+- **Each message counts once per stage per recipient.** The first
+  ``delivered``, ``acknowledged`` and ``rejected`` receipt from a recipient is
+  the one measured; repeats (after a redelivery) change nothing.
+- **Offsets are applied late.** End-to-end samples are kept raw (the
+  recipient's clock minus the origin's) and corrected by the clock offsets
+  current when the figures are asked for, so a live snapshot and a report
+  over the same entries agree exactly.
+- **A link test fails only once it is decided.** A test counts against
+  availability when answered after ``link_test_timeout_ms`` or, unanswered,
+  once "now" is past its timeout; a younger unanswered test counts neither way.
+
+Memory: per-message state lives while some recipient still owes a final
+answer (``rejected``, or both ``delivered`` and ``acknowledged``); a message a
+recipient never answers is kept for as long as the accumulator lives, since a
+stored-and-forwarded receipt may come hours later. The ids of the last
+:data:`RECENTLY_FINISHED` finished messages are remembered with their origin,
+so an ``overdue`` or ``redelivered`` event logged just after the final receipt
+still finds its link; an event about an older id is ignored. An unanswered
+link test is kept until it is answered or older than the late-answer horizon
+(ten timeouts, at least ten minutes), and then counted as failed and
+forgotten. Latency samples are kept as plain lists, one number per sample.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Final
+
+from hotline.auditlog.leaf import EntryKind, Event, decode_entry
+from hotline.errors import EntryError, Rejected, UsageError, VerificationFailed
+from hotline.figures.rows import Figures, HopRow, LinkRow
+from hotline.figures.stats import Latency, Number, median, plain
+from hotline.network import Network
+from hotline.protocol.admission import recipients_of
+from hotline.protocol.bodies import (
+    CancelBody,
+    LinkTestBody,
+    ReceiptBody,
+    RoutedBody,
+    TextBody,
+    WarningBody,
+)
+from hotline.protocol.envelope import Envelope, open_envelope
+from hotline.protocol.vocab import BodyType, Stage, Status
+
+__all__ = ["RECENTLY_FINISHED", "ROUTED_TYPES", "LinkFigures"]
+
+ROUTED_TYPES: Final = (BodyType.WARNING, BodyType.UPDATE, BodyType.CANCEL, BodyType.TEXT)
+RECENTLY_FINISHED: Final = 4096
+_LATE_ANSWER_TIMEOUTS: Final = 10
+_LATE_ANSWER_MIN_MS: Final = 600_000
+
+
+@dataclass(slots=True)
+class _Link:
+    """Running totals and raw samples of one directed link."""
+
+    messages: int = 0
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    delivered: int = 0
+    acknowledged: int = 0
+    rejected: int = 0
+    overdue: int = 0
+    redelivered: int = 0
+    delivery_ms: list[int] = field(default_factory=list)
+    ack_ms: list[int] = field(default_factory=list)
+    raw_e2e_ms: list[int] = field(default_factory=list)  # receipt.ts - message.ts, uncorrected
+    lead_s: list[float] = field(default_factory=list)
+    lead_delivered_s: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Hop:
+    """Link tests to one endpoint and its connection state."""
+
+    tests: int = 0
+    in_time: int = 0
+    late: int = 0
+    forgotten: int = 0  # unanswered beyond the late-answer horizon
+    rtt_ms: list[int] = field(default_factory=list)
+    offset_ms: list[float] = field(default_factory=list)
+    connected: bool | None = None
+
+    @property
+    def answered(self) -> int:
+        return self.in_time + self.late
+
+
+@dataclass(frozen=True, slots=True)
+class _Test:
+    recipient: str
+    relay_ts: int
+
+
+@dataclass(slots=True)
+class _Answers:
+    """What one recipient has answered to one message so far (relay_ts of each receipt)."""
+
+    delivered_at: int | None = None
+    acknowledged_at: int | None = None
+    rejected: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.rejected or (
+            self.delivered_at is not None and self.acknowledged_at is not None
+        )
+
+
+@dataclass(slots=True)
+class _Message:
+    origin: str
+    relay_ts: int
+    ts: int
+    crossing_at: int | None
+    waiting: dict[str, _Answers]  # recipients that still owe a final answer
+
+
+class LinkFigures:
+    """Fold log entries, in log order, into the per-link figures; see the module docstring."""
+
+    def __init__(self, network: Network) -> None:
+        self._network: Final = network
+        self._timeout_ms: Final = network.link_test_timeout_ms
+        self._horizon_ms: Final = max(
+            _LATE_ANSWER_MIN_MS, _LATE_ANSWER_TIMEOUTS * network.link_test_timeout_ms
+        )
+        self._links: dict[tuple[str, str], _Link] = {}
+        self._hops: dict[str, _Hop] = {endpoint: _Hop() for endpoint in network.endpoints}
+        self._messages: dict[bytes, _Message] = {}
+        self._finished: OrderedDict[bytes, str] = OrderedDict()
+        self._tests: OrderedDict[bytes, _Test] = OrderedDict()
+        self._entries = 0
+        self._now: int | None = None
+        for pair in network.links:
+            a, b = sorted(pair)
+            self._link(a, b)
+            self._link(b, a)
+
+    # ------------------------------------------------------------------ feeding
+
+    def add_entry(self, index: int, entry: bytes) -> None:
+        """Decode and verify one log entry, then fold it in.
+
+        Raises VerificationFailed naming ``index`` if the entry does not decode
+        or its envelope does not verify against the network's keys.
+        """
+        try:
+            decoded = decode_entry(entry)
+            envelope = (
+                None if decoded.envelope is None else open_envelope(
+                    decoded.envelope, self._network,
+                    max_size=self._network.limits.max_frame_bytes,
+                )
+            )
+        except (EntryError, Rejected) as exc:
+            raise VerificationFailed(index, exc.describe()) from exc
+        if envelope is not None:
+            self.add_envelope(index, decoded.relay_ts, envelope)
+        else:
+            assert decoded.event is not None
+            self.add_event(index, decoded.relay_ts, decoded.event)
+
+    def add_envelope(self, index: int, relay_ts: int, envelope: Envelope) -> None:
+        """Fold in a verified envelope that the relay logged at ``relay_ts``.
+
+        ``index`` is the entry's position in the log; folding needs only the
+        order of the calls, so it is taken to give every feeder one shape.
+        """
+        self._entries += 1
+        self._advance(relay_ts)
+        body = envelope.body
+        if isinstance(body, WarningBody | CancelBody | TextBody):
+            self._add_message(relay_ts, body)
+        elif isinstance(body, ReceiptBody):
+            self._add_receipt(relay_ts, body)
+        elif isinstance(body, LinkTestBody):
+            self._add_test(relay_ts, body)
+
+    def add_event(self, index: int, relay_ts: int, event: Event) -> None:
+        """Fold in a relay event that the relay logged at ``relay_ts`` (``index`` as above)."""
+        if event.kind is EntryKind.ENVELOPE:
+            raise UsageError("envelopes are folded in with add_envelope, not add_event")
+        self._entries += 1
+        self._advance(relay_ts)
+        fields = event.fields
+        if event.kind in (EntryKind.OVERDUE, EntryKind.REDELIVERED):
+            link = self._link_of(fields.get("ref"), fields.get("recipient"))
+            if link is None:
+                return
+            if event.kind is EntryKind.OVERDUE:
+                link.overdue += 1
+            else:
+                link.redelivered += 1
+        elif event.kind in (EntryKind.CONNECTED, EntryKind.DISCONNECTED):
+            party = fields.get("party")
+            if isinstance(party, str):
+                self._hop(party).connected = event.kind is EntryKind.CONNECTED
+        elif event.kind in (EntryKind.RELAY_STARTED, EntryKind.RELAY_STOPPED):
+            # A relay that stops or restarts holds no connections any more.
+            for hop in self._hops.values():
+                if hop.connected:
+                    hop.connected = False
+
+    def _advance(self, relay_ts: int) -> None:
+        if self._now is None or relay_ts > self._now:
+            self._now = relay_ts
+        while self._tests:
+            test_id, test = next(iter(self._tests.items()))
+            if self._now - test.relay_ts <= self._horizon_ms:
+                break
+            del self._tests[test_id]
+            self._hop(test.recipient).forgotten += 1
+
+    def _link(self, origin: str, recipient: str) -> _Link:
+        link = self._links.get((origin, recipient))
+        if link is None:
+            link = self._links[origin, recipient] = _Link()
+        return link
+
+    def _hop(self, endpoint: str) -> _Hop:
+        hop = self._hops.get(endpoint)
+        if hop is None:
+            hop = self._hops[endpoint] = _Hop()
+        return hop
+
+    def _link_of(self, ref: object, recipient: object) -> _Link | None:
+        """The link an overdue or redelivered event is about, if its fields name one."""
+        if not isinstance(ref, bytes) or not isinstance(recipient, str):
+            return None
+        message = self._messages.get(ref)
+        origin = message.origin if message is not None else self._finished.get(ref)
+        if origin is None or origin == recipient:
+            return None
+        return self._link(origin, recipient)
+
+    def _add_message(self, relay_ts: int, body: RoutedBody) -> None:
+        if body.id in self._messages or body.id in self._finished:
+            return  # the same message logged twice is still one message
+        recipients = [
+            r for r in dict.fromkeys(recipients_of(self._network, body.sender, body.to))
+            if r != body.sender
+        ]
+        for recipient in recipients:
+            link = self._link(body.sender, recipient)
+            link.messages += 1
+            link.counts[body.type.value, body.status.value] += 1
+        if not recipients:
+            return
+        crossing_at = None
+        if isinstance(body, WarningBody) and body.predicted is not None:
+            crossing_at = body.predicted.crossing_at
+        self._messages[body.id] = _Message(
+            body.sender, relay_ts, body.ts, crossing_at, {r: _Answers() for r in recipients}
+        )
+
+    def _add_test(self, relay_ts: int, body: LinkTestBody) -> None:
+        if body.sender != self._network.relay.id or body.id in self._tests:
+            return
+        recipient = body.to[0]  # the schema allows exactly one
+        self._hop(recipient).tests += 1
+        self._tests[body.id] = _Test(recipient, relay_ts)
+
+    def _add_receipt(self, relay_ts: int, receipt: ReceiptBody) -> None:
+        message = self._messages.get(receipt.ref)
+        if message is None:
+            self._answer_test(relay_ts, receipt)
+            return
+        answers = message.waiting.get(receipt.sender)
+        if answers is None:
+            return
+        link = self._link(message.origin, receipt.sender)
+        if receipt.stage is Stage.DELIVERED and answers.delivered_at is None:
+            answers.delivered_at = relay_ts
+            link.delivered += 1
+            link.delivery_ms.append(relay_ts - message.relay_ts)
+            link.raw_e2e_ms.append(receipt.ts - message.ts)
+            if message.crossing_at is not None:
+                link.lead_delivered_s.append((message.crossing_at - relay_ts) / 1000)
+            if answers.acknowledged_at is not None:
+                link.ack_ms.append(answers.acknowledged_at - relay_ts)
+        elif receipt.stage is Stage.ACKNOWLEDGED and answers.acknowledged_at is None:
+            answers.acknowledged_at = relay_ts
+            link.acknowledged += 1
+            if message.crossing_at is not None:
+                link.lead_s.append((message.crossing_at - relay_ts) / 1000)
+            if answers.delivered_at is not None:
+                link.ack_ms.append(relay_ts - answers.delivered_at)
+        elif receipt.stage is Stage.REJECTED and not answers.rejected:
+            answers.rejected = True
+            link.rejected += 1
+        if answers.finished:
+            del message.waiting[receipt.sender]
+            if not message.waiting:
+                self._finish(receipt.ref, message.origin)
+
+    def _finish(self, message_id: bytes, origin: str) -> None:
+        del self._messages[message_id]
+        self._finished[message_id] = origin
+        if len(self._finished) > RECENTLY_FINISHED:
+            self._finished.popitem(last=False)
+
+    def _answer_test(self, relay_ts: int, receipt: ReceiptBody) -> None:
+        test = self._tests.get(receipt.ref)
+        if test is None or receipt.sender != test.recipient or receipt.stage is not Stage.DELIVERED:
+            return
+        del self._tests[receipt.ref]
+        hop = self._hop(test.recipient)
+        rtt = relay_ts - test.relay_ts
+        if rtt <= self._timeout_ms:
+            hop.in_time += 1
+        else:
+            hop.late += 1
+        hop.rtt_ms.append(rtt)
+        hop.offset_ms.append(receipt.ts - (test.relay_ts + relay_ts) / 2)
+
+    # ------------------------------------------------------------------ reading
+
+    def figures(self) -> Figures:
+        """Every link and hop as of the entries folded in so far."""
+        offsets = {party: median(hop.offset_ms) for party, hop in self._hops.items()}
+        availability = self._availability()
+        links = tuple(
+            self._link_row(origin, recipient, link, offsets, availability.get(recipient))
+            for (origin, recipient), link in sorted(self._links.items())
+        )
+        hops = tuple(
+            HopRow(
+                endpoint=endpoint,
+                tests=hop.tests,
+                answered=hop.answered,
+                availability=availability[endpoint],
+                rtt_ms=Latency.of(hop.rtt_ms),
+                clock_offset_ms=offsets[endpoint],
+                connected=hop.connected,
+            )
+            for endpoint, hop in sorted(self._hops.items())
+        )
+        return Figures(links=links, hops=hops, entries=self._entries, as_of=self._now)
+
+    def snapshot(self) -> dict[str, object]:
+        """The figures in their JSON-ready form (see :class:`~hotline.figures.rows.Figures`)."""
+        return self.figures().as_dict()
+
+    def _availability(self) -> dict[str, float | None]:
+        timed_out: Counter[str] = Counter()
+        if self._now is not None:
+            now = self._now
+            timed_out.update(
+                test.recipient for test in self._tests.values()
+                if now - test.relay_ts > self._timeout_ms
+            )
+        out: dict[str, float | None] = {}
+        for endpoint, hop in self._hops.items():
+            decided = hop.answered + hop.forgotten + timed_out[endpoint]
+            out[endpoint] = hop.in_time / decided if decided else None
+        return out
+
+    @staticmethod
+    def _link_row(
+        origin: str,
+        recipient: str,
+        link: _Link,
+        offsets: dict[str, Number | None],
+        availability: float | None,
+    ) -> LinkRow:
+        # end to end is the raw difference less offset(recipient), plus offset(origin)
+        shift = (offsets.get(recipient) or 0) - (offsets.get(origin) or 0)
+        counts = {
+            kind.value: {status.value: link.counts[kind.value, status.value] for status in Status}
+            for kind in ROUTED_TYPES
+        }
+        return LinkRow(
+            origin=origin,
+            recipient=recipient,
+            messages=link.messages,
+            counts=counts,
+            delivered=link.delivered,
+            acknowledged=link.acknowledged,
+            rejected=link.rejected,
+            overdue=link.overdue,
+            redelivered=link.redelivered,
+            delivery_ms=Latency.of(link.delivery_ms),
+            ack_ms=Latency.of(link.ack_ms),
+            e2e_ms=Latency.of(plain(raw - shift) for raw in link.raw_e2e_ms),
+            lead_time_s=Latency.of(link.lead_s),
+            lead_time_delivered_s=Latency.of(link.lead_delivered_s),
+            availability=availability,
+        )

@@ -1,0 +1,446 @@
+"""The relay's protocol logic, sans-IO: bytes and time in, actions out.
+
+:class:`RelayCore` never touches a socket, the disk or the clock. The edge
+(``hotline.relay.server``) feeds it what arrives and carries out what it asks:
+
+- :class:`Send` — send bytes to a connected endpoint;
+- :class:`Append` — durably append a log entry, then call
+  :meth:`RelayCore.appended` with the index (in the order the appends were
+  asked for on that connection);
+- :class:`Broadcast` — send bytes to every connected endpoint.
+
+Rules it keeps:
+
+1. Nothing is ``accepted`` before it is in the log: the accepted receipt is
+   produced by :meth:`appended`, never by :meth:`receive`.
+2. A message is delivered to each recipient in log order within a precedence,
+   flash before immediate before priority before routine; the same bytes are
+   resent every ``retry_interval_ms`` until the recipient's ``delivered``
+   receipt is logged; offline recipients get their backlog on reconnect.
+3. A resent message (same id, same body) is answered with its original
+   accepted receipt, which is a pure function of the log entry (Ed25519 is
+   deterministic), and is never delivered twice; the same id with another body
+   is a ``replay``.
+4. Missed deadlines become ``overdue`` log events, once per message, recipient
+   and stage.
+5. Link tests go to every endpoint each ``link_test_interval_ms``; they are
+   logged (so availability can be recomputed) and never queued behind, or ahead
+   of, a real warning: an offline endpoint's test is logged but not sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from hotline.auditlog.leaf import (
+    EntryKind,
+    Event,
+    decode_entry,
+    encode_envelope_entry,
+    encode_event_entry,
+)
+from hotline.errors import Rejected
+from hotline.network import Network
+from hotline.protocol.admission import Admission, Verdict, recipients_of
+from hotline.protocol.bodies import (
+    AcceptedBody,
+    Body,
+    CancelBody,
+    LinkTestBody,
+    ReceiptBody,
+    TextBody,
+    WarningBody,
+)
+from hotline.protocol.envelope import Envelope, open_envelope, seal
+from hotline.protocol.ids import make_id
+from hotline.protocol.keys import SigningKey
+from hotline.protocol.session import (
+    Accepted,
+    Deliver,
+    RejectedNotice,
+    encode_control,
+)
+from hotline.protocol.vocab import Stage
+
+__all__ = ["Append", "Broadcast", "RelayCore", "RelayCounters", "Send"]
+
+RandomSource = Callable[[int], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    party: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Append ``entry``; then call ``appended(token, index, now)``."""
+
+    entry: bytes
+    token: int
+
+
+Action = Send | Append | Broadcast
+
+
+@dataclass(slots=True)
+class RelayCounters:
+    """Monotonic counters the edge exports as metrics."""
+
+    accepted: dict[str, int] = field(default_factory=dict)  # by body type
+    rejected: dict[str, int] = field(default_factory=dict)  # by code
+    duplicates: int = 0
+    deliveries: int = 0
+    redeliveries: int = 0
+    overdue: dict[str, int] = field(default_factory=dict)  # by stage
+    link_tests: int = 0
+
+
+@dataclass(slots=True)
+class _Message:
+    """A logged routed message or link test and what is still owed for it."""
+
+    index: int
+    relay_ts: int
+    sender: str
+    frame: bytes
+    body: Body
+    rank: int
+    waiting_delivery: set[str]
+    waiting_ack: set[str]
+    delivered_at: dict[str, int] = field(default_factory=dict)
+    overdue_sent: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A message owed to one recipient: when it was last sent and how often."""
+
+    message: _Message
+    last_sent: int = -1
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Inflight:
+    envelope: Envelope
+    party: str
+    relay_ts: int
+
+
+_TEST_RANK: Final = 99
+
+
+class RelayCore:
+    """Admission, ordering, delivery, receipts, deadlines and link tests."""
+
+    def __init__(self, network: Network, key: SigningKey, random: RandomSource) -> None:
+        self.network: Final = network
+        self._key = key
+        self._random = random
+        self.admission = Admission(network)
+        self.counters = RelayCounters()
+        self.online: set[str] = set()
+        self._tokens = itertools.count()
+        self._inflight: dict[int, _Inflight] = {}
+        self._inflight_ids: dict[bytes, list[str]] = {}
+        self._accepted: dict[bytes, tuple[int, int, bytes]] = {}  # id → (index, relay_ts, hash)
+        self._messages: dict[bytes, _Message] = {}  # messages still owed a receipt
+        self._origin: dict[bytes, str] = {}  # every logged message or test id → its sender
+        self._queues: dict[str, dict[bytes, _Pending]] = {e: {} for e in network.endpoints}
+        self._receipts_for: dict[str, list[tuple[int, bytes]]] = {e: [] for e in network.endpoints}
+        self._test_seq = 0
+        self._last_test_ms = -1
+        self.size = 0
+
+    # ------------------------------------------------------------------ replay from the log
+
+    def restore(self, index: int, entry: bytes) -> None:
+        """Rebuild state from one logged entry, in log order, at start-up."""
+        decoded = decode_entry(entry)
+        self.size = index + 1
+        if decoded.envelope is None:
+            if decoded.event is not None and decoded.kind is EntryKind.OVERDUE:
+                fields = decoded.event.fields
+                message = self._messages.get(fields.get("ref", b""))
+                if message is not None:
+                    key = (str(fields.get("recipient")), str(fields.get("stage")))
+                    message.overdue_sent.add(key)
+            return
+        envelope = open_envelope(decoded.envelope, self.network)
+        self._logged(index, decoded.relay_ts, envelope, restoring=True)
+
+    # ------------------------------------------------------------------ connections
+
+    def connected(self, party: str, now: int) -> list[Action]:
+        """An endpoint authenticated: log it, and send its backlog in order."""
+        self.online.add(party)
+        actions: list[Action] = [self._event(EntryKind.CONNECTED, {"party": party}, now)]
+        actions.extend(self._flush(party, now, force=True))
+        return actions
+
+    def resend_receipts(self, party: str, since: int) -> list[Action]:
+        """Receipts for ``party``'s messages logged after ``since``, again."""
+        return [
+            Send(party, encode_control(Deliver(index, frame)))
+            for index, frame in self._receipts_for.get(party, [])
+            if index > since
+        ]
+
+    def disconnected(self, party: str, reason: str, now: int) -> list[Action]:
+        self.online.discard(party)
+        return [self._event(EntryKind.DISCONNECTED, {"party": party, "reason": reason}, now)]
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive(self, party: str, frame: bytes, now: int) -> list[Action]:
+        """A signed envelope from an authenticated endpoint."""
+        try:
+            envelope = open_envelope(
+                frame, self.network, max_size=self.network.limits.max_frame_bytes
+            )
+            reply_to = None
+            if isinstance(envelope.body, ReceiptBody):
+                reply_to = self._reply_to(envelope.body)
+            verdict = self.admission.check(
+                envelope, authenticated=party, now_ms=now, reply_to=reply_to
+            )
+        except Rejected as exc:
+            self.counters.rejected[exc.code] = self.counters.rejected.get(exc.code, 0) + 1
+            return [Send(party, self._rejection(frame, exc))]
+        body = envelope.body
+        if verdict is Verdict.DUPLICATE:
+            self.counters.duplicates += 1
+            waiting = self._inflight_ids.get(body.id)
+            if waiting is not None:
+                waiting.append(party)
+                return []
+            index, relay_ts, digest = self._accepted[body.id]
+            return [Send(party, self._accepted_receipt(body.id, digest, index, relay_ts))]
+        self.admission.record(envelope)
+        token = next(self._tokens)
+        self._inflight[token] = _Inflight(envelope, party, now)
+        self._inflight_ids[body.id] = [party]
+        return [Append(encode_envelope_entry(now, envelope.frame), token)]
+
+    def _reply_to(self, receipt: ReceiptBody) -> str | None:
+        """Who a receipt goes back to: the sender of the message or test it answers."""
+        return self._origin.get(receipt.ref)
+
+    def _rejection(self, frame: bytes, exc: Rejected) -> bytes:
+        ref = b""
+        with contextlib.suppress(Rejected):
+            ref = open_envelope(frame, self.network, max_size=1 << 30).body.id
+        return encode_control(RejectedNotice(ref, exc.code, exc.detail, exc.path))
+
+    def appended(self, token: int, index: int, now: int) -> list[Action]:
+        """The entry asked for with ``token`` is durable at ``index``."""
+        inflight = self._inflight.pop(token, None)
+        self.size = max(self.size, index + 1)
+        if inflight is None:
+            return []
+        envelope = inflight.envelope
+        body = envelope.body
+        waiting = self._inflight_ids.pop(body.id, [inflight.party])
+        kind = body.type.value
+        self.counters.accepted[kind] = self.counters.accepted.get(kind, 0) + 1
+        receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
+        actions: list[Action] = [Send(party, receipt) for party in waiting]
+        actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
+        return actions
+
+    def _accepted_receipt(self, ref: bytes, digest: bytes, index: int, relay_ts: int) -> bytes:
+        body = AcceptedBody(
+            id=make_id(relay_ts, digest[:10]),
+            sender=self.network.relay.id,
+            ts=relay_ts,
+            seq=index,
+            kid=self._key.public.kid,
+            ref=ref,
+            hash=digest,
+            index=index,
+        )
+        return encode_control(Accepted(seal(body, self._key)))
+
+    # ------------------------------------------------------------------ after logging
+
+    def _logged(
+        self, index: int, relay_ts: int, envelope: Envelope, *, restoring: bool, now: int = 0
+    ) -> list[Action]:
+        body = envelope.body
+        self._accepted[body.id] = (index, relay_ts, envelope.hash)
+        if restoring:
+            self.admission.record(envelope)
+        if isinstance(body, WarningBody | CancelBody | TextBody | LinkTestBody):
+            self._origin[body.id] = body.sender
+        if isinstance(body, WarningBody | CancelBody | TextBody):
+            recipients = recipients_of(self.network, body.sender, body.to)
+            message = _Message(
+                index, relay_ts, body.sender, envelope.frame, body, body.precedence.rank,
+                set(recipients), set(recipients),
+            )
+            self._messages[body.id] = message
+            actions: list[Action] = []
+            for recipient in recipients:
+                self._queues[recipient][body.id] = _Pending(message)
+                if not restoring:
+                    actions.extend(self._flush(recipient, now))
+            return actions
+        if isinstance(body, LinkTestBody):
+            recipient = body.to[0]
+            message = _Message(
+                index, relay_ts, body.sender, envelope.frame, body, _TEST_RANK,
+                {recipient}, set(),
+            )
+            self._messages[body.id] = message
+            self._test_seq = max(self._test_seq, body.seq)
+            if restoring or recipient not in self.online:
+                return []
+            self.counters.deliveries += 1
+            return [Send(recipient, encode_control(Deliver(index, envelope.frame)))]
+        if isinstance(body, ReceiptBody):
+            return self._receipt_logged(index, relay_ts, envelope, body, restoring=restoring)
+        return []
+
+    def _receipt_logged(
+        self, index: int, relay_ts: int, envelope: Envelope, body: ReceiptBody, *, restoring: bool
+    ) -> list[Action]:
+        message = self._messages.get(body.ref)
+        if message is None:
+            origin = self._origin.get(body.ref)
+            if origin is None or origin == self.network.relay.id:
+                return []
+            self._receipts_for[origin].append((index, envelope.frame))
+            if restoring or origin not in self.online:
+                return []
+            return [Send(origin, encode_control(Deliver(index, envelope.frame)))]
+        if body.stage in (Stage.DELIVERED, Stage.REJECTED):
+            message.waiting_delivery.discard(body.sender)
+            message.delivered_at.setdefault(body.sender, relay_ts)
+            self._queues.get(body.sender, {}).pop(body.ref, None)
+        if body.stage in (Stage.ACKNOWLEDGED, Stage.REJECTED):
+            message.waiting_ack.discard(body.sender)
+        if isinstance(message.body, LinkTestBody):
+            return []
+        origin = message.sender
+        self._receipts_for[origin].append((index, envelope.frame))
+        if not message.waiting_delivery and not message.waiting_ack:
+            self._messages.pop(body.ref, None)
+        if restoring or origin not in self.online:
+            return []
+        return [Send(origin, encode_control(Deliver(index, envelope.frame)))]
+
+    # ------------------------------------------------------------------ delivery
+
+    def _flush(self, party: str, now: int, *, force: bool = False) -> list[Action]:
+        """Send what ``party`` is owed and due, most urgent first, then log order."""
+        if party not in self.online:
+            return []
+        queue = self._queues.get(party, {})
+        due = [
+            p for p in queue.values()
+            if force
+            or p.last_sent < 0
+            or now - p.last_sent >= self.network.limits.retry_interval_ms
+        ]
+        actions: list[Action] = []
+        for pending in heapq.nsmallest(
+            len(due), due, key=lambda p: (p.message.rank, p.message.index)
+        ):
+            pending.attempts += 1
+            if pending.attempts > 1:
+                self.counters.redeliveries += 1
+                actions.append(self._event(
+                    EntryKind.REDELIVERED,
+                    {"ref": pending.message.body.id, "recipient": party,
+                     "attempt": pending.attempts},
+                    now,
+                ))
+            pending.last_sent = now
+            self.counters.deliveries += 1
+            actions.append(
+                Send(party, encode_control(Deliver(pending.message.index, pending.message.frame)))
+            )
+        return actions
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now: int) -> list[Action]:
+        """Retries, deadlines and link tests that are due at ``now``."""
+        actions: list[Action] = []
+        for party in sorted(self.online):
+            actions.extend(self._flush(party, now))
+        actions.extend(self._deadlines(now))
+        if self._last_test_ms < 0 or now - self._last_test_ms >= self.network.link_test_interval_ms:
+            self._last_test_ms = now
+            actions.extend(self._link_tests(now))
+        return actions
+
+    def _deadlines(self, now: int) -> list[Action]:
+        actions: list[Action] = []
+        for message in list(self._messages.values()):
+            if isinstance(message.body, LinkTestBody):
+                continue
+            assert isinstance(message.body, WarningBody | CancelBody | TextBody)
+            deadline = self.network.deadlines[message.body.precedence]
+            for recipient in sorted(message.waiting_delivery):
+                due = message.relay_ts + deadline.delivered_ms
+                actions.extend(self._overdue(message, recipient, Stage.DELIVERED, due, now))
+            for recipient in sorted(message.waiting_ack):
+                due = message.relay_ts + deadline.acknowledged_ms
+                actions.extend(self._overdue(message, recipient, Stage.ACKNOWLEDGED, due, now))
+        return actions
+
+    def _overdue(
+        self, message: _Message, recipient: str, stage: Stage, due: int, now: int
+    ) -> list[Action]:
+        key = (recipient, stage.value)
+        if now < due or key in message.overdue_sent:
+            return []
+        message.overdue_sent.add(key)
+        self.counters.overdue[stage.value] = self.counters.overdue.get(stage.value, 0) + 1
+        return [self._event(
+            EntryKind.OVERDUE,
+            {"ref": message.body.id, "recipient": recipient, "stage": stage.value,
+             "deadline": due},
+            now,
+        )]
+
+    def _link_tests(self, now: int) -> list[Action]:
+        actions: list[Action] = []
+        for party in self.network.endpoints:
+            self._test_seq = max(self._test_seq + 1, now * 1000)
+            body = LinkTestBody(
+                id=make_id(now, self._random(10)),
+                sender=self.network.relay.id,
+                ts=now,
+                seq=self._test_seq,
+                kid=self._key.public.kid,
+                to=(party,),
+            )
+            envelope = open_envelope(seal(body, self._key), self.network)
+            token = next(self._tokens)
+            self._inflight[token] = _Inflight(envelope, self.network.relay.id, now)
+            self._inflight_ids[body.id] = []
+            self.counters.link_tests += 1
+            actions.append(Append(encode_envelope_entry(now, envelope.frame), token))
+        return actions
+
+    def _event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
+        return Append(encode_event_entry(now, Event(kind, fields)), next(self._tokens))
+
+    # ------------------------------------------------------------------ views
+
+    def pending_count(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
