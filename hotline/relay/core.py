@@ -85,10 +85,17 @@ class Broadcast:
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    """Append ``entry``; then call ``appended(token, index, now)``."""
+    """Append ``entry``; then call ``appended(token, index, now)``.
+
+    ``relay_ts`` and either ``envelope`` or ``event`` say what the entry holds,
+    so that the edge can account for it without decoding it again.
+    """
 
     entry: bytes
     token: int
+    relay_ts: int = 0
+    envelope: Envelope | None = None
+    event: Event | None = None
 
 
 Action = Send | Append | Broadcast
@@ -166,20 +173,25 @@ class RelayCore:
 
     # ------------------------------------------------------------------ replay from the log
 
-    def restore(self, index: int, entry: bytes) -> None:
-        """Rebuild state from one logged entry, in log order, at start-up."""
+    def restore(self, index: int, entry: bytes) -> tuple[int, Envelope | Event]:
+        """Rebuild state from one logged entry, in log order, at start-up.
+
+        Returns the entry's relay time and its verified envelope or its event.
+        """
         decoded = decode_entry(entry)
         self.size = index + 1
         if decoded.envelope is None:
-            if decoded.event is not None and decoded.kind is EntryKind.OVERDUE:
+            assert decoded.event is not None
+            if decoded.kind is EntryKind.OVERDUE:
                 fields = decoded.event.fields
                 message = self._messages.get(fields.get("ref", b""))
                 if message is not None:
                     key = (str(fields.get("recipient")), str(fields.get("stage")))
                     message.overdue_sent.add(key)
-            return
+            return decoded.relay_ts, decoded.event
         envelope = open_envelope(decoded.envelope, self.network)
         self._logged(index, decoded.relay_ts, envelope, restoring=True)
+        return decoded.relay_ts, envelope
 
     # ------------------------------------------------------------------ connections
 
@@ -232,7 +244,7 @@ class RelayCore:
         token = next(self._tokens)
         self._inflight[token] = _Inflight(envelope, party, now)
         self._inflight_ids[body.id] = [party]
-        return [Append(encode_envelope_entry(now, envelope.frame), token)]
+        return [Append(encode_envelope_entry(now, envelope.frame), token, now, envelope)]
 
     def _reply_to(self, receipt: ReceiptBody) -> str | None:
         """Who a receipt goes back to: the sender of the message or test it answers."""
@@ -434,11 +446,12 @@ class RelayCore:
             self._inflight[token] = _Inflight(envelope, self.network.relay.id, now)
             self._inflight_ids[body.id] = []
             self.counters.link_tests += 1
-            actions.append(Append(encode_envelope_entry(now, envelope.frame), token))
+            actions.append(Append(encode_envelope_entry(now, envelope.frame), token, now, envelope))
         return actions
 
     def _event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
-        return Append(encode_event_entry(now, Event(kind, fields)), next(self._tokens))
+        event = Event(kind, fields)
+        return Append(encode_event_entry(now, event), next(self._tokens), now, event=event)
 
     # ------------------------------------------------------------------ views
 

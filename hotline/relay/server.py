@@ -34,6 +34,7 @@ from hotline.auditlog.log import AuditLog
 from hotline.auditlog.note import parse_note
 from hotline.errors import HotlineError, NoteError, RejectCode, Rejected
 from hotline.network import Network
+from hotline.protocol.envelope import Envelope
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.session import (
     AUTH_FAILED_CLOSE,
@@ -97,7 +98,7 @@ class Relay:
         self.metrics = RelayMetrics(self)
         self.figures = self.metrics.figures
         self._connections: dict[str, _Connection] = {}
-        self._completions: deque[tuple[int, asyncio.Task[int], bytes]] = deque()
+        self._completions: deque[tuple[Append, asyncio.Task[int]]] = deque()
         self._completion_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoint_lock = asyncio.Lock()
@@ -120,7 +121,8 @@ class Relay:
             EntryKind.RELAY_STARTED,
             {"version": "1", "network_sha256": _sha256(config.network_toml)},
         )
-        self.perform([Append(encode_event_entry(config.clock(), started), -1)])
+        now = config.clock()
+        self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
         self._tasks.append(asyncio.create_task(self._complete(), name="relay-completions"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
         self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
@@ -133,8 +135,8 @@ class Relay:
         for start in range(0, size, 1024):
             for offset, entry in enumerate(store.read_range(start, min(size, start + 1024))):
                 index = start + offset
-                self.core.restore(index, entry)
-                self.figures.add_entry(index, entry)
+                relay_ts, content = self.core.restore(index, entry)
+                self._account(index, relay_ts, content)
 
     async def stop(self) -> None:
         if self.log is None or self._stopping:
@@ -143,7 +145,8 @@ class Relay:
         for connection in list(self._connections.values()):
             await connection.ws.close(code=1001, message=b"relay stopping")
         stopped = Event(EntryKind.RELAY_STOPPED, {})
-        self.perform([Append(encode_event_entry(self.config.clock(), stopped), -1)])
+        now = self.config.clock()
+        self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self._drain()
         for task in self._tasks:
             task.cancel()
@@ -154,9 +157,15 @@ class Relay:
         await self.log.close()
         log.info("relay_stopped", size=self.log.size)
 
+    def _account(self, index: int, relay_ts: int, content: Envelope | Event) -> None:
+        if isinstance(content, Event):
+            self.figures.add_event(index, relay_ts, content)
+        else:
+            self.figures.add_envelope(index, relay_ts, content)
+
     async def _drain(self) -> None:
         while self._completions:
-            _, task, _ = self._completions[-1]
+            _, task = self._completions[-1]
             with contextlib.suppress(Exception):
                 await task
             await asyncio.sleep(0)
@@ -175,7 +184,7 @@ class Relay:
                     connection.queue.put_nowait(action.data)
             else:
                 task = asyncio.get_running_loop().create_task(self.log.append(action.entry))
-                self._completions.append((action.token, task, action.entry))
+                self._completions.append((action, task))
                 self._completion_ready.set()
 
     async def _complete(self) -> None:
@@ -183,7 +192,7 @@ class Relay:
         while True:
             await self._completion_ready.wait()
             while self._completions:
-                token, task, entry = self._completions[0]
+                append, task = self._completions[0]
                 try:
                     index = await task
                 except HotlineError as exc:
@@ -191,8 +200,10 @@ class Relay:
                     self._completions.popleft()
                     continue
                 self._completions.popleft()
-                self.figures.add_entry(index, entry)
-                self.perform(self.core.appended(token, index, self.config.clock()))
+                content = append.envelope if append.envelope is not None else append.event
+                if content is not None:
+                    self._account(index, append.relay_ts, content)
+                self.perform(self.core.appended(append.token, index, self.config.clock()))
             self._completion_ready.clear()
 
     async def _ticker(self) -> None:
