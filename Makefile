@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-data
+PORT   ?= 8700
+# Leave DURATION empty to run until Ctrl-C; DURATION=25 compresses the scenario into 25 s.
+DURATION ?=
 
 .PHONY: demo test lint clean
 
@@ -15,9 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@test -f $(DEMO)/network.toml || $(BIN)/hotline init $(DEMO)
-	$(BIN)/hotline envelope sign --network $(DEMO) --as BY config/examples/warning.json --out $(DEMO)/warning.env
-	$(BIN)/hotline envelope verify --network $(DEMO) $(DEMO)/warning.env
+	$(BIN)/hotline demo --data $(DEMO) --base-port $(PORT) $(if $(DURATION),--duration $(DURATION))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

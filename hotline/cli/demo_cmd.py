@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hotline.cli.common import Commands
 from hotline.demo.runner import Demo, DemoResult
 from hotline.demo.scenario import builtin_scenario, load_scenario, scaled
 from hotline.figures import LinkFigures, render_text
+from hotline.logs import configure_logging
 from hotline.network import Network
 
 __all__ = ["register"]
@@ -61,6 +63,8 @@ async def _run(demo: Demo, duration: float | None) -> DemoResult:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        configure_logging(level=logging.WARNING)
     scenario = builtin_scenario() if args.scenario is None else load_scenario(args.scenario)
     if args.duration is not None:
         scenario = scaled(scenario, args.duration * 0.75)

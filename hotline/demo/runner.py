@@ -129,20 +129,32 @@ class Demo:
 
     # ------------------------------------------------------------------ processes
 
-    async def _ready(self, session: aiohttp.ClientSession, url: str) -> None:
+    async def _ready(self, session: aiohttp.ClientSession, url: str, process: _Process) -> None:
+        """Wait until ``process`` answers at ``url`` (and not some other program)."""
         deadline = time.monotonic() + _READY_TIMEOUT_S
         while True:
+            if process.proc is not None and process.proc.returncode is not None:
+                raise UsageError(
+                    f"{process.name} exited with status {process.proc.returncode} (is its port "
+                    f"in use?); see {process.log_path}"
+                )
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 async with session.get(url + "/healthz") as response:
-                    if response.status == 200:
+                    if response.status == 200 and await self._alive(process):
                         return
             if time.monotonic() > deadline:
                 raise UsageError(f"{url} did not become ready; see {self.data / 'logs'}")
             await asyncio.sleep(0.1)
 
+    @staticmethod
+    async def _alive(process: _Process) -> bool:
+        """Still running a moment after answering: it is ours that answered."""
+        await asyncio.sleep(0.05)
+        return process.proc is not None and process.proc.returncode is None
+
     async def _start_endpoint(self, session: aiohttp.ClientSession, party: str) -> None:
         await self.endpoints[party].start()
-        await self._ready(session, self.endpoint_url(party))
+        await self._ready(session, self.endpoint_url(party), self.endpoints[party])
 
     # ------------------------------------------------------------------ the run
 
@@ -151,7 +163,7 @@ class Demo:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             await self.relay.start()
             try:
-                await self._ready(session, self.relay_http)
+                await self._ready(session, self.relay_http, self.relay)
                 await asyncio.gather(*(self._start_endpoint(session, e) for e in self.endpoints))
                 log.info("demo_started", relay=self.relay_http, endpoints=self.ports)
                 officers = asyncio.create_task(self._officers(session))
