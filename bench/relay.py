@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -132,7 +131,7 @@ async def run_mode(by: Client, lt: Client, round_trips: int, window: int) -> dic
         async for message in by.ws:
             control = decode_control(message.data)
             if isinstance(control, RejectedNotice):
-                raise RuntimeError(f"rejected: {control}")
+                raise SystemExit(f"the relay refused a benchmark message: {control}")
             if isinstance(control, Accepted):
                 continue
             if isinstance(control, Deliver):
@@ -175,10 +174,10 @@ async def main_async(round_trips: int, keep: Path | None) -> list[dict[str, floa
         doc["limits"]["messages_per_minute"] = 100_000_000
         config.write_text(tomli_w.dumps(doc))
         network = load_network(config)
-        relay = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "relay", "--network", str(config),
-             "--data", str(root / "relay"), "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        relay = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hotline", "relay", "--network", str(config),
+            "--data", str(root / "relay"), "--port", str(port),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )
         try:
             url = f"ws://127.0.0.1:{port}/v1/ws"
@@ -203,7 +202,7 @@ async def main_async(round_trips: int, keep: Path | None) -> list[dict[str, floa
             return results
         finally:
             relay.terminate()
-            relay.wait(15)
+            await asyncio.wait_for(relay.wait(), 15)
 
 
 def main() -> int:

@@ -12,7 +12,10 @@ it is::
     │                           (code is one of the wire RejectCode values)
     ├── UsageError              the local side misused the tool or the API
     │   ├── ConfigError         network.toml is missing, malformed or inconsistent
-    │   └── KeyFileError        a private key file is unreadable, malformed or too open
+    │   ├── KeyFileError        a private key file is unreadable, malformed or too open
+    │   ├── UnknownMessage      (endpoint) no received message has that id: HTTP 404
+    │   └── AlreadyAcknowledged (endpoint) acknowledged before: HTTP 409
+    ├── RelayUnavailable        (endpoint) the relay's HTTP side did not answer usefully
     └── AuditError              the audit log or a bundle does not hold together
         ├── ProofError          a Merkle proof or tree parameter is invalid
         ├── NoteError           a signed note or checkpoint is malformed or badly signed

@@ -13,7 +13,8 @@ Layout::
     [endpoints.<ID>]     name, public_key, language
     [[links]]            between = ["BY", "LT"]
     [deadlines.<precedence>]  delivered_s, acknowledged_s
-    [limits]             max_frame_bytes, clock_skew_s, messages_per_minute, retry_interval_s
+    [limits]             max_frame_bytes, clock_skew_s, messages_per_minute,
+                         retry_interval_s, max_age_s
     [link_tests]         interval_s, timeout_s
 """
 
@@ -78,6 +79,7 @@ class Limits:
     clock_skew_ms: int = 30_000
     messages_per_minute: int = 600
     retry_interval_ms: int = 3_000
+    max_age_ms: int = 86_400_000
 
 
 _DEFAULT_LIMITS: Final = Limits()
@@ -280,7 +282,8 @@ def _parse_limits(data: Mapping[str, Any], source: str) -> Limits:
     where = f"{source} [limits]"
     _check_known(
         limits_t,
-        {"max_frame_bytes", "clock_skew_s", "messages_per_minute", "retry_interval_s"},
+        {"max_frame_bytes", "clock_skew_s", "messages_per_minute", "retry_interval_s",
+         "max_age_s"},
         where,
     )
     limits = Limits(
@@ -294,6 +297,7 @@ def _parse_limits(data: Mapping[str, Any], source: str) -> Limits:
         retry_interval_ms=_seconds_ms(
             limits_t, "retry_interval_s", where, _DEFAULT_LIMITS.retry_interval_ms
         ),
+        max_age_ms=_seconds_ms(limits_t, "max_age_s", where, _DEFAULT_LIMITS.max_age_ms),
     )
     if limits.max_frame_bytes < 1024:
         raise ConfigError(f"{where}: max_frame_bytes must be at least 1024")
@@ -359,6 +363,7 @@ def network_to_toml(network: Network) -> str:
             "clock_skew_s": network.limits.clock_skew_ms / 1000,
             "messages_per_minute": network.limits.messages_per_minute,
             "retry_interval_s": network.limits.retry_interval_ms / 1000,
+            "max_age_s": network.limits.max_age_ms / 1000,
         },
         "link_tests": {
             "interval_s": network.link_test_interval_ms / 1000,

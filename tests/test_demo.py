@@ -21,19 +21,24 @@ def _free_base_port() -> int:
             base: int = probe.getsockname()[1]
         if base > 60_000:
             continue
-        sockets = []
-        try:
-            for port in range(base, base + 6):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
+        if _all_free(range(base, base + 6)):
             return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
     raise RuntimeError("no six consecutive free ports")
+
+
+def _all_free(ports: range) -> bool:
+    sockets = []
+    try:
+        for port in ports:
+            s = socket.socket()
+            sockets.append(s)
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    finally:
+        for s in sockets:
+            s.close()
+    return True
 
 
 def _hotline(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from hotline.cli import audit_cmd, demo_cmd, envelope_cmd, init_cmd, relay_cmd, send_cmd
+from hotline.cli import (
+    audit_cmd,
+    demo_cmd,
+    endpoint_cmd,
+    envelope_cmd,
+    init_cmd,
+    relay_cmd,
+    send_cmd,
+)
 from hotline.errors import HotlineError, UsageError
 from hotline.logs import configure_logging
 
@@ -27,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--verbose", action="store_true", help="debug logs and tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init_cmd, envelope_cmd, audit_cmd, relay_cmd, demo_cmd, send_cmd):
+    for module in (init_cmd, envelope_cmd, audit_cmd, relay_cmd, endpoint_cmd, demo_cmd, send_cmd):
         module.register(commands)
     return parser
 

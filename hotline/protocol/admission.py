@@ -15,7 +15,10 @@ duplicate            a seen id with the same body is a resend: answer     (no re
                      it with the original receipt, never deliver twice
 replayed id          a seen id with a different body                      replay
 sequence             ``seq`` above the sender's last accepted ``seq``     replay
-freshness            ``ts`` within the clock-skew window of ``now_ms``    stale
+freshness            ``ts`` at most the clock skew ahead of ``now_ms``    stale
+                     and at most ``max_age`` behind it (an outbox may
+                     hold a message through an outage that long); not
+                     past its own ``expires``
 links                every recipient is linked to the sender              link_forbidden
 rate                 routed messages within the sender's rate             rate_limited
 ===================  ===================================================  ==================
@@ -107,18 +110,31 @@ class Admission:
                 RejectCode.REPLAY,
                 f"seq {body.seq} is not above {last}, the last accepted from {body.sender}",
             )
-        skew = self._network.limits.clock_skew_ms
-        if abs(body.ts - now_ms) > skew:
-            direction = "ahead of" if body.ts > now_ms else "behind"
-            raise Rejected(
-                RejectCode.STALE,
-                f"ts is {abs(body.ts - now_ms)} ms {direction} the relay's clock "
-                f"(at most {skew} ms allowed)",
-            )
+        self._check_freshness(body, now_ms)
         self._check_links(body, reply_to)
         if not isinstance(body, ReceiptBody):
             self._take_token(body.sender, now_ms)
         return Verdict.NEW
+
+    def _check_freshness(self, body: Body, now_ms: int) -> None:
+        limits = self._network.limits
+        if body.ts > now_ms + limits.clock_skew_ms:
+            raise Rejected(
+                RejectCode.STALE,
+                f"ts is {body.ts - now_ms} ms ahead of the relay's clock "
+                f"(at most {limits.clock_skew_ms} ms allowed)",
+            )
+        if body.ts < now_ms - limits.max_age_ms:
+            raise Rejected(
+                RejectCode.STALE,
+                f"ts is {now_ms - body.ts} ms old, more than the {limits.max_age_ms} ms "
+                "a message may wait in an outbox",
+            )
+        expires = getattr(body, "expires", None)
+        if isinstance(expires, int) and expires <= now_ms:
+            raise Rejected(
+                RejectCode.STALE, f"the message expired {now_ms - expires} ms ago", "expires"
+            )
 
     def _check_links(self, body: Body, reply_to: str | None) -> None:
         if isinstance(body, ReceiptBody):

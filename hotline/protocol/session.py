@@ -28,7 +28,8 @@ Endpoint → relay:
                id`` (the challenge exactly as received), and ``since``: the
                highest ``deliver`` index of a receipt the endpoint has stored
                (receipts after it are sent again), or -1
-``cosign``     ``line``: a C2SP cosignature line on the latest checkpoint
+``cosign``     ``line``: a C2SP cosignature line on the latest checkpoint,
+               without its final newline
 =============  ==============================================================
 
 Before ``welcome`` only ``auth`` is accepted; a failed ``auth`` closes the

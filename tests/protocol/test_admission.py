@@ -89,11 +89,27 @@ def test_an_old_seq_is_a_replay(net: TestNet) -> None:
     assert "seq 5 is not above 5" in err.detail
 
 
-@pytest.mark.parametrize("offset", [-30_001, 30_001])
-def test_times_outside_the_skew_window_are_stale(net: TestNet, offset: int) -> None:
-    """A ts more than the allowed skew behind or ahead of the relay is stale."""
-    err = _reject(Admission(net.network), _open(net, _warning()), now_ms=NOW + offset)
+@pytest.mark.parametrize(
+    ("offset", "words"),
+    [(-30_001, "ahead of"), (86_400_001, "old"), (600_000, "expired")],
+)
+def test_future_too_old_and_expired_messages_are_stale(
+    net: TestNet, offset: int, words: str
+) -> None:
+    """Ahead of the relay beyond the skew, older than the outbox horizon, or expired: stale."""
+    warning = _warning(expires=NOW + 10**9) if words != "expired" else _warning()
+    err = _reject(Admission(net.network), _open(net, warning), now_ms=NOW + offset)
     assert err.reject_code is RejectCode.STALE
+    assert words in err.detail
+
+
+def test_a_message_held_through_an_outage_is_still_fresh(net: TestNet) -> None:
+    """A message written an hour ago, not yet expired, is accepted: outboxes hold messages."""
+    warning = _warning(expires=NOW + 7_200_000)
+    verdict = Admission(net.network).check(
+        _open(net, warning), authenticated="BY", now_ms=NOW + 3_600_000
+    )
+    assert verdict is Verdict.NEW
 
 
 def test_times_inside_the_skew_window_are_fresh(net: TestNet) -> None:

@@ -37,13 +37,17 @@ def _signed_by_lt_as_by(client: RawClient, body: WarningBody) -> bytes:
     return seal_bytes(encode_body(stamped), client.net.keys["LT"])
 
 
+def _from_the_future(body: WarningBody) -> WarningBody:
+    return replace(body, ts=body.ts + 3_600_000, expires=body.expires + 7_200_000)
+
+
 Forge = Callable[[RawClient, Author, Author], bytes]
 
 CASES: dict[str, Forge] = {
     "bad_signature": lambda c, a, b: _forge_signature(c, a.warning()),
     "mis_keyed": lambda c, a, b: _signed_by_lt_as_by(c, a.warning()),
     "sender_mismatch": lambda c, a, b: c.seal(b.warning(to=("BY",))),
-    "stale": lambda c, a, b: c.seal(replace(a.warning(), ts=a.warning().ts - 3_600_000)),
+    "stale": lambda c, a, b: c.seal(_from_the_future(a.warning())),
     "link_forbidden": lambda c, a, b: c.seal(a.warning(to=("EE",))),
     "garbage": lambda c, a, b: b"\x93\x01\xc4\x01",
 }

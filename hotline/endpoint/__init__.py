@@ -1,0 +1,30 @@
+"""A national gateway: journal, relay connection, witnessing, deadlines and local API.
+
+Modules, each named for what it holds:
+
+==================  ==============================================================
+``core``            the sans-IO protocol state machine (bytes and time in, bytes
+                    and events out)
+``events``          the events the core and the connection report
+``state``           the snapshot the core is rebuilt from at start
+``deadlines``       per-precedence deadlines, each missed one reported once
+``witness``         judging the relay's checkpoints before cosigning them
+``compose``         a posted JSON message made into a body to sign
+``journal``         the SQLite journal (outbox, inbox, stages, checkpoints, events)
+``journal_thread``  the journal on its own thread, awaited from the event loop
+``records``         journal rows as the console reads them
+``connection``      the WebSocket to the relay, reconnecting with backoff
+``relay_http``      the relay's HTTP side: consistency proofs and link figures
+``hub``             fan-out of events to live listeners
+``views``           the JSON of the local API and its event stream
+``api``             the local HTTP API routes
+``service``         the running endpoint and its entry points
+``errors``          the endpoint's refusals of local requests
+==================  ==============================================================
+
+Entry points live in :mod:`hotline.endpoint.service` (``EndpointConfig``,
+``make_app``, ``serve_endpoint``, ``run_endpoint``). This package imports
+nothing itself, so importing the sans-IO modules (``core``, ``deadlines``,
+``witness``, ``compose``, ``events``, ``state``) loads no event loop, socket or
+database.
+"""

@@ -1,0 +1,236 @@
+"""The endpoint's local HTTP API (JSON), for the console and local integrators.
+
+============================  =====================================================
+``POST /api/messages``        post a warning, update, cancel or text (the body's
+                              JSON view without the header): ``202 {"id"}``;
+                              ``400 bad_json``; ``422`` with the field at fault
+``GET /api/inbox``            received messages, newest first, each once
+``POST /api/messages/{id}/ack``  ``{"action", "note"}`` → ``202``; ``404`` unknown;
+                              ``409`` already acknowledged
+``GET /api/outbox``           our messages with accepted and per-recipient stages
+``GET /api/events``           Server-Sent Events: ``snapshot`` first, then every
+                              endpoint event under its snake_case name
+``GET /api/links``            our relay connection, the last link test answered
+                              and the relay's ``/v1/links`` figures when reachable
+``GET /api/checkpoint``       the last checkpoint we judged: size, root, age,
+                              consistent
+``GET /healthz``              liveness
+============================  =====================================================
+
+Errors are ``{"error": code, "field": path, "detail": sentence}``. ``GET /`` is
+left for the operator console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Final
+
+from aiohttp import web
+
+from hotline.endpoint.errors import AlreadyAcknowledged, UnknownMessage
+from hotline.endpoint.events import Event
+from hotline.endpoint.relay_http import RelayUnavailable
+from hotline.endpoint.service import ENDPOINT, Endpoint
+from hotline.endpoint.views import (
+    checkpoint_json,
+    event_json,
+    history_json,
+    inbox_json,
+    link_tests_json,
+    outbox_json,
+)
+from hotline.errors import Rejected
+from hotline.protocol.ids import format_id, parse_id
+from hotline.protocol.vocab import Action
+
+__all__ = ["add_routes"]
+
+_MAX_BODY: Final = 256 * 1024
+_SSE_KEEPALIVE_S: Final = 15.0
+_LINKS_TIMEOUT_S: Final = 2.0
+
+
+def _error(status: int, error: str, field: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "field": field, "detail": detail}, status=status)
+
+
+def _endpoint(request: web.Request) -> Endpoint:
+    return request.app[ENDPOINT]
+
+
+async def _read_json(request: web.Request, *, empty_ok: bool = False) -> object:
+    """The request's JSON, or ``_BadJson`` naming why not."""
+    raw = await request.content.read(_MAX_BODY + 1)
+    if len(raw) > _MAX_BODY:
+        raise _BadJson(f"the request body is larger than {_MAX_BODY} bytes")
+    if not raw.strip() and empty_ok:
+        return {}
+    try:
+        data: object = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _BadJson(f"the request body is not valid JSON: {exc}") from exc
+    return data
+
+
+class _BadJson(Exception):
+    pass
+
+
+def _rejected(exc: Rejected) -> web.Response:
+    return _error(422, exc.code, exc.path, exc.detail)
+
+
+async def post_message(request: web.Request) -> web.Response:
+    try:
+        data = await _read_json(request)
+    except _BadJson as exc:
+        return _error(400, "bad_json", "", str(exc))
+    try:
+        message_id = await _endpoint(request).post_message(data)
+    except Rejected as exc:
+        return _rejected(exc)
+    return web.json_response({"id": format_id(message_id)}, status=202)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    try:
+        ref = parse_id(request.match_info["id"])
+    except ValueError:
+        return _error(404, "not_found", "id", "no received message has this id")
+    try:
+        data = await _read_json(request, empty_ok=True)
+    except _BadJson as exc:
+        return _error(400, "bad_json", "", str(exc))
+    if not isinstance(data, dict):
+        return _error(422, "schema", "", "the acknowledgement must be a JSON object")
+    unknown = sorted(set(data) - {"action", "note"})
+    if unknown:
+        return _error(422, "schema", unknown[0], "is not a field of an acknowledgement")
+    action_text = data.get("action")
+    note = data.get("note")
+    try:
+        action = None if action_text is None else Action(action_text)
+    except ValueError:
+        allowed = ", ".join(a.value for a in Action)
+        return _error(422, "schema", "action", f"must be one of {allowed}")
+    if note is not None and not isinstance(note, str):
+        return _error(422, "schema", "note", "must be a string")
+    try:
+        await _endpoint(request).acknowledge(ref, action, note or None)
+    except UnknownMessage as exc:
+        return _error(404, "not_found", "id", exc.sentence)
+    except AlreadyAcknowledged as exc:
+        return _error(409, "already_acknowledged", "id", exc.sentence)
+    except Rejected as exc:
+        return _rejected(exc)
+    return web.json_response({"id": format_id(ref), "acknowledged": True}, status=202)
+
+
+async def inbox(request: web.Request) -> web.Response:
+    items = await _endpoint(request).journal.call(lambda j: j.inbox())
+    return web.json_response({"messages": [inbox_json(i) for i in items]})
+
+
+async def outbox(request: web.Request) -> web.Response:
+    items = await _endpoint(request).journal.call(lambda j: j.outbox())
+    return web.json_response({"messages": [outbox_json(i) for i in items]})
+
+
+async def checkpoint(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    item = await endpoint.journal.call(lambda j: j.last_checkpoint())
+    return web.json_response(checkpoint_json(item, endpoint.config.clock()))
+
+
+async def links(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    tests = await endpoint.journal.call(lambda j: j.link_tests())
+    relay_links: object = None
+    try:
+        relay_links = await asyncio.wait_for(
+            endpoint.relay_http.links_json(), timeout=_LINKS_TIMEOUT_S
+        )
+    except (RelayUnavailable, TimeoutError):
+        relay_links = None
+    now = endpoint.config.clock()
+    return web.json_response(
+        {
+            "endpoint": endpoint.me,
+            "relay": {
+                "url": endpoint.config.ws_url,
+                "connected": endpoint.connected,
+                "connected_since_ms": endpoint.connected_since_ms,
+                "last_disconnect": endpoint.last_disconnect,
+            },
+            "link_test": link_tests_json(tests, now),
+            "relay_links": relay_links,
+        }
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    return web.json_response(
+        {"ok": True, "endpoint": endpoint.me, "connected": endpoint.connected}
+    )
+
+
+def _sse(name: str, payload: object) -> bytes:
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {name}\ndata: {data}\n\n".encode()
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    endpoint = _endpoint(request)
+    with endpoint.hub.subscribe() as subscription:
+        journal = endpoint.journal
+        inbox_items = await journal.call(lambda j: j.inbox())
+        outbox_items = await journal.call(lambda j: j.outbox())
+        last = await journal.call(lambda j: j.last_checkpoint())
+        alarms = await journal.call(lambda j: j.events(50, alarms_only=True))
+        tests = await journal.call(lambda j: j.link_tests())
+        now = endpoint.config.clock()
+        snapshot = {
+            "endpoint": endpoint.me,
+            "connected": endpoint.connected,
+            "inbox": [inbox_json(i) for i in inbox_items],
+            "outbox": [outbox_json(i) for i in outbox_items],
+            "checkpoint": checkpoint_json(last, now),
+            "link_test": link_tests_json(tests, now),
+            "alarms": [history_json(a) for a in alarms],
+        }
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        await response.write(_sse("snapshot", snapshot))
+        while True:
+            try:
+                event: Event | None = await asyncio.wait_for(
+                    subscription.next(), timeout=_SSE_KEEPALIVE_S
+                )
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                break
+            payload = event_json(event)
+            await response.write(_sse(str(payload["event"]), payload))
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/messages", post_message)
+    app.router.add_post("/api/messages/{id}/ack", acknowledge)
+    app.router.add_get("/api/inbox", inbox)
+    app.router.add_get("/api/outbox", outbox)
+    app.router.add_get("/api/events", events)
+    app.router.add_get("/api/links", links)
+    app.router.add_get("/api/checkpoint", checkpoint)
+    app.router.add_get("/healthz", healthz)

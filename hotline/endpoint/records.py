@@ -1,0 +1,127 @@
+"""Rows of the journal as the console and the API read them: frozen values.
+
+Bodies travel as their JSON view text (``body_json``), exactly as
+:func:`hotline.protocol.jsonview.body_to_json` wrote it when the envelope was
+signed or verified; nothing here is ever re-signed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
+
+__all__ = [
+    "EventRecord",
+    "InboxItem",
+    "LinkTestStatus",
+    "OutboxItem",
+    "Rejection",
+    "StageTime",
+    "WitnessedCheckpoint",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StageTime:
+    """When a recipient reached a stage for one of our messages."""
+
+    party: str
+    stage: Stage
+    their_ts: int  # the recipient's clock, from its signed receipt
+    received_ms: int  # our clock, when the receipt reached us
+    index: int  # the receipt's log index at the relay
+    action: Action | None = None
+    note: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why the relay refused something we sent."""
+
+    code: str
+    sentence: str
+    path: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message we sent, with the relay's answer and each recipient's stages."""
+
+    id: bytes
+    seq: int
+    type: BodyType
+    recipients: tuple[str, ...]
+    precedence: Precedence
+    status: Status
+    incident: bytes | None
+    created_ms: int
+    body_json: str
+    accepted_index: int | None
+    accepted_ts: int | None  # the relay's clock, from its signed accepted receipt
+    accepted_received_ms: int | None  # our clock
+    rejection: Rejection | None
+    stages: tuple[StageTime, ...]
+
+    def stage(self, party: str, stage: Stage) -> StageTime | None:
+        """The first receipt of ``party`` for ``stage``, if any."""
+        return next((s for s in self.stages if s.party == party and s.stage is stage), None)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A message we received, once, however often it was delivered."""
+
+    id: bytes
+    sender: str
+    type: BodyType
+    precedence: Precedence
+    status: Status
+    incident: bytes | None
+    sent_ts: int  # the sender's clock
+    received_ms: int  # our clock
+    index: int  # the message's log index at the relay
+    body_json: str
+    delivered_ms: int | None  # when we signed our delivered receipt
+    duplicates: int
+    acknowledged_ms: int | None
+    action: Action | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedCheckpoint:
+    """A relay checkpoint we judged: cosigned when consistent, an alarm when not."""
+
+    size: int
+    root: bytes
+    note: bytes
+    consistent: bool
+    cosigned: bool
+    at_ms: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One line of the endpoint's event and alarm history."""
+
+    number: int
+    at_ms: int
+    name: str
+    alarm: bool
+    ref: bytes | None
+    party: str | None
+    stage: str | None
+    detail: str  # a JSON object
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTestStatus:
+    """The last relay link test we answered."""
+
+    last_test_id: bytes | None
+    last_answered_ms: int | None
+    answered: int
