@@ -67,7 +67,7 @@ from hotline.protocol.session import (
 )
 from hotline.protocol.vocab import Stage
 
-__all__ = ["Append", "Broadcast", "RelayCore", "RelayCounters", "Send"]
+__all__ = ["Append", "Broadcast", "Note", "RelayCore", "RelayCounters", "Send"]
 
 RandomSource = Callable[[int], bytes]
 
@@ -99,6 +99,14 @@ class Append:
 
 
 Action = Send | Append | Broadcast
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the edge should write to the structured log: a name and details."""
+
+    event: str
+    fields: dict[str, object]
 
 
 @dataclass(slots=True)
@@ -158,6 +166,7 @@ class RelayCore:
         self._random = random
         self.admission = Admission(network)
         self.counters = RelayCounters()
+        self.notes: list[Note] = []  # drained by the edge after every call
         self.online: set[str] = set()
         self._tokens = itertools.count()
         self._inflight: dict[int, _Inflight] = {}
@@ -230,10 +239,14 @@ class RelayCore:
             )
         except Rejected as exc:
             self.counters.rejected[exc.code] = self.counters.rejected.get(exc.code, 0) + 1
+            self.notes.append(Note("envelope_rejected", {
+                "party": party, "code": exc.code, "path": exc.path, "reason": exc.detail,
+            }))
             return [Send(party, self._rejection(frame, exc))]
         body = envelope.body
         if verdict is Verdict.DUPLICATE:
             self.counters.duplicates += 1
+            self.notes.append(Note("duplicate_answered", {"party": party, "id": body.id.hex()}))
             waiting = self._inflight_ids.get(body.id)
             if waiting is not None:
                 waiting.append(party)
@@ -267,6 +280,17 @@ class RelayCore:
         waiting = self._inflight_ids.pop(body.id, [inflight.party])
         kind = body.type.value
         self.counters.accepted[kind] = self.counters.accepted.get(kind, 0) + 1
+        fields: dict[str, object] = {"id": body.id.hex(), "from": body.sender, "type": kind,
+                                     "index": index}
+        if isinstance(body, WarningBody | CancelBody | TextBody):
+            fields["to"] = ",".join(recipients_of(self.network, body.sender, body.to))
+            fields["precedence"] = body.precedence.value
+        elif isinstance(body, ReceiptBody):
+            fields["ref"] = body.ref.hex()
+            fields["stage"] = body.stage.value
+            fields["link"] = f"{body.sender}-{self._origin.get(body.ref, '?')}"
+        if not isinstance(body, LinkTestBody):
+            self.notes.append(Note("envelope_accepted", fields))
         receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
         actions: list[Action] = [Send(party, receipt) for party in waiting]
         actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
@@ -351,6 +375,9 @@ class RelayCore:
             self._messages.pop(body.ref, None)
         if restoring or origin not in self.online:
             return []
+        self.notes.append(Note("receipt_forwarded", {
+            "ref": body.ref.hex(), "link": f"{body.sender}-{origin}", "stage": body.stage.value,
+        }))
         return [Send(origin, encode_control(Deliver(index, envelope.frame)))]
 
     # ------------------------------------------------------------------ delivery
@@ -371,6 +398,11 @@ class RelayCore:
             len(due), due, key=lambda p: (p.message.rank, p.message.index)
         ):
             pending.attempts += 1
+            self.notes.append(Note(
+                "message_forwarded" if pending.attempts == 1 else "message_redelivered",
+                {"id": pending.message.body.id.hex(), "link": f"{pending.message.sender}-{party}",
+                 "index": pending.message.index, "attempt": pending.attempts},
+            ))
             if pending.attempts > 1:
                 self.counters.redeliveries += 1
                 actions.append(self._event(
@@ -422,6 +454,10 @@ class RelayCore:
             return []
         message.overdue_sent.add(key)
         self.counters.overdue[stage.value] = self.counters.overdue.get(stage.value, 0) + 1
+        self.notes.append(Note("deadline_missed", {
+            "id": message.body.id.hex(), "link": f"{message.sender}-{recipient}",
+            "stage": stage.value, "deadline": due,
+        }))
         return [self._event(
             EntryKind.OVERDUE,
             {"ref": message.body.id, "recipient": recipient, "stage": stage.value,

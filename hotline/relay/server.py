@@ -174,6 +174,10 @@ class Relay:
 
     def perform(self, actions: Iterable[Action]) -> None:
         assert self.log is not None
+        if self.core.notes:
+            notes, self.core.notes = self.core.notes, []
+            for note in notes:
+                log.info(note.event, **note.fields)
         for action in actions:
             if isinstance(action, Send):
                 connection = self._connections.get(action.party)

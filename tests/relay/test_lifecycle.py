@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import structlog.testing
+
 from hotline.protocol.bodies import ReceiptBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted, Deliver, RejectedNotice
@@ -145,3 +147,29 @@ async def test_receipts_missed_while_offline_are_sent_after_since(
         assert isinstance(body, ReceiptBody)
         assert body.ref == warning.id
     assert isinstance(warning, WarningBody)
+
+
+async def test_every_state_change_is_a_structured_log_event(
+    net: TestNet, relay: RunningRelay
+) -> None:
+    """Accept, forward and receipt each log one event with the message id, link and stage."""
+    by, lt = Author("BY"), Author("LT")
+    with structlog.testing.capture_logs() as events:
+        async with RawClient(net, "BY", relay.ws_url) as cby, RawClient(
+            net, "LT", relay.ws_url
+        ) as clt:
+            warning = by.warning()
+            await cby.send(cby.seal(warning))
+            await cby.accepted()
+            await clt.delivered()
+            await clt.send(clt.seal(replace(lt.receipt(warning), kid=net.keys["LT"].public.kid)))
+            await clt.accepted()
+            await cby.delivered()
+    names = [(e["event"], e.get("id") or e.get("ref")) for e in events]
+    assert ("envelope_accepted", warning.id.hex()) in names
+    forwarded = next(e for e in events if e["event"] == "message_forwarded")
+    assert (forwarded["id"], forwarded["link"]) == (warning.id.hex(), "BY-LT")
+    receipt = next(e for e in events if e["event"] == "receipt_forwarded")
+    assert (receipt["ref"], receipt["link"], receipt["stage"]) == (
+        warning.id.hex(), "LT-BY", "delivered"
+    )
