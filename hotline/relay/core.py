@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+from collections import deque
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,6 +156,9 @@ class _Inflight:
 
 
 _TEST_RANK: Final = 99
+RECEIPTS_KEPT: Final = 10_000
+"""Receipts kept per sender for resending after a reconnect (``auth.since``); older
+ones are still in the log, and the endpoint can read them from the tiles."""
 
 
 class RelayCore:
@@ -175,7 +179,9 @@ class RelayCore:
         self._messages: dict[bytes, _Message] = {}  # messages still owed a receipt
         self._origin: dict[bytes, str] = {}  # every logged message or test id → its sender
         self._queues: dict[str, dict[bytes, _Pending]] = {e: {} for e in network.endpoints}
-        self._receipts_for: dict[str, list[tuple[int, bytes]]] = {e: [] for e in network.endpoints}
+        self._receipts_for: dict[str, deque[tuple[int, bytes]]] = {
+            e: deque(maxlen=RECEIPTS_KEPT) for e in network.endpoints
+        }
         self._test_seq = 0
         self._last_test_ms = -1
         self.size = 0
@@ -215,7 +221,7 @@ class RelayCore:
         """Receipts for ``party``'s messages logged after ``since``, again."""
         return [
             Send(party, encode_control(Deliver(index, frame)))
-            for index, frame in self._receipts_for.get(party, [])
+            for index, frame in self._receipts_for.get(party, ())
             if index > since
         ]
 
