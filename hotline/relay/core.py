@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from collections import deque
 import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
