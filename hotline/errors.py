@@ -14,7 +14,9 @@ it is::
     │   ├── ConfigError         network.toml is missing, malformed or inconsistent
     │   ├── KeyFileError        a private key file is unreadable, malformed or too open
     │   ├── UnknownMessage      (endpoint) no received message has that id: HTTP 404
-    │   └── AlreadyAcknowledged (endpoint) acknowledged before: HTTP 409
+    │   ├── AlreadyAcknowledged (endpoint) acknowledged before: HTTP 409
+    │   └── RequestRefused      (endpoint) a sensor feed's request refused as a whole:
+    │                           401, 400, 409, 413, 415, 429 (see hotline.endpoint.errors)
     ├── RelayUnavailable        (endpoint) the relay's HTTP side did not answer usefully
     └── AuditError              the audit log or a bundle does not hold together
         ├── ProofError          a Merkle proof or tree parameter is invalid

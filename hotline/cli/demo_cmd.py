@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  relay     {demo.relay_http}  (checkpoint, tiles, /v1/links, /metrics)")
     for party, port in demo.ports.items():
         print(f"  {party:<9} http://127.0.0.1:{port}/  ({demo.network.endpoints[party].name})")
+    print(f"  feeds     {args.data / 'feeds'}/<ID>.token  (Authorization: Bearer, for "
+          "POST /api/alerts and /api/cap)")
     result = asyncio.run(_run(demo, args.duration))
     print()
     print(report_from_log(args.data, demo.network))

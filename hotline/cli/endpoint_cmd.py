@@ -25,6 +25,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--host", default="127.0.0.1", help="where the local API listens")
     p.add_argument("--port", type=int, default=8800, help="0 picks a free port (it is logged)")
     p.add_argument("--relay-url", help="the relay's WebSocket URL (default: from network.toml)")
+    p.add_argument("--feeds", type=Path,
+                   help="sensor feeds allowed to post alerts (default: DATA/feeds.toml if "
+                        "present); add one with: hotline feed-token")
     p.set_defaults(handler=run)
 
 
@@ -41,6 +44,7 @@ def config_from(args: argparse.Namespace) -> EndpointConfig:
         host=args.host,
         port=args.port,
         relay_url=args.relay_url,
+        feeds=args.feeds,
     )
 
 

@@ -16,6 +16,7 @@ from hotline.cli import (
     demo_cmd,
     endpoint_cmd,
     envelope_cmd,
+    feed_cmd,
     init_cmd,
     relay_cmd,
     send_cmd,
@@ -35,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--verbose", action="store_true", help="debug logs and tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init_cmd, envelope_cmd, audit_cmd, relay_cmd, endpoint_cmd, demo_cmd, send_cmd):
+    for module in (
+        init_cmd, envelope_cmd, audit_cmd, relay_cmd, endpoint_cmd, demo_cmd, send_cmd, feed_cmd,
+    ):
         module.register(commands)
     return parser
 

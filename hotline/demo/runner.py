@@ -4,6 +4,10 @@ The relay and each endpoint run as their own ``hotline`` processes, exactly as
 they would be deployed; the demo plays the sensors and the duty officers by
 calling the endpoints' local APIs, takes an endpoint offline and back as the
 scenario says, and checks the relay's public HTTP surface while it runs.
+
+Each endpoint has one sensor feed: its token in ``DATA/feeds/<ID>.token``
+(mode 0600), its hashed entry in ``DATA/feeds/<ID>.toml`` (the endpoint's
+``--feeds``); ``alert`` steps post to ``/api/alerts`` with it, as a sensor would.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import structlog
 
 from hotline.bootstrap import NETWORK_FILE, create_network
 from hotline.demo.scenario import Scenario, Step
+from hotline.endpoint.feedconfig import append_feed, load_feeds, new_token
 from hotline.errors import ConfigError, UsageError
 from hotline.network import Network
 from hotline.network_file import load_network
@@ -33,6 +38,7 @@ __all__ = ["DemoResult", "run_demo"]
 log = structlog.get_logger()
 
 _READY_TIMEOUT_S: Final = 30.0
+_DEMO_FEED: Final = "demo-sensors"
 _RELAY_CHECKS: Final = ("/healthz", "/v1/links", "/metrics", "/checkpoint")
 
 
@@ -93,6 +99,7 @@ class Demo:
         self.network = self._network()
         self.relay_http = f"http://{host}:{base_port}"
         self.ports = {e: base_port + i for i, e in enumerate(self.network.endpoints, 1)}
+        self.feed_tokens = {e: self._feed_token(e) for e in self.network.endpoints}
         self.relay = _Process(
             "relay",
             ["relay", "--network", str(self.data), "--data", str(self.data / "relay"),
@@ -104,7 +111,8 @@ class Demo:
                 e,
                 ["endpoint", "--network", str(self.data), "--id", e,
                  "--data", str(self.data / "endpoints" / e), "--host", host,
-                 "--port", str(port), "--relay-url", f"ws://{host}:{base_port}/v1/ws"],
+                 "--port", str(port), "--relay-url", f"ws://{host}:{base_port}/v1/ws",
+                 "--feeds", str(self.feeds_file(e))],
                 self.data / "logs" / f"{e}.log",
             )
             for e, port in self.ports.items()
@@ -126,6 +134,26 @@ class Demo:
 
     def endpoint_url(self, party: str) -> str:
         return f"http://{self.host}:{self.ports[party]}"
+
+    def feeds_file(self, party: str) -> Path:
+        return self.data / "feeds" / f"{party}.toml"
+
+    def _feed_token(self, party: str) -> str:
+        """``party``'s demo sensor token, kept from an earlier run when it still works."""
+        token_file = self.data / "feeds" / f"{party}.token"
+        feeds_file = self.feeds_file(party)
+        if token_file.exists() and feeds_file.exists():
+            token = token_file.read_text(encoding="utf-8").strip()
+            if load_feeds(feeds_file).authenticate(token) is not None:
+                return token
+        token = new_token()
+        feeds_file.unlink(missing_ok=True)
+        append_feed(feeds_file, _DEMO_FEED, token)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(token + "\n")
+        return token
 
     # ------------------------------------------------------------------ processes
 
@@ -239,6 +267,9 @@ class Demo:
             log.info("demo_endpoint_online", endpoint=party)
             return
         sender = fields.pop("from")
+        if step.do == "alert":
+            await self._alert(session, sender, fields, now)
+            return
         if step.do == "text":
             body = {"t": "text", "to": fields["to"], "status": fields.get("status", "actual"),
                     "precedence": fields.get("precedence", "routine"), "text": fields["text"],
@@ -270,6 +301,43 @@ class Demo:
         if "text" in fields:
             body["text"], body["lang"] = fields["text"], fields["lang"]
         await self._post(session, sender, body)
+
+    async def _alert(
+        self, session: aiohttp.ClientSession, party: str, fields: dict[str, Any], now: int
+    ) -> None:
+        """Post to ``party``'s /api/alerts as its sensor: the endpoint makes it a warning,
+        or an update when the same sensor track has an open incident."""
+        body: dict[str, Any] = {
+            k: fields[k]
+            for k in ("to", "status", "precedence", "track_id", "advice", "text", "lang")
+            if k in fields
+        }
+        body["track"] = {**fields["track"], "observed_at": now}
+        body["expires"] = now + 3_600_000
+        predicted = fields.get("predicted")
+        if predicted is not None:
+            predicted = dict(predicted)
+            predicted["crossing_at"] = now + int(float(predicted.pop("in_s")) * 1000)
+            body["predicted"] = predicted
+        headers = {
+            "Authorization": f"Bearer {self.feed_tokens[party]}",
+            "Idempotency-Key": os.urandom(16).hex(),  # a sensor's retry would repeat it
+        }
+        url = self.endpoint_url(party) + "/api/alerts"
+        async with session.post(url, json=body, headers=headers) as response:
+            answer = await response.json()
+            if response.status != 202:
+                raise UsageError(f"{party} refused an alert: {answer}")
+        self.result.sent += 1
+        log.info("demo_alert_posted", endpoint=party, id=answer["id"], t=answer["t"],
+                 incident=answer["incident"])
+        key = fields.get("key")
+        if isinstance(key, str):
+            self.sent[key] = {
+                **{k: v for k, v in body.items() if k != "track_id"},
+                "to": body.get("to", "*"), "status": body.get("status", "actual"),
+                "id": answer["id"], "incident": answer["incident"],
+            }
 
     def _warning_body(
         self, kind: str, fields: dict[str, Any], incident: str, now: int

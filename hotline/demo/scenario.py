@@ -12,6 +12,13 @@ endpoint: ``ack_after_s``, ``action``, ``note``) and ``steps``, each with
 - ``update`` — ``ref`` (a ``key``), ``from``, ``track``, optional ``predicted``;
 - ``cancel`` — ``ref``, ``from``, ``reason``, optional ``text`` and ``lang``;
 - ``text`` — ``from``, ``to``, ``text``, ``lang``;
+- ``alert`` — a sensor's report, posted to the ``/api/alerts`` of ``from``
+  with that endpoint's demo feed token: ``precedence``, ``track`` (as for
+  ``warn``), optional ``to`` and ``status`` (default: the feed's, ``*`` and
+  actual), ``track_id`` (the sensor's track number), ``predicted`` (with
+  ``in_s``), ``advice``, ``text``, ``lang``, and ``key``. The endpoint makes
+  the first report of a track (``track.sensor_id`` + ``track_id``) a warning
+  and later ones, while its incident is open, updates of it;
 - ``offline`` / ``online`` — ``endpoint``: stop or start that endpoint.
 
 :func:`scaled` compresses a scenario to a duration: every step time and every
@@ -31,7 +38,7 @@ from hotline.errors import ConfigError
 
 __all__ = ["Officer", "Scenario", "Step", "builtin_scenario", "load_scenario", "scaled"]
 
-_ACTIONS: Final = frozenset({"warn", "update", "cancel", "text", "offline", "online"})
+_ACTIONS: Final = frozenset({"warn", "alert", "update", "cancel", "text", "offline", "online"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +81,13 @@ def _parse(data: object, source: str) -> Scenario:
         if do not in _ACTIONS:
             raise ConfigError(f"{where}: do must be one of {', '.join(sorted(_ACTIONS))}")
         fields = {k: v for k, v in raw.items() if k not in ("at", "do")}
-        if do == "warn":
+        if do == "warn" or (do == "alert" and "key" in fields):
             key = fields.get("key")
             if not isinstance(key, str) or key in keys:
                 raise ConfigError(f"{where}: a warning needs a unique key")
             keys.add(key)
+        if do == "alert" and not isinstance(fields.get("track"), dict):
+            raise ConfigError(f"{where}: an alert needs a track")
         if do in ("update", "cancel") and fields.get("ref") not in keys:
             raise ConfigError(f"{where}: ref must name an earlier warning's key")
         parsed.append(Step(float(at), str(do), fields))

@@ -20,11 +20,17 @@ Modules, each named for what it holds:
 ``api``             the local HTTP API routes
 ``service``         the running endpoint and its entry points
 ``errors``          the endpoint's refusals of local requests
+``feedconfig``      the sensor feeds of ``feeds.toml``: hashed tokens, rates, defaults
+``ratelimit``       a token bucket per feed (sans-IO)
+``correlation``     a sensor's alert made a warning, or an update of its track's
+                    open incident (sans-IO)
+``feeds``           ``POST /api/alerts``: authentication, idempotency, rate limits
+``cap_routes``      CAP 1.2 in (``POST /api/cap``) and out (``/api/messages/{id}.cap``)
 ==================  ==============================================================
 
 Entry points live in :mod:`hotline.endpoint.service` (``EndpointConfig``,
 ``make_app``, ``serve_endpoint``, ``run_endpoint``). This package imports
 nothing itself, so importing the sans-IO modules (``core``, ``deadlines``,
-``witness``, ``compose``, ``events``, ``state``) loads no event loop, socket or
-database.
+``witness``, ``compose``, ``events``, ``state``, ``ratelimit``, ``correlation``)
+loads no event loop, socket or database.
 """

@@ -29,6 +29,7 @@ from typing import Final
 
 from aiohttp import web
 
+from hotline.endpoint.console_routes import add_console_routes
 from hotline.endpoint.errors import AlreadyAcknowledged, UnknownMessage
 from hotline.endpoint.events import Event
 from hotline.endpoint.relay_http import RelayUnavailable
@@ -234,3 +235,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/links", links)
     app.router.add_get("/api/checkpoint", checkpoint)
     app.router.add_get("/healthz", healthz)
+    add_console_routes(app)

@@ -16,7 +16,14 @@ Tables (``DIR/journal.sqlite3``):
 ``events``    the event and alarm history
 ``state``     ``next_seq`` (our next ``seq``), ``since`` (the receipts cursor),
               the last link test answered
+``feed_posts``  what sensor feeds posted and the message each became: the
+              feed, its Idempotency-Key and request hash (replays), the sensor
+              track (``sensor_id``, ``track_id``: correlation), the draft handed
+              to the endpoint until it is signed, the message's type, incident and id
 ============  =================================================================
+
+Tables added after the first release are created with ``CREATE TABLE IF NOT
+EXISTS`` when a journal is opened, so an older journal gains them in place.
 
 :meth:`Journal.record` writes a batch of core events in one transaction; the
 edge calls it before sending anything those events carry. Blocking: the edge
@@ -52,12 +59,16 @@ from hotline.endpoint.events import (
     event_name,
 )
 from hotline.endpoint.records import (
+    Acknowledgement,
     EventRecord,
+    FeedPost,
     InboxItem,
+    IncidentHead,
     LinkTestStatus,
     OutboxItem,
     Rejection,
     StageTime,
+    StoredMessage,
     WitnessedCheckpoint,
 )
 from hotline.endpoint.state import (
@@ -70,6 +81,7 @@ from hotline.endpoint.state import (
     SentMessage,
 )
 from hotline.errors import UsageError
+from hotline.protocol.bodies import ALL_RECIPIENTS
 from hotline.protocol.ids import format_id
 from hotline.protocol.jsonview import body_to_json
 from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
@@ -171,6 +183,23 @@ CREATE TABLE IF NOT EXISTS events (
     stage TEXT,
     detail TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS feed_posts (
+    number INTEGER PRIMARY KEY AUTOINCREMENT,
+    feed TEXT NOT NULL,
+    route TEXT NOT NULL,
+    idempotency_key TEXT,
+    request_hash BLOB NOT NULL,
+    sensor_id TEXT,
+    track_id TEXT,
+    draft_json TEXT NOT NULL,
+    posted_ms INTEGER NOT NULL,
+    t TEXT NOT NULL,
+    incident BLOB NOT NULL,
+    message_id BLOB UNIQUE,
+    UNIQUE (feed, idempotency_key)
+) STRICT;
+CREATE INDEX IF NOT EXISTS feed_posts_track ON feed_posts (feed, sensor_id, track_id);
+CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident);
 """
 
 _SELECT_OUTBOX: Final = (
@@ -545,6 +574,187 @@ class Journal:
             None if last_ms is None else int(last_ms),
             int(self._state("tests_answered") or 0),
         )
+
+    # ------------------------------------------------------------------ sensor feeds
+
+    def feed_post(self, feed: str, idempotency_key: str) -> FeedPost | None:
+        """The post ``feed`` made with this Idempotency-Key, if any."""
+        row = self._db.execute(
+            _SELECT_FEED_POST + " WHERE feed = ? AND idempotency_key = ?",
+            (feed, idempotency_key),
+        ).fetchone()
+        return None if row is None else _feed_post(row)
+
+    def reserve_feed_post(
+        self,
+        *,
+        feed: str,
+        route: str,
+        idempotency_key: str | None,
+        request_hash: bytes,
+        track: tuple[str | None, str | None] | None,
+        draft: dict[str, Any],
+        posted_ms: int,
+        kind: BodyType,
+        incident: bytes,
+    ) -> int:
+        """Note a post before its message is signed; its number, for
+        :meth:`complete_feed_post` or :meth:`drop_feed_post`."""
+        sensor_id, track_id = track if track is not None else (None, None)
+        cursor = self._db.execute(
+            "INSERT INTO feed_posts (feed, route, idempotency_key, request_hash, sensor_id, "
+            "track_id, draft_json, posted_ms, t, incident) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (feed, route, idempotency_key, request_hash, sensor_id, track_id, _json(draft),
+             posted_ms, kind.value, incident),
+        )
+        number = cursor.lastrowid
+        assert number is not None  # an INSERT into a rowid table always sets it
+        return number
+
+    def complete_feed_post(self, number: int, message_id: bytes) -> None:
+        """The post became message ``message_id`` (its draft, in the outbox now, is dropped)."""
+        self._db.execute(
+            "UPDATE feed_posts SET message_id = ?, draft_json = '' WHERE number = ?",
+            (message_id, number),
+        )
+
+    def drop_feed_post(self, number: int) -> None:
+        self._db.execute("DELETE FROM feed_posts WHERE number = ? AND message_id IS NULL",
+                         (number,))
+
+    def reconcile_feed_posts(self) -> tuple[int, int]:
+        """Settle posts left without a message by a crash: (completed, dropped).
+
+        The endpoint journals a message before sending a byte of it, so a post
+        whose message is in the outbox (same type and incident, created after
+        the post, holding every field of the draft, claimed by no other post)
+        gets that message; a post with none was never sent and is dropped.
+        """
+        db = self._db
+        completed = dropped = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            pending = db.execute(
+                "SELECT number, t, incident, draft_json, posted_ms FROM feed_posts "
+                "WHERE message_id IS NULL ORDER BY number"
+            ).fetchall()
+            for number, kind, incident, draft_json, posted_ms in pending:
+                draft = json.loads(draft_json)
+                found = None
+                for id_, body_json in db.execute(
+                    "SELECT id, body_json FROM outbox WHERE t = ? AND incident = ? "
+                    "AND created_ms >= ? AND id NOT IN "
+                    "(SELECT message_id FROM feed_posts WHERE message_id IS NOT NULL) "
+                    "ORDER BY seq",
+                    (kind, incident, posted_ms),
+                ):
+                    body = json.loads(body_json)
+                    if all(key in body and body[key] == value for key, value in draft.items()):
+                        found = id_
+                        break
+                if found is None:
+                    db.execute("DELETE FROM feed_posts WHERE number = ?", (number,))
+                    dropped += 1
+                else:
+                    db.execute("UPDATE feed_posts SET message_id = ?, draft_json = '' "
+                               "WHERE number = ?", (found, number))
+                    completed += 1
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return completed, dropped
+
+    def track_incident(
+        self, feed: str, sensor_id: str | None, track_id: str | None
+    ) -> bytes | None:
+        """The incident of the last message a feed's sensor track became."""
+        row = self._db.execute(
+            "SELECT incident FROM feed_posts WHERE feed = ? AND sensor_id IS ? AND track_id IS ? "
+            "AND message_id IS NOT NULL ORDER BY number DESC LIMIT 1",
+            (feed, sensor_id, track_id),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def incident_head(self, incident: bytes) -> IncidentHead | None:
+        """The last warning, update or cancel we sent in ``incident`` that was not rejected."""
+        row = self._db.execute(
+            "SELECT id, t, body_json FROM outbox WHERE incident = ? "
+            "AND t IN ('warning', 'update', 'cancel') AND rejected_code IS NULL "
+            "ORDER BY seq DESC LIMIT 1",
+            (incident,),
+        ).fetchone()
+        if row is None:
+            return None
+        id_, t, body_json = row
+        body = json.loads(body_json)
+        to = body["to"]
+        expires = body.get("expires")
+        return IncidentHead(
+            id=id_,
+            incident=incident,
+            type=BodyType(t),
+            to=ALL_RECIPIENTS if to == ALL_RECIPIENTS else tuple(to),
+            expires=None if expires is None else int(expires),
+        )
+
+    def stored_message(self, id_: bytes) -> StoredMessage | None:
+        """A warning, update, cancel or text we sent or received."""
+        row = self._db.execute(
+            "SELECT t, incident, body_json, 1 FROM outbox WHERE id = ? "
+            "AND t IN ('warning', 'update', 'cancel', 'text') "
+            "UNION ALL SELECT t, incident, body_json, 0 FROM inbox WHERE id = ? LIMIT 1",
+            (id_, id_),
+        ).fetchone()
+        if row is None:
+            return None
+        t, incident, body_json, ours = row
+        body = json.loads(body_json)
+        return StoredMessage(
+            id=id_,
+            sender=str(body["from"]),
+            type=BodyType(t),
+            incident=None if incident is None else bytes(incident),
+            ts=int(body["ts"]),
+            body_json=body_json,
+            ours=bool(ours),
+        )
+
+    def acknowledgements(self, ref: bytes) -> tuple[Acknowledgement, ...]:
+        """The acknowledged receipts for message ``ref``: its recipients' (when we sent it)
+        and ours (when we received it), in the order they reached us."""
+        rows = self._db.execute(
+            "SELECT party, receipt_id, their_ts, received_ms FROM stages "
+            "WHERE ref = ? AND stage = 'acknowledged' "
+            "UNION ALL SELECT json_extract(body_json, '$.from'), id, "
+            "json_extract(body_json, '$.ts'), created_ms FROM outbox "
+            "WHERE ref = ? AND t = 'receipt' AND stage = 'acknowledged' "
+            "AND rejected_code IS NULL ORDER BY 4",
+            (ref, ref),
+        ).fetchall()
+        return tuple(Acknowledgement(party, receipt_id, int(ts))
+                     for party, receipt_id, ts, _ in rows)
+
+
+_SELECT_FEED_POST: Final = (
+    "SELECT number, feed, route, idempotency_key, request_hash, posted_ms, t, incident, "
+    "message_id FROM feed_posts"
+)
+
+
+def _feed_post(row: Sequence[Any]) -> FeedPost:
+    number, feed, route, key, request_hash, posted_ms, t, incident, message_id = row
+    return FeedPost(
+        number=number,
+        feed=feed,
+        route=route,
+        idempotency_key=key,
+        request_hash=bytes(request_hash),
+        posted_ms=posted_ms,
+        type=BodyType(t),
+        incident=bytes(incident),
+        message_id=None if message_id is None else bytes(message_id),
+    )
 
 
 def _inbox_item(row: Sequence[Any]) -> InboxItem:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hotline.protocol.bodies import Recipients
 from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
 
 __all__ = [
+    "Acknowledgement",
     "EventRecord",
+    "FeedPost",
     "InboxItem",
+    "IncidentHead",
     "LinkTestStatus",
     "OutboxItem",
     "Rejection",
     "StageTime",
+    "StoredMessage",
     "WitnessedCheckpoint",
 ]
 
@@ -125,3 +130,55 @@ class LinkTestStatus:
     last_test_id: bytes | None
     last_answered_ms: int | None
     answered: int
+
+
+# ----------------------------------------------------------------------------- sensor feeds
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPost:
+    """A sensor feed's post that was turned into a message: replayed for its
+    Idempotency-Key, followed for its sensor track."""
+
+    number: int
+    feed: str
+    route: str  # "alerts" or "cap"
+    idempotency_key: str | None
+    request_hash: bytes  # SHA-256 of the route and the request, to tell a retry from a reuse
+    posted_ms: int
+    type: BodyType
+    incident: bytes
+    message_id: bytes | None  # None only while it is being sent
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentHead:
+    """The last message we sent in an incident that the relay did not reject."""
+
+    id: bytes
+    incident: bytes
+    type: BodyType
+    to: Recipients
+    expires: int | None  # None for a cancel
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A warning, update, cancel or text we sent or received, as journaled."""
+
+    id: bytes
+    sender: str
+    type: BodyType
+    incident: bytes | None
+    ts: int  # the sender's clock
+    body_json: str
+    ours: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """A signed acknowledged receipt for a message: ours, or a recipient's."""
+
+    party: str
+    receipt_id: bytes
+    ts: int  # the acknowledging party's clock, from its signed receipt

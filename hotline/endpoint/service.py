@@ -96,6 +96,7 @@ class EndpointConfig:
     tick_s: float = 0.5
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], int] = wall_clock_ms
+    feeds: Path | None = None  # sensor feeds (feeds.toml); None: DATA/feeds.toml if present
 
     @property
     def ws_url(self) -> str:
@@ -381,6 +382,8 @@ def make_app(config: EndpointConfig) -> web.Application:
     """The endpoint as an aiohttp application: the API routes, and a cleanup
     context that opens the endpoint when the app starts and closes it after."""
     from hotline.endpoint.api import add_routes  # noqa: PLC0415  (api imports this module)
+    from hotline.endpoint.cap_routes import add_cap_routes  # noqa: PLC0415  (likewise)
+    from hotline.endpoint.feeds import add_feed_routes  # noqa: PLC0415  (likewise)
 
     app = web.Application()
 
@@ -396,6 +399,8 @@ def make_app(config: EndpointConfig) -> web.Application:
 
     app.cleanup_ctx.append(lifetime)
     app.on_shutdown.append(end_streams)
+    add_feed_routes(app, config)  # reads the feeds file now: a bad one stops the start
+    add_cap_routes(app)  # before add_routes: /api/messages/{id}.cap is matched first
     add_routes(app)
     return app
 

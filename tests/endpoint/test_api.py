@@ -228,10 +228,11 @@ async def test_links_report_the_connection_without_the_relay(api: Api) -> None:
     assert body["link_test"]["last_answered_ms"] is None
 
 
-async def test_root_is_left_for_the_console(api: Api) -> None:
-    """GET / is not served by the API."""
+async def test_root_serves_the_console(api: Api) -> None:
+    """GET / is the operator console's page, not an API route."""
     async with api.http.get(api.url + "/") as response:
-        assert response.status == 404
+        assert response.status == 200
+        assert response.content_type == "text/html"
 
 
 async def read_sse(

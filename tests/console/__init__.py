@@ -1,0 +1,1 @@
+"""The operator console: catalogues, serving and a real browser end to end."""
