@@ -231,6 +231,18 @@ def _enum(kind: type[E]) -> Callable[[str, object], E]:
     return check
 
 
+_OBJECTKIND: Final = _enum(ObjectKind)
+_SOURCE: Final = _enum(Source)
+_ALTREF: Final = _enum(AltRef)
+_STATUS: Final = _enum(Status)
+_PRECEDENCE: Final = _enum(Precedence)
+_ADVICE: Final = _enum(Advice)
+_CANCELREASON: Final = _enum(CancelReason)
+_STAGE: Final = _enum(Stage)
+_ACTION: Final = _enum(Action)
+_BODYTYPE: Final = _enum(BodyType)
+
+
 def _party(path: str, value: object) -> str:
     if not isinstance(value, str) or not PARTY_ID.fullmatch(value):
         raise _schema(path, "must be an endpoint id (letters, digits, _ and .; at most 32)")
@@ -279,12 +291,12 @@ def _read_track(r: _Reader) -> Track:
         lat=r.req("lat", _float(-90, 90)),
         lon=r.req("lon", _float(-180, 180)),
         observed_at=r.req("observed_at", _TIME),
-        object=r.req("object", _enum(ObjectKind)),
+        object=r.req("object", _OBJECTKIND),
         confidence=r.req("confidence", _float(0, 1)),
-        source=r.req("source", _enum(Source)),
+        source=r.req("source", _SOURCE),
         pos_err_m=r.opt("pos_err_m", _float(0, 1e6)),
         alt_m=r.opt("alt_m", _float(-1000, 1e6)),
-        alt_ref=r.opt("alt_ref", _enum(AltRef)),
+        alt_ref=r.opt("alt_ref", _ALTREF),
         heading_deg=r.opt("heading_deg", _float(0, 360, hi_open=True)),
         speed_mps=r.opt("speed_mps", _float(0, 1e4)),
         vrate_mps=r.opt("vrate_mps", _float(-1e4, 1e4)),
@@ -333,14 +345,14 @@ def _text_and_lang(r: _Reader, body: dict[str, Any], *, required: bool) -> None:
 def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningBody:
     body = dict(head)
     body["to"] = r.req("to", _recipients)
-    body["status"] = r.req("status", _enum(Status))
-    body["precedence"] = r.req("precedence", _enum(Precedence))
+    body["status"] = r.req("status", _STATUS)
+    body["precedence"] = r.req("precedence", _PRECEDENCE)
     body["incident"] = r.req("incident", _uuid7)
     body["expires"] = r.req("expires", _TIME)
     body["track"] = _read_track(r.sub("track"))
     predicted = r.opt_sub("predicted")
     body["predicted"] = None if predicted is None else _read_predicted(predicted)
-    body["advice"] = r.opt("advice", _enum(Advice))
+    body["advice"] = r.opt("advice", _ADVICE)
     _text_and_lang(r, body, required=False)
     if body["expires"] <= body["ts"]:
         raise _schema(r.path("expires"), "must be later than ts")
@@ -353,11 +365,11 @@ def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningB
 def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
     body = dict(head)
     body["to"] = r.req("to", _recipients)
-    body["status"] = r.req("status", _enum(Status))
-    body["precedence"] = r.req("precedence", _enum(Precedence))
+    body["status"] = r.req("status", _STATUS)
+    body["precedence"] = r.req("precedence", _PRECEDENCE)
     body["incident"] = r.req("incident", _uuid7)
     body["ref"] = r.req("ref", _uuid7)
-    body["reason"] = r.req("reason", _enum(CancelReason))
+    body["reason"] = r.req("reason", _CANCELREASON)
     _text_and_lang(r, body, required=False)
     return CancelBody(**body)
 
@@ -365,8 +377,8 @@ def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
 def _read_text(r: _Reader, head: dict[str, Any]) -> TextBody:
     body = dict(head)
     body["to"] = r.req("to", _recipients)
-    body["status"] = r.req("status", _enum(Status))
-    body["precedence"] = r.req("precedence", _enum(Precedence))
+    body["status"] = r.req("status", _STATUS)
+    body["precedence"] = r.req("precedence", _PRECEDENCE)
     _text_and_lang(r, body, required=True)
     body["incident"] = r.opt("incident", _uuid7)
     return TextBody(**body)
@@ -377,8 +389,8 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
         **head,
         ref=r.req("ref", _uuid7),
         hash=r.req("hash", _bin(HASH_SIZE, "a SHA-256 hash")),
-        stage=r.req("stage", _enum(Stage)),
-        action=r.opt("action", _enum(Action)),
+        stage=r.req("stage", _STAGE),
+        action=r.opt("action", _ACTION),
         note=r.opt("note", _text(MAX_NOTE)),
         reason=r.opt("reason", _text(MAX_NOTE)),
     )
@@ -392,7 +404,7 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
 def map_to_body(data: Mapping[str, Any]) -> Body:
     """A typed body from a decoded map, or ``Rejected`` naming the first bad field."""
     r = _Reader(data)
-    kind = r.req("t", _enum(BodyType))
+    kind = r.req("t", _BODYTYPE)
     head = _header(r)
     body: Body
     if kind is BodyType.WARNING:

@@ -156,6 +156,8 @@ class _Inflight:
 
 
 _TEST_RANK: Final = 99
+TESTS_KEPT_FOR: Final = 10
+"""An unanswered link test is forgotten after this many link-test timeouts."""
 RECEIPTS_KEPT: Final = 10_000
 """Receipts kept per sender for resending after a reconnect (``auth.since``); older
 ones are still in the log, and the endpoint can read them from the tiles."""
@@ -374,6 +376,7 @@ class RelayCore:
         if body.stage in (Stage.ACKNOWLEDGED, Stage.REJECTED):
             message.waiting_ack.discard(body.sender)
         if isinstance(message.body, LinkTestBody):
+            self._messages.pop(body.ref, None)  # answered: nothing more is owed for a test
             return []
         origin = message.sender
         self._receipts_for[origin].append((index, envelope.frame))
@@ -439,8 +442,11 @@ class RelayCore:
 
     def _deadlines(self, now: int) -> list[Action]:
         actions: list[Action] = []
+        forget_tests_before = now - TESTS_KEPT_FOR * self.network.link_test_timeout_ms
         for message in list(self._messages.values()):
             if isinstance(message.body, LinkTestBody):
+                if message.relay_ts < forget_tests_before:
+                    del self._messages[message.body.id]  # never answered; counted as missed
                 continue
             assert isinstance(message.body, WarningBody | CancelBody | TextBody)
             deadline = self.network.deadlines[message.body.precedence]
