@@ -10,7 +10,7 @@ PORT   ?= 8700
 # Leave DURATION empty to run until Ctrl-C; DURATION=25 compresses the scenario into 25 s.
 DURATION ?=
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean bench bench-scale
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,23 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# `make bench`: hotline beside NATS JetStream and Mosquitto (Debian's servers are installed if
+# missing), a py-spy profile of the relay, then the scale curves; about 7 minutes on 2 cores.
+# Results in bench/results/ (not committed); the chart in docs/bench-peers.svg.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/compare.py --install --profile
+	$(BIN)/python bench/scale.py
+
+# The scale curves alone: endpoints connected, relay restart and proofs as the log grows.
+bench-scale: $(BENCH_STAMP)
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

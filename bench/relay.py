@@ -88,17 +88,22 @@ class Client:
 
 
 def _warning(client: Client) -> bytes:
+    return sealed_warning(client)[0]
+
+
+def sealed_warning(client: Client, to: tuple[str, ...] = ("LT",)) -> tuple[bytes, bytes]:
+    """A fresh warning from ``client`` (to LT unless ``to`` says), sealed: frame and id."""
     head = client.header()
     body = WarningBody(
         **head,  # type: ignore[arg-type]
-        to=("LT",), status=Status.EXERCISE, precedence=Precedence.FLASH,
+        to=to, status=Status.EXERCISE, precedence=Precedence.FLASH,
         incident=make_id(_now(), os.urandom(10)), expires=int(head["ts"]) + 600_000,  # type: ignore[call-overload]
         track=Track(lat=54.3512, lon=25.9041, observed_at=_now(), object=ObjectKind.UAV,
                     confidence=0.8, source=Source.RADAR, sensor_id="BY-RAD-07", pos_err_m=150.0,
                     alt_m=300.0, alt_ref=None, heading_deg=285.0, speed_mps=33.0),
         text="Bench warning " + "x" * 120, lang="en",
     )
-    return seal(replace(body, track=replace(body.track, alt_m=None)), client.key)
+    return seal(replace(body, track=replace(body.track, alt_m=None)), client.key), body.id
 
 
 async def _recipient(lt: Client, stop: asyncio.Event) -> None:

@@ -1,0 +1,20 @@
+"""Peers for the hotline benchmark: the same request/acknowledge workload on other systems.
+
+``bench/compare.py`` runs one workload — A sends a ~550-byte warning, it reaches
+B, B's acknowledgement reaches A — on hotline's relay, on NATS JetStream and on
+Mosquitto, and reports each system's rate, latency and server CPU per message.
+
+The parts, one module each:
+
+- :mod:`peers.procstat` — CPU time and peak memory of a process from ``/proc``;
+- :mod:`peers.servers` — install, start on loopback and stop (by PID) the servers;
+- :mod:`peers.workload` — what every system implements (:class:`~peers.workload.Peer`)
+  and the driver that keeps 1 or up to 100 round trips in flight and times them;
+- :mod:`peers.hotline_peer`, :mod:`peers.nats_peer`, :mod:`peers.mqtt_peer` — the
+  two clients of each system (:mod:`peers.mqtt_wire` is the small MQTT 3.1.1 codec);
+- :mod:`peers.report` — medians, same-round ratios, the Markdown table;
+- :mod:`peers.chart` — the SVG chart for ``docs/``;
+- :mod:`peers.profile` — a py-spy profile of the relay, folded into a table.
+
+Everything talks to 127.0.0.1 only, and every run is bounded in messages and time.
+"""

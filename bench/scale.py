@@ -1,0 +1,440 @@
+"""How hotline behaves as it grows: endpoints connected, and records in the log.
+
+    python bench/scale.py [--endpoints 5,50,200] [--sizes 10000,100000,1000000]
+
+Two curves, each on relays run as their own process (``hotline relay``) on
+127.0.0.1:
+
+- **Endpoints.** A network made with ``hotline init --endpoints E001,...,SINK
+  --links E001-SINK,...``: N-1 endpoints each linked to one sink endpoint (a
+  star, not the N²/2 links of a full mesh). All N connect; each but SINK sends a
+  FLASH warning to SINK every 1/RATE s, at its own phase; SINK verifies each
+  and answers a signed ``delivered`` receipt and then a signed ``acknowledged``
+  one (as an operator would, but at once, so that the relay's table of
+  messages owed a receipt stays at its steady size); senders verify both;
+  every endpoint answers the relay's link tests. Reported: delivery latency
+  (sent to verified at SINK) and round trip (sent to the ``delivered`` receipt
+  verified back at the sender), p50 and p99; the CPU share of the relay and of
+  this process (all the endpoints), and the relay's peak RSS.
+- **Log size.** A log of K real signed entries (warnings, receipts, link tests,
+  made by :class:`hotline.testing.traffic.Traffic` as ``bench/auditlog.py``
+  makes them, written through the file store), then ``hotline relay`` started
+  on it: the time from exec until ``/healthz`` answers, the relay's peak RSS
+  (``VmHWM``) then, and the time of inclusion and consistency proofs over HTTP
+  at that size, and the relay's CPU share while it then idles for 3 s with no
+  endpoint connected. The same log grows from one size to the next.
+
+Writes ``OUT/scale.json`` and ``OUT/scale.md`` (also printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+from peers.hotline_peer import RelayProcess, client_for, lift_rate_limit, start_relay
+from peers.procstat import cpu_seconds, peak_rss_mib
+from peers.workload import percentile
+from relay import Client, sealed_warning
+
+from hotline.auditlog.filestore import FileStore
+from hotline.auditlog.leaf import encode_envelope_entry
+from hotline.auditlog.log import STORE_DIR
+from hotline.bootstrap import NETWORK_FILE, key_path
+from hotline.keyfile import load_signing_key
+from hotline.logs import configure_logging
+from hotline.network_file import load_network
+from hotline.protocol.bodies import LinkTestBody, ReceiptBody, WarningBody
+from hotline.protocol.envelope import open_envelope, seal
+from hotline.protocol.session import Deliver, RejectedNotice, decode_control
+from hotline.protocol.vocab import Action, Stage
+from hotline.testing.traffic import START_MS, Traffic
+
+BENCH: Final = Path(__file__).resolve().parent
+SINK: Final = "SINK"
+CHUNK: Final = 10_000
+HEALTH_TIMEOUT_S: Final = 900.0
+IDLE_S: Final = 3.0
+
+# ---------------------------------------------------------------------------- endpoints
+
+
+def star_network(directory: Path, senders: int) -> Path:
+    """``hotline init`` with E001..E<senders> each linked to SINK; rate limit lifted."""
+    names = [f"E{n:03d}" for n in range(1, senders + 1)]
+    subprocess.run(
+        [sys.executable, "-m", "hotline", "init", str(directory),
+         "--endpoints", ",".join([*names, SINK]),
+         "--links", ",".join(f"{name}-{SINK}" for name in names)],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    return lift_rate_limit(directory / NETWORK_FILE)
+
+
+@dataclass
+class _Traffic:
+    sent_at: dict[bytes, float] = field(default_factory=dict)
+    delivery: list[float] = field(default_factory=list)
+    round_trip: list[float] = field(default_factory=list)
+    counting: bool = False
+    sending: bool = True
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    errors: list[str] = field(default_factory=list)
+
+
+async def _endpoint(client: Client, traffic: _Traffic) -> None:
+    """Verify what arrives: answer warnings and link tests, time receipts and deliveries."""
+    assert client.ws is not None
+    async for message in client.ws:
+        if message.type is not aiohttp.WSMsgType.BINARY:
+            continue
+        control = decode_control(message.data)
+        if isinstance(control, RejectedNotice):
+            traffic.errors.append(f"{client.party}: {control}")
+        if not isinstance(control, Deliver):
+            continue
+        envelope = open_envelope(control.frame, client.network)
+        body = envelope.body
+        now = time.perf_counter()
+        if isinstance(body, ReceiptBody):
+            sent = traffic.sent_at.pop(body.ref, None)
+            if sent is not None and traffic.counting:
+                traffic.round_trip.append(now - sent)
+            if not traffic.sending and not traffic.sent_at:
+                traffic.drained.set()
+            continue
+        if isinstance(body, WarningBody):
+            sent = traffic.sent_at.get(body.id)
+            if sent is not None and traffic.counting:
+                traffic.delivery.append(now - sent)
+        if isinstance(body, WarningBody | LinkTestBody):
+            receipt = ReceiptBody(**client.header(),  # type: ignore[arg-type]
+                                  ref=body.id, hash=envelope.hash, stage=Stage.DELIVERED)
+            await client.ws.send_bytes(seal(receipt, client.key))
+        if isinstance(body, WarningBody):
+            ack = ReceiptBody(**client.header(),  # type: ignore[arg-type]
+                              ref=body.id, hash=envelope.hash, stage=Stage.ACKNOWLEDGED,
+                              action=Action.MONITORING)
+            await client.ws.send_bytes(seal(ack, client.key))
+
+
+async def _sender(client: Client, traffic: _Traffic, interval: float, phase: float,
+                  until: float) -> None:
+    assert client.ws is not None
+    due = time.perf_counter() + phase
+    while due < until:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        frame, ident = sealed_warning(client, to=(SINK,))
+        traffic.sent_at[ident] = time.perf_counter()
+        await client.ws.send_bytes(frame)
+        due += interval
+
+
+async def endpoints_point(scratch: Path, connected: int, rate: float, seconds: float,
+                          warmup: float) -> dict[str, float]:
+    """``connected`` endpoints: ``connected - 1`` senders and SINK."""
+    senders = connected - 1
+    config = star_network(scratch / f"net-{connected}", senders)
+    relay = await asyncio.to_thread(
+        start_relay, config, scratch / f"log-{connected}", scratch / f"relay-{connected}"
+    )
+    network = relay.network
+    clients = [client_for(config, network, party, relay.url) for party in network.endpoints]
+    traffic = _Traffic()
+    readers: list[asyncio.Task[None]] = []
+    try:
+        for client in clients:
+            await client.connect()
+            readers.append(asyncio.create_task(_endpoint(client, traffic)))
+        pid = relay.server.pid
+        started = time.perf_counter()
+        until = started + warmup + seconds
+        interval = 1 / rate
+        spread = random.Random(senders)
+        tasks = [
+            asyncio.create_task(_sender(c, traffic, interval, spread.uniform(0, interval), until))
+            for c in clients if c.party != SINK
+        ]
+        await asyncio.sleep(warmup)
+        traffic.counting = True
+        cpu_before, measured_from = cpu_seconds(pid), time.perf_counter()
+        own_before = cpu_seconds(os.getpid())
+        await asyncio.gather(*tasks)
+        measured = time.perf_counter() - measured_from
+        cpu_share = (cpu_seconds(pid) - cpu_before) / measured
+        own_share = (cpu_seconds(os.getpid()) - own_before) / measured
+        traffic.sending = False
+        if traffic.sent_at:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(traffic.drained.wait(), 20)
+        if traffic.errors:
+            raise RuntimeError(f"the relay refused messages: {traffic.errors[:3]}")
+        return {
+            "endpoints": connected,
+            "senders": senders,
+            "offered_msgs_per_s": senders * rate,
+            "delivered": len(traffic.delivery),
+            "unanswered": len(traffic.sent_at),
+            "delivery_p50_ms": percentile(traffic.delivery, 0.5) * 1000,
+            "delivery_p99_ms": percentile(traffic.delivery, 0.99) * 1000,
+            "round_trip_p50_ms": percentile(traffic.round_trip, 0.5) * 1000,
+            "round_trip_p99_ms": percentile(traffic.round_trip, 0.99) * 1000,
+            "relay_cpu_share": cpu_share,
+            "endpoints_cpu_share": own_share,
+            "relay_peak_rss_mib": peak_rss_mib(pid),
+        }
+    finally:
+        for reader in readers:
+            reader.cancel()
+        for client in clients:
+            await client.close()
+        await asyncio.to_thread(relay.server.stop)
+
+
+# ---------------------------------------------------------------------------- log size
+
+_WORKER: dict[str, Traffic] = {}
+
+
+def _worker_init(config: str) -> None:
+    directory = Path(config).parent
+    network = load_network(Path(config))
+    keys = {p: load_signing_key(key_path(directory, p))
+            for p in (network.relay.id, *network.endpoints)}
+    _WORKER["traffic"] = Traffic(network, keys)
+
+
+def _chunk(number: int, count: int) -> list[bytes]:
+    """``count`` signed frames; each chunk's ids are distinct from every other chunk's."""
+    base = _WORKER["traffic"]
+    traffic = Traffic(base.network, base.keys, counter=number * 1_000_000_000)
+    return list(traffic.frames(count))
+
+
+def _chunks(config: Path, start: int, stop: int, workers: int) -> Iterator[list[bytes]]:
+    counts = [min(CHUNK, stop - s) for s in range(start, stop, CHUNK)]
+    numbers = range(start // CHUNK + 1, start // CHUNK + 1 + len(counts))
+    with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(str(config),)) as pool:
+        yield from pool.map(_chunk, numbers, counts)
+
+
+def grow_log(config: Path, data: Path, size: int, workers: int) -> float:
+    """Append real signed entries to the relay's store until it holds ``size``; seconds taken."""
+    started = time.perf_counter()
+    store = FileStore(data / STORE_DIR)
+    try:
+        begin = store.size
+        if begin >= size:
+            return 0.0
+        for frames in _chunks(config, begin, size, workers):
+            base = store.size
+            store.append_batch([encode_envelope_entry(START_MS + base + i, frame)
+                                for i, frame in enumerate(frames)])
+    finally:
+        store.close()
+    return time.perf_counter() - started
+
+
+async def _wait_healthy(relay: RelayProcess, session: aiohttp.ClientSession) -> dict[str, int]:
+    deadline = time.perf_counter() + HEALTH_TIMEOUT_S
+    while time.perf_counter() < deadline:
+        if relay.server.process.poll() is not None:
+            raise RuntimeError(f"the relay exited:\n{relay.server.log_tail()}")
+        try:
+            async with session.get(f"{relay.http}/healthz") as response:
+                if response.status == 200:
+                    health: dict[str, int] = await response.json()
+                    return health
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.01)
+    raise RuntimeError(f"the relay did not answer /healthz within {HEALTH_TIMEOUT_S:.0f} s")
+
+
+async def _proof_times(session: aiohttp.ClientSession, relay: RelayProcess, size: int,
+                       samples: int) -> dict[str, float]:
+    pick = random.Random(size)
+    out: dict[str, float] = {}
+    for kind in ("inclusion", "consistency"):
+        times = []
+        for _ in range(samples):
+            if kind == "inclusion":
+                query = f"index={pick.randrange(size)}&size={size}"
+            else:
+                query = f"old={pick.randrange(1, size)}&new={size}"
+            started = time.perf_counter()
+            async with session.get(f"{relay.http}/v1/proof/{kind}?{query}") as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{kind} proof: HTTP {response.status}")
+            times.append(time.perf_counter() - started)
+        out[f"{kind}_p50_ms"] = percentile(times, 0.5) * 1000
+        out[f"{kind}_p99_ms"] = percentile(times, 0.99) * 1000
+    return out
+
+
+async def restart_point(config: Path, data: Path, state: Path, size: int,
+                        proofs: int) -> dict[str, float]:
+    """Start ``hotline relay`` on the log in ``data``; time it until /healthz answers."""
+    started = time.perf_counter()
+    relay = await asyncio.to_thread(start_relay, config, data, state, None, HEALTH_TIMEOUT_S)
+    try:
+        async with aiohttp.ClientSession() as session:
+            health = await _wait_healthy(relay, session)
+            ready = time.perf_counter() - started
+            rss = peak_rss_mib(relay.server.pid)
+            published = int(health["checkpoint_size"])
+            figures: dict[str, float] = {
+                "records": size, "log_size": int(health["log_size"]), "restart_s": ready,
+                "peak_rss_mib": rss,
+            }
+            if published > 1:
+                figures.update(await _proof_times(session, relay, published, proofs))
+            # The relay idle, no endpoint connected: what its 100 ms tick costs at this size.
+            before, idle_from = cpu_seconds(relay.server.pid), time.perf_counter()
+            await asyncio.sleep(IDLE_S)
+            figures["idle_cpu_share"] = (
+                (cpu_seconds(relay.server.pid) - before) / (time.perf_counter() - idle_from)
+            )
+            return figures
+    finally:
+        await asyncio.to_thread(relay.server.stop, 120.0)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def markdown(endpoints: Sequence[dict[str, float]], sizes: Sequence[dict[str, float]],
+             rate: float) -> str:
+    lines = ["# hotline as it grows", ""]
+    if endpoints:
+        repeats = int(endpoints[0].get("repeats", 1))
+        lines += [f"Endpoints connected, each sender at {rate:g} warnings/s to one sink "
+                  f"(medians of {repeats} runs):", "",
+                  "| endpoints | offered msgs/s | delivery p50 | delivery p99 | round trip p50 "
+                  "| round trip p99 | relay CPU | endpoints' CPU | relay peak RSS |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in endpoints:
+            lines.append(
+                f"| {r['endpoints']:.0f} | {r['offered_msgs_per_s']:,.0f} "
+                f"| {r['delivery_p50_ms']:.2f} ms | {r['delivery_p99_ms']:.2f} ms "
+                f"| {r['round_trip_p50_ms']:.2f} ms | {r['round_trip_p99_ms']:.2f} ms "
+                f"| {r['relay_cpu_share']:.0%} | {r['endpoints_cpu_share']:.0%} "
+                f"| {r['relay_peak_rss_mib']:.0f} MiB |")
+        lines.append("")
+    if sizes:
+        lines += ["Log size: restart until /healthz answers, peak RSS, proofs over HTTP:", "",
+                  "| records | restart | peak RSS | idle CPU | inclusion p50 | inclusion p99 "
+                  "| consistency p50 | consistency p99 |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in sizes:
+            proofs = (f"| {r['inclusion_p50_ms']:.2f} ms | {r['inclusion_p99_ms']:.2f} ms "
+                      f"| {r['consistency_p50_ms']:.2f} ms | {r['consistency_p99_ms']:.2f} ms |"
+                      if "inclusion_p50_ms" in r else "| n/a | n/a | n/a | n/a |")
+            lines.append(f"| {r['records']:,.0f} | {r['restart_s']:.2f} s "
+                         f"| {r['peak_rss_mib']:.0f} MiB | {r['idle_cpu_share']:.1%} " + proofs)
+        lines.append("")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    endpoint_counts = [int(n) for n in args.endpoints.split(",") if n.strip()]
+    sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
+    results: dict[str, object] = {"machine": {"cpus": os.cpu_count(),
+                                              "python": sys.version.split()[0]}}
+    endpoint_rows: list[dict[str, float]] = []
+    size_rows: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="hotline-scale-") as scratch_name:
+        scratch = Path(scratch_name)
+        runs: dict[int, list[dict[str, float]]] = {count: [] for count in endpoint_counts}
+        for repeat in range(args.repeats):
+            for count in endpoint_counts:
+                row = await endpoints_point(scratch / f"repeat-{repeat}", count, args.rate,
+                                            args.seconds, args.warmup)
+                runs[count].append(row)
+                print(f"endpoints {count:>4}: delivery p50 {row['delivery_p50_ms']:.2f} p99 "
+                      f"{row['delivery_p99_ms']:.2f} ms, round trip p50 "
+                      f"{row['round_trip_p50_ms']:.2f} p99 {row['round_trip_p99_ms']:.2f} ms, "
+                      f"relay {row['relay_cpu_share']:.0%} CPU (endpoints "
+                      f"{row['endpoints_cpu_share']:.0%}), {row['relay_peak_rss_mib']:.0f} MiB",
+                      flush=True)
+        endpoint_rows = [
+            {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+            | {"repeats": len(rows)}
+            for rows in runs.values() if rows
+        ]
+        results["endpoint_runs"] = [row for rows in runs.values() for row in rows]
+        if sizes:
+            config = lift_rate_limit(_default_network(scratch / "log-net"))
+            data = scratch / "grown-log"
+            baseline = await restart_point(config, data, scratch / "relay-0", 0, args.proofs)
+            size_rows.append(baseline)
+            print(f"records {0:>9,}: restart {baseline['restart_s']:.2f} s, "
+                  f"peak RSS {baseline['peak_rss_mib']:.0f} MiB", flush=True)
+            for size in sizes:
+                wrote = await asyncio.to_thread(grow_log, config, data, size, args.workers)
+                row = await restart_point(config, data, scratch / f"relay-{size}", size,
+                                          args.proofs)
+                row["write_s"] = wrote
+                size_rows.append(row)
+                print(f"records {size:>9,}: restart {row['restart_s']:.2f} s, peak RSS "
+                      f"{row['peak_rss_mib']:.0f} MiB, idle CPU {row['idle_cpu_share']:.1%}, "
+                      "inclusion p50 "
+                      f"{row.get('inclusion_p50_ms', 0):.2f} ms (log written in {wrote:.0f} s)",
+                      flush=True)
+    results["endpoints"] = endpoint_rows
+    results["log_sizes"] = size_rows
+    report = markdown(endpoint_rows, size_rows, args.rate)
+    print()
+    print(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "scale.md").write_text(report)
+    return results
+
+
+def _default_network(directory: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "hotline", "init", str(directory)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return directory / NETWORK_FILE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--endpoints", default="5,50,200",
+                        help="endpoints connected (one of them the sink), comma-separated "
+                             "('' to skip)")
+    parser.add_argument("--rate", type=float, default=2.0, help="warnings/s from each sender")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per point")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each point, interleaved; the medians are reported")
+    parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
+    parser.add_argument("--sizes", default="10000,100000,1000000",
+                        help="log sizes, comma-separated, rising ('' to skip)")
+    parser.add_argument("--proofs", type=int, default=200, help="proofs of each kind per size")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes that sign the log's entries")
+    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    args = parser.parse_args(argv)
+    configure_logging(level=30)
+    asyncio.run(main_async(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
