@@ -44,6 +44,7 @@ __all__ = [
     "read_envelope",
     "seal",
     "seal_bytes",
+    "sealed",
 ]
 
 VERSION: Final = 1
@@ -86,9 +87,17 @@ def seal_bytes(body_bytes: bytes, key: SigningKey) -> bytes:
 
 def seal(body: Body, key: SigningKey) -> bytes:
     """Encode (checking the schema), sign and frame a body."""
+    return sealed(body, key).frame
+
+
+def sealed(body: Body, key: SigningKey) -> Envelope:
+    """Encode (checking the schema), sign and frame a body: an envelope valid by construction."""
     if body.kid != key.public.kid:
         raise ValueError("the body's kid is not the key id of the signing key")
-    return seal_bytes(encode_body(body), key)
+    body_bytes = encode_body(body)
+    signature = key.sign(MSG_TAG + body_bytes)
+    frame: bytes = msgpack.packb([VERSION, body_bytes, signature], use_bin_type=True)
+    return Envelope(frame, body_bytes, signature, body)
 
 
 def _split(frame: bytes, max_size: int) -> tuple[bytes, bytes]:

@@ -57,7 +57,7 @@ from hotline.protocol.bodies import (
     TextBody,
     WarningBody,
 )
-from hotline.protocol.envelope import Envelope, open_envelope, seal
+from hotline.protocol.envelope import Envelope, open_envelope, seal, sealed
 from hotline.protocol.ids import make_id
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.session import (
@@ -185,7 +185,7 @@ class RelayCore:
             e: deque(maxlen=RECEIPTS_KEPT) for e in network.endpoints
         }
         self._test_seq = 0
-        self._last_test_ms = -1
+        self._next_test: dict[str, int] = {}  # endpoint → when its next link test is due
         self.size = 0
 
     # ------------------------------------------------------------------ replay from the log
@@ -435,9 +435,7 @@ class RelayCore:
         for party in sorted(self.online):
             actions.extend(self._flush(party, now))
         actions.extend(self._deadlines(now))
-        if self._last_test_ms < 0 or now - self._last_test_ms >= self.network.link_test_interval_ms:
-            self._last_test_ms = now
-            actions.extend(self._link_tests(now))
+        actions.extend(self._link_tests(now))
         return actions
 
     def _deadlines(self, now: int) -> list[Action]:
@@ -478,8 +476,23 @@ class RelayCore:
         )]
 
     def _link_tests(self, now: int) -> list[Action]:
+        """Tests due at ``now``: each endpoint's at its own phase of the interval.
+
+        Spreading the endpoints over the interval keeps a burst of tests (and of
+        their receipts) from landing on top of real traffic all at once.
+        """
+        interval = self.network.link_test_interval_ms
+        if not self._next_test:
+            count = len(self.network.endpoints)
+            self._next_test = {
+                party: now + (position * interval) // count
+                for position, party in enumerate(self.network.endpoints)
+            }
         actions: list[Action] = []
-        for party in self.network.endpoints:
+        for party, due in self._next_test.items():
+            if now < due:
+                continue
+            self._next_test[party] = max(due + interval, now)
             self._test_seq = max(self._test_seq + 1, now * 1000)
             body = LinkTestBody(
                 id=make_id(now, self._random(10)),
@@ -489,7 +502,7 @@ class RelayCore:
                 kid=self._key.public.kid,
                 to=(party,),
             )
-            envelope = open_envelope(seal(body, self._key), self.network)
+            envelope = sealed(body, self._key)
             token = next(self._tokens)
             self._inflight[token] = _Inflight(envelope, self.network.relay.id, now)
             self._inflight_ids[body.id] = []

@@ -38,15 +38,32 @@ def _append_all(
     return out
 
 
+def _one_interval(core: RelayCore) -> list[object]:
+    """Ticks spanning one link-test interval, from NOW."""
+    interval = core.network.link_test_interval_ms
+    return [*core.tick(NOW), *core.tick(NOW + interval - 1)]
+
+
 def test_link_tests_are_logged_for_everyone_and_sent_to_the_online() -> None:
     """Each interval a signed test per endpoint is appended; only online ones get it."""
     core, index = _core()
     _append_all(core, list(core.connected("LT", NOW)), index)
-    actions = list(core.tick(NOW))
+    actions = _one_interval(core)
     tests = [a for a in actions if isinstance(a, Append) and a.envelope is not None]
-    assert len(tests) == len(core.network.endpoints)
+    bodies = [t.envelope.body for t in tests if t.envelope is not None]
+    assert sorted(b.to[0] for b in bodies if isinstance(b, LinkTestBody)) == sorted(
+        core.network.endpoints
+    )
     sent = [a for a in _append_all(core, actions, index) if isinstance(a, Send)]
     assert {a.party for a in sent} == {"LT"}
+
+
+def test_link_tests_are_spread_over_the_interval() -> None:
+    """Endpoints are tested at different moments, not all in one burst."""
+    core, _ = _core()
+    first = [a for a in core.tick(NOW) if isinstance(a, Append) and a.envelope is not None]
+    assert len(first) == 1
+    assert len(core.network.endpoints) > 1
 
 
 def test_an_answered_link_test_is_released() -> None:
@@ -54,7 +71,7 @@ def test_an_answered_link_test_is_released() -> None:
     core, index = _core()
     net = make_network()
     _append_all(core, list(core.connected("LT", NOW)), index)
-    sent = [a for a in _append_all(core, list(core.tick(NOW)), index) if isinstance(a, Send)]
+    sent = [a for a in _append_all(core, _one_interval(core), index) if isinstance(a, Send)]
     deliver = decode_control(sent[0].data)
     assert isinstance(deliver, Deliver)
     test = open_envelope(deliver.frame, net.network).body
@@ -73,9 +90,9 @@ def test_an_answered_link_test_is_released() -> None:
 def test_unanswered_link_tests_are_forgotten_after_ten_timeouts() -> None:
     """Tests to endpoints that never answer do not pile up in memory."""
     core, index = _core()
-    _append_all(core, list(core.tick(NOW)), index)
+    _append_all(core, _one_interval(core), index)
     assert core._messages
-    later = NOW + 10 * core.network.link_test_timeout_ms + 1
+    later = NOW + core.network.link_test_interval_ms + 10 * core.network.link_test_timeout_ms
     _append_all(core, list(core.tick(later)), index)
-    remaining = [m for m in core._messages.values() if m.relay_ts == NOW]
+    remaining = [m for m in core._messages.values() if m.relay_ts < NOW + 5_000]
     assert remaining == []
