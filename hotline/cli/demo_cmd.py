@@ -48,18 +48,23 @@ def report_from_log(data: Path, network: Network) -> str:
 
 
 async def _run(demo: Demo, duration: float | None) -> DemoResult:
-    if duration is not None:
-        return await demo.run(duration)
-    task = asyncio.create_task(demo.run(None))
+    """Run the demo; SIGINT or SIGTERM stops it cleanly, children included."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    task = asyncio.create_task(demo.run(duration))
+
+    def interrupt() -> None:
+        if demo.played:
+            demo.stop_requested.set()
+        else:
+            task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    done, _ = await asyncio.wait({task, asyncio.create_task(stop.wait())},
-                                 return_when=asyncio.FIRST_COMPLETED)
-    if task not in done:
-        demo.stop_requested.set()
-    return await task
+        loop.add_signal_handler(sig, interrupt)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        demo.result.failures.append("interrupted before the scenario was played")
+        return demo.result
 
 
 def run(args: argparse.Namespace) -> int:

@@ -119,6 +119,7 @@ class Demo:
         }
         self.result = DemoResult()
         self.run_forever = False
+        self.played = False
         self.sent: dict[str, dict[str, Any]] = {}  # scenario key → what was sent
         self.offline: set[str] = set()
         self.acked: set[tuple[str, str]] = set()
@@ -222,6 +223,7 @@ class Demo:
         remaining = self.scenario.length_s - (time.monotonic() - started)
         if remaining > 0:
             await asyncio.sleep(remaining)
+        self.played = True
         if self.run_forever:
             log.info("demo_scenario_played", note="running until Ctrl-C")
             await self.stop_requested.wait()
