@@ -16,5 +16,9 @@ RUN pip install --no-cache-dir . \
 
 USER hotline
 VOLUME ["/data"]
+# The relay listens on 8700 and an endpoint on 8800 by default; both answer /healthz.
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import sys, urllib.request; \
+    port = '8700' if 'relay' in open('/proc/1/cmdline').read() else '8800'; \
+    sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz').status != 200)"
 ENTRYPOINT ["hotline"]
 CMD ["--help"]
