@@ -59,6 +59,7 @@ class AuditLog:
         self._committer = GroupCommitter(store)
         self._signed: bytes | None = None
         self._signed_size = -1
+        self._signed_root = b""
         if checkpoint_path is not None and checkpoint_path.exists():
             self._adopt(checkpoint_path.read_bytes())
 
@@ -95,6 +96,7 @@ class AuditLog:
             )
         self._signed = note
         self._signed_size = checkpoint.size
+        self._signed_root = checkpoint.root
 
     @property
     def size(self) -> int:
@@ -121,7 +123,7 @@ class AuditLog:
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self._key)
         if self._checkpoint_path is not None:
             _write_atomically(self._checkpoint_path, note)
-        self._signed, self._signed_size = note, size
+        self._signed, self._signed_size, self._signed_root = note, size, root
         log.info("checkpoint_signed", size=size, root=root.hex())
         return note
 
@@ -139,6 +141,11 @@ class AuditLog:
         if self._checkpoint_path is not None:
             _write_atomically(self._checkpoint_path, new)
         self._signed = new
+
+    @property
+    def signed_root(self) -> bytes:
+        """The root of the latest signed checkpoint (empty before the first)."""
+        return self._signed_root
 
     @property
     def signed_size(self) -> int:

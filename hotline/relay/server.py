@@ -31,8 +31,9 @@ from hotline.auditlog.checkpoint import open_checkpoint
 from hotline.auditlog.cosignature import add_cosignature, verify_cosignature
 from hotline.auditlog.leaf import EntryKind, Event, encode_event_entry
 from hotline.auditlog.log import AuditLog
+from hotline.auditlog.merkle import Frontier, leaf_hash
 from hotline.auditlog.note import parse_note
-from hotline.errors import HotlineError, NoteError, RejectCode, Rejected
+from hotline.errors import HotlineError, NoteError, RejectCode, Rejected, StoreError
 from hotline.network import Network
 from hotline.protocol.envelope import Envelope
 from hotline.protocol.keys import SigningKey
@@ -116,7 +117,11 @@ class Relay:
             origin=self.network.relay.origin,
             key=config.key,
         )
-        await asyncio.to_thread(self._restore)
+        try:
+            await asyncio.to_thread(self._restore)
+        except BaseException:
+            await self.log.close()
+            raise
         started = Event(
             EntryKind.RELAY_STARTED,
             {"version": "1", "network_sha256": _sha256(config.network_toml)},
@@ -129,14 +134,33 @@ class Relay:
         log.info("relay_started", size=self.log.size, data=str(config.data_dir))
 
     def _restore(self) -> None:
+        """Rebuild the core and the figures from the log, in order.
+
+        The entries under the last signed checkpoint were verified before they
+        were logged; instead of checking their signatures again, the tree is
+        recomputed from their bytes and must have the signed root, or the relay
+        refuses to start. Entries after it are verified in full.
+        """
         assert self.log is not None
         store = self.log.store
         size = store.size
+        covered = max(0, self.log.signed_size)
+        tree = Frontier()
         for start in range(0, size, 1024):
             for offset, entry in enumerate(store.read_range(start, min(size, start + 1024))):
                 index = start + offset
-                relay_ts, content = self.core.restore(index, entry)
+                trusted = index < covered
+                if trusted:
+                    tree.append(leaf_hash(entry))
+                relay_ts, content = self.core.restore(
+                    index, entry, unsafe_signed_root_covers=trusted
+                )
                 self._account(index, relay_ts, content)
+        if covered and tree.root() != self.log.signed_root:
+            raise StoreError(
+                f"the {covered} entries under the signed checkpoint do not hash to its root: "
+                "the store was altered; refusing to start"
+            )
 
     async def stop(self) -> None:
         if self.log is None or self._stopping:

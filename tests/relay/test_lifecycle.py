@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import structlog.testing
 
+from hotline.auditlog.filestore import FileStore
+from hotline.auditlog.segments import encode_record
+from hotline.errors import StoreError
 from hotline.protocol.bodies import ReceiptBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted, Deliver, RejectedNotice
@@ -173,3 +177,25 @@ async def test_every_state_change_is_a_structured_log_event(
     assert (receipt["ref"], receipt["link"], receipt["stage"]) == (
         warning.id.hex(), "LT-BY", "delivered"
     )
+
+
+async def test_a_relay_refuses_to_start_on_an_altered_log(net: TestNet, tmp_path: Path) -> None:
+    """An entry under the signed checkpoint rewritten on disk, checksum and all, stops the relay."""
+    config = relay_config(net, tmp_path / "relay")
+    running = await start_relay(config)
+    by = Author("BY")
+    async with RawClient(net, "BY", running.ws_url) as cby:
+        await cby.send(cby.seal(by.warning()))
+        assert isinstance(await cby.accepted(), Accepted)
+    await running.stop()
+    store = FileStore(tmp_path / "relay" / "store")
+    index = next(i for i in range(store.size) if b"BY-LT" in store.read(i))
+    entry = store.read(index)
+    store.close()
+    altered = entry.replace(b"BY-LT", b"BY-LV")
+    segment = next((tmp_path / "relay" / "store").glob("*.seg"))
+    data = segment.read_bytes()
+    assert data.count(encode_record(index, entry)) == 1
+    segment.write_bytes(data.replace(encode_record(index, entry), encode_record(index, altered)))
+    with pytest.raises(StoreError, match="altered"):
+        await start_relay(config)
