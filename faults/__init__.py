@@ -1,0 +1,1 @@
+"""Fault-injection harness for hotline: real processes on loopback, killed and restarted."""
