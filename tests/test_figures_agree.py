@@ -7,10 +7,9 @@ with ``hotline send`` through an endpoint's API, acknowledged through another's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -20,38 +19,14 @@ from hotline.auditlog.bundle import Bundle
 from hotline.cli.main import main
 from hotline.endpoint.events import Event, MessageReceived, ReceiptStored
 from hotline.endpoint.hub import Subscription
-from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.figures import LinkFigures
 from hotline.network import network_to_toml
 from hotline.protocol.vocab import Stage
-from hotline.relay.server import RelayConfig, RunningRelay, start_relay
 from tests.auditlog.logs import entries_for, export, write_log
+from tests.console.running import network_running
 from tests.factories import TestNet, make_network
 
 TIMEOUT = 20.0
-
-
-@contextlib.asynccontextmanager
-async def network_running(
-    net: TestNet, root: Path, parties: tuple[str, ...]
-) -> AsyncIterator[tuple[RunningRelay, dict[str, RunningEndpoint]]]:
-    relay = await start_relay(RelayConfig(
-        network=net.network, network_toml=network_to_toml(net.network).encode(),
-        data_dir=root / "relay", key=net.keys["relay"], port=0,
-        checkpoint_every=16, checkpoint_interval_ms=200, tick_ms=50,
-    ))
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            endpoints = {}
-            for party in parties:
-                config = EndpointConfig(
-                    network=net.network, endpoint_id=party, key=net.keys[party],
-                    data_dir=root / party, relay_url=relay.ws_url, tick_s=0.1,
-                )
-                endpoints[party] = await stack.enter_async_context(serve_endpoint(config))
-            yield relay, endpoints
-    finally:
-        await relay.stop()
 
 
 async def _until(subscription: Subscription, done: Callable[[Event], bool], count: int) -> None:
