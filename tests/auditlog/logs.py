@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from hotline.auditlog.bundle import export_bundle
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
 from hotline.auditlog.log import CHECKPOINT_FILE, STORE_DIR, AuditLog
+from hotline.cli.main import main
 from hotline.network import network_to_toml
 from hotline.testing.traffic import START_MS, Traffic
 from tests.factories import TestNet
@@ -57,3 +60,18 @@ def export(directory: Path, net: TestNet, out: Path) -> None:
         export_bundle(store, note, store.size, toml, out)
     finally:
         store.close()
+
+
+def exported_bundle(root: Path, net: TestNet, entries: list[bytes]) -> Path:
+    """A log of ``entries`` in ``root/relay`` (network.toml beside it), exported by the CLI."""
+    (root / "network.toml").write_text(network_to_toml(net.network))
+    write_log(root / "relay", net, entries)
+    assert main(["audit", "export", str(root / "relay"), "--out", str(root / "bundle")]) == 0
+    return root / "bundle"
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``hotline ARGS`` in-process: exit status, stdout, stderr."""
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err

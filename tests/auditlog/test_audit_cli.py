@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 
 from hotline.auditlog.merkle import leaf_hash, verify_consistency, verify_inclusion
-from hotline.cli.main import main
-from hotline.network import network_to_toml
 from hotline.testing.traffic import START_MS
-from tests.auditlog.logs import entries_for, write_log
+from tests.auditlog.logs import entries_for, exported_bundle, run_cli
 from tests.factories import make_network
 
 NET = make_network()
@@ -25,17 +23,10 @@ ENTRIES = entries_for(NET, SIZE)
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("audit")
-    (root / "network.toml").write_text(network_to_toml(NET.network))
-    write_log(root / "relay", NET, ENTRIES)
-    assert main(["audit", "export", str(root / "relay"), "--out", str(root / "bundle")]) == 0
-    return root / "bundle"
+    return exported_bundle(tmp_path_factory.mktemp("audit"), NET, ENTRIES)
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_run = run_cli
 
 
 def _b64(text: str) -> bytes:

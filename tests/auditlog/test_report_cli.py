@@ -10,13 +10,11 @@ from typing import Any
 import pytest
 
 from hotline.auditlog.leaf import EntryKind, Event, decode_entry, encode_event_entry
-from hotline.cli.main import main
 from hotline.figures import LinkFigures
-from hotline.network import network_to_toml
 from hotline.protocol.bodies import WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.testing.traffic import START_MS
-from tests.auditlog.logs import entries_for, write_log
+from tests.auditlog.logs import entries_for, exported_bundle, run_cli
 from tests.factories import make_network
 
 NET = make_network()
@@ -46,17 +44,10 @@ ENTRIES = _entries()
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("report")
-    (root / "network.toml").write_text(network_to_toml(NET.network))
-    write_log(root / "relay", NET, ENTRIES)
-    assert main(["audit", "export", str(root / "relay"), "--out", str(root / "bundle")]) == 0
-    return root / "bundle"
+    return exported_bundle(tmp_path_factory.mktemp("report"), NET, ENTRIES)
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_run = run_cli
 
 
 def _direct() -> dict[str, Any]:
