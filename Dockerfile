@@ -16,9 +16,7 @@ RUN pip install --no-cache-dir . \
 
 USER hotline
 VOLUME ["/data"]
-# The relay listens on 8700 and an endpoint on 8800 by default; both answer /healthz.
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import sys, urllib.request; \
-    port = '8700' if 'relay' in open('/proc/1/cmdline').read() else '8800'; \
-    sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz').status != 200)"
+# The probe reads pid 1's command line for the port and whether it serves TLS (hotline/healthprobe.py).
+HEALTHCHECK --interval=10s --timeout=5s CMD ["python", "-m", "hotline.healthprobe"]
 ENTRYPOINT ["hotline"]
 CMD ["--help"]

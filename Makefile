@@ -10,7 +10,7 @@ PORT   ?= 8700
 # Leave DURATION empty to run until Ctrl-C; DURATION=25 compresses the scenario into 25 s.
 DURATION ?=
 
-.PHONY: demo test lint clean bench bench-scale faults
+.PHONY: demo test lint clean bench bench-scale faults cluster-demo failover nats-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,11 +45,38 @@ bench-scale: $(BENCH_STAMP)
 	$(BIN)/python bench/scale.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) $(CLUSTER_DEMO) .pytest_cache .mypy_cache .ruff_cache
 
-# `make faults`: SIGKILL the relay 50 times and endpoints 10 times under load on loopback, then
-# count lost and duplicated messages and verify the log; about 2 minutes on 2 cores. SEED=N repeats a run.
+# `make faults`: on loopback, under load, each phase on a fresh network: SIGKILL the relay 50 times
+# and endpoints 10 times; then a fault proxy on every endpoint's link (delay, jitter, drop,
+# half-open, a blackhole past the flash deadline); then hostile input (forgeries, replays, floods,
+# slow clients, path tricks). Counts lost, duplicated, reordered and forged-but-accepted messages,
+# checks overdue events and verifies every log; about 4 minutes on 2 cores. SEED=N repeats a run.
 FAULTS_ARGS ?= --relay-kills 50 --endpoint-kills 10 $(if $(SEED),--seed $(SEED))
 
 faults: $(STAMP)
 	$(BIN)/python -m faults.run $(FAULTS_ARGS)
+
+# High availability (docs/deploy.md): relay replicas on a three-node NATS JetStream cluster.
+# Both targets install Debian's nats-server first if it is missing.
+nats-server:
+	@command -v nats-server >/dev/null 2>&1 || test -x /usr/sbin/nats-server || { \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends nats-server >/dev/null; }
+
+# `make cluster-demo`: three nats-server nodes and two relay replicas on loopback, the five
+# endpoints playing the demo scenario; prints which replica each endpoint uses. Starts afresh
+# in cluster-demo-data/ each time; DURATION=25 compresses the scenario into 25 s and stops.
+CLUSTER_DEMO ?= cluster-demo-data
+
+cluster-demo: $(STAMP) nats-server
+	$(BIN)/python -m hotline.cluster.demo --data $(CLUSTER_DEMO) --base-port $(PORT) \
+		$(if $(DURATION),--duration $(DURATION))
+
+# `make failover`: under load, SIGKILL a NATS node, then a relay replica, and restart them
+# (ROUNDS times, default 2); ends with `failover: nats_kills=N relay_kills=R accepted=A lost=L
+# duplicates=D` and fails unless nothing was lost or duplicated and the log verifies. ~1 minute.
+FAILOVER_ARGS ?= --rounds $(or $(ROUNDS),2) $(if $(SEED),--seed $(SEED))
+
+failover: $(STAMP) nats-server
+	$(BIN)/python -m faults.failover $(FAILOVER_ARGS)

@@ -47,7 +47,7 @@ from peers.workload import MODES, Driver, Mode, Row
 
 from hotline.logs import configure_logging
 
-SYSTEMS: Final = ("hotline", "nats", "mosquitto")
+SYSTEMS: Final = ("hotline", "hotline-cluster", "nats", "mosquitto")
 BENCH: Final = Path(__file__).resolve().parent
 
 
@@ -91,7 +91,7 @@ def machine(systems: Sequence[str], sizes: tuple[int, int]) -> dict[str, str]:
         "payloads": f"warning {sizes[0]} bytes, acknowledgement {sizes[1]} bytes",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
-    if "nats" in systems:
+    if "nats" in systems or "hotline-cluster" in systems:
         facts["nats-server"] = _version([binary("nats-server") or "nats-server", "--version"])
     if "mosquitto" in systems:
         facts["mosquitto"] = _version([binary("mosquitto") or "mosquitto", "-h"])
@@ -104,6 +104,13 @@ async def open_bench(systems: Sequence[str], scratch: Path, bench: Bench) -> tup
     if "hotline" in systems:
         bench.hotline = HotlinePeer(config, scratch / "hotline")
         bench.drivers["hotline"] = Driver(bench.hotline)
+    if "hotline-cluster" in systems:
+        # Imported here so that the other systems run without nats-py installed.
+        from peers.cluster_peer import HotlineClusterPeer  # noqa: PLC0415
+
+        bench.drivers["hotline-cluster"] = Driver(
+            HotlineClusterPeer(config, scratch / "hotline-cluster")
+        )
     if "nats" in systems:
         # Imported here so that hotline and Mosquitto run without nats-py installed.
         from peers.nats_peer import NatsPeer  # noqa: PLC0415
@@ -177,7 +184,10 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
         raise SystemExit(f"--systems takes some of {', '.join(SYSTEMS)}, not {args.systems!r}")
     modes = [m for m in MODES if m.name in args.modes.split(",")]
     if args.install:
-        ensure_installed([s.replace("nats", "nats-server") for s in systems])
+        ensure_installed(
+            [s.replace("nats", "nats-server") for s in systems if s != "hotline-cluster"]
+            + (["nats-server"] if "hotline-cluster" in systems else [])
+        )
     bench = Bench()
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as scratch:
         try:

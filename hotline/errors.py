@@ -12,12 +12,15 @@ it is::
     │                           (code is one of the wire RejectCode values)
     ├── UsageError              the local side misused the tool or the API
     │   ├── ConfigError         network.toml is missing, malformed or inconsistent
+    │   │   ├── TlsError        a TLS certificate, key, CA or pin is missing or malformed
+    │   │   └── PlaintextRefused  plaintext off loopback without unsafe_plaintext
     │   ├── KeyFileError        a private key file is unreadable, malformed or too open
     │   ├── UnknownMessage      (endpoint) no received message has that id: HTTP 404
     │   ├── AlreadyAcknowledged (endpoint) acknowledged before: HTTP 409
     │   └── RequestRefused      (endpoint) a sensor feed's request refused as a whole:
     │                           401, 400, 409, 413, 415, 429 (see hotline.endpoint.errors)
     ├── RelayUnavailable        (endpoint) the relay's HTTP side did not answer usefully
+    ├── PeerCertificateRefused  a TLS peer's certificate failed the CA or the pin
     └── AuditError              the audit log or a bundle does not hold together
         ├── ProofError          a Merkle proof or tree parameter is invalid
         ├── NoteError           a signed note or checkpoint is malformed or badly signed
@@ -38,10 +41,13 @@ __all__ = [
     "HotlineError",
     "KeyFileError",
     "NoteError",
+    "PeerCertificateRefused",
+    "PlaintextRefused",
     "ProofError",
     "RejectCode",
     "Rejected",
     "StoreError",
+    "TlsError",
     "UsageError",
     "VerificationFailed",
 ]
@@ -105,6 +111,24 @@ class ConfigError(UsageError):
     """The network configuration is missing, malformed or inconsistent."""
 
     code = "config"
+
+
+class TlsError(ConfigError):
+    """A TLS certificate, key, CA file or pin is missing, malformed or too open."""
+
+    code = "tls"
+
+
+class PlaintextRefused(ConfigError):
+    """Plaintext was asked for off loopback; the sentence names the option to set."""
+
+    code = "plaintext_refused"
+
+
+class PeerCertificateRefused(HotlineError):
+    """The other side's TLS certificate did not verify against the CA or the pin."""
+
+    code = "peer_certificate_refused"
 
 
 class KeyFileError(UsageError):

@@ -10,12 +10,25 @@ Layout::
 
     [network]            name
     [relay]              id, origin, url, public_key
+    [[relay.keys]]       public_key, not_before, not_after   (optional, repeated)
     [endpoints.<ID>]     name, public_key, language
+    [[endpoints.<ID>.keys]]  public_key, not_before, not_after  (optional, repeated)
     [[links]]            between = ["BY", "LT"]
     [deadlines.<precedence>]  delivered_s, acknowledged_s
     [limits]             max_frame_bytes, clock_skew_s, messages_per_minute,
                          retry_interval_s, max_age_s
     [link_tests]         interval_s, timeout_s
+
+Key periods (rotation): ``public_key`` is the key a party signs with now. A
+``keys`` array lists the party's other keys, earlier or later, each valid
+from ``not_before`` (inclusive) to ``not_after`` (exclusive); either bound may
+be left out, and the current key may be listed to give it a period too. A
+key not listed is valid at every time. Bounds are integer milliseconds since
+the epoch or RFC 3339 date-times with a zone. Invariants: a public key belongs
+to one party and is listed at most once; no two keys of a party share a key
+id; ``not_before < not_after``. Every signature is judged against the period
+of the key that made it (:meth:`Network.periods_of`), so a key rotated out
+still verifies what it signed while it was valid.
 """
 
 from __future__ import annotations
@@ -29,8 +42,9 @@ import tomli_w
 
 from hotline.errors import ConfigError
 from hotline.protocol.envelope import DEFAULT_MAX_FRAME
-from hotline.protocol.keys import PublicKey
+from hotline.protocol.keys import KeyPeriod, PublicKey
 from hotline.protocol.schema import PARTY_ID
+from hotline.protocol.timetext import format_utc_ms, ms_from_fields, parse_utc_ms
 from hotline.protocol.vocab import Precedence
 
 __all__ = [
@@ -39,6 +53,7 @@ __all__ = [
     "LANGUAGES",
     "Deadline",
     "EndpointInfo",
+    "KeyPeriod",
     "Limits",
     "Network",
     "RelayInfo",
@@ -85,20 +100,40 @@ class Limits:
 _DEFAULT_LIMITS: Final = Limits()
 
 
+def _all_periods(current: PublicKey, listed: tuple[KeyPeriod, ...]) -> tuple[KeyPeriod, ...]:
+    """Every key period of a party, the current key's first (unbounded if not listed)."""
+    mine = [p for p in listed if p.key == current] or [KeyPeriod(current)]
+    return (*mine, *(p for p in listed if p.key != current))
+
+
 @dataclass(frozen=True, slots=True)
 class RelayInfo:
+    """The relay; ``keys`` holds the ``[[relay.keys]]`` entries as written."""
+
     id: str
     origin: str
     url: str
     public_key: PublicKey
+    keys: tuple[KeyPeriod, ...] = ()
+    periods: tuple[KeyPeriod, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "periods", _all_periods(self.public_key, self.keys))
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointInfo:
+    """An endpoint; ``keys`` holds its ``[[endpoints.<ID>.keys]]`` entries as written."""
+
     id: str
     name: str
     public_key: PublicKey
     language: str
+    keys: tuple[KeyPeriod, ...] = ()
+    periods: tuple[KeyPeriod, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "periods", _all_periods(self.public_key, self.keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +151,28 @@ class Network:
     link_test_interval_ms: int = 5_000
     link_test_timeout_ms: int = 2_000
 
-    def keys_of(self, party: str) -> Sequence[PublicKey] | None:
-        """The keys a party signs with (a :class:`KeyDirectory`)."""
+    def periods_of(self, party: str) -> Sequence[KeyPeriod] | None:
+        """Every key of a party with its period, the current key first; None for a stranger."""
         if party == self.relay.id:
-            return (self.relay.public_key,)
+            return self.relay.periods
         endpoint = self.endpoints.get(party)
-        return None if endpoint is None else (endpoint.public_key,)
+        return None if endpoint is None else endpoint.periods
+
+    def keys_of(self, party: str) -> Sequence[PublicKey] | None:
+        """Every key a party has signed or may sign with, the current key first."""
+        periods = self.periods_of(party)
+        return None if periods is None else tuple(p.key for p in periods)
+
+    def keys_valid_at(self, party: str, ms: int) -> tuple[PublicKey, ...]:
+        """The keys of ``party`` that may sign something dated ``ms`` (none for a stranger)."""
+        return tuple(p.key for p in self.periods_of(party) or () if p.covers(ms))
+
+    def period_of(self, party: str, kid: bytes) -> KeyPeriod | None:
+        """The period of the key of ``party`` with key id ``kid``, if it has one."""
+        for period in self.periods_of(party) or ():
+            if period.key.kid == kid:
+                return period
+        return None
 
     def linked(self, a: str, b: str) -> bool:
         return frozenset((a, b)) in self.links
@@ -179,21 +230,88 @@ def _check_known(table: Mapping[str, Any], allowed: set[str], where: str) -> Non
 def _parse_relay(data: Mapping[str, Any], source: str) -> RelayInfo:
     relay_t = _table(data, "relay", source)
     where = f"{source} [relay]"
-    _check_known(relay_t, {"id", "origin", "url", "public_key"}, where)
+    _check_known(relay_t, {"id", "origin", "url", "public_key", "keys"}, where)
     relay_id = relay_t.get("id", "relay")
     if not isinstance(relay_id, str) or not PARTY_ID.fullmatch(relay_id):
         raise ConfigError(f"{where}: id must be letters, digits, _ . - (at most 32)")
     origin = _str(relay_t, "origin", where)
     if any(c.isspace() or ord(c) < 0x20 for c in origin) or "+" in origin:
         raise ConfigError(f"{where}: origin must not contain spaces, control characters or '+'")
+    public_key = PublicKey.from_base64(
+        _str(relay_t, "public_key", where), where=f"{where} public_key"
+    )
     return RelayInfo(
         id=relay_id,
         origin=origin,
         url=_str(relay_t, "url", where),
-        public_key=PublicKey.from_base64(
-            _str(relay_t, "public_key", where), where=f"{where} public_key"
-        ),
+        public_key=public_key,
+        keys=_parse_key_periods(relay_t, f"{source} [[relay.keys]]", public_key),
     )
+
+
+def _time_ms(table: Mapping[str, Any], key: str, where: str) -> int | None:
+    """A bound: integer milliseconds, an RFC 3339 string or a TOML offset date-time."""
+    if key not in table:
+        return None
+    value = table[key]
+    ms: int | None
+    if isinstance(value, bool):
+        ms = None
+    elif isinstance(value, int):
+        ms = value
+    elif isinstance(value, str):
+        ms = parse_utc_ms(value)
+    elif all(hasattr(value, a) for a in ("hour", "utcoffset", "microsecond")):
+        # a TOML date-time, read without importing datetime (this module reads no clock)
+        offset = value.utcoffset()
+        if offset is None:
+            raise ConfigError(f"{where}: {key} needs a time zone (Z or +hh:mm)")
+        if value.microsecond % 1000:
+            raise ConfigError(f"{where}: {key} must be a whole millisecond")
+        ms = ms_from_fields(
+            value.year, value.month, value.day, hour=value.hour, minute=value.minute,
+            second=value.second, millisecond=value.microsecond // 1000,
+            offset_minutes=round(offset.total_seconds()) // 60,
+        )
+    else:
+        ms = None
+    if ms is None or not 0 <= ms < 2**48:
+        raise ConfigError(
+            f"{where}: {key} must be milliseconds since the epoch or an RFC 3339 date-time "
+            "with a zone, such as 2026-03-01T10:00:00Z"
+        )
+    return ms
+
+
+def _parse_key_periods(
+    table: Mapping[str, Any], where: str, current: PublicKey
+) -> tuple[KeyPeriod, ...]:
+    entries = table.get("keys", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: keys must be an array of tables")
+    periods: list[KeyPeriod] = []
+    for i, entry in enumerate(entries):
+        at = f"{where} #{i + 1}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at}: must be a table")
+        _check_known(entry, {"public_key", "not_before", "not_after"}, at)
+        key = PublicKey.from_base64(_str(entry, "public_key", at), where=f"{at} public_key")
+        period = KeyPeriod(key, _time_ms(entry, "not_before", at), _time_ms(entry, "not_after", at))
+        if (
+            period.not_before is not None
+            and period.not_after is not None
+            and period.not_before >= period.not_after
+        ):
+            raise ConfigError(f"{at}: not_before must be earlier than not_after")
+        for other in periods:
+            if other.key == key:
+                raise ConfigError(f"{at}: key {key.kid.hex()} is listed twice")
+            if other.key.kid == key.kid:
+                raise ConfigError(f"{at}: two keys share the key id {key.kid.hex()}")
+        if key != current and key.kid == current.kid:
+            raise ConfigError(f"{at}: the key shares its key id with public_key")
+        periods.append(period)
+    return tuple(periods)
 
 
 def _parse_endpoints(
@@ -211,21 +329,33 @@ def _parse_endpoints(
             raise ConfigError(f"{where}: an endpoint cannot share the relay's id")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: must be a table")
-        _check_known(table, {"name", "public_key", "language"}, where)
+        _check_known(table, {"name", "public_key", "language", "keys"}, where)
         language = _str(table, "language", where)
         if language not in LANGUAGES:
             raise ConfigError(f"{where}: language must be one of {', '.join(LANGUAGES)}")
+        public_key = PublicKey.from_base64(
+            _str(table, "public_key", where), where=f"{where} public_key"
+        )
         endpoints[endpoint_id] = EndpointInfo(
             id=endpoint_id,
             name=_str(table, "name", where),
-            public_key=PublicKey.from_base64(
-                _str(table, "public_key", where), where=f"{where} public_key"
-            ),
+            public_key=public_key,
             language=language,
+            keys=_parse_key_periods(
+                table, f"{source} [[endpoints.{endpoint_id}.keys]]", public_key
+            ),
         )
-    keys = [relay.public_key.raw] + [e.public_key.raw for e in endpoints.values()]
-    if len(set(keys)) != len(keys):
-        raise ConfigError(f"{source}: two parties share one public key")
+    owners: dict[bytes, str] = {}
+    for party, periods in [(relay.id, relay.periods)] + [
+        (e.id, e.periods) for e in endpoints.values()
+    ]:
+        for period in periods:
+            other = owners.setdefault(period.key.raw, party)
+            if other != party:
+                raise ConfigError(
+                    f"{source}: {other} and {party} share one public key "
+                    f"(key id {period.key.kid.hex()})"
+                )
     return endpoints
 
 
@@ -329,6 +459,21 @@ def parse_network(data: Mapping[str, Any], *, source: str = "network.toml") -> N
     )
 
 
+def _periods_toml(periods: Sequence[KeyPeriod]) -> dict[str, Any]:
+    """``{"keys": [...]}`` for a party that lists key periods, else nothing."""
+    if not periods:
+        return {}
+    rows: list[dict[str, str]] = []
+    for period in periods:
+        row = {"public_key": period.key.to_base64()}
+        if period.not_before is not None:
+            row["not_before"] = format_utc_ms(period.not_before)
+        if period.not_after is not None:
+            row["not_after"] = format_utc_ms(period.not_after)
+        rows.append(row)
+    return {"keys": rows}
+
+
 def network_to_toml(network: Network) -> str:
     """The network.toml text of a network (round-trips through parse_network)."""
     doc: dict[str, Any] = {
@@ -338,9 +483,15 @@ def network_to_toml(network: Network) -> str:
             "origin": network.relay.origin,
             "url": network.relay.url,
             "public_key": network.relay.public_key.to_base64(),
+            **_periods_toml(network.relay.keys),
         },
         "endpoints": {
-            e.id: {"name": e.name, "public_key": e.public_key.to_base64(), "language": e.language}
+            e.id: {
+                "name": e.name,
+                "public_key": e.public_key.to_base64(),
+                "language": e.language,
+                **_periods_toml(e.keys),
+            }
             for e in network.endpoints.values()
         },
         "links": [

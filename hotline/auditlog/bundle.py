@@ -102,8 +102,8 @@ class Bundle:
         if self._checkpoint is None:
             relay = self.network.relay
             try:
-                self._checkpoint = open_checkpoint(
-                    self.checkpoint_bytes, relay.origin, relay.public_key
+                self._checkpoint = open_checkpoint(  # any relay key; verify checks its period
+                    self.checkpoint_bytes, relay.origin, [p.key for p in relay.periods]
                 )
             except NoteError as exc:
                 raise VerificationFailed(

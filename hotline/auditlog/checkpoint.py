@@ -17,6 +17,9 @@ Invariants this module keeps:
   :class:`~hotline.errors.NoteError` sentences.
 - :func:`open_checkpoint` returns a checkpoint only after the log's Ed25519
   signature verified *and* the origin line equals the origin the caller expected.
+  A log that rotates its key signs with more than one key for a while; given
+  several keys, a signature by any one of them suffices, and every signature
+  by one of them must verify.
   The size and root it returns are the ones to pair with inclusion and
   consistency proofs: a proof does not pin the tree size on its own.
 """
@@ -24,6 +27,7 @@ Invariants this module keeps:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -43,6 +47,7 @@ from hotline.protocol.keys import PublicKey, SigningKey
 __all__ = [
     "MAX_TREE_SIZE",
     "Checkpoint",
+    "LogKeys",
     "checkpoint_cosignatures",
     "open_checkpoint",
     "parse_checkpoint_text",
@@ -114,27 +119,38 @@ def parse_checkpoint_text(text: str) -> Checkpoint:
     return Checkpoint(origin, int(size_line), root, tuple(extensions))
 
 
-def sign_checkpoint(checkpoint: Checkpoint, key_name: str, key: SigningKey) -> bytes:
+def sign_checkpoint(
+    checkpoint: Checkpoint, key_name: str, key: SigningKey | Sequence[SigningKey]
+) -> bytes:
     """The checkpoint as a signed note, signed by the log's ``key`` under ``key_name``.
 
-    The key name should be the origin; any valid key name is accepted.
+    The key name should be the origin; any valid key name is accepted. While the
+    log rotates its key, ``key`` is the list of keys to sign with (one line each).
     """
     return sign_note(checkpoint.text(), key_name, key)
 
 
+LogKeys = PublicKey | Sequence[PublicKey]
+"""The log's key, or its keys while it rotates (any one of them may sign)."""
+
+
 def _open(
-    data: bytes, origin: str, log_public_key: PublicKey, key_name: str | None
-) -> tuple[Checkpoint, NoteVerifier]:
-    log = NoteVerifier(origin if key_name is None else key_name, log_public_key)
-    note = verify_note(data, [log])
+    data: bytes, origin: str, log_public_key: LogKeys, key_name: str | None
+) -> tuple[Checkpoint, list[NoteVerifier]]:
+    keys = [log_public_key] if isinstance(log_public_key, PublicKey) else list(log_public_key)
+    if not keys:
+        raise NoteError("no key of the log is valid for this checkpoint")
+    name = origin if key_name is None else key_name
+    logs = [NoteVerifier(name, key) for key in dict.fromkeys(keys)]
+    note = verify_note(data, logs)
     checkpoint = parse_checkpoint_text(note.text)
     if checkpoint.origin != origin:
         raise NoteError(f"checkpoint origin is {checkpoint.origin!r}, expected {origin!r}")
-    return checkpoint, log
+    return checkpoint, logs
 
 
 def open_checkpoint(
-    data: bytes, origin: str, log_public_key: PublicKey, *, key_name: str | None = None
+    data: bytes, origin: str, log_public_key: LogKeys, *, key_name: str | None = None
 ) -> Checkpoint:
     """Verify the log's signature on a signed checkpoint and return the checkpoint.
 
@@ -147,7 +163,7 @@ def open_checkpoint(
 
 
 def checkpoint_cosignatures(
-    data: bytes, origin: str, log_public_key: PublicKey, *, key_name: str | None = None
+    data: bytes, origin: str, log_public_key: LogKeys, *, key_name: str | None = None
 ) -> tuple[NoteSignature, ...]:
     """The signature lines of a signed checkpoint other than the log's own.
 
@@ -157,7 +173,6 @@ def checkpoint_cosignatures(
     :func:`hotline.auditlog.cosignature.verify_cosignature` against the
     checkpoint's text.
     """
-    _, log = _open(data, origin, log_public_key, key_name)
-    return tuple(
-        s for s in parse_note(data).signatures if (s.name, s.key_id) != (log.name, log.key_id)
-    )
+    _, logs = _open(data, origin, log_public_key, key_name)
+    own = {(log.name, log.key_id) for log in logs}
+    return tuple(s for s in parse_note(data).signatures if (s.name, s.key_id) not in own)

@@ -11,7 +11,8 @@ Rules the committer keeps:
 
 - Queue order is index order: an ``append`` call queues its entry before it
   first yields, so on a store of size ``s`` the ``n``-th call (from 0) gets
-  index ``s + n``.
+  index ``s + n``. A store shared with other writers (``IndexedAppend``)
+  hands back each entry's own index instead: rising, maybe not consecutive.
 - A caller learns its index only after ``append_batch`` returned, that is,
   after its entry is durable.
 - A failed batch fails its callers, and then the committer. If
@@ -38,7 +39,7 @@ from typing import Final
 
 import structlog
 
-from hotline.auditlog.store import LogStore, check_entry
+from hotline.auditlog.store import IndexedAppend, LogStore, check_entry
 from hotline.errors import StoreError, UsageError
 
 __all__ = ["DEFAULT_MAX_BATCH", "CommitStats", "GroupCommitter"]
@@ -122,9 +123,7 @@ class GroupCommitter:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
             entries = [entry for entry, _ in batch]
             try:
-                first = await loop.run_in_executor(
-                    self._executor, self._store.append_batch, entries
-                )
+                indexes = await loop.run_in_executor(self._executor, self._append, entries)
             except asyncio.CancelledError:
                 self._stop(batch, StoreError(self._describe(batch, "was cancelled")))
                 raise
@@ -134,9 +133,16 @@ class GroupCommitter:
             self._batches += 1
             self._records += len(batch)
             self._largest = max(self._largest, len(batch))
-            for offset, (_, future) in enumerate(batch):
+            for index, (_, future) in zip(indexes, batch, strict=True):
                 if not future.done():
-                    future.set_result(first + offset)
+                    future.set_result(index)
+
+    def _append(self, entries: list[bytes]) -> list[int]:
+        """Each entry's index: its own from a shared store, else consecutive from the first."""
+        if isinstance(self._store, IndexedAppend):
+            return self._store.append_each(entries)
+        first = self._store.append_batch(entries)
+        return list(range(first, first + len(entries)))
 
     def _describe(self, batch: list[tuple[bytes, asyncio.Future[int]]], what: str) -> str:
         return f"appending a batch of {len(batch)} entries {what}"

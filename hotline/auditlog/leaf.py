@@ -16,6 +16,11 @@ milliseconds when it wrote the entry, and ``payload``:
   ``relay_started``   ``version``, ``network_sha256`` (bin)
   ``relay_stopped``   (nothing)
   ``config_changed``  ``network_sha256`` (bin)
+  ``keys_changed``    ``network_sha256`` (bin), ``keys``: one map per key of
+                      every party, ``party``, ``kid`` (bin 8), ``public_key``
+                      (bin 32), and ``not_before``/``not_after`` (ms) when
+                      the key has them; written at a relay start when the
+                      key set differs from the last one recorded
   ==================  ======================================================
 
 Pure: bytes in, values out. Decoding is strict (exactly a 3-array, known kind,
@@ -54,6 +59,7 @@ class EntryKind(enum.StrEnum):
     RELAY_STARTED = "relay_started"
     RELAY_STOPPED = "relay_stopped"
     CONFIG_CHANGED = "config_changed"
+    KEYS_CHANGED = "keys_changed"
 
 
 @dataclass(frozen=True, slots=True)

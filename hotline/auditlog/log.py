@@ -12,12 +12,16 @@ Invariants:
   on open, the store must hold at least as many entries as the last signed
   checkpoint and its tree at that size must have the signed root; otherwise
   the log refuses to open (:class:`~hotline.errors.StoreError`) instead of
-  papering over lost or altered entries.
+  papering over lost or altered entries;
+- while the relay rotates its key, every checkpoint is signed by the current
+  key and by each other key given in ``also_sign`` (one signature line each),
+  and a checkpoint signed before by any of ``known_keys`` is read back.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -31,7 +35,7 @@ from hotline.auditlog.merkle import consistency_proof, inclusion_proof
 from hotline.auditlog.store import LogStore
 from hotline.auditlog.tiles import TILE_WIDTH, encode_entry_bundle, tile_hashes
 from hotline.errors import NoteError, StoreError, UsageError
-from hotline.protocol.keys import SigningKey
+from hotline.protocol.keys import PublicKey, SigningKey
 
 __all__ = ["CHECKPOINT_FILE", "STORE_DIR", "AuditLog"]
 
@@ -51,10 +55,15 @@ class AuditLog:
         origin: str,
         key: SigningKey,
         checkpoint_path: Path | None = None,
+        also_sign: Sequence[SigningKey] = (),
+        known_keys: Sequence[PublicKey] = (),
     ) -> None:
         self.store: Final = store
         self.origin: Final = origin
         self._key = key
+        self._also_sign = tuple(also_sign)
+        signers = [key.public, *(k.public for k in also_sign)]
+        self._known = tuple(dict.fromkeys([*signers, *known_keys]))
         self._checkpoint_path = checkpoint_path
         self._committer = GroupCommitter(store)
         self._signed: bytes | None = None
@@ -64,13 +73,22 @@ class AuditLog:
             self._adopt(checkpoint_path.read_bytes())
 
     @classmethod
-    def open_directory(cls, directory: Path, *, origin: str, key: SigningKey) -> AuditLog:
+    def open_directory(
+        cls,
+        directory: Path,
+        *,
+        origin: str,
+        key: SigningKey,
+        also_sign: Sequence[SigningKey] = (),
+        known_keys: Sequence[PublicKey] = (),
+    ) -> AuditLog:
         """The file-backed log in ``directory`` (``store/`` and ``checkpoint``)."""
         directory.mkdir(parents=True, exist_ok=True)
         store = FileStore(directory / STORE_DIR)
         try:
             return cls(
-                store, origin=origin, key=key, checkpoint_path=directory / CHECKPOINT_FILE
+                store, origin=origin, key=key, checkpoint_path=directory / CHECKPOINT_FILE,
+                also_sign=also_sign, known_keys=known_keys,
             )
         except BaseException:
             store.close()
@@ -78,7 +96,7 @@ class AuditLog:
 
     def _adopt(self, note: bytes) -> None:
         try:
-            checkpoint = open_checkpoint(note, self.origin, self._key.public)
+            checkpoint = open_checkpoint(note, self.origin, self._known)
         except NoteError as exc:
             raise StoreError(
                 f"the last signed checkpoint cannot be read back ({exc}); refusing to open"
@@ -120,7 +138,9 @@ class AuditLog:
         if self._signed is not None and size == self._signed_size:
             return self._signed
         root = frontier.root()
-        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self._key)
+        note = sign_checkpoint(
+            Checkpoint(self.origin, size, root), self.origin, [self._key, *self._also_sign]
+        )
         if self._checkpoint_path is not None:
             _write_atomically(self._checkpoint_path, note)
         self._signed, self._signed_size, self._signed_root = note, size, root
@@ -135,12 +155,21 @@ class AuditLog:
         """
         if old != self._signed:
             return
-        checkpoint = open_checkpoint(new, self.origin, self._key.public)
+        checkpoint = open_checkpoint(new, self.origin, self._known)
         if checkpoint.size != self._signed_size or not new.startswith(old.split(b"\n\n")[0]):
             raise UsageError("a replacement note must sign the same checkpoint")
         if self._checkpoint_path is not None:
             _write_atomically(self._checkpoint_path, new)
         self._signed = new
+
+    def stop_signing_with(self, retired: Sequence[PublicKey]) -> None:
+        """Sign no further checkpoint with these keys (their period has ended)."""
+        self._also_sign = tuple(k for k in self._also_sign if k.public not in retired)
+
+    @property
+    def signing_keys(self) -> tuple[PublicKey, ...]:
+        """The keys the next checkpoint is signed with, the current one first."""
+        return (self._key.public, *(k.public for k in self._also_sign))
 
     @property
     def signed_root(self) -> bytes:

@@ -29,7 +29,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -319,15 +319,23 @@ def parse_verifier_key(text: str) -> NoteVerifier:
         raise NoteError(f"verifier key for {name} is not an Ed25519 public key") from exc
 
 
-def sign_note(text: str, name: str, key: SigningKey) -> bytes:
-    """A note with ``text`` signed once, by Ed25519 ``key`` under ``name``."""
+def sign_note(text: str, name: str, key: SigningKey | Sequence[SigningKey]) -> bytes:
+    """A note with ``text`` signed by Ed25519 ``key`` under ``name``.
+
+    Given several keys (a key being rotated and its successor), the note carries
+    one signature line per key, in the order given.
+    """
     problem = _text_problem(text) or _name_problem(name)
     if problem is not None:
         raise UsageError(problem)
-    signature = NoteSignature(
-        name, ed25519_key_id(name, key.public.raw), key.sign(text.encode("utf-8"))
+    keys = [key] if isinstance(key, SigningKey) else list(key)
+    if not keys:
+        raise UsageError("a signed note needs at least one key to sign it")
+    message = text.encode("utf-8")
+    signatures = tuple(
+        NoteSignature(name, ed25519_key_id(name, k.public.raw), k.sign(message)) for k in keys
     )
-    return format_note(Note(text, (signature,)))
+    return format_note(Note(text, signatures))
 
 
 def verify_note(data: bytes, verifiers: Iterable[Verifier]) -> Note:

@@ -28,7 +28,7 @@ store) raises ``UsageError``; a store found damaged raises ``StoreError``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from hotline.auditlog.merkle import Frontier
 from hotline.auditlog.tiles import MAX_ENTRY_SIZE, TILE_HEIGHT
@@ -37,6 +37,7 @@ from hotline.errors import UsageError
 __all__ = [
     "MAX_ENTRY_SIZE",
     "TILE_HEIGHT",
+    "IndexedAppend",
     "LogStore",
     "check_batch",
     "check_entry",
@@ -87,6 +88,18 @@ class LogStore(Protocol):
     def close(self) -> None:
         """Release the store; later calls raise ``UsageError``. Idempotent."""
         ...
+
+
+@runtime_checkable
+class IndexedAppend(Protocol):
+    """A store shared by several writers: one writer's batch need not be contiguous.
+
+    ``append_each`` makes the entries durable and returns each one's own index
+    (increasing, not necessarily consecutive). The group committer uses it
+    when a store offers it (``hotline.auditlog.natsstore.NatsStore`` does).
+    """
+
+    def append_each(self, entries: Sequence[bytes]) -> list[int]: ...
 
 
 def _entry_fault(entry: object) -> str:

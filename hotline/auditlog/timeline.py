@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hotline.auditlog.leaf import decode_entry
+from hotline.auditlog.leaf import EntryKind, decode_entry
 from hotline.network import Network
 from hotline.protocol.admission import recipients_of
 from hotline.protocol.bodies import (
@@ -27,6 +27,7 @@ from hotline.protocol.bodies import (
 )
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.ids import format_id
+from hotline.protocol.timetext import format_utc_ms
 
 __all__ = ["TimelineFilter", "TimelineRow", "timeline"]
 
@@ -147,12 +148,31 @@ def _event_row(index: int, relay_ts: int, kind: str, fields: Mapping[str, Any]) 
     party = str(fields.get("party", fields.get("recipient", "")))
     sender = str(fields.get("sender", ""))
     ref = fields.get("ref")
-    summary = ", ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, bytes))
+    if kind == EntryKind.KEYS_CHANGED.value:
+        summary = _keys_summary(fields.get("keys"))
+    else:
+        summary = ", ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, bytes))
     return TimelineRow(
         index, relay_ts, kind, sender, (party,) if party else (), "",
         format_id(ref) if isinstance(ref, bytes) and len(ref) == 16 else "",
         "", "", "", str(fields.get("stage", "")), summary,
     )
+
+
+def _keys_summary(rows: object) -> str:
+    """``LT 1a2b3c4d5e6f7a8b from 2026-03-01T10:00:00Z; …``: each key with its period."""
+    parts: list[str] = []
+    for row in rows if isinstance(rows, list) else ():
+        if not isinstance(row, dict):
+            continue
+        kid = row.get("kid")
+        text = f"{row.get('party', '?')} {kid.hex() if isinstance(kid, bytes) else '?'}"
+        for bound, word in (("not_before", "from"), ("not_after", "until")):
+            value = row.get(bound)
+            if isinstance(value, int) and not isinstance(value, bool):
+                text += f" {word} {format_utc_ms(value)}"
+        parts.append(text)
+    return "keys: " + "; ".join(parts)
 
 
 def timeline(

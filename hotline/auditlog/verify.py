@@ -7,6 +7,7 @@ index, is the one reported):
 2. its leaf hash equals the level-0 tile hash stored for it;
 3. an envelope's structure, sender and key id hold (and, with ``full_schema``,
    its body passes the whole schema); its Ed25519 signature verifies;
+   the signing key's period (key rotation) holds the body's ``ts``;
 4. ids are never reused; ``seq`` rises strictly per sender;
 5. a receipt refers to an earlier message and carries the SHA-256 of that
    message's body bytes.
@@ -14,8 +15,11 @@ index, is the one reported):
 Then: the tree recomputed from the entries has the root the relay signed in the
 bundle's checkpoint; every stored tile of every level equals the recomputed
 one; every extra checkpoint given is signed by the relay and matches the tree
-at its size (so no two roots were signed for one history); cosignatures by
-endpoints on the checkpoint verify.
+at its size (so no two roots were signed for one history); each checkpoint
+carries a signature by a relay key that had not expired when the last entry
+it covers was written (a retired relay key cannot vouch for later entries,
+while old checkpoints signed with it still verify); cosignatures by
+endpoints on the checkpoint verify, by any of their keys.
 
 The stateless part of that work (decoding, hashing, the signature) runs in
 worker processes, a bundle of 256 entries at a time, so that both cores verify
@@ -54,8 +58,9 @@ from hotline.errors import (
 from hotline.network import Network, parse_network
 from hotline.protocol.envelope import MSG_TAG, read_envelope
 from hotline.protocol.ids import ID_SIZE
-from hotline.protocol.keys import PublicKey
+from hotline.protocol.keys import KeyPeriod
 from hotline.protocol.schema import unpack_map
+from hotline.protocol.timetext import format_utc_ms
 from hotline.protocol.vocab import BodyType
 
 __all__ = ["VerifyReport", "verify_bundle"]
@@ -86,7 +91,7 @@ _keys: Network | None = None
 _full_schema = False
 
 
-_key_by_id: dict[tuple[str, bytes], PublicKey] = {}
+_key_by_id: dict[tuple[str, bytes], KeyPeriod] = {}
 _max_frame = 0
 
 
@@ -97,7 +102,9 @@ def _init_worker(network_toml: bytes, full_schema: bool) -> None:
     _max_frame = _keys.limits.max_frame_bytes
     parties = [_keys.relay.id, *_keys.endpoints]
     _key_by_id = {
-        (party, key.kid): key for party in parties for key in (_keys.keys_of(party) or ())
+        (party, period.key.kid): period
+        for party in parties
+        for period in (_keys.periods_of(party) or ())
     }
 
 
@@ -121,10 +128,16 @@ def _fast_facts(data: bytes) -> Facts | None:
     except (ValueError, TypeError, Rejected, msgpack.UnpackException):
         return None
     sender, kid = body.get("from"), body.get("kid")
-    key = _key_by_id.get((sender, kid)) if type(sender) is str and type(kid) is bytes else None
-    if key is None or type(signature) is not bytes:
+    period = (
+        _key_by_id.get((sender, kid)) if type(sender) is str and type(kid) is bytes else None
+    )
+    if period is None or type(signature) is not bytes:
         return None
-    if not key.verify(signature, MSG_TAG + body_bytes):
+    if period.bounded:
+        ts = body.get("ts")
+        if type(ts) is not int or not period.covers(ts):
+            return None
+    if not period.key.verify(signature, MSG_TAG + body_bytes):
         return None
     ident, seq = body.get("id"), body.get("seq")
     if type(ident) is not bytes or len(ident) != ID_SIZE or type(seq) is not int:
@@ -321,7 +334,7 @@ def _open_extras(
     extras: list[Checkpoint] = []
     for number, note in enumerate(notes, 1):
         try:
-            extras.append(open_checkpoint(note, relay.origin, relay.public_key))
+            extras.append(open_checkpoint(note, relay.origin, [p.key for p in relay.periods]))
         except NoteError as exc:
             raise VerificationFailed(-1, f"checkpoint #{number} does not verify: {exc}") from None
         if extras[-1].size > checkpoint.size:
@@ -384,6 +397,9 @@ def verify_bundle(
         if progress is not None:
             progress(ref.width)
     _check_tree(bundle, auditor, checkpoint)
+    _check_signing_period(bundle, bundle.checkpoint_bytes, checkpoint.size, "the checkpoint")
+    for number, (note, extra) in enumerate(zip(extra_checkpoints, extras, strict=True), 1):
+        _check_signing_period(bundle, note, extra.size, f"checkpoint #{number}")
     # The tiles now hold exactly the entries' hashes, so roots at other sizes come from them.
     for number, extra in enumerate(extras, 1):
         root = bundle.subtree_hash(0, extra.size)
@@ -421,13 +437,29 @@ def _check_tree(bundle: Bundle, auditor: _Auditor, checkpoint: Checkpoint) -> No
                 )
 
 
+def _check_signing_period(bundle: Bundle, note: bytes, size: int, label: str) -> None:
+    """The note needs a signature by a relay key not expired when entry ``size - 1`` was written."""
+    if size == 0:
+        return
+    relay = bundle.network.relay
+    written = decode_entry(bundle.entry(size - 1)).relay_ts
+    keys = [p.key for p in relay.periods if p.not_after is None or written < p.not_after]
+    try:
+        open_checkpoint(note, relay.origin, keys)
+    except NoteError:
+        raise VerificationFailed(
+            -1,
+            f"{label} is signed only by relay keys that had expired when its last entry "
+            f"was written ({format_utc_ms(written)})",
+        ) from None
+
+
 def _check_cosignatures(bundle: Bundle) -> int:
     relay = bundle.network.relay
+    relay_keys = [p.key for p in relay.periods]
     try:
-        checkpoint = open_checkpoint(bundle.checkpoint_bytes, relay.origin, relay.public_key)
-        signatures = checkpoint_cosignatures(
-            bundle.checkpoint_bytes, relay.origin, relay.public_key
-        )
+        checkpoint = open_checkpoint(bundle.checkpoint_bytes, relay.origin, relay_keys)
+        signatures = checkpoint_cosignatures(bundle.checkpoint_bytes, relay.origin, relay_keys)
     except NoteError as exc:
         raise VerificationFailed(-1, f"the checkpoint does not verify: {exc}") from None
     count = 0
@@ -435,9 +467,16 @@ def _check_cosignatures(bundle: Bundle) -> int:
         endpoint = bundle.network.endpoints.get(signature.name)
         if endpoint is None:
             continue
-        try:
-            verify_cosignature(checkpoint.text(), signature, endpoint.id, endpoint.public_key)
-        except NoteError as exc:
-            raise VerificationFailed(-1, f"{signature.name}'s cosignature fails: {exc}") from None
+        problem = ""
+        for period in endpoint.periods:  # a witness that rotated cosigns with either key
+            try:
+                verify_cosignature(checkpoint.text(), signature, endpoint.id, period.key)
+            except NoteError as exc:
+                problem = problem or str(exc)
+                continue
+            problem = ""
+            break
+        if problem:
+            raise VerificationFailed(-1, f"{signature.name}'s cosignature fails: {problem}")
         count += 1
     return count

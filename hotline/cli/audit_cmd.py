@@ -120,7 +120,9 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"{logdir} is not a relay log directory (no {CHECKPOINT_FILE} or store/)")
     note = note_path.read_bytes()
     try:
-        checkpoint = open_checkpoint(note, network.relay.origin, network.relay.public_key)
+        checkpoint = open_checkpoint(
+            note, network.relay.origin, [p.key for p in network.relay.periods]
+        )
     except NoteError as exc:
         raise StoreError(f"{note_path} is not signed by this network's relay: {exc}") from exc
     store = FileStore(logdir / STORE_DIR)

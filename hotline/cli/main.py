@@ -18,8 +18,10 @@ from hotline.cli import (
     envelope_cmd,
     feed_cmd,
     init_cmd,
+    keys_cmd,
     relay_cmd,
     send_cmd,
+    tls_cmd,
 )
 from hotline.errors import HotlineError, UsageError
 from hotline.logs import configure_logging
@@ -38,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         init_cmd, envelope_cmd, audit_cmd, relay_cmd, endpoint_cmd, demo_cmd, send_cmd, feed_cmd,
+        tls_cmd,
     ):
         module.register(commands)
+    keys_cmd.register(commands)
     return parser
 
 

@@ -7,8 +7,12 @@ import asyncio
 import signal
 from pathlib import Path
 
+from hotline.auditlog.streamconfig import load_store_file
 from hotline.cli.common import Commands, NetworkArg
+from hotline.errors import ConfigError, TlsError
+from hotline.keyfile import load_other_keys
 from hotline.relay.server import RelayConfig, start_relay
+from hotline.tls import ServerTls, TlsSettings
 
 __all__ = ["register"]
 
@@ -23,20 +27,63 @@ def register(commands: Commands) -> None:
     p.add_argument("--checkpoint-every", type=int, default=256, help="sign after N new entries")
     p.add_argument("--checkpoint-interval", type=float, default=1.0,
                    help="or after this many seconds with new entries")
+    p.add_argument("--heartbeat", type=float, default=5.0, metavar="SECONDS",
+                   help="ping an endpoint after this long without a frame; drop its connection "
+                        "when no pong comes within half of it (default: %(default)s)")
+    store = p.add_argument_group("high availability (docs/deploy.md)")
+    store.add_argument("--store", type=Path, metavar="FILE",
+                       help='a TOML file whose [store] table says where the log lives: kind = '
+                            '"file" (the default: DATA) or "nats" (a JetStream stream shared '
+                            "by relay replicas; DATA then holds this replica's mirror of it)")
+    store.add_argument("--replica-name", default="",
+                       help="this replica's name in the log and the relay's events")
+    tls = p.add_argument_group("TLS (plaintext is served only on loopback unless unsafe)")
+    tls.add_argument("--tls-cert", type=Path, help="serve TLS with this certificate chain (PEM)")
+    tls.add_argument("--tls-key", type=Path, help="its private key (PEM, mode 0600)")
+    tls.add_argument("--tls-client-ca", type=Path,
+                     help="mutual TLS: endpoints must show a certificate from this CA (PEM)")
+    tls.add_argument("--unsafe-plaintext", action="store_true",
+                     help="serve without TLS on a non-loopback host: anyone on the path can "
+                          "read and alter the traffic")
     p.set_defaults(handler=run)
+
+
+def tls_from(args: argparse.Namespace) -> TlsSettings:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise TlsError("give --tls-cert and --tls-key together")
+    if args.tls_cert is None:
+        if args.tls_client_ca is not None:
+            raise TlsError("--tls-client-ca needs the relay's own --tls-cert and --tls-key")
+        return TlsSettings(unsafe_plaintext=args.unsafe_plaintext)
+    serve = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca)
+    return TlsSettings(serve=serve, unsafe_plaintext=args.unsafe_plaintext)
 
 
 def config_from(args: argparse.Namespace) -> RelayConfig:
     network = args.network.load()
+    key = args.network.signing_key(network.relay.id, args.key)
+    if key.public != network.relay.public_key:
+        raise ConfigError(
+            f"the relay's key {key.public.kid.hex()} is not public_key of [relay] in "
+            f"{args.network.file} ({network.relay.public_key.kid.hex()})"
+        )
     return RelayConfig(
         network=network,
         network_toml=args.network.file.read_bytes(),
         data_dir=args.data,
-        key=args.network.signing_key(network.relay.id, args.key),
+        key=key,
+        # keys/<relay>.<kid>.key: keys rotated out, still signing checkpoints in their overlap
+        also_sign=tuple(load_other_keys(args.network.directory / "keys", network.relay.id)),
         host=args.host,
         port=args.port,
         checkpoint_every=args.checkpoint_every,
         checkpoint_interval_ms=int(args.checkpoint_interval * 1000),
+        tls=tls_from(args),
+        heartbeat_s=args.heartbeat,
+        stream=None if args.store is None else load_store_file(
+            args.store, max_age_ms=network.limits.max_age_ms
+        ),
+        replica_name=args.replica_name,
     )
 
 

@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 
 from hotline.cli.common import Commands
-from hotline.errors import UsageError
+from hotline.errors import PeerCertificateRefused, TlsError, UsageError
 from hotline.protocol.ids import format_id, make_id
+from hotline.tls import ClientTls, client_connector, parse_pin, refusal_sentence
 
 __all__ = ["register"]
 
@@ -26,6 +27,14 @@ __all__ = ["register"]
 def register(commands: Commands) -> None:
     p = commands.add_parser("send", help="send a message from the shell through an endpoint")
     p.add_argument("--api", required=True, help="the endpoint's base URL, e.g. http://127.0.0.1:8701")
+    tls = p.add_argument_group("TLS, for an https API")
+    tls.add_argument("--ca", type=Path,
+                     help="trust the API's certificate if this CA issued it (PEM; default: the "
+                          "system's trust store)")
+    tls.add_argument("--pin", help="accept only the API certificate with this SHA-256 "
+                                   "(sha256:<hex>, or hex with colons)")
+    tls.add_argument("--cert", type=Path, help="a client certificate, when the API asks for one")
+    tls.add_argument("--key", type=Path, help="its private key (PEM, mode 0600)")
     kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
 
     for kind in ("warning", "update"):
@@ -153,14 +162,28 @@ async def _body(args: argparse.Namespace, session: aiohttp.ClientSession) -> dic
     return body
 
 
+def _client_tls(args: argparse.Namespace) -> ClientTls:
+    tls = ClientTls(ca=args.ca, pin=parse_pin(args.pin) if args.pin else None,
+                    cert=args.cert, key=args.key)
+    if tls.configured and not args.api.lower().startswith("https://"):
+        raise TlsError(f"--ca, --pin and --cert are for an https API, not {args.api}")
+    return tls
+
+
 async def _send(args: argparse.Namespace) -> int:
     api = args.api.rstrip("/")
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    connector = client_connector(_client_tls(args))
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10), connector=connector
+    ) as session:
         try:
             body = await _body(args, session)
             async with session.post(api + "/api/messages", json=body) as response:
                 answer = await response.json(content_type=None)
         except (aiohttp.ClientError, OSError) as exc:
+            refused = refusal_sentence(exc)
+            if refused is not None:
+                raise PeerCertificateRefused(refused) from exc
             raise UsageError(f"cannot reach the endpoint at {api}: {exc}") from exc
     if response.status != 202:
         field = f" ({answer.get('field')})" if answer.get("field") else ""

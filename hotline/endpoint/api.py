@@ -72,6 +72,8 @@ async def _read_json(request: web.Request, *, empty_ok: bool = False) -> object:
         data: object = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _BadJson(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise _BadJson("the request body nests too deeply to be read") from None
     return data
 
 

@@ -74,6 +74,7 @@ from hotline.endpoint.witness import (
     Inconsistent,
     NeedsProof,
     Refused,
+    Seen,
     Witness,
 )
 from hotline.errors import RejectCode, Rejected
@@ -170,7 +171,7 @@ class EndpointCore:
                 self.deadlines.reached(held.id, me, Stage.ACKNOWLEDGED)
             else:
                 self.deadlines.watch_received(held.id, me, held.precedence, held.received_ms)
-        self.witness = Witness(network.relay.origin, network.relay.public_key, state.checkpoint)
+        self.witness = Witness(network.relay.origin, network.relay.periods, state.checkpoint)
 
     # ------------------------------------------------------------------ session
 
@@ -455,7 +456,7 @@ class EndpointCore:
 
     def observe_checkpoint(self, note: bytes, now_ms: int) -> Output | NeedsProof:
         """Judge a checkpoint note; a larger tree needs a proof (:meth:`complete_checkpoint`)."""
-        verdict = self.witness.observe(note)
+        verdict = self.witness.observe(note, now_ms)
         if isinstance(verdict, NeedsProof):
             return verdict
         if isinstance(verdict, Refused):
@@ -470,7 +471,10 @@ class EndpointCore:
         """Judge a checkpoint with the consistency proof the edge fetched for it."""
         if self.witness.held != need.held:
             return self.observe_checkpoint(need.note, now_ms)  # the held one moved meanwhile
-        return self._settle(self.witness.check_proof(need, proof), now_ms)
+        verdict = self.witness.check_proof(need, proof)
+        if isinstance(verdict, Seen):
+            return Output()  # an older checkpoint, consistent with ours: nothing to do
+        return self._settle(verdict, now_ms)
 
     def _settle(self, verdict: Fresh | Inconsistent, now_ms: int) -> Output:
         if isinstance(verdict, Inconsistent):

@@ -19,6 +19,8 @@ as ``{"error", "field", "detail"}``:
 1. ``401 not_authenticated`` (field ``authorization``, with
    ``WWW-Authenticate: Bearer``): no bearer token, or no feed's;
 2. ``400 bad_header`` (field ``idempotency-key``): a malformed key;
+   ``415 unsupported_media_type`` (field ``content-type``): a body that is not
+   ``application/json``;
 3. ``400 bad_json``: over 64 KiB, nested deeper than 8 levels, not JSON, a
    repeated key, ``NaN`` or ``Infinity``;
 4. ``422 schema`` with the field's path (``t``, ``incident``, ``ref`` are
@@ -73,6 +75,7 @@ from hotline.endpoint.errors import (
     NotAuthenticated,
     RateLimited,
     RequestRefused,
+    UnsupportedMediaType,
 )
 from hotline.endpoint.feedconfig import FEEDS_FILE, Feed, FeedConfig, load_feeds
 from hotline.endpoint.ratelimit import FeedLimits
@@ -84,6 +87,7 @@ from hotline.protocol.vocab import BodyType
 
 __all__ = [
     "FEEDS",
+    "JSON_MEDIA_TYPES",
     "MAX_ALERT_BYTES",
     "Draft",
     "FeedRegistry",
@@ -105,6 +109,7 @@ log = structlog.get_logger("hotline.endpoint.feeds")
 
 MAX_ALERT_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 8
+JSON_MEDIA_TYPES: Final = frozenset({"application/json"})
 MAX_IDEMPOTENCY_KEY: Final = 200
 _IDEMPOTENCY_KEY: Final = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}")
 _JSON_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -461,6 +466,11 @@ async def post_alert(request: web.Request) -> web.Response:
         feed = service.authenticate(request.headers.get("Authorization"))
         feed_name = feed.name
         key = idempotency_key(request)
+        if request.content_type not in JSON_MEDIA_TYPES:
+            raise UnsupportedMediaType(
+                "an alert is posted as application/json, not "
+                f"{request.content_type or 'no Content-Type'}"
+            )
         raw = await read_body(request, MAX_ALERT_BYTES)
         if raw is None:
             raise BadJson(f"the alert is larger than {MAX_ALERT_BYTES} bytes")

@@ -33,7 +33,7 @@ import structlog
 from aiohttp import web
 
 from hotline.endpoint.compose import Header, draft_body, referenced_id
-from hotline.endpoint.connection import Backoff, run_connection
+from hotline.endpoint.connection import HEARTBEAT_S, Backoff, run_connection
 from hotline.endpoint.core import EndpointCore, Output
 from hotline.endpoint.events import (
     Event,
@@ -57,6 +57,14 @@ from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.session import is_envelope
 from hotline.protocol.vocab import Action
+from hotline.tls import (
+    TlsSettings,
+    client_connector,
+    listening_transport,
+    note_transport,
+    relay_transport,
+    server_context,
+)
 
 __all__ = [
     "ENDPOINT",
@@ -97,10 +105,20 @@ class EndpointConfig:
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], int] = wall_clock_ms
     feeds: Path | None = None  # sensor feeds (feeds.toml); None: DATA/feeds.toml if present
+    tls: TlsSettings = field(default_factory=TlsSettings)  # to the relay, and the API's own
+    heartbeat_s: float = HEARTBEAT_S  # relay silent this long: ping; no pong in half: reconnect
+
+    # relay replicas sharing one log: tried in turn, each after the other fails (failover)
+    relay_urls: tuple[str, ...] = ()
 
     @property
     def ws_url(self) -> str:
-        return self.relay_url or self.network.relay.url
+        return self.ws_urls[0]
+
+    @property
+    def ws_urls(self) -> tuple[str, ...]:
+        """Every relay URL to try: ``relay_urls``, else ``relay_url``, else network.toml's."""
+        return self.relay_urls or (self.relay_url or self.network.relay.url,)
 
 
 class Endpoint:
@@ -119,7 +137,9 @@ class Endpoint:
         self.core = core
         self.hub = EventHub()
         self.relay_http = RelayHttp(session, http_base(config.ws_url))
+        self.relay_url_now = ""  # the relay URL being tried or used
         self._session = session
+        self._ws_session: aiohttp.ClientSession | None = None  # the relay WebSocket's, from start
         self._clock = config.clock
         self._lock = asyncio.Lock()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -138,6 +158,7 @@ class Endpoint:
             raise ConfigError(f"{config.endpoint_id!r} is not an endpoint of the network")
         if config.network.endpoints[config.endpoint_id].public_key != config.key.public:
             raise ConfigError(f"the key given is not {config.endpoint_id}'s key in the network")
+        transport = relay_transport(config.ws_url, config.tls)  # plaintext only on loopback
         # A new journal starts its seq at the time in microseconds, so an endpoint whose
         # journal was lost still signs seqs above those the relay accepted from it before.
         journal = await ThreadedJournal.open(
@@ -148,20 +169,26 @@ class Endpoint:
             core = EndpointCore(
                 config.network, config.endpoint_id, config.key, state, _new_id
             )
+            connector = client_connector(config.tls.client)  # wss and https to the relay
         except BaseException:
             await journal.close()
             raise
-        session = aiohttp.ClientSession()
+        note_transport(transport, endpoint=config.endpoint_id, relay=config.ws_url)
+        session = aiohttp.ClientSession(connector=connector)
         return cls(config, journal, core, session)
 
     def start(self) -> None:
         """Start the relay connection, the deadline timer and the witness."""
         limit = self.config.network.limits.max_frame_bytes
+        # The WebSocket has a session of its own: an upgrade never rides a pooled keep-alive
+        # connection that died with the link (half-open), which would cost one more timeout.
+        self._ws_session = aiohttp.ClientSession(connector=client_connector(self.config.tls.client))
         self._tasks = [
             asyncio.create_task(
                 run_connection(
-                    self._session, self.config.ws_url, self, self.config.backoff,
-                    max_message=limit,
+                    self._ws_session, self.config.ws_urls, self, self.config.backoff,
+                    max_message=limit, heartbeat_s=self.config.heartbeat_s,
+                    dialing=self._dialing,
                 ),
                 name=f"endpoint-{self.me}-connection",
             ),
@@ -187,6 +214,8 @@ class Endpoint:
         self._tasks = []
         if self._ws is not None:
             await self._ws.close()
+        if self._ws_session is not None:
+            await self._ws_session.close()
         await self._session.close()
         self.hub.close()
         await self.journal.close()
@@ -238,6 +267,15 @@ class Endpoint:
 
     # ------------------------------------------------------------------ the connection
 
+    def _dialing(self, url: str) -> None:
+        """The connection tries ``url``: proofs are fetched from the same relay replica."""
+        self.relay_http.base = http_base(url)
+        if url != self.relay_url_now:
+            if self.relay_url_now:
+                log.info("relay_failover", endpoint=self.me, url=url,
+                         previous=self.relay_url_now)
+            self.relay_url_now = url
+
     async def attach(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async with self._lock:
             self._ws = ws
@@ -285,10 +323,11 @@ class Endpoint:
     async def _prove(self, need: NeedsProof) -> None:
         while True:
             try:
-                proof = await self.relay_http.consistency(need.held.size, need.checkpoint.size)
+                proof = await self.relay_http.consistency(*need.sizes)
             except RelayUnavailable as exc:
+                old, new = need.sizes
                 log.warning("consistency_proof_unavailable", endpoint=self.me,
-                            old=need.held.size, new=need.checkpoint.size, reason=exc.sentence)
+                            old=old, new=new, reason=exc.sentence)
                 return
             async with self._lock:
                 result = self.core.complete_checkpoint(need, proof, self._clock())
@@ -412,25 +451,39 @@ class RunningEndpoint:
     endpoint: Endpoint
     host: str
     port: int
+    scheme: str = "http"  # https when the API is served over TLS
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
 
 @contextlib.asynccontextmanager
 async def serve_endpoint(config: EndpointConfig) -> AsyncIterator[RunningEndpoint]:
-    """Run an endpoint and its API on ``config.host``/``config.port`` for the block."""
+    """Run an endpoint and its API on ``config.host``/``config.port`` for the block.
+
+    The API is served over TLS when ``config.tls.serve`` is set; plaintext off
+    loopback is refused unless ``config.tls.unsafe_plaintext`` is set.
+    """
+    tls = config.tls
+    transport = listening_transport(
+        config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
+        what="the endpoint's console and feed API", cert_flags="--api-tls-cert and --api-tls-key",
+    )
+    ssl_context = server_context(tls.serve) if tls.serve is not None else None
+    note_transport(transport, endpoint=config.endpoint_id, api_host=config.host)
     app = make_app(config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
         await site.start()
         addresses = runner.addresses
         port = int(addresses[0][1]) if addresses else config.port
-        log.info("endpoint_listening", endpoint=config.endpoint_id, host=config.host, port=port)
-        yield RunningEndpoint(app[ENDPOINT], config.host, port)
+        log.info("endpoint_listening", endpoint=config.endpoint_id, host=config.host, port=port,
+                 transport=transport.value)
+        scheme = "http" if ssl_context is None else "https"
+        yield RunningEndpoint(app[ENDPOINT], config.host, port, scheme)
     finally:
         await runner.cleanup()
 

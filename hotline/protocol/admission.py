@@ -9,6 +9,9 @@ rule                 meaning                                              code
 ===================  ===================================================  ==================
 authenticated        the connection proved who it is                      not_authenticated
 sender               ``from`` is the authenticated endpoint               sender_mismatch
+key                  the signing key has not expired by ``now_ms`` (the   bad_signature
+                     envelope check held its period to ``ts``; this
+                     stops a retired key from signing backdated bodies)
 type                 endpoints send warning, update, cancel, text,        schema (``t``)
                      receipt; only the relay sends test and accepted
 duplicate            a seen id with the same body is a resend: answer     (no rejection)
@@ -43,7 +46,7 @@ from hotline.protocol.bodies import (
     ReceiptBody,
     Recipients,
 )
-from hotline.protocol.envelope import Envelope
+from hotline.protocol.envelope import Envelope, period_problem
 
 __all__ = ["Admission", "Verdict", "recipients_of"]
 
@@ -97,6 +100,9 @@ class Admission:
                 RejectCode.SENDER_MISMATCH,
                 f"this connection is {authenticated}, the message is from {body.sender}",
             )
+        period = self._network.period_of(body.sender, body.kid)
+        if period is not None and period.not_after is not None and now_ms >= period.not_after:
+            raise Rejected(RejectCode.BAD_SIGNATURE, period_problem(period, body.sender, now_ms))
         if isinstance(body, LinkTestBody | AcceptedBody):
             raise Rejected(RejectCode.SCHEMA, f"only the relay sends {body.type} messages", "t")
         seen = self._seen.get(body.id)

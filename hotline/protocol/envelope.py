@@ -9,7 +9,9 @@ Invariants kept by :func:`open_envelope`, in this order:
 1. the frame is at most ``max_size`` bytes (``too_large``);
 2. it is exactly one 3-array with version 1 and two ``bin`` items (``bad_frame``);
 3. the body is a map with unique string keys whose ``from`` names a known
-   party (``unknown_sender``) and whose ``kid`` is one of that party's keys;
+   party (``unknown_sender``) and whose ``kid`` is one of that party's keys,
+   valid at the body's ``ts`` when the key has a period (``bad_signature``:
+   a key rotated out verifies what it signed before, nothing after);
 4. the signature verifies over the body bytes exactly as received
    (``bad_signature``) — nothing is re-encoded;
 5. only then is the body checked against the full schema (``schema``).
@@ -28,8 +30,9 @@ import msgpack
 
 from hotline.errors import RejectCode, Rejected
 from hotline.protocol.bodies import Body
-from hotline.protocol.keys import KID_SIZE, SIGNATURE_SIZE, PublicKey, SigningKey
+from hotline.protocol.keys import KID_SIZE, SIGNATURE_SIZE, KeyPeriod, PublicKey, SigningKey
 from hotline.protocol.schema import encode_body, map_to_body, unpack_map
+from hotline.protocol.timetext import format_utc_ms
 
 __all__ = [
     "AUTH_TAG",
@@ -41,6 +44,7 @@ __all__ = [
     "SignedFrame",
     "body_hash",
     "open_envelope",
+    "period_problem",
     "read_envelope",
     "seal",
     "seal_bytes",
@@ -54,9 +58,9 @@ DEFAULT_MAX_FRAME: Final = 60 * 1024
 
 
 class KeyDirectory(Protocol):
-    """Who may sign: the public keys of a party, or ``None`` for a stranger."""
+    """Who may sign, and when: the keys of a party with their periods, ``None`` for a stranger."""
 
-    def keys_of(self, party: str) -> Sequence[PublicKey] | None: ...
+    def periods_of(self, party: str) -> Sequence[KeyPeriod] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +134,38 @@ def _signer_key(data: dict[str, Any], keys: KeyDirectory) -> tuple[str, PublicKe
     kid = data.get("kid")
     if not isinstance(kid, bytes) or len(kid) != KID_SIZE:
         raise Rejected(RejectCode.SCHEMA, "must be a key id (8 bytes of bin)", "kid")
-    known = keys.keys_of(sender)
+    known = keys.periods_of(sender)
     if known is None:
         raise Rejected(RejectCode.UNKNOWN_SENDER, f"{sender!r} is not a party of this network")
-    for key in known:
-        if key.kid == kid:
-            return sender, key
+    for period in known:
+        if period.key.kid == kid:
+            if period.bounded:
+                _check_period(period, sender, data.get("ts"))
+            return sender, period.key
     raise Rejected(RejectCode.BAD_SIGNATURE, f"key id {kid.hex()} is not a key of {sender}")
+
+
+def _check_period(period: KeyPeriod, sender: str, ts: object) -> None:
+    """The key's period must hold the body's ``ts``: the time the signer claims to sign at."""
+    if type(ts) is not int or ts < 0:
+        raise Rejected(RejectCode.SCHEMA, "is required and must be a time", "ts")
+    if not period.covers(ts):
+        raise Rejected(RejectCode.BAD_SIGNATURE, period_problem(period, sender, ts))
+
+
+def period_problem(period: KeyPeriod, party: str, ms: int) -> str:
+    """The sentence for a key used outside its period (at ``ms``)."""
+    kid = period.key.kid.hex()
+    if period.not_before is not None and ms < period.not_before:
+        return (
+            f"key {kid} of {party} is valid only from {format_utc_ms(period.not_before)}, "
+            f"not at {format_utc_ms(ms)}"
+        )
+    assert period.not_after is not None
+    return (
+        f"key {kid} of {party} expired at {format_utc_ms(period.not_after)}, "
+        f"before {format_utc_ms(ms)}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

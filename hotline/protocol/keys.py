@@ -27,7 +27,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from hotline.errors import ConfigError
 
-__all__ = ["KID_SIZE", "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "PublicKey", "SigningKey", "key_id"]
+__all__ = [
+    "KID_SIZE",
+    "PUBLIC_KEY_SIZE",
+    "SIGNATURE_SIZE",
+    "KeyPeriod",
+    "PublicKey",
+    "SigningKey",
+    "key_id",
+]
 
 PUBLIC_KEY_SIZE: Final = 32
 SIGNATURE_SIZE: Final = 64
@@ -77,6 +85,30 @@ class PublicKey:
         except nacl.exceptions.BadSignatureError:
             return False
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPeriod:
+    """A party's public key and when it may sign: ``not_before <= ts < not_after``.
+
+    Times are milliseconds since the epoch; ``None`` leaves that side open. A
+    key rotated out keeps its period, so what it signed while it was valid
+    still verifies afterwards.
+    """
+
+    key: PublicKey
+    not_before: int | None = None
+    not_after: int | None = None
+
+    def covers(self, ms: int) -> bool:
+        """True if the key may sign something dated ``ms``."""
+        if self.not_before is not None and ms < self.not_before:
+            return False
+        return self.not_after is None or ms < self.not_after
+
+    @property
+    def bounded(self) -> bool:
+        return self.not_before is not None or self.not_after is not None
 
 
 class SigningKey:

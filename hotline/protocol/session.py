@@ -33,7 +33,9 @@ Endpoint → relay:
 =============  ==============================================================
 
 Before ``welcome`` only ``auth`` is accepted; a failed ``auth`` closes the
-socket with code 4401 and the reason ``<code>: <sentence>``.
+socket with code 4401 and the reason ``<code>: <sentence>``. An endpoint that
+stops reading is closed with 4408 (``slow_reader: …``); what it was owed stays
+queued at the relay and is delivered when it connects again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from hotline.protocol.schema import unpack_map
 __all__ = [
     "AUTH_FAILED_CLOSE",
     "NONCE_SIZE",
+    "SLOW_READER_CLOSE",
     "Accepted",
     "Auth",
     "Challenge",
@@ -70,6 +73,8 @@ __all__ = [
 NONCE_SIZE: Final = 32
 AUTH_FAILED_CLOSE: Final = 4401
 PROTOCOL_ERROR_CLOSE: Final = 4400
+SLOW_READER_CLOSE: Final = 4408
+"""The relay closes a session whose endpoint stopped reading (its send queue stalled)."""
 
 
 @dataclass(frozen=True, slots=True)

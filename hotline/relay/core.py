@@ -187,6 +187,8 @@ class RelayCore:
         self._test_seq = 0
         self._next_test: dict[str, int] = {}  # endpoint → when its next link test is due
         self.size = 0
+        self.local_tests_only = False
+        """A replica sharing the log with others tests only the endpoints connected to it."""
 
     # ------------------------------------------------------------------ replay from the log
 
@@ -215,6 +217,55 @@ class RelayCore:
         envelope = signed.verified(unsafe_signature_checked=unsafe_signed_root_covers)
         self._logged(index, decoded.relay_ts, envelope, restoring=True)
         return decoded.relay_ts, envelope
+
+    def follow(
+        self, index: int, entry: bytes, now: int
+    ) -> tuple[list[Action], int, Envelope | Event]:
+        """An entry another relay replica logged, applied in log order as if it were ours.
+
+        Its envelope's signature is checked again. A message is queued for its
+        recipients and sent to those connected here; a receipt goes to its
+        origin if connected here; another replica's link test is not sent (it
+        is that replica's to send). Returns the actions, the entry's relay
+        time and its envelope or event.
+        """
+        decoded = decode_entry(entry)
+        if decoded.envelope is None:
+            relay_ts, content = self.restore(index, entry)
+            return [], relay_ts, content
+        signed = read_envelope(decoded.envelope, self.network, max_size=1 << 30)
+        envelope = signed.verified()
+        self.size = max(self.size, index + 1)
+        self.admission.record(envelope)
+        quiet = isinstance(envelope.body, LinkTestBody)
+        actions = self._logged(index, decoded.relay_ts, envelope, restoring=quiet, now=now)
+        return actions, decoded.relay_ts, envelope
+
+    def superseded(self, token: int) -> list[Action]:
+        """The entry asked for with ``token`` was logged first by another replica.
+
+        Its envelope is already applied (through :meth:`follow`); whoever sent
+        it here gets the original accepted receipt, byte for byte.
+        """
+        inflight = self._inflight.pop(token, None)
+        if inflight is None:
+            return []
+        body = inflight.envelope.body
+        waiting = self._inflight_ids.pop(body.id, [])
+        accepted = self._accepted.get(body.id)
+        if accepted is None:
+            return []
+        self.counters.duplicates += 1
+        self.notes.append(Note("duplicate_answered", {"id": body.id.hex(), "replica": "other"}))
+        index, relay_ts, digest = accepted
+        receipt = self._accepted_receipt(body.id, digest, index, relay_ts)
+        return [Send(party, receipt) for party in waiting]
+
+    def withdrawn(self, token: int) -> None:
+        """The entry asked for with ``token`` will never be logged (a link test refused)."""
+        inflight = self._inflight.pop(token, None)
+        if inflight is not None:
+            self._inflight_ids.pop(inflight.envelope.body.id, None)
 
     # ------------------------------------------------------------------ connections
 
@@ -499,6 +550,8 @@ class RelayCore:
             if now < due:
                 continue
             self._next_test[party] = max(due + interval, now)
+            if self.local_tests_only and party not in self.online:
+                continue
             self._test_seq = max(self._test_seq + 1, now * 1000)
             body = LinkTestBody(
                 id=make_id(now, self._random(10)),

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -32,14 +34,16 @@ from hotline.auditlog.cosignature import add_cosignature, verify_cosignature
 from hotline.auditlog.leaf import EntryKind, Event, encode_event_entry
 from hotline.auditlog.log import AuditLog
 from hotline.auditlog.merkle import Frontier, leaf_hash
-from hotline.auditlog.note import parse_note
+from hotline.auditlog.note import NoteSignature, parse_note
+from hotline.auditlog.streamconfig import StreamSettings
 from hotline.errors import HotlineError, NoteError, RejectCode, Rejected, StoreError
 from hotline.network import Network
 from hotline.protocol.envelope import Envelope
-from hotline.protocol.keys import SigningKey
+from hotline.protocol.keys import PublicKey, SigningKey
 from hotline.protocol.session import (
     AUTH_FAILED_CLOSE,
     NONCE_SIZE,
+    SLOW_READER_CLOSE,
     Auth,
     Challenge,
     CheckpointNote,
@@ -52,14 +56,22 @@ from hotline.protocol.session import (
     verify_auth,
 )
 from hotline.relay.core import Action, Append, Broadcast, RelayCore, Send
+from hotline.relay.guard import AuthGuard, GuardLimits, Refusal
 from hotline.relay.http import add_http_routes
 from hotline.relay.metrics import RelayMetrics
+from hotline.tls import TlsSettings, listening_transport, note_transport, server_context
+
+if TYPE_CHECKING:
+    from hotline.relay.replica import Replica
 
 __all__ = ["RELAY", "Relay", "RelayConfig", "RunningRelay", "start_relay"]
 
 log = structlog.get_logger()
 
 Clock = Callable[[], int]
+
+_SLOW_CLOSE_S: Final = 5.0
+"""How long a slow reader's close frame may take to get through before the socket is cut."""
 
 
 def wall_clock_ms() -> int:
@@ -72,20 +84,55 @@ class RelayConfig:
     network_toml: bytes
     data_dir: Path
     key: SigningKey
+    # other relay keys whose period has not ended (a rotation's overlap): checkpoints
+    # carry a signature by each of them as well, so witnesses holding either key follow
+    also_sign: tuple[SigningKey, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8700
     checkpoint_every: int = 256
     checkpoint_interval_ms: int = 1_000
     tick_ms: int = 100
     auth_timeout_s: float = 10.0
+    # a session whose queued frames wait this long without one send completing, or that
+    # holds more than send_queue_bytes queued, is closed as a slow reader (4408)
+    send_stall_s: float = 10.0
+    send_queue_bytes: int = 64 * 1024 * 1024
+    auth_guard: GuardLimits = field(default_factory=GuardLimits)
+    heartbeat_s: float = 5.0  # an endpoint silent this long: ping; no pong in half: dropped
     clock: Clock = field(default=wall_clock_ms)
+    tls: TlsSettings = field(default_factory=TlsSettings)  # plaintext only on loopback
+    # [store] kind = "nats": the log is a JetStream stream shared with other replicas
+    stream: StreamSettings | None = None
+    replica_name: str = ""
 
 
 @dataclass(eq=False)
 class _Connection:
+    """One authenticated session and what waits to be written to it.
+
+    ``queued_bytes`` counts the frames in ``queue``; ``waiting_since`` is when the
+    writer last made progress while frames waited (monotonic seconds), or None when
+    the queue is empty; ``slow`` is set once the session is being closed as slow.
+    """
+
     party: str
     ws: web.WebSocketResponse
     queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    transport: asyncio.Transport | None = None
+    queued_bytes: int = 0
+    waiting_since: float | None = None
+    slow: bool = False
+
+    def offer(self, data: bytes) -> None:
+        if self.slow:
+            return  # closing: what it is owed is redelivered when it connects again
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+        self.queued_bytes += len(data)
+        self.queue.put_nowait(data)
+
+    def stalled_for(self, now: float) -> float:
+        return 0.0 if self.waiting_since is None else now - self.waiting_since
 
 
 class Relay:
@@ -106,20 +153,42 @@ class Relay:
         self._last_checkpoint_ms = 0
         self.checkpoint_note: bytes = b""
         self._stopping = False
+        self.guard = AuthGuard(config.auth_guard)
+        self._closers: set[asyncio.Task[None]] = set()
+        self._recorded_keys: list[object] | None = None  # the last keys_changed entry's keys
+        self.replica: Replica | None = None  # set when the log is a shared stream
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         config = self.config
+        now = config.clock()
         self.log = await asyncio.to_thread(
-            AuditLog.open_directory,
-            config.data_dir,
-            origin=self.network.relay.origin,
-            key=config.key,
+            functools.partial(
+                AuditLog.open_directory,
+                config.data_dir,
+                origin=self.network.relay.origin,
+                key=config.key,
+                also_sign=[
+                    k for k in config.also_sign if k.public in self.network.keys_valid_at(
+                        self.network.relay.id, now
+                    )
+                ],
+                known_keys=self.network.keys_of(self.network.relay.id) or (),
+            )
         )
         try:
             await asyncio.to_thread(self._restore)
+            if config.stream is not None:
+                # Imported here: nats-py is only needed when the log is on a stream.
+                from hotline.relay.replica import Replica  # noqa: PLC0415
+
+                self.core.local_tests_only = True
+                self.replica = Replica(self, config.stream, config.replica_name)
+                await self.replica.open()
         except BaseException:
+            if self.replica is not None:
+                await self.replica.close(timeout_s=0)
             await self.log.close()
             raise
         started = Event(
@@ -128,6 +197,14 @@ class Relay:
         )
         now = config.clock()
         self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
+        keys = key_rows(self.network)
+        if keys != self._recorded_keys:
+            changed = Event(
+                EntryKind.KEYS_CHANGED,
+                {"network_sha256": _sha256(config.network_toml), "keys": keys},
+            )
+            self.perform([Append(encode_event_entry(now, changed), -1, now, event=changed)])
+            log.info("keys_recorded", keys=len(keys))
         self._tasks.append(asyncio.create_task(self._complete(), name="relay-completions"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
         self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
@@ -172,6 +249,8 @@ class Relay:
         now = self.config.clock()
         self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self._drain()
+        if self.replica is not None:
+            await self.replica.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -183,6 +262,9 @@ class Relay:
 
     def _account(self, index: int, relay_ts: int, content: Envelope | Event) -> None:
         if isinstance(content, Event):
+            if content.kind is EntryKind.KEYS_CHANGED:
+                recorded = content.fields.get("keys")
+                self._recorded_keys = recorded if isinstance(recorded, list) else None
             self.figures.add_event(index, relay_ts, content)
         else:
             self.figures.add_envelope(index, relay_ts, content)
@@ -206,10 +288,12 @@ class Relay:
             if isinstance(action, Send):
                 connection = self._connections.get(action.party)
                 if connection is not None:
-                    connection.queue.put_nowait(action.data)
+                    self._offer(connection, action.data)
             elif isinstance(action, Broadcast):
-                for connection in self._connections.values():
-                    connection.queue.put_nowait(action.data)
+                for connection in list(self._connections.values()):
+                    self._offer(connection, action.data)
+            elif self.replica is not None:
+                self.replica.publish(action)
             else:
                 task = asyncio.get_running_loop().create_task(self.log.append(action.entry))
                 self._completions.append((action, task))
@@ -239,6 +323,7 @@ class Relay:
             await asyncio.sleep(self.config.tick_ms / 1000)
             now = self.config.clock()
             self.perform(self.core.tick(now))
+            self._check_stalls()
             await self._maybe_checkpoint(now)
 
     async def _maybe_checkpoint(self, now: int) -> None:
@@ -249,6 +334,13 @@ class Relay:
         )
         if not due:
             return
+        relay_id = self.network.relay.id
+        expired = [
+            k for k in self.log.signing_keys if k not in self.network.keys_valid_at(relay_id, now)
+        ]
+        if expired and len(expired) < len(self.log.signing_keys):
+            self.log.stop_signing_with(expired)
+            log.info("checkpoint_key_retired", kids=[k.kid.hex() for k in expired])
         async with self._checkpoint_lock:
             note = await asyncio.to_thread(self.log.checkpoint)
         self._last_checkpoint_ms = now
@@ -259,15 +351,31 @@ class Relay:
     # ------------------------------------------------------------------ WebSocket
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        address = request.remote or "unknown"
+        refusal = self.guard.opening(address, self.config.clock())
+        if refusal is not None:
+            return self._refuse_session(address, refusal)
         ws = web.WebSocketResponse(
-            max_msg_size=4 * self.network.limits.max_frame_bytes, heartbeat=20.0
+            max_msg_size=4 * self.network.limits.max_frame_bytes,
+            heartbeat=self.config.heartbeat_s,
         )
-        await ws.prepare(request)
-        authenticated = await self._authenticate(ws)
+        authenticated: tuple[str, int] | None = None
+        answered = False
+        try:
+            await ws.prepare(request)
+            authenticated = await self._authenticate(ws)
+            answered = True
+        finally:
+            if authenticated is not None:
+                self.guard.succeeded(address)
+            elif answered:
+                self.guard.failed(address, self.config.clock())
+            else:
+                self.guard.gone(address)
         if authenticated is None:
             return ws
         party, since = authenticated
-        connection = _Connection(party, ws)
+        connection = _Connection(party, ws, transport=request.transport)
         previous = self._connections.get(party)
         self._connections[party] = connection
         if previous is not None:
@@ -280,7 +388,7 @@ class Relay:
             if self._connections.get(party) is connection:
                 del self._connections[party]
                 if not self._stopping:
-                    reason = f"closed {ws.close_code}"
+                    reason = "slow_reader" if connection.slow else f"closed {ws.close_code}"
                     self.perform(self.core.disconnected(party, reason, self.config.clock()))
             connection.queue.put_nowait(None)
             await writer
@@ -293,8 +401,14 @@ class Relay:
         )
         await ws.send_bytes(challenge)
         try:
-            message = await ws.receive(timeout=self.config.auth_timeout_s)
+            # one deadline for the answer: ws.receive(timeout=...) restarts its timer on
+            # every ping and pong, so a silent client answering heartbeats never timed out
+            async with asyncio.timeout(self.config.auth_timeout_s):
+                message = await ws.receive()
         except TimeoutError:
+            code = RejectCode.NOT_AUTHENTICATED.value
+            self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
+            log.warning("authentication_timed_out", after_s=self.config.auth_timeout_s)
             await ws.close(code=AUTH_FAILED_CLOSE, message=b"not_authenticated: no answer in time")
             return None
         try:
@@ -306,7 +420,9 @@ class Relay:
             endpoint = self.network.endpoints.get(auth.id)
             if endpoint is None:
                 raise Rejected(RejectCode.UNKNOWN_SENDER, f"{auth.id!r} is not an endpoint")
-            verify_auth(challenge, auth, endpoint.public_key)
+            _verify_auth_any(
+                challenge, auth, self.network.keys_valid_at(endpoint.id, self.config.clock())
+            )
         except Rejected as exc:
             self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
             log.warning("authentication_refused", code=exc.code, reason=str(exc))
@@ -337,7 +453,7 @@ class Relay:
 
     def _notice(self, connection: _Connection, code: RejectCode, sentence: str) -> None:
         self.core.counters.rejected[code.value] = self.core.counters.rejected.get(code.value, 0) + 1
-        connection.queue.put_nowait(encode_control(RejectedNotice(b"", code.value, sentence, "")))
+        self._offer(connection, encode_control(RejectedNotice(b"", code.value, sentence, "")))
 
     async def _control(self, connection: _Connection, data: bytes) -> None:
         try:
@@ -357,10 +473,13 @@ class Relay:
             note = self.checkpoint_note
             try:
                 relay = self.network.relay
-                checkpoint = open_checkpoint(note, relay.origin, relay.public_key)
+                checkpoint = open_checkpoint(note, relay.origin, self.log.signing_keys)
                 signature = parse_note(note + cosign.line.encode() + b"\n").signatures[-1]
                 endpoint = self.network.endpoints[connection.party]
-                verify_cosignature(checkpoint.text(), signature, endpoint.id, endpoint.public_key)
+                _verify_cosignature_any(
+                    checkpoint.text(), signature, endpoint.id,
+                    self.network.keys_valid_at(endpoint.id, self.config.clock()),
+                )
                 updated = add_cosignature(note, signature)
             except NoteError as exc:
                 log.info("cosignature_ignored", party=connection.party, reason=str(exc))
@@ -378,6 +497,62 @@ class Relay:
                 await connection.ws.send_bytes(data)
             except ConnectionError:
                 return
+            connection.queued_bytes -= len(data)
+            connection.waiting_since = None if connection.queue.empty() else time.monotonic()
+
+    # ------------------------------------------------------------------ slow readers
+
+    def _refuse_session(self, address: str, refusal: Refusal) -> web.Response:
+        """HTTP 429 before the WebSocket opens: the address failed too often, or floods."""
+        retry_s = max(1, math.ceil(refusal.retry_after_ms / 1000))
+        code = RejectCode.RATE_LIMITED.value
+        self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
+        log.warning("session_refused", peer=address, reason=refusal.reason, retry_after_s=retry_s)
+        return web.json_response(
+            {"error": code, "detail": f"{refusal.reason}; retry in {retry_s} s"},
+            status=429, headers={"Retry-After": str(retry_s)},
+        )
+
+    def _offer(self, connection: _Connection, data: bytes) -> None:
+        connection.offer(data)
+        if not connection.slow and connection.queued_bytes > self.config.send_queue_bytes:
+            self._close_slow(connection, f"more than {self.config.send_queue_bytes} bytes queued")
+
+    def _check_stalls(self) -> None:
+        now = time.monotonic()
+        for connection in list(self._connections.values()):
+            stalled = connection.stalled_for(now)
+            if not connection.slow and stalled > self.config.send_stall_s:
+                self._close_slow(connection, f"nothing it was sent was read for {stalled:.1f} s")
+
+    def _close_slow(self, connection: _Connection, why: str) -> None:
+        """Close a session that stopped reading; what it was owed is redelivered later.
+
+        Everything queued is dropped: deliveries stay owed in the core until their
+        receipts are logged and are sent again on the next connection, and the
+        endpoint resends what still lacks an accepted receipt.
+        """
+        connection.slow = True
+        frames = connection.queue.qsize()
+        log.warning("slow_reader_disconnected", party=connection.party, reason=why,
+                    queued_frames=frames, queued_bytes=connection.queued_bytes)
+        while not connection.queue.empty():
+            connection.queue.get_nowait()
+        connection.queued_bytes = 0
+        connection.queue.put_nowait(None)
+        task = asyncio.get_running_loop().create_task(self._close_slowly(connection, why))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_slowly(self, connection: _Connection, why: str) -> None:
+        reason = f"slow_reader: {why}".encode()[:120]
+        try:
+            await asyncio.wait_for(
+                connection.ws.close(code=SLOW_READER_CLOSE, message=reason), _SLOW_CLOSE_S
+            )
+        except (TimeoutError, ConnectionError):
+            if connection.transport is not None:
+                connection.transport.abort()  # the close frame could not get through
 
     # ------------------------------------------------------------------ views
 
@@ -391,6 +566,50 @@ RELAY: Final = web.AppKey("relay", Relay)
 
 def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+def key_rows(network: Network) -> list[object]:
+    """Every key of every party with its period: the payload of a keys_changed entry."""
+    rows: list[object] = []
+    for party in (network.relay.id, *network.endpoints):
+        for period in network.periods_of(party) or ():
+            row: dict[str, object] = {
+                "party": party, "kid": period.key.kid, "public_key": period.key.raw,
+            }
+            if period.not_before is not None:
+                row["not_before"] = period.not_before
+            if period.not_after is not None:
+                row["not_after"] = period.not_after
+            rows.append(row)
+    return rows
+
+
+def _verify_auth_any(challenge: bytes, auth: Auth, keys: Sequence[PublicKey]) -> None:
+    """The answer must be signed by one of the endpoint's keys valid now (rotation overlap)."""
+    failure = Rejected(RejectCode.BAD_SIGNATURE, f"no key of {auth.id} is valid now")
+    for key in keys:
+        try:
+            verify_auth(challenge, auth, key)
+        except Rejected as exc:
+            failure = exc
+            continue
+        return
+    raise failure
+
+
+def _verify_cosignature_any(
+    text: str, signature: NoteSignature, name: str, keys: Sequence[PublicKey]
+) -> None:
+    """A witness's cosignature by any of its keys valid now."""
+    failure = NoteError(f"no key of {name} is valid now")
+    for key in keys:
+        try:
+            verify_cosignature(text, signature, name, key)
+        except NoteError as exc:
+            failure = exc
+            continue
+        return
+    raise failure
 
 
 def create_app(relay: Relay) -> web.Application:
@@ -409,11 +628,13 @@ class RunningRelay:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.relay.config.host}:{self.port}/v1/ws"
+        scheme = "ws" if self.relay.config.tls.serve is None else "wss"
+        return f"{scheme}://{self.relay.config.host}:{self.port}/v1/ws"
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.relay.config.host}:{self.port}"
+        scheme = "http" if self.relay.config.tls.serve is None else "https"
+        return f"{scheme}://{self.relay.config.host}:{self.port}"
 
     async def stop(self) -> None:
         await self.relay.stop()
@@ -421,14 +642,29 @@ class RunningRelay:
 
 
 async def start_relay(config: RelayConfig) -> RunningRelay:
-    """Open the log, start the servers (port 0 picks a free port) and the timers."""
+    """Open the log, start the servers (port 0 picks a free port) and the timers.
+
+    Plaintext off loopback without ``tls.unsafe_plaintext``, or a TLS file that
+    does not load, is refused before the log is opened.
+    """
+    tls = config.tls
+    transport = listening_transport(
+        config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
+        what="the relay", cert_flags="--tls-cert and --tls-key",
+    )
+    ssl_context = server_context(tls.serve) if tls.serve is not None else None
+    note_transport(transport, role="relay", host=config.host)
     relay = Relay(config)
     await relay.start()
-    runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None)
+    # keepalive_timeout also closes a socket that never sends its request (aiohttp starts
+    # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors
+    runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None,
+                           keepalive_timeout=config.auth_timeout_s)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     await site.start()
     addresses = runner.addresses
     port = int(addresses[0][1]) if addresses else config.port
-    log.info("relay_listening", host=config.host, port=port)
+    log.info("relay_listening", host=config.host, port=port, transport=transport.value,
+             mutual_tls=tls.serve is not None and tls.serve.client_ca is not None)
     return RunningRelay(relay, runner, port)

@@ -106,12 +106,29 @@ def test_forked_checkpoint_is_an_alarm_and_not_cosigned(net: TestNet) -> None:
     assert core.witness.held.root == log.root(6)
 
 
-def test_shrinking_checkpoint_is_an_alarm_and_not_cosigned(net: TestNet) -> None:
-    """A smaller tree than the one we hold is inconsistent: alarm, no cosign."""
+def test_an_older_checkpoint_proven_consistent_changes_nothing(net: TestNet) -> None:
+    """A smaller tree (a lagging replica's) proven to lead to ours: no alarm, ours is kept."""
     core, log = make_core(net), Log(net)
     log.grow(9)
     settle(core, log, 9)
-    out = core.observe_checkpoint(log.note(4), T0)
+    need = core.observe_checkpoint(log.note(4), T0)
+    assert isinstance(need, NeedsProof)
+    assert need.sizes == (4, 9)
+    out = core.complete_checkpoint(need, log.proof(4, 9), T0)
+    assert out == Output()
+    assert core.witness.held is not None
+    assert core.witness.held.size == 9
+
+
+def test_an_older_checkpoint_off_our_history_is_an_alarm(net: TestNet) -> None:
+    """A smaller tree whose root the proof does not lead to ours is inconsistent: alarm."""
+    core, log = make_core(net), Log(net)
+    log.grow(9)
+    settle(core, log, 9)
+    forked = Log(net, [b"\x01" * 32, *log.leaves[1:4]])
+    need = core.observe_checkpoint(forked.note(4), T0)
+    assert isinstance(need, NeedsProof)
+    out = core.complete_checkpoint(need, log.proof(4, 9), T0)
     assert isinstance(out, Output)
     assert out.send == ()
     assert [type(e) for e in out.events] == [CheckpointInconsistent]

@@ -19,7 +19,8 @@ LINE = re.compile(
 @pytest.mark.slow
 def test_a_few_kills_lose_and_duplicate_nothing() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "faults.run", "--relay-kills", "3", "--endpoint-kills", "1",
+        [sys.executable, "-m", "faults.run", "--phases", "crash", "--relay-kills", "3",
+         "--endpoint-kills", "1",
          "--seed", "7", "--min-gap", "0.3", "--max-gap", "1.0"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )

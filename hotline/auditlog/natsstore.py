@@ -1,0 +1,437 @@
+"""The audit log on a NATS JetStream stream: durable on a quorum of nodes, shared by replicas.
+
+Two layers:
+
+- :class:`StreamClient` (asyncio, on the caller's event loop) is the only code
+  that speaks to NATS. It creates the stream if it is missing, publishes an
+  entry and waits for the JetStream acknowledgement, reads entries back by
+  sequence and follows the stream in order. Every nats-py exception is
+  translated here into :class:`~hotline.errors.StoreError` (``raise … from``).
+  The relay's replicas (``hotline.relay.replica``) use it directly on the
+  relay's own event loop: that is the async store path.
+- :class:`NatsStore` is the synchronous ``LogStore`` (``hotline.auditlog.store``)
+  over the same stream, for code written against that protocol (the group
+  committer's worker thread, the contract tests). nats-py is asyncio, so the
+  store runs its client on an event loop in a thread of its own and waits for
+  each call there; the tree is served from a local mirror (a ``MemoryStore``
+  unless another store is given) that is caught up from the stream in order.
+
+The stream:
+
+- ``settings.stream`` holds subjects ``<subject>.entry`` (every entry) and
+  ``<subject>.test`` (relay-signed link tests, see below), file storage,
+  ``settings.replicas`` replicas (3 by default: a quorum of 2 survives the
+  loss of one node), limits retention with no limit: nothing is ever removed.
+- Stream sequence ``s`` is log index ``s - 1``; the stream starts at 1 and is
+  never purged, so the mirror's size is the last sequence it applied.
+- An entry counts as durable once JetStream acknowledged it (the stream
+  leader stored it and a quorum of replicas agreed), never before.
+- Each publish carries ``Nats-Msg-Id``. Within the stream's duplicate window
+  (``settings.duplicate_window_ms``, at least the network's ``max_age``) a
+  second publish with the same id is not stored again: the acknowledgement
+  says ``duplicate`` and gives the original's sequence. This is how two
+  replicas that accept the same resent envelope end up with one entry.
+- A link test is published with ``Nats-Expected-Last-Subject-Sequence``: it
+  is stored only if no other test was stored since the last one the publisher
+  saw, so the relay's signed ``seq`` rises in log order even with several
+  replicas signing tests (a refused test is simply not logged).
+
+With several writers one writer's entries are not contiguous in the stream:
+:meth:`NatsStore.append_each` returns each entry's own index, and the group
+committer uses it when a store offers it (``IndexedAppend``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+
+from hotline.auditlog.memstore import MemoryStore
+from hotline.auditlog.merkle import Frontier
+from hotline.auditlog.store import LogStore, check_batch
+from hotline.auditlog.streamconfig import (
+    DEFAULT_STREAM,
+    DEFAULT_SUBJECT,
+    StreamSettings,
+    parse_store_table,
+)
+from hotline.errors import ConfigError, StoreError, UsageError
+
+__all__ = [
+    "DEFAULT_STREAM",
+    "DEFAULT_SUBJECT",
+    "NatsStore",
+    "Published",
+    "StreamClient",
+    "StreamEntry",
+    "StreamSettings",
+    "parse_store_table",
+]
+
+MSG_ID: Final = "Nats-Msg-Id"
+EXPECTED_LAST_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
+_WRONG_LAST_SEQUENCE: Final = 10071  # JetStream's error code for a failed expected-sequence check
+_STREAM_EXISTS: Final = 10058
+_STREAM_NOT_FOUND: Final = 10059
+_STREAM_WAIT_S: Final = 30.0
+
+_log = structlog.get_logger()
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """JetStream's acknowledgement: the entry's sequence, and whether it was there already."""
+
+    seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One stored message of the stream."""
+
+    seq: int
+    data: bytes
+    msg_id: str
+    subject: str = ""
+
+
+def _translated(what: str, exc: BaseException) -> StoreError:
+    return StoreError(f"{what} failed ({type(exc).__name__}: {exc})")
+
+
+_NATS_ERRORS: Final = (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError)
+
+
+class StreamClient:
+    """One NATS connection and the log's stream, on the event loop that calls ``connect``."""
+
+    def __init__(self, settings: StreamSettings, *, name: str = "hotline") -> None:
+        self.settings: Final = settings
+        self._name = name
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+
+    async def connect(self) -> None:
+        """Connect to any of the servers; reconnect by itself for as long as it lives."""
+
+        async def disconnected() -> None:
+            _log.warning("nats_disconnected", client=self._name)
+
+        async def reconnected() -> None:
+            url = self._nc.connected_url if self._nc is not None else None
+            _log.info("nats_reconnected", client=self._name,
+                      server=None if url is None else url.netloc)
+
+        async def error(exc: Exception) -> None:
+            _log.info("nats_connection_error", client=self._name, error=repr(exc))
+
+        try:
+            self._nc = await nats.connect(
+                list(self.settings.servers),
+                name=self._name,
+                connect_timeout=2,
+                reconnect_time_wait=0.25,
+                max_reconnect_attempts=-1,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                error_cb=error,
+            )
+        except _NATS_ERRORS as exc:
+            raise _translated(f"connecting to NATS at {', '.join(self.settings.servers)}",
+                              exc) from exc
+        self._js = self._nc.jetstream(timeout=self.settings.timeout_s)
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise UsageError("the stream client is not connected")
+        return self._js
+
+    async def ensure_stream(self, wait_s: float = _STREAM_WAIT_S) -> None:
+        """Create the stream if it is missing, retrying while the cluster elects its leaders."""
+        s = self.settings
+        config = StreamConfig(
+            name=s.stream,
+            subjects=[s.entry_subject, s.test_subject],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=s.replicas,
+            duplicate_window=s.duplicate_window_ms / 1000,
+            max_msg_size=1 << 20,
+        )
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            try:
+                info = await self.js.stream_info(s.stream)
+            except nats.js.errors.NotFoundError:
+                info = None
+            except _NATS_ERRORS as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise _translated(f"reading stream {s.stream}", exc) from exc
+                await asyncio.sleep(0.25)
+                continue
+            if info is not None:
+                replicas = info.config.num_replicas or 1
+                if replicas != s.replicas:
+                    raise ConfigError(
+                        f"stream {s.stream} has {replicas} replicas, the configuration "
+                        f"asks for {s.replicas}; change one of them"
+                    )
+                return
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code == _STREAM_EXISTS:
+                    continue
+                raise _translated(f"creating stream {s.stream}", exc) from exc
+            except _NATS_ERRORS as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise _translated(f"creating stream {s.stream}", exc) from exc
+                await asyncio.sleep(0.25)
+                continue
+            _log.info("stream_created", stream=s.stream, replicas=s.replicas)
+            return
+
+    async def publish(
+        self, entry: bytes, *, msg_id: str, test_after: int | None = None
+    ) -> Published | None:
+        """Store ``entry``; its sequence once JetStream acknowledged it.
+
+        ``test_after``: publish as a link test, only if the last test in the
+        stream is at that sequence (0 for none); None is returned if it is not.
+        Raises ``StoreError`` when the stream did not acknowledge in time: the
+        entry may or may not be stored, and publishing it again with the same
+        ``msg_id`` is safe.
+        """
+        headers = {MSG_ID: msg_id}
+        subject = self.settings.entry_subject
+        if test_after is not None:
+            headers[EXPECTED_LAST_SUBJECT_SEQ] = str(test_after)
+            subject = self.settings.test_subject
+        try:
+            ack = await self.js.publish(
+                subject, entry, timeout=self.settings.timeout_s, headers=headers
+            )
+        except nats.js.errors.APIError as exc:
+            if test_after is not None and exc.err_code == _WRONG_LAST_SEQUENCE:
+                return None
+            raise _translated(f"publishing entry {msg_id}", exc) from exc
+        except _NATS_ERRORS as exc:
+            raise _translated(f"publishing entry {msg_id}", exc) from exc
+        return Published(int(ack.seq), bool(ack.duplicate))
+
+    async def last_seq(self) -> int:
+        """The stream's last sequence (0 when it is empty)."""
+        try:
+            info = await self.js.stream_info(self.settings.stream)
+        except _NATS_ERRORS as exc:
+            raise _translated(f"reading stream {self.settings.stream}", exc) from exc
+        return int(info.state.last_seq)
+
+    async def read(self, seq: int) -> StreamEntry:
+        """The message at ``seq``."""
+        try:
+            raw = await self.js.get_msg(self.settings.stream, seq)
+        except _NATS_ERRORS as exc:
+            raise _translated(f"reading stream sequence {seq}", exc) from exc
+        headers = raw.headers or {}
+        return StreamEntry(
+            seq, raw.data or b"", str(headers.get(MSG_ID, "")), str(raw.subject or "")
+        )
+
+    async def follow(
+        self, start_seq: int, deliver: Callable[[StreamEntry], Awaitable[None]]
+    ) -> Subscription:
+        """Hand every message from ``start_seq`` on to ``deliver``, in order (ordered consumer).
+
+        nats-py recreates an ordered consumer by itself when it notices a gap
+        or lost heartbeats; the caller should still check sequences and call
+        ``follow`` again from where it is if they stop rising.
+        """
+        from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: PLC0415
+
+        async def on_message(msg: Msg) -> None:
+            headers = msg.headers or {}
+            await deliver(StreamEntry(
+                int(msg.metadata.sequence.stream), msg.data, str(headers.get(MSG_ID, "")),
+                msg.subject,
+            ))
+
+        try:
+            return await self.js.subscribe(
+                f"{self.settings.subject}.*",
+                stream=self.settings.stream,
+                cb=on_message,
+                ordered_consumer=True,
+                idle_heartbeat=0.5,
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq
+                ),
+                pending_msgs_limit=1 << 20,
+            )
+        except _NATS_ERRORS as exc:
+            raise _translated(f"following stream {self.settings.stream}", exc) from exc
+
+    async def delete_stream(self) -> None:
+        """Remove the stream and everything in it (tests and demos only)."""
+        try:
+            await self.js.delete_stream(self.settings.stream)
+        except nats.js.errors.NotFoundError:
+            return
+        except _NATS_ERRORS as exc:
+            raise _translated(f"deleting stream {self.settings.stream}", exc) from exc
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.drain()
+            except _NATS_ERRORS:
+                await nc.close()
+
+
+class NatsStore:
+    """A ``LogStore`` whose entries are durable in a JetStream stream; see the module docstring.
+
+    Reads, hashes and the frontier come from ``mirror``, which is caught up
+    from the stream on open and after every append, in stream order, so it
+    also holds what other writers appended.
+    """
+
+    def __init__(self, settings: StreamSettings, *, mirror: LogStore | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="nats-store", daemon=True
+        )
+        self._thread.start()
+        self._client = StreamClient(settings, name="hotline-store")
+        self._mirror: LogStore = mirror if mirror is not None else MemoryStore()
+        self._ids = itertools.count()
+        self._prefix = os.urandom(8).hex()
+        self._closed = False
+        try:
+            self._call(self._client.connect())
+            self._call(self._client.ensure_stream(), _STREAM_WAIT_S + 5)
+            self._catch_up(self._call(self._client.last_seq()))
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def _call(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        async def run() -> T:
+            return await coro
+
+        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        return future.result(timeout or self._client.settings.timeout_s * 4)
+
+    @property
+    def mirror(self) -> LogStore:
+        return self._mirror
+
+    @property
+    def settings(self) -> StreamSettings:
+        return self._client.settings
+
+    @property
+    def size(self) -> int:
+        return self._mirror.size
+
+    def append_batch(self, entries: Sequence[bytes]) -> int:
+        """Append and return the first entry's index (see ``append_each`` with other writers)."""
+        return self.append_each(entries)[0]
+
+    def append_each(self, entries: Sequence[bytes]) -> list[int]:
+        """Publish each entry, wait for every acknowledgement; each entry's own index."""
+        self._check_open()
+        check_batch(entries)
+        ids = [f"{self._prefix}-{next(self._ids)}" for _ in entries]
+
+        async def publish_all() -> list[Published | None]:
+            return await asyncio.gather(*(
+                self._client.publish(entry, msg_id=msg_id)
+                for entry, msg_id in zip(entries, ids, strict=True)
+            ))
+
+        acks = self._call(publish_all())
+        seqs = [ack.seq for ack in acks if ack is not None]
+        self._catch_up(max(seqs))
+        return [seq - 1 for seq in seqs]
+
+    def _catch_up(self, last_seq: int) -> None:
+        """Append the stream's entries after the mirror's size, up to ``last_seq``, in order."""
+        chunk = 256
+        while self._mirror.size < last_seq:
+            start = self._mirror.size + 1
+            stop = min(last_seq, start + chunk - 1)
+
+            async def read_chunk(first: int = start, last: int = stop) -> list[StreamEntry]:
+                return await asyncio.gather(
+                    *(self._client.read(seq) for seq in range(first, last + 1))
+                )
+
+            entries = self._call(read_chunk())
+            self._mirror.append_batch([entry.data for entry in entries])
+
+    def read(self, index: int) -> bytes:
+        self._check_open()
+        return self._mirror.read(index)
+
+    def read_range(self, start: int, stop: int) -> list[bytes]:
+        self._check_open()
+        return self._mirror.read_range(start, stop)
+
+    def leaf_hash(self, index: int) -> bytes:
+        self._check_open()
+        return self._mirror.leaf_hash(index)
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        self._check_open()
+        return self._mirror.subtree_hash(start, end)
+
+    def frontier(self) -> Frontier:
+        self._check_open()
+        return self._mirror.frontier()
+
+    def delete_stream(self) -> None:
+        """Remove the stream (tests only): the store is unusable afterwards."""
+        self._check_open()
+        self._call(self._client.delete_stream())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown()
+        self._mirror.close()
+
+    def _shutdown(self) -> None:
+        try:
+            self._call(self._client.close())
+        except (StoreError, TimeoutError, RuntimeError):
+            _log.warning("nats_store_close_failed")
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("the NATS log store is closed")

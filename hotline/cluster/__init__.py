@@ -1,0 +1,1 @@
+"""Running hotline's NATS JetStream cluster on one machine: for tests, demos and fault runs."""

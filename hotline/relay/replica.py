@@ -1,0 +1,341 @@
+"""A relay replica: one of several ``hotline relay`` processes sharing one JetStream stream.
+
+The stream (``hotline.auditlog.natsstore``) is the log; each replica keeps a
+local mirror of it (the file store in its data directory) from which it serves
+tiles, proofs and checkpoints exactly as a single relay does. The replica runs
+on the relay's own event loop and uses :class:`StreamClient` directly (the
+async store path): no thread, no group committer.
+
+How an entry travels:
+
+1. The core asks for an ``Append``; :meth:`Replica.publish` queues it for the
+   stream with a ``Nats-Msg-Id``: the envelope's id (hex) for an envelope, a
+   deterministic id for an ``overdue`` event (two replicas that both notice
+   one missed deadline log it once), a replica-unique id for anything else.
+2. Publishing retries on failure with the same id until JetStream
+   acknowledges it (a duplicate acknowledgement is fine). Entries of one
+   sender are published one at a time, in order: a later entry is never
+   stored before an earlier one, so ``seq`` rises in log order per sender
+   even when a node dies mid-publish. Link tests are published with an
+   expected last test sequence, so that two replicas' tests are logged in
+   the order of their signed ``seq`` (a refused test is withdrawn).
+3. Every replica follows the stream in order (an ordered consumer). Each
+   message is first appended to the mirror, then applied to the core: if it
+   carries the id and the exact bytes of one of this replica's own appends it
+   completes that append (``RelayCore.appended``: the accepted receipt, the
+   forwards); if it carries the id of an own append with other bytes, another
+   replica logged the same envelope first, so it is applied as theirs and the
+   own append is answered with the original receipt (``superseded``);
+   otherwise it is another replica's entry (``RelayCore.follow``): deliveries
+   and receipts go to whoever is connected here. So each entry is applied
+   once, in log order, by every replica, and a message reaches its recipient
+   through whichever replica the recipient is connected to.
+
+Invariants: the mirror holds exactly the stream's first ``size`` messages
+(checked against the stream on open: a mirror longer than the stream, or whose
+last entry differs, refuses to start); an index is stream sequence minus one;
+checkpoints are signed over the mirror only, and their text is a pure
+function of (origin, size, root), so two replicas sign identical notes for a
+size and never two roots for one size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import structlog
+from nats.aio.subscription import Subscription
+
+from hotline.auditlog.leaf import EntryKind
+from hotline.auditlog.natsstore import StreamClient, StreamEntry, StreamSettings
+from hotline.errors import HotlineError, StoreError
+from hotline.protocol.bodies import LinkTestBody
+from hotline.relay.core import Append
+
+if TYPE_CHECKING:
+    from hotline.relay.server import Relay
+
+__all__ = ["Replica"]
+
+log = structlog.get_logger()
+
+CATCH_UP_TIMEOUT_S: Final = 120.0
+STALL_S: Final = 2.0
+RETRY_S: Final = (0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass(slots=True)
+class _Own:
+    append: Append
+    msg_id: str
+    test: bool
+
+
+class Replica:
+    """This relay's publisher to and follower of the shared stream."""
+
+    def __init__(self, relay: Relay, settings: StreamSettings, name: str = "") -> None:
+        self.relay: Final = relay
+        self.settings: Final = settings
+        self.name: Final = name or f"replica-{os.getpid()}"
+        self.client = StreamClient(settings, name=f"hotline-{self.name}")
+        self._boot = os.urandom(6).hex()
+        self._numbers = itertools.count()
+        self._own: dict[str, _Own] = {}
+        self._lanes: dict[str, deque[_Own]] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._test_lock = asyncio.Lock()
+        self._last_test_seq = 0
+        self._incoming: asyncio.Queue[tuple[int, StreamEntry]] = asyncio.Queue()
+        self._generation = 0
+        self._subscription: Subscription | None = None
+        self._applier: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._progress = time.monotonic()
+        self._applied = asyncio.Condition()
+        self._closing = False
+
+    @property
+    def size(self) -> int:
+        """Entries applied: the mirror's size."""
+        log_ = self.relay.log
+        assert log_ is not None
+        return log_.store.size
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Connect, check the mirror against the stream, follow it and catch up."""
+        await self.client.connect()
+        await self.client.ensure_stream()
+        last = await self.client.last_seq()
+        size = self.size
+        if size > last:
+            raise StoreError(
+                f"the local mirror holds {size} entries but stream {self.settings.stream} only "
+                f"{last}: this is not that stream's mirror; refusing to start"
+            )
+        if size:
+            assert self.relay.log is not None
+            held = await asyncio.to_thread(self.relay.log.store.read, size - 1)
+            if (await self.client.read(size)).data != held:
+                raise StoreError(
+                    f"entry {size - 1} of the local mirror differs from stream "
+                    f"{self.settings.stream}: this is not that stream's mirror; refusing to start"
+                )
+        self._applier = asyncio.create_task(self._apply(), name="replica-applier")
+        await self._subscribe()
+        self._watchdog = asyncio.create_task(self._watch(), name="replica-watchdog")
+        await self.wait_applied(last, CATCH_UP_TIMEOUT_S)
+        log.info("replica_caught_up", replica=self.name, size=self.size,
+                 stream=self.settings.stream)
+
+    async def wait_applied(self, size: int, timeout_s: float) -> bool:
+        """Wait (bounded) until the mirror holds ``size`` entries; whether it does."""
+        async def reached() -> None:
+            async with self._applied:
+                await self._applied.wait_for(lambda: self.size >= size)
+
+        try:
+            await asyncio.wait_for(reached(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Publish what is queued (bounded), stop following, disconnect."""
+        self._closing = True
+        pending = [*self._lane_tasks.values(), *self._tasks]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                async with self._applied:
+                    await self._applied.wait_for(lambda: not self._own)
+        for task in [*pending, self._applier, self._watchdog]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._unsubscribe()
+        await self.client.close()
+        if self._own:
+            log.warning("replica_closed_with_pending", replica=self.name, pending=len(self._own))
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, append: Append) -> None:
+        """Queue ``append`` for the stream; the follower completes it once it is logged."""
+        test = append.envelope is not None and isinstance(append.envelope.body, LinkTestBody)
+        own = _Own(append, self._msg_id(append), test)
+        self._own[own.msg_id] = own
+        if test:
+            self._spawn(self._publish_test(own))
+            return
+        lane = append.envelope.body.sender if append.envelope is not None else ""
+        if not lane:
+            self._spawn(self._publish_retrying(own))
+            return
+        self._lanes.setdefault(lane, deque()).append(own)
+        task = self._lane_tasks.get(lane)
+        if task is None or task.done():
+            self._lane_tasks[lane] = asyncio.create_task(self._run_lane(lane))
+
+    def _msg_id(self, append: Append) -> str:
+        if append.envelope is not None:
+            return append.envelope.body.id.hex()
+        event = append.event
+        if event is not None and event.kind is EntryKind.OVERDUE:
+            fields = event.fields
+            ref = fields.get("ref", b"")
+            ref_hex = ref.hex() if isinstance(ref, bytes) else str(ref)
+            return f"overdue-{ref_hex}-{fields.get('recipient')}-{fields.get('stage')}"
+        return f"{self.name}-{self._boot}-{next(self._numbers)}"
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_lane(self, lane: str) -> None:
+        """One sender's entries, one at a time, in the order the core asked for them."""
+        queue = self._lanes[lane]
+        while queue:
+            own = queue[0]
+            await self._publish_retrying(own)
+            queue.popleft()
+
+    async def _publish_retrying(self, own: _Own) -> None:
+        for attempt in itertools.count():
+            try:
+                await self.client.publish(own.append.entry, msg_id=own.msg_id)
+            except StoreError as exc:
+                if self._closing and attempt > 2:
+                    log.exception("replica_publish_abandoned", msg_id=own.msg_id, error=str(exc))
+                    return
+                if attempt == 0:
+                    log.warning("replica_publish_retried", msg_id=own.msg_id, error=str(exc))
+                await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+                continue
+            return
+
+    async def _publish_test(self, own: _Own) -> None:
+        """A link test: logged only after the last test this replica knows of, else withdrawn."""
+        async with self._test_lock:
+            try:
+                published = await self.client.publish(
+                    own.append.entry, msg_id=own.msg_id, test_after=self._last_test_seq
+                )
+            except StoreError as exc:
+                # Maybe stored, maybe not: if it was, the follower completes it.
+                log.warning("link_test_not_confirmed", msg_id=own.msg_id, error=str(exc))
+                return
+            if published is None:
+                self._own.pop(own.msg_id, None)
+                self.relay.core.withdrawn(own.append.token)
+                log.info("link_test_withdrawn", msg_id=own.msg_id,
+                         reason="another replica logged a test first")
+                return
+            self._last_test_seq = max(self._last_test_seq, published.seq)
+
+    # ------------------------------------------------------------------ following
+
+    async def _subscribe(self) -> None:
+        await self._unsubscribe()
+        self._generation += 1
+        generation = self._generation
+
+        async def deliver(entry: StreamEntry) -> None:
+            self._incoming.put_nowait((generation, entry))
+
+        self._subscription = await self.client.follow(self.size + 1, deliver)
+        self._progress = time.monotonic()
+
+    async def _unsubscribe(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def _watch(self) -> None:
+        """Follow again from the mirror's size when the stream is ahead and nothing arrives."""
+        while True:
+            await asyncio.sleep(STALL_S / 2)
+            if time.monotonic() - self._progress < STALL_S:
+                continue
+            try:
+                last = await self.client.last_seq()
+                if last > self.size and time.monotonic() - self._progress >= STALL_S:
+                    log.warning("replica_follow_restarted", replica=self.name,
+                                size=self.size, stream_last=last)
+                    await self._subscribe()
+                else:
+                    self._progress = time.monotonic()
+            except StoreError as exc:
+                log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
+
+    async def _apply(self) -> None:
+        """Take what arrived, in order: mirror first, then the core."""
+        relay = self.relay
+        assert relay.log is not None
+        store = relay.log.store
+        while True:
+            generation, first = await self._incoming.get()
+            arrived = [(generation, first)]
+            while not self._incoming.empty() and len(arrived) < 1024:
+                arrived.append(self._incoming.get_nowait())
+            batch: list[StreamEntry] = []
+            expected = self.size + 1
+            for generation, entry in arrived:
+                if generation != self._generation or entry.seq < expected:
+                    continue  # from an abandoned subscription, or already applied
+                if entry.seq > expected:
+                    log.warning("replica_gap_seen", replica=self.name, expected=expected,
+                                got=entry.seq)
+                    await self._subscribe()
+                    break
+                batch.append(entry)
+                expected += 1
+            if not batch:
+                continue
+            await asyncio.to_thread(store.append_batch, [entry.data for entry in batch])
+            self._progress = time.monotonic()
+            for entry in batch:
+                self._applied_entry(entry)
+            async with self._applied:
+                self._applied.notify_all()
+
+    def _applied_entry(self, entry: StreamEntry) -> None:
+        relay = self.relay
+        index = entry.seq - 1
+        now = relay.config.clock()
+        if entry.subject == self.settings.test_subject:
+            self._last_test_seq = max(self._last_test_seq, entry.seq)
+        own = self._own.pop(entry.msg_id, None)
+        if own is not None and own.append.entry == entry.data:
+            append = own.append
+            content = append.envelope if append.envelope is not None else append.event
+            if content is not None:
+                relay._account(index, append.relay_ts, content)
+            relay.perform(relay.core.appended(append.token, index, now))
+            return
+        try:
+            actions, relay_ts, content = relay.core.follow(index, entry.data, now)
+        except HotlineError as exc:
+            # Logged by another replica, so it passed admission there; it stays in the log
+            # (the auditor will name it) but this replica cannot act on it.
+            log.exception("replica_entry_unusable", index=index, error=exc.describe())
+            actions = []
+        else:
+            relay._account(index, relay_ts, content)
+        relay.perform(actions)
+        if own is not None:
+            relay.perform(relay.core.superseded(own.append.token))

@@ -1,0 +1,1 @@
+"""Tests against a real three-node NATS JetStream cluster on loopback."""

@@ -1,0 +1,196 @@
+"""Two relay replicas on one JetStream stream: delivery across replicas, one log, failover."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hotline.auditlog.checkpoint import open_checkpoint
+from hotline.auditlog.filestore import FileStore
+from hotline.auditlog.log import CHECKPOINT_FILE, STORE_DIR
+from hotline.auditlog.streamconfig import StreamSettings
+from hotline.cluster.natsnodes import LoopbackCluster
+from hotline.endpoint.events import MessageReceived, ReceiptStored, RelayConnected
+from hotline.endpoint.service import EndpointConfig, serve_endpoint
+from hotline.protocol.envelope import open_envelope
+from hotline.protocol.session import Accepted
+from hotline.protocol.vocab import Stage
+from hotline.relay.server import RunningRelay, start_relay
+from tests.cluster.conftest import fresh_settings
+from tests.factories import TestNet, make_network
+from tests.feeds.helpers import next_event
+from tests.relay.client import RawClient
+from tests.relay.conftest import LINKS, Author, relay_config
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 20.0
+
+
+@pytest.fixture
+def net() -> TestNet:
+    return make_network(links=LINKS)
+
+
+@pytest.fixture
+def settings(nats_cluster: LoopbackCluster) -> StreamSettings:
+    return fresh_settings(nats_cluster)
+
+
+@contextlib.asynccontextmanager
+async def replica(
+    net: TestNet, data: Path, settings: StreamSettings, name: str
+) -> AsyncIterator[RunningRelay]:
+    config = replace(relay_config(net, data), stream=settings, replica_name=name)
+    running = await start_relay(config)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def mirror_entries(data: Path) -> list[bytes]:
+    with FileStore(data / STORE_DIR) as store:
+        return store.read_range(0, store.size)
+
+
+async def test_a_warning_through_one_replica_reaches_a_recipient_on_the_other(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """BY on replica 1 warns LT on replica 2; LT's delivered receipt comes back to BY."""
+    by = Author("BY")
+    lt = Author("LT")
+    async with (
+        replica(net, tmp_path / "r1", settings, "r1") as r1,
+        replica(net, tmp_path / "r2", settings, "r2") as r2,
+        RawClient(net, "BY", r1.ws_url) as by_client,
+        RawClient(net, "LT", r2.ws_url) as lt_client,
+    ):
+        warning = by.warning(to=("LT",))
+        await by_client.send(by_client.seal(warning))
+        accepted = await by_client.accepted()
+        assert isinstance(accepted, Accepted)
+        delivered = await lt_client.delivered()
+        assert open_envelope(delivered.frame, net.network).body.id == warning.id
+        await lt_client.send(lt_client.seal(lt.receipt(warning)))
+        assert isinstance(await lt_client.accepted(), Accepted)
+        receipt = await by_client.delivered()
+        body = open_envelope(receipt.frame, net.network).body
+        assert getattr(body, "ref", None) == warning.id
+        assert getattr(body, "stage", None) is Stage.DELIVERED
+
+
+async def test_a_message_resent_to_the_other_replica_is_logged_once(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """The same envelope sent to both replicas gets byte-identical receipts and one log entry."""
+    by = Author("BY")
+    async with (
+        replica(net, tmp_path / "r1", settings, "r1") as r1,
+        replica(net, tmp_path / "r2", settings, "r2") as r2,
+    ):
+        warning = by.warning(to=("LT",))
+        async with RawClient(net, "BY", r1.ws_url) as first:
+            frame = first.seal(warning)
+            await first.send(frame)
+            original = await first.accepted()
+        async with RawClient(net, "BY", r2.ws_url) as second:
+            await second.send(frame)
+            again = await second.accepted()
+        assert isinstance(original, Accepted)
+        assert isinstance(again, Accepted)
+        assert again.frame == original.frame
+    entries = mirror_entries(tmp_path / "r1")
+    assert sum(frame in entry for entry in entries) == 1
+
+
+async def test_replicas_hold_one_history_and_sign_one_root_per_size(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """After traffic through both replicas their mirrors agree and each checkpoint fits both."""
+    by = Author("BY")
+    async with (
+        replica(net, tmp_path / "r1", settings, "r1") as r1,
+        replica(net, tmp_path / "r2", settings, "r2") as r2,
+        RawClient(net, "BY", r1.ws_url) as on_r1,
+    ):
+        for number in range(20):
+            await on_r1.send(on_r1.seal(by.warning(to=("LT",) if number % 2 else ("LV",))))
+            assert isinstance(await on_r1.accepted(), Accepted)
+        assert r1.relay.replica is not None
+        assert r2.relay.replica is not None
+        assert await r2.relay.replica.wait_applied(r1.relay.replica.size, TIMEOUT)
+    first, second = mirror_entries(tmp_path / "r1"), mirror_entries(tmp_path / "r2")
+    common = min(len(first), len(second))
+    assert common > 20
+    assert first[:common] == second[:common]
+    relay = net.network.relay
+    for data in ("r1", "r2"):
+        note = (tmp_path / data / CHECKPOINT_FILE).read_bytes()
+        checkpoint = open_checkpoint(note, relay.origin, relay.public_key)
+        for other in ("r1", "r2"):
+            with FileStore(tmp_path / other / STORE_DIR) as store:
+                if store.size >= checkpoint.size:
+                    assert store.subtree_hash(0, checkpoint.size) == checkpoint.root
+
+
+async def test_an_endpoint_fails_over_to_the_other_replica_and_keeps_delivering(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """BY, configured with both replicas, moves to replica 2 within seconds when 1 stops."""
+    r1 = await start_relay(replace(relay_config(net, tmp_path / "r1"), stream=settings,
+                                   replica_name="r1"))
+    r1_running = True
+    try:
+        async with replica(net, tmp_path / "r2", settings, "r2") as r2:
+            by_config = EndpointConfig(
+                network=net.network, endpoint_id="BY", key=net.keys["BY"],
+                data_dir=tmp_path / "BY", relay_urls=(r1.ws_url, r2.ws_url), tick_s=0.1,
+            )
+            lt_config = EndpointConfig(
+                network=net.network, endpoint_id="LT", key=net.keys["LT"],
+                data_dir=tmp_path / "LT", relay_urls=(r2.ws_url,), tick_s=0.1,
+            )
+            async with serve_endpoint(by_config) as by, serve_endpoint(lt_config) as lt:
+                by_events = by.endpoint.hub.subscribe()
+                lt_events = lt.endpoint.hub.subscribe()
+                if not by.endpoint.connected:
+                    await next_event(by_events, lambda e: isinstance(e, RelayConnected), TIMEOUT)
+                assert by.endpoint.relay_url_now == r1.ws_url
+                await r1.stop()
+                r1_running = False
+                stopped = time.monotonic()
+                await next_event(by_events, lambda e: isinstance(e, RelayConnected), TIMEOUT)
+                assert time.monotonic() - stopped < 5.0
+                assert by.endpoint.relay_url_now == r2.ws_url
+                sent = await by.endpoint.post_message(_warning_to("LT"))
+                received = await next_event(
+                    lt_events,
+                    lambda e: isinstance(e, MessageReceived) and e.body.id == sent,
+                    TIMEOUT,
+                )
+                assert isinstance(received, MessageReceived)
+                stored = await next_event(
+                    by_events,
+                    lambda e: isinstance(e, ReceiptStored) and e.ref == sent,
+                    TIMEOUT,
+                )
+                assert isinstance(stored, ReceiptStored)
+    finally:
+        if r1_running:
+            await r1.stop()
+
+
+def _warning_to(party: str) -> dict[str, object]:
+    now = time.time_ns() // 1_000_000
+    return {
+        "t": "warning", "to": [party], "status": "exercise", "precedence": "flash",
+        "track": {"lat": 54.3, "lon": 25.9, "observed_at": now, "object": "uav",
+                  "confidence": 0.5, "source": "radar"},
+        "expires": now + 600_000,
+    }

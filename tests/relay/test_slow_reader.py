@@ -1,0 +1,113 @@
+"""A relay session that stops reading is closed with 4408 and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from hotline.network import Limits
+from hotline.protocol.bodies import WarningBody
+from hotline.protocol.session import (
+    SLOW_READER_CLOSE,
+    Accepted,
+    Auth,
+    Welcome,
+    auth_signature,
+    decode_control,
+    encode_control,
+)
+from hotline.relay.server import start_relay
+from tests.factories import TestNet, make_network
+from tests.relay.client import TIMEOUT, RawClient
+from tests.relay.conftest import LINKS, Author, relay_config
+
+BIG_TEXT = "\U0001f6a8" * 4000
+
+
+class Events:
+    """structlog events as they happen, so a test can wait for one by name."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(
+        self, _logger: Any, _name: str, event: MutableMapping[str, Any]
+    ) -> Mapping[str, Any]:
+        self.seen.append(dict(event))
+        self.changed.set()
+        raise structlog.DropEvent
+
+    async def wait_for(self, name: str) -> dict[str, Any]:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                for event in self.seen:
+                    if event.get("event") == name:
+                        return event
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@contextlib.contextmanager
+def captured_events() -> Iterator[Events]:
+    events = Events()
+    structlog.configure(processors=[events])
+    try:
+        yield events
+    finally:
+        structlog.reset_defaults()
+
+
+async def test_a_client_that_stops_reading_is_closed_and_gets_everything_on_reconnect(
+    tmp_path: Path,
+) -> None:
+    """A stalled queue closes the session (4408, an event); reconnected, every message arrives."""
+    net: TestNet = make_network(
+        links=LINKS, limits=Limits(retry_interval_ms=60_000, messages_per_minute=60_000)
+    )
+    config = replace(relay_config(net, tmp_path / "relay"), send_stall_s=0.5, heartbeat_s=60.0)
+    with captured_events() as events:
+        relay = await start_relay(config)
+        try:
+            by = Author("BY")
+            async with RawClient(net, "BY", relay.ws_url) as sender, \
+                    aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(relay.ws_url, autoping=False)
+                challenge = await ws.receive_bytes(timeout=TIMEOUT)
+                await ws.send_bytes(encode_control(
+                    Auth("LT", auth_signature(challenge, "LT", net.keys["LT"]))))
+                assert isinstance(decode_control(await ws.receive_bytes(timeout=TIMEOUT)),
+                                  Welcome)
+                sent: list[WarningBody] = []
+                dropped = asyncio.ensure_future(events.wait_for("slow_reader_disconnected"))
+                while not dropped.done() and len(sent) < 2000:
+                    body = replace(by.warning(), text=BIG_TEXT, lang="en")
+                    await sender.send(sender.seal(body))
+                    assert isinstance(await sender.accepted(), Accepted)
+                    sent.append(body)
+                event = await dropped
+                assert event["party"] == "LT"
+                while True:  # the buffered frames, then the close frame
+                    message = await ws.receive(timeout=TIMEOUT)
+                    if message.type is not aiohttp.WSMsgType.BINARY:
+                        break
+                assert message.type is aiohttp.WSMsgType.CLOSE
+                assert ws.close_code == SLOW_READER_CLOSE
+                assert str(message.extra).startswith("slow_reader:")
+                await ws.close()
+                async with RawClient(net, "LT", relay.ws_url) as again:
+                    got: set[bytes] = set()
+                    while len(got) < len(sent):
+                        deliver = await again.delivered()
+                        got.add(deliver.frame)
+                    wanted = {sender.seal(b) for b in sent}
+                    assert wanted <= got
+        finally:
+            await relay.stop()
