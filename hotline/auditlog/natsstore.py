@@ -118,6 +118,19 @@ def _translated(what: str, exc: BaseException) -> StoreError:
 
 
 _NATS_ERRORS: Final = (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError)
+# Errors a publish may meet while the stream elects a leader or the client reconnects.
+_TRANSIENT: Final = (
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    TimeoutError,
+)
+# A publish keeps retrying for this many acknowledgement timeouts, backing off from
+# _RETRY_FIRST_S to _RETRY_MAX_S; NatsStore waits for twice as long before giving up.
+_PUBLISH_BUDGET: Final = 2
+_RETRY_FIRST_S: Final = 0.05
+_RETRY_MAX_S: Final = 0.5
 
 
 class StreamClient:
@@ -226,16 +239,28 @@ class StreamClient:
         if test_after is not None:
             headers[EXPECTED_LAST_SUBJECT_SEQ] = str(test_after)
             subject = self.settings.test_subject
-        try:
-            ack = await self.js.publish(
-                subject, entry, timeout=self.settings.timeout_s, headers=headers
-            )
-        except nats.js.errors.APIError as exc:
-            if test_after is not None and exc.err_code == _WRONG_LAST_SEQUENCE:
-                return None
-            raise _translated(f"publishing entry {msg_id}", exc) from exc
-        except _NATS_ERRORS as exc:
-            raise _translated(f"publishing entry {msg_id}", exc) from exc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout_s * _PUBLISH_BUDGET
+        pause = _RETRY_FIRST_S
+        while True:
+            attempt_s = min(self.settings.timeout_s, max(deadline - loop.time(), _RETRY_FIRST_S))
+            try:
+                ack = await self.js.publish(subject, entry, timeout=attempt_s, headers=headers)
+                break
+            except _TRANSIENT as exc:
+                # No stream leader yet (one is being elected after a node died), or the
+                # reply was lost: the same Nats-Msg-Id makes a second publish safe.
+                if loop.time() + pause >= deadline:
+                    raise _translated(f"publishing entry {msg_id}", exc) from exc
+                _log.info("stream_publish_retried", msg_id=msg_id, error=type(exc).__name__)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _RETRY_MAX_S)
+            except nats.js.errors.APIError as exc:
+                if test_after is not None and exc.err_code == _WRONG_LAST_SEQUENCE:
+                    return None
+                raise _translated(f"publishing entry {msg_id}", exc) from exc
+            except _NATS_ERRORS as exc:
+                raise _translated(f"publishing entry {msg_id}", exc) from exc
         return Published(int(ack.seq), bool(ack.duplicate))
 
     async def last_seq(self) -> int:

@@ -126,15 +126,28 @@ def test_two_writers_get_each_entry_its_own_index(nats_cluster: LoopbackCluster)
         asyncio.run(_delete(a))
 
 
-def test_an_entry_survives_the_loss_of_one_node(nats_cluster: LoopbackCluster) -> None:
-    """With one of three nodes killed, appends still succeed and nothing acknowledged is lost."""
+async def _stream_leader(store: NatsStore) -> str:
+    client = StreamClient(store.settings)
+    await client.connect()
+    try:
+        info = await client.js.stream_info(store.settings.stream)
+    finally:
+        await client.close()
+    assert info.cluster is not None
+    assert info.cluster.leader is not None
+    return str(info.cluster.leader)
+
+
+def test_appends_go_on_when_the_stream_leader_dies(nats_cluster: LoopbackCluster) -> None:
+    """SIGKILL the stream's leader: the next append waits out the election and nothing is lost."""
     settings = fresh_settings(nats_cluster)
     store = NatsStore(settings)
-    node = nats_cluster.nodes[0]
+    store.append_batch([entry_for(i) for i in range(50)])
+    leader = asyncio.run(_stream_leader(store))
+    node = next(n for n in nats_cluster.nodes if n.name == leader)
     try:
-        store.append_batch([entry_for(i) for i in range(50)])
         nats_cluster.kill(node)
-        store.append_batch([entry_for(i) for i in range(50, 60)])
+        assert store.append_batch([entry_for(i) for i in range(50, 60)]) == 50
         nats_cluster.restart(node)
         reader = NatsStore(settings)
         try:
