@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -48,17 +47,11 @@ from hotline.protocol.session import (
     encode_control,
 )
 from hotline.protocol.vocab import ObjectKind, Precedence, Source, Stage, Status
+from hotline.testing.ports import free_port
 
 
 def _now() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Client:
@@ -172,7 +165,7 @@ async def run_mode(by: Client, lt: Client, round_trips: int, window: int) -> dic
 async def main_async(round_trips: int, keep: Path | None) -> list[dict[str, float]]:
     with tempfile.TemporaryDirectory() as scratch:
         root = keep or Path(scratch)
-        port = _free_port()
+        port = free_port()
         create_network(root / "net", relay_url=f"ws://127.0.0.1:{port}/v1/ws")
         config = root / "net" / "network.toml"
         doc = tomllib.loads(config.read_text())

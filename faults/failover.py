@@ -46,12 +46,13 @@ import aiohttp
 
 from faults.check import JournalView, missing, read_journals, read_log
 from faults.load import Load, LoadStats
-from faults.procs import Proc, free_port
+from faults.procs import Proc
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.log import STORE_DIR
 from hotline.bootstrap import NETWORK_FILE, create_network
 from hotline.cluster.natsnodes import LoopbackCluster
 from hotline.logs import configure_logging
+from hotline.testing.ports import free_port
 
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
 REPLICAS: Final = ("r1", "r2")

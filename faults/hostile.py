@@ -53,7 +53,7 @@ import aiohttp
 import msgpack
 from yarl import URL
 
-from faults.procs import Proc, free_port
+from faults.procs import Proc
 from hotline.auditlog.leaf import decode_entry
 from hotline.auditlog.tiles import TILE_WIDTH, decode_entry_bundle, entries_path
 from hotline.bootstrap import create_network, key_path
@@ -76,6 +76,7 @@ from hotline.protocol.session import (
     encode_control,
 )
 from hotline.protocol.vocab import Precedence, Status
+from hotline.testing.ports import free_port
 
 __all__ = ["HostileResult", "main", "run_hostile"]
 

@@ -61,10 +61,11 @@ from faults.check import (
     read_sender_deadlines,
 )
 from faults.load import Load
-from faults.procs import ENDPOINTS, Cluster, free_port
+from faults.procs import ENDPOINTS, Cluster
 from faults.proxy import FaultProxy, Mode
 from hotline.network import Network
 from hotline.protocol.vocab import Precedence
+from hotline.testing.ports import free_port
 
 __all__ = [
     "FaultKind",

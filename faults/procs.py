@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -20,19 +19,12 @@ import aiohttp
 
 from faults.check import JournalView, missing, read_journals
 from hotline.bootstrap import NETWORK_FILE, create_network
+from hotline.testing.ports import free_port
 
 READY_TIMEOUT_S: Final = 30.0
 SETTLE_TIMEOUT_S: Final = 120.0
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
 STOP_TIMEOUT_S: Final = 15.0
-
-
-def free_port() -> int:
-    """A port the kernel says is free on 127.0.0.1 (bound and released at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Proc:

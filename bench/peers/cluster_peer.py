@@ -17,8 +17,9 @@ from pathlib import Path
 
 from hotline.cluster.natsnodes import LoopbackCluster
 from hotline.network_file import load_network
+from hotline.testing.ports import free_port
 from peers.hotline_peer import HotlinePeer, RelayProcess
-from peers.servers import free_port, spawn
+from peers.servers import spawn
 from peers.workload import AckHandler
 
 __all__ = ["HotlineClusterPeer"]

@@ -29,7 +29,8 @@ from hotline.protocol.bodies import LinkTestBody, ReceiptBody, WarningBody
 from hotline.protocol.envelope import open_envelope, seal
 from hotline.protocol.session import Deliver, RejectedNotice, decode_control
 from hotline.protocol.vocab import Stage
-from peers.servers import Server, free_port, spawn
+from hotline.testing.ports import free_port
+from peers.servers import Server, spawn
 from peers.workload import AckHandler
 
 __all__ = [

@@ -27,18 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["Server", "ensure_installed", "free_port", "spawn", "start_mosquitto", "start_nats"]
+from hotline.testing.ports import free_port
+
+__all__ = ["Server", "ensure_installed", "spawn", "start_mosquitto", "start_nats"]
 
 DEBIAN_PACKAGES: Final = {"nats-server": "nats-server", "mosquitto": "mosquitto"}
 START_TIMEOUT_S: Final = 20.0
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def binary(name: str) -> str | None:

@@ -29,19 +29,12 @@ from pathlib import Path
 from typing import Final, Self
 
 from hotline.errors import ConfigError
+from hotline.testing.ports import free_port
 
 __all__ = ["LoopbackCluster", "NatsNode", "find_nats_server", "free_port"]
 
 START_TIMEOUT_S: Final = 20.0
 STOP_TIMEOUT_S: Final = 10.0
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def find_nats_server() -> str | None:
@@ -71,7 +64,7 @@ class NatsNode:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 40) -> str:
         path = self.directory / "server.log"
         if not path.exists():
             return ""
@@ -134,11 +127,15 @@ class LoopbackCluster:
 
     def start(self) -> None:
         """Start every node that is not running; return once each is ready."""
-        for node in self.nodes:
-            if not node.running:
-                self._spawn(node)
-        for node in self.nodes:
-            self._wait_ready(node)
+        try:
+            for node in self.nodes:
+                if not node.running:
+                    self._spawn(node)
+            for node in self.nodes:
+                self._wait_ready(node)
+        except BaseException:
+            self.stop()  # no node outlives a failed start
+            raise
 
     def _spawn(self, node: NatsNode) -> None:
         with (node.directory / "server.log").open("ab") as log:

@@ -575,5 +575,10 @@ class RelayCore:
 
     # ------------------------------------------------------------------ views
 
+    @property
+    def last_test_seq(self) -> int:
+        """The highest ``seq`` of a link test this core signed or saw logged."""
+        return self._test_seq
+
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())

@@ -57,6 +57,7 @@ from hotline.auditlog.leaf import EntryKind
 from hotline.auditlog.natsstore import StreamClient, StreamEntry, StreamSettings
 from hotline.errors import HotlineError, StoreError
 from hotline.protocol.bodies import LinkTestBody
+from hotline.protocol.envelope import Envelope
 from hotline.relay.core import Append
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ class Replica:
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._test_lock = asyncio.Lock()
-        self._last_test_seq = 0
+        self._last_test_seq = 0  # the stream sequence of the last test logged
+        self._last_test_signed = 0  # that test's signed seq: a later test must sign above it
         self._incoming: asyncio.Queue[tuple[int, StreamEntry]] = asyncio.Queue()
         self._generation = 0
         self._subscription: Subscription | None = None
@@ -131,6 +133,7 @@ class Replica:
                     f"entry {size - 1} of the local mirror differs from stream "
                     f"{self.settings.stream}: this is not that stream's mirror; refusing to start"
                 )
+        self._last_test_signed = self.relay.core.last_test_seq  # tests already in the mirror
         self._applier = asyncio.create_task(self._apply(), name="replica-applier")
         await self._subscribe()
         self._watchdog = asyncio.create_task(self._watch(), name="replica-watchdog")
@@ -230,6 +233,12 @@ class Replica:
     async def _publish_test(self, own: _Own) -> None:
         """A link test: logged only after the last test this replica knows of, else withdrawn."""
         async with self._test_lock:
+            assert own.append.envelope is not None
+            if own.append.envelope.body.seq <= self._last_test_signed:
+                # Signed before a test another replica logged meanwhile (this one waited
+                # for the lock): logging it now would break the relay's rising seq.
+                self._withdraw_test(own, "a test signed later was logged first")
+                return
             try:
                 published = await self.client.publish(
                     own.append.entry, msg_id=own.msg_id, test_after=self._last_test_seq
@@ -239,12 +248,14 @@ class Replica:
                 log.warning("link_test_not_confirmed", msg_id=own.msg_id, error=str(exc))
                 return
             if published is None:
-                self._own.pop(own.msg_id, None)
-                self.relay.core.withdrawn(own.append.token)
-                log.info("link_test_withdrawn", msg_id=own.msg_id,
-                         reason="another replica logged a test first")
+                self._withdraw_test(own, "another replica logged a test first")
                 return
             self._last_test_seq = max(self._last_test_seq, published.seq)
+
+    def _withdraw_test(self, own: _Own, reason: str) -> None:
+        self._own.pop(own.msg_id, None)
+        self.relay.core.withdrawn(own.append.token)
+        log.info("link_test_withdrawn", msg_id=own.msg_id, reason=reason)
 
     # ------------------------------------------------------------------ following
 
@@ -322,6 +333,8 @@ class Replica:
         own = self._own.pop(entry.msg_id, None)
         if own is not None and own.append.entry == entry.data:
             append = own.append
+            if own.test and append.envelope is not None:
+                self._last_test_signed = max(self._last_test_signed, append.envelope.body.seq)
             content = append.envelope if append.envelope is not None else append.event
             if content is not None:
                 relay._account(index, append.relay_ts, content)
@@ -336,6 +349,8 @@ class Replica:
             actions = []
         else:
             relay._account(index, relay_ts, content)
+            if isinstance(content, Envelope) and isinstance(content.body, LinkTestBody):
+                self._last_test_signed = max(self._last_test_signed, content.body.seq)
         relay.perform(actions)
         if own is not None:
             relay.perform(relay.core.superseded(own.append.token))

@@ -1,1 +1,4 @@
-"""Helpers shipped with hotline for its own tests, benchmarks and demo: no I/O."""
+"""Helpers shipped with hotline for its own tests, benchmarks, demos and fault runs.
+
+``traffic`` makes valid signed traffic without I/O; ``ports`` picks loopback ports.
+"""

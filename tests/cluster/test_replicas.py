@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,14 +13,17 @@ import pytest
 
 from hotline.auditlog.checkpoint import open_checkpoint
 from hotline.auditlog.filestore import FileStore
+from hotline.auditlog.leaf import decode_entry
 from hotline.auditlog.log import CHECKPOINT_FILE, STORE_DIR
 from hotline.auditlog.streamconfig import StreamSettings
 from hotline.cluster.natsnodes import LoopbackCluster
 from hotline.endpoint.events import MessageReceived, ReceiptStored, RelayConnected
 from hotline.endpoint.service import EndpointConfig, serve_endpoint
+from hotline.protocol.bodies import LinkTestBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted
 from hotline.protocol.vocab import Stage
+from hotline.relay.replica import Replica
 from hotline.relay.server import RunningRelay, start_relay
 from tests.cluster.conftest import fresh_settings
 from tests.factories import TestNet, make_network
@@ -194,3 +198,63 @@ def _warning_to(party: str) -> dict[str, object]:
                   "confidence": 0.5, "source": "radar"},
         "expires": now + 600_000,
     }
+
+
+def relay_test_seqs(store_entries: list[bytes], net: TestNet) -> list[int]:
+    """The signed ``seq`` of every relay link test in the log, in log order."""
+    seqs = []
+    for data in store_entries:
+        frame = decode_entry(data).envelope
+        if frame is None:
+            continue
+        body = open_envelope(frame, net.network).body
+        if isinstance(body, LinkTestBody):
+            seqs.append(body.seq)
+    return seqs
+
+
+async def applied_until(one: Replica, condition: Callable[[], bool]) -> None:
+    """Wait (TIMEOUT) until ``condition`` holds after the replica applies stream entries.
+
+    Replica 2 logs a link test every 200 ms, so replica 1 applies entries, and
+    checks the condition again, several times a second.
+    """
+    async with asyncio.timeout(TIMEOUT), one._applied:
+        await one._applied.wait_for(condition)
+
+
+async def test_a_link_test_that_waited_behind_a_later_one_is_withdrawn(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """Replica 1's tests wait while replica 2 logs later-signed ones: the relay's seq still rises.
+
+    Replica 1's test publisher is held (its lock is the seam) while both sign link
+    tests every 200 ms; once replica 1 has followed tests of replica 2 signed after
+    its own queued one, the queued test must be withdrawn, not logged out of order.
+    """
+    quick = TestNet(replace(net.network, link_test_interval_ms=200), net.keys)
+    async with (
+        replica(quick, tmp_path / "r1", settings, "r1") as r1,
+        replica(quick, tmp_path / "r2", settings, "r2") as r2,
+        RawClient(quick, "BY", r1.ws_url),
+        RawClient(quick, "LT", r2.ws_url),
+    ):
+        one = r1.relay.replica
+        assert one is not None
+        assert r1.relay.log is not None
+        store = r1.relay.log.store
+
+        def queued_tests() -> int:
+            return sum(own.test for own in one._own.values())
+
+        def logged_tests() -> int:
+            return len(relay_test_seqs(store.read_range(0, store.size), quick))
+
+        async with one._test_lock:
+            await applied_until(one, lambda: queued_tests() >= 1)
+            logged = logged_tests()
+            await applied_until(one, lambda: logged_tests() >= logged + 3)
+        await applied_until(one, lambda: queued_tests() == 0)
+        seqs = relay_test_seqs(store.read_range(0, store.size), quick)
+    assert len(seqs) >= 3
+    assert seqs == sorted(set(seqs)), "the relay's link-test seq fell in log order"

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib.util
 import json
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from hotline.network import network_to_toml
 from hotline.network_file import load_network
 from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
+from hotline.testing.ports import free_port
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("hotline.relay") is None, reason="the relay package is not here yet"
@@ -108,13 +108,6 @@ def network_dir(tmp_path: Path) -> Path:
     quick = replace(network, link_test_interval_ms=500)  # checkpoints keep coming
     (directory / NETWORK_FILE).write_text(network_to_toml(quick), encoding="utf-8")
     return directory
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def endpoint_config(network_dir: Path, data: Path, party: str, relay: Relay) -> EndpointConfig:
