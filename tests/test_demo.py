@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,34 +10,7 @@ from pathlib import Path
 import pytest
 
 from hotline.demo.scenario import builtin_scenario, scaled
-
-
-def _free_base_port() -> int:
-    """A port with the next five free too (checked by binding all six)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base: int = probe.getsockname()[1]
-        if base > 60_000:
-            continue
-        if _all_free(range(base, base + 6)):
-            return base
-    raise RuntimeError("no six consecutive free ports")
-
-
-def _all_free(ports: range) -> bool:
-    sockets = []
-    try:
-        for port in ports:
-            s = socket.socket()
-            sockets.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        return False
-    finally:
-        for s in sockets:
-            s.close()
-    return True
+from hotline.testing.ports import free_port_run
 
 
 def _hotline(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -62,7 +34,7 @@ def test_scaling_keeps_every_step_in_order() -> None:
 @pytest.mark.slow
 def test_a_short_demo_runs_every_stage_and_leaves_a_log_that_verifies(tmp_path: Path) -> None:
     """The demo exits 0 after serving the relay's pages; its log exports, verifies and reports."""
-    base = _free_base_port()
+    base = free_port_run(6)
     demo = _hotline("demo", "--data", str(tmp_path / "d"), "--base-port", str(base),
                     "--duration", "20")
     assert demo.returncode == 0, demo.stdout + demo.stderr

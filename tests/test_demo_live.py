@@ -15,8 +15,8 @@ import pytest
 import xmlschema
 from playwright.async_api import async_playwright
 
+from hotline.testing.ports import free_port_run
 from tests.console.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_demo import _free_base_port
 
 XSD = Path(__file__).parent / "vectors" / "cap" / "CAP-v1.2.xsd"
 TIMEOUT = 30.0
@@ -66,7 +66,7 @@ async def _received(stream: aiohttp.ClientResponse, message_id: str) -> None:
 
 async def test_console_feeds_and_cap_work_while_the_demo_runs(tmp_path: Path) -> None:
     """LT's console loads nothing from outside; LT's feed reaches BY; BY exports valid CAP."""
-    base = _free_base_port()
+    base = free_port_run(6)
     by, lt = f"http://127.0.0.1:{base + 1}", f"http://127.0.0.1:{base + 2}"
     data = tmp_path / "d"
     async with demo_running(data, base), aiohttp.ClientSession(

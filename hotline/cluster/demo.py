@@ -37,6 +37,7 @@ from hotline.cli.demo_cmd import report_from_log
 from hotline.cluster.natsnodes import LoopbackCluster
 from hotline.demo.runner import Demo, DemoResult, _Process
 from hotline.demo.scenario import Scenario, builtin_scenario, load_scenario, scaled
+from hotline.errors import HotlineError
 from hotline.logs import configure_logging
 
 __all__ = ["ClusterDemo", "main"]
@@ -157,7 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for party, port in demo.ports.items():
         out.write(f"  {party:<9} http://127.0.0.1:{port}/\n")
     out.flush()
-    result = asyncio.run(_run(demo, args.duration))
+    try:
+        result = asyncio.run(_run(demo, args.duration))
+    except HotlineError as exc:
+        sys.stderr.write(exc.describe() + "\n")
+        return 1
     out.write("\n" + report_from_log(args.data, demo.network) + "\n\n")
     out.write(f"messages sent {result.sent}, acknowledged by officers {result.acknowledged}\n")
     for path, status in result.checks.items():

@@ -84,10 +84,11 @@ class LoopbackCluster:
         if size < 1:
             raise ConfigError(f"a cluster needs at least one node, not {size}")
         self.binary: Final = binary
-        self.root: Final = root
+        # Absolute: each node runs in its own directory, so a relative path would not resolve.
+        self.root: Final = root.resolve()
         self.name: Final = name
         self.nodes: list[NatsNode] = [
-            NatsNode(f"n{number}", free_port(), free_port(), free_port(), root / f"n{number}")
+            NatsNode(f"n{number}", free_port(), free_port(), free_port(), self.root / f"n{number}")
             for number in range(1, size + 1)
         ]
         for node in self.nodes:

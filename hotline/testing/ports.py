@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Final
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "free_port_run"]
 
 _RANGE_FILE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST: Final = 10_000
@@ -57,3 +57,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         chosen: int = sock.getsockname()[1]
     _given.add(chosen)
     return chosen
+
+
+def free_port_run(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` consecutive ports free on ``host`` now, outside the ephemeral range.
+
+    For commands that take a base port and number their servers from it
+    (``hotline demo --base-port``).
+    """
+    top = _ephemeral_start()
+    for _ in range(_TRIES):
+        base = _random.randrange(_LOWEST, max(_LOWEST + 1, top - count))
+        run = range(base, base + count)
+        if not _given.intersection(run) and all(_bindable(port, host) for port in run):
+            _given.update(run)
+            return base
+    raise OSError(f"no {count} consecutive free ports on {host}")
