@@ -8,11 +8,11 @@ network, so no key is ever overwritten.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from hotline.auditlog.diskio import create_file
 from hotline.errors import ConfigError
 from hotline.keyfile import write_signing_key
 from hotline.network import (
@@ -79,9 +79,5 @@ def create_network(
     directory.mkdir(parents=True, exist_ok=True)
     for party, key in keys.items():
         write_signing_key(key_path(directory, party), key)
-    tmp = config.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    tmp.replace(config)
+    create_file(config, text.encode("utf-8"))
     return network

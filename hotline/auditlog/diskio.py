@@ -53,7 +53,12 @@ def sync_directory(directory: Path) -> None:
 
 
 def create_file(path: Path, data: bytes) -> None:
-    """Create ``path`` holding ``data``, atomically and durably."""
+    """Create or replace ``path`` holding ``data``, atomically and durably.
+
+    The data goes to a temporary file beside it, is fsynced, renamed over
+    ``path`` and the directory fsynced: after a crash ``path`` holds either
+    the old bytes or the new ones, never a mix.
+    """
     temporary = path.with_name(path.name + TEMP_SUFFIX)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:

@@ -20,7 +20,6 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -28,7 +27,7 @@ from typing import Final
 import structlog
 
 from hotline.auditlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from hotline.auditlog.diskio import sync_directory
+from hotline.auditlog.diskio import create_file
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.groupcommit import GroupCommitter
 from hotline.auditlog.merkle import consistency_proof, inclusion_proof
@@ -142,7 +141,7 @@ class AuditLog:
             Checkpoint(self.origin, size, root), self.origin, [self._key, *self._also_sign]
         )
         if self._checkpoint_path is not None:
-            _write_atomically(self._checkpoint_path, note)
+            create_file(self._checkpoint_path, note)
         self._signed, self._signed_size, self._signed_root = note, size, root
         log.info("checkpoint_signed", size=size, root=root.hex())
         return note
@@ -159,7 +158,7 @@ class AuditLog:
         if checkpoint.size != self._signed_size or not new.startswith(old.split(b"\n\n")[0]):
             raise UsageError("a replacement note must sign the same checkpoint")
         if self._checkpoint_path is not None:
-            _write_atomically(self._checkpoint_path, new)
+            create_file(self._checkpoint_path, new)
         self._signed = new
 
     def stop_signing_with(self, retired: Sequence[PublicKey]) -> None:
@@ -218,14 +217,3 @@ class AuditLog:
         await self._committer.close()
         self.store.close()
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    sync_directory(path.parent)

@@ -17,13 +17,13 @@ by hand from what the previous ones left, see docs/deploy.md):
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
+from hotline.auditlog.diskio import create_file
 from hotline.bootstrap import NETWORK_FILE, key_path
 from hotline.cli.common import Commands, now_ms
 from hotline.errors import ConfigError, KeyFileError, UsageError
@@ -110,7 +110,7 @@ def rotate_key(directory: Path, party: str, *, overlap_ms: int, now: int) -> Rot
     write_signing_key(staged, fresh)
     current_path.rename(retired_path)
     staged.rename(current_path)
-    _write_atomically(config, text.encode("utf-8"))
+    create_file(config, text.encode("utf-8"))
     period = rotated.period_of(party, current.public.kid)
     assert period is not None
     assert period.not_after is not None
@@ -118,21 +118,6 @@ def rotate_key(directory: Path, party: str, *, overlap_ms: int, now: int) -> Rot
         party, current.public, fresh.public, now, period.not_after, retired_path, current_path
     )
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def register(commands: Commands) -> None:
