@@ -32,10 +32,8 @@ import contextlib
 import logging
 import random
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +44,7 @@ import aiohttp
 
 from faults.check import JournalView, missing, read_journals, read_log
 from faults.load import Load, LoadStats
-from faults.procs import Proc
+from faults.procs import Proc, run_in_directory, settle_journals
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.log import STORE_DIR
 from hotline.bootstrap import NETWORK_FILE, create_network
@@ -159,17 +157,7 @@ class HaNetwork:
 
 async def _settle(ha: HaNetwork) -> JournalView:
     """Wait (bounded) until every message is accepted and in every recipient's journal."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while True:
-        view = read_journals(ha.data_dirs)
-        unaccepted, undelivered = missing(view)
-        if not unaccepted and not undelivered:
-            return view
-        if time.monotonic() > deadline:
-            _say(f"settle timed out: {len(unaccepted)} unaccepted, "
-                 f"{len(undelivered)} undelivered")
-            return view
-        await asyncio.sleep(0.25)
+    return await settle_journals(ha.data_dirs, SETTLE_TIMEOUT_S)
 
 
 async def _kill_nats(ha: HaNetwork, load: Load, rng: random.Random, down_s: float,
@@ -328,12 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level=logging.WARNING)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
-    if args.keep is not None:
-        shutil.rmtree(args.keep, ignore_errors=True)
-        args.keep.mkdir(parents=True)
-        return asyncio.run(run(args, args.keep))
-    with tempfile.TemporaryDirectory(prefix="hotline-failover-") as tmp:
-        return asyncio.run(run(args, Path(tmp)))
+    return run_in_directory(args.keep, "hotline-failover-", lambda root: run(args, root))
 
 
 if __name__ == "__main__":

@@ -39,9 +39,7 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,7 +51,7 @@ import aiohttp
 import msgpack
 from yarl import URL
 
-from faults.procs import Proc
+from faults.procs import Proc, run_in_directory
 from hotline.auditlog.leaf import decode_entry
 from hotline.auditlog.tiles import TILE_WIDTH, decode_entry_bundle, entries_path
 from hotline.bootstrap import create_network, key_path
@@ -840,13 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return await run_hostile(root, flood_seconds=args.flood_seconds,
                                  measure_rate=args.measure_rate, connections=args.connections)
 
-    if args.keep is not None:
-        shutil.rmtree(args.keep, ignore_errors=True)
-        args.keep.mkdir(parents=True)
-        result = asyncio.run(run(args.keep))
-    else:
-        with tempfile.TemporaryDirectory(prefix="hotline-hostile-") as tmp:
-            result = asyncio.run(run(Path(tmp)))
+    result = run_in_directory(args.keep, "hotline-hostile-", run)
     _say("codes: " + " ".join(f"{code}={n}" for code, n in result.codes.items()))
     print(result.line(), flush=True)  # noqa: T201 - the summary line is the command's output
     return 1 if result.failures or result.forged_accepted else 0

@@ -38,7 +38,6 @@ import enum
 import json
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -61,7 +60,7 @@ from faults.check import (
     read_sender_deadlines,
 )
 from faults.load import Load
-from faults.procs import ENDPOINTS, Cluster
+from faults.procs import ENDPOINTS, Cluster, run_in_directory
 from faults.proxy import FaultProxy, Mode
 from hotline.network import Network
 from hotline.protocol.vocab import Precedence
@@ -545,16 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seed = random.SystemRandom().randrange(2**31) if args.seed is None else args.seed
 
-    def go(root: Path) -> NetworkResult:
-        return asyncio.run(run_network(root, seed=seed, rate=args.rate, rounds=args.rounds,
-                                       blackhole_s=args.blackhole, shape_s=args.shape))
+    async def go(root: Path) -> NetworkResult:
+        return await run_network(root, seed=seed, rate=args.rate, rounds=args.rounds,
+                                 blackhole_s=args.blackhole, shape_s=args.shape)
 
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=False)
-        result = go(args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="hotline-network-") as tmp:
-            result = go(Path(tmp))
+    result = run_in_directory(args.keep, "hotline-network-", go)
     print(result.line(), flush=True)  # noqa: T201 - the summary line is the command's output
     return 0 if result.ok else 1
 

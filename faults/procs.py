@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import aiohttp
 
@@ -25,6 +27,43 @@ READY_TIMEOUT_S: Final = 30.0
 SETTLE_TIMEOUT_S: Final = 120.0
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
 STOP_TIMEOUT_S: Final = 15.0
+
+
+T = TypeVar("T")
+
+
+def run_in_directory(
+    keep: Path | None, prefix: str, run: Callable[[Path], Coroutine[object, object, T]]
+) -> T:
+    """Run a fault suite in an empty directory: ``keep`` (emptied first) to look at afterwards,
+    or a temporary one removed when the run ends."""
+    if keep is not None:
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir(parents=True)
+        return asyncio.run(run(keep))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return asyncio.run(run(Path(tmp)))
+
+
+async def settle_journals(
+    data_dirs: dict[str, Path], timeout_s: float = SETTLE_TIMEOUT_S
+) -> JournalView:
+    """Wait (bounded) until every message is accepted and in every recipient's journal.
+
+    Reads the endpoints' journals four times a second: what is waited for is
+    written by other processes, so there is no event to wait on here.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        view = read_journals(data_dirs)
+        unaccepted, undelivered = missing(view)
+        if not unaccepted and not undelivered:
+            return view
+        if time.monotonic() > deadline:
+            _say(f"settle timed out: {len(unaccepted)} unaccepted, "
+                 f"{len(undelivered)} undelivered")
+            return view
+        await asyncio.sleep(0.25)
 
 
 class Proc:
@@ -178,17 +217,7 @@ class Cluster:
 
     async def settle(self, timeout_s: float = SETTLE_TIMEOUT_S) -> JournalView:
         """Wait (bounded) until every message is accepted and in every recipient's journal."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            view = read_journals(self.data_dirs)
-            unaccepted, undelivered = missing(view)
-            if not unaccepted and not undelivered:
-                return view
-            if time.monotonic() > deadline:
-                _say(f"settle timed out: {len(unaccepted)} unaccepted, "
-                     f"{len(undelivered)} undelivered")
-                return view
-            await asyncio.sleep(0.25)
+        return await settle_journals(self.data_dirs, timeout_s)
 
     async def connected(self, session: aiohttp.ClientSession) -> set[str]:
         """The endpoints whose ``/healthz`` says the relay has welcomed them."""

@@ -20,9 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from faults.check import account, duplicates, read_journals, read_log
 from faults.hostile import HostileResult, run_hostile
 from faults.load import Load, LoadStats
 from faults.network import run_network
-from faults.procs import ENDPOINTS, Cluster
+from faults.procs import ENDPOINTS, Cluster, run_in_directory
 
 __all__ = ["ENDPOINTS", "PHASES", "Cluster", "CrashResult", "PhaseResult", "main"]
 
@@ -295,12 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
-    if args.keep is not None:
-        shutil.rmtree(args.keep, ignore_errors=True)
-        args.keep.mkdir(parents=True)
-        return asyncio.run(run(args, args.keep))
-    with tempfile.TemporaryDirectory(prefix="hotline-faults-") as tmp:
-        return asyncio.run(run(args, Path(tmp)))
+    return run_in_directory(args.keep, "hotline-faults-", lambda root: run(args, root))
 
 
 if __name__ == "__main__":

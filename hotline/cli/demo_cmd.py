@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.log import STORE_DIR
 from hotline.cli.common import Commands
-from hotline.demo.runner import Demo, DemoResult
+from hotline.demo.runner import Demo, run_until_stopped
 from hotline.demo.scenario import builtin_scenario, load_scenario, scaled
 from hotline.figures import LinkFigures, render_text
 from hotline.logs import configure_logging
@@ -47,25 +46,6 @@ def report_from_log(data: Path, network: Network) -> str:
     return render_text(figures.figures())
 
 
-async def _run(demo: Demo, duration: float | None) -> DemoResult:
-    """Run the demo; SIGINT or SIGTERM stops it cleanly, children included."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(demo.run(duration))
-
-    def interrupt() -> None:
-        if demo.played:
-            demo.stop_requested.set()
-        else:
-            task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        demo.result.failures.append("interrupted before the scenario was played")
-        return demo.result
-
 
 def run(args: argparse.Namespace) -> int:
     if not args.verbose:
@@ -80,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {party:<9} http://127.0.0.1:{port}/  ({demo.network.endpoints[party].name})")
     print(f"  feeds     {args.data / 'feeds'}/<ID>.token  (Authorization: Bearer, for "
           "POST /api/alerts and /api/cap)")
-    result = asyncio.run(_run(demo, args.duration))
+    result = asyncio.run(run_until_stopped(demo, args.duration))
     print()
     print(report_from_log(args.data, demo.network))
     print()

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ import aiohttp
 
 from hotline.cli.demo_cmd import report_from_log
 from hotline.cluster.natsnodes import LoopbackCluster
-from hotline.demo.runner import Demo, DemoResult, _Process
+from hotline.demo.runner import Demo, DemoResult, _Process, run_until_stopped
 from hotline.demo.scenario import Scenario, builtin_scenario, load_scenario, scaled
 from hotline.errors import HotlineError
 from hotline.logs import configure_logging
@@ -159,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.write(f"  {party:<9} http://127.0.0.1:{port}/\n")
     out.flush()
     try:
-        result = asyncio.run(_run(demo, args.duration))
+        result = asyncio.run(run_until_stopped(demo, args.duration))
     except HotlineError as exc:
         sys.stderr.write(exc.describe() + "\n")
         return 1
@@ -173,25 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               "--out BUNDLE)\n")
     return 0 if result.ok else 1
 
-
-async def _run(demo: ClusterDemo, duration: float | None) -> DemoResult:
-    """Run the demo; Ctrl-C after the scenario stops it cleanly, children included."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(demo.run(duration))
-
-    def interrupt() -> None:
-        if demo.played:
-            demo.stop_requested.set()
-        else:
-            task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        demo.result.failures.append("interrupted before the scenario was played")
-        return demo.result
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from hotline.network import Network
 from hotline.network_file import load_network
 from hotline.protocol.ids import format_id, make_id
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "run_demo", "run_until_stopped"]
 
 log = structlog.get_logger()
 
@@ -402,3 +402,27 @@ async def run_demo(
         raise ConfigError("--base-port must leave room for six ports between 1024 and 65535")
     demo = Demo(data, base_port, scenario)
     return await demo.run(duration_s)
+
+
+async def run_until_stopped(demo: Demo, duration_s: float | None) -> DemoResult:
+    """Run ``demo``; SIGINT or SIGTERM stops it cleanly, its child processes included.
+
+    A signal after the scenario was played ends the run as if its time were up
+    (the report is still printed); one before cancels it, noted as a failure.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(demo.run(duration_s))
+
+    def interrupt() -> None:
+        if demo.played:
+            demo.stop_requested.set()
+        else:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        demo.result.failures.append("interrupted before the scenario was played")
+        return demo.result
