@@ -15,7 +15,7 @@ milliseconds when it wrote the entry, and ``payload``:
   ``disconnected``    ``party``, ``reason``
   ``relay_started``   ``version``, ``network_sha256`` (bin)
   ``relay_stopped``   (nothing)
-  ``config_changed``  ``network_sha256`` (bin)
+  ``config_changed``  ``network_sha256``, ``previous_network_sha256`` (bin)
   ``keys_changed``    ``network_sha256`` (bin), ``keys``: one map per key of
                       every party, ``party``, ``kid`` (bin 8), ``public_key``
                       (bin 32), and ``not_before``/``not_after`` (ms) when

@@ -144,6 +144,13 @@ def _row(
     )
 
 
+def _field_text(key: str, value: object) -> str:
+    """``key=value``; a SHA-256 as its first 8 bytes in hex, enough to tell two configs apart."""
+    if isinstance(value, bytes):
+        return f"{key}={value[:8].hex()}"
+    return f"{key}={value}"
+
+
 def _event_row(index: int, relay_ts: int, kind: str, fields: Mapping[str, Any]) -> TimelineRow:
     party = str(fields.get("party", fields.get("recipient", "")))
     sender = str(fields.get("sender", ""))
@@ -151,7 +158,8 @@ def _event_row(index: int, relay_ts: int, kind: str, fields: Mapping[str, Any]) 
     if kind == EntryKind.KEYS_CHANGED.value:
         summary = _keys_summary(fields.get("keys"))
     else:
-        summary = ", ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, bytes))
+        summary = ", ".join(_field_text(k, v) for k, v in fields.items()
+                            if not isinstance(v, bytes) or k.endswith("sha256"))
     return TimelineRow(
         index, relay_ts, kind, sender, (party,) if party else (), "",
         format_id(ref) if isinstance(ref, bytes) and len(ref) == 16 else "",

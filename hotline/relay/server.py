@@ -156,6 +156,7 @@ class Relay:
         self.guard = AuthGuard(config.auth_guard)
         self._closers: set[asyncio.Task[None]] = set()
         self._recorded_keys: list[object] | None = None  # the last keys_changed entry's keys
+        self._recorded_network: bytes | None = None  # network_sha256 of the last start or change
         self.replica: Replica | None = None  # set when the log is a shared stream
 
     # ------------------------------------------------------------------ lifecycle
@@ -191,12 +192,21 @@ class Relay:
                 await self.replica.close(timeout_s=0)
             await self.log.close()
             raise
-        started = Event(
-            EntryKind.RELAY_STARTED,
-            {"version": "1", "network_sha256": _sha256(config.network_toml)},
-        )
+        network_sha256 = _sha256(config.network_toml)
+        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256})
         now = config.clock()
         self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
+        previous = self._recorded_network
+        if previous is not None and previous != network_sha256:
+            changed_config = Event(
+                EntryKind.CONFIG_CHANGED,
+                {"network_sha256": network_sha256, "previous_network_sha256": previous},
+            )
+            self.perform([
+                Append(encode_event_entry(now, changed_config), -1, now, event=changed_config)
+            ])
+            log.info("config_change_recorded", network_sha256=network_sha256.hex(),
+                     previous_network_sha256=previous.hex())
         keys = key_rows(self.network)
         if keys != self._recorded_keys:
             changed = Event(
@@ -265,6 +275,9 @@ class Relay:
             if content.kind is EntryKind.KEYS_CHANGED:
                 recorded = content.fields.get("keys")
                 self._recorded_keys = recorded if isinstance(recorded, list) else None
+            elif content.kind in (EntryKind.RELAY_STARTED, EntryKind.CONFIG_CHANGED):
+                digest = content.fields.get("network_sha256")
+                self._recorded_network = digest if isinstance(digest, bytes) else None
             self.figures.add_event(index, relay_ts, content)
         else:
             self.figures.add_envelope(index, relay_ts, content)
