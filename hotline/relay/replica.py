@@ -47,6 +47,7 @@ import itertools
 import os
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -203,8 +204,8 @@ class Replica:
             return f"overdue-{ref_hex}-{fields.get('recipient')}-{fields.get('stage')}"
         return f"{self.name}-{self._boot}-{next(self._numbers)}"
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
