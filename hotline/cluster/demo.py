@@ -92,15 +92,7 @@ class ClusterDemo(Demo):
                         *(self._start_endpoint(session, e) for e in self.endpoints)
                     )
                     await self._show_placement(session)
-                    officers = asyncio.create_task(self._officers(session))
-                    try:
-                        await self._play(session)
-                        await self._settle(session, duration_s)
-                        await self._check_relay(session)
-                    finally:
-                        officers.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await officers
+                    await self._play_with_officers(session, duration_s)
                 finally:
                     await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
                     await self.replicas["r2"].stop()

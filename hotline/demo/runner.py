@@ -195,19 +195,25 @@ class Demo:
                 await self._ready(session, self.relay_http, self.relay)
                 await asyncio.gather(*(self._start_endpoint(session, e) for e in self.endpoints))
                 log.info("demo_started", relay=self.relay_http, endpoints=self.ports)
-                officers = asyncio.create_task(self._officers(session))
-                try:
-                    await self._play(session)
-                    await self._settle(session, duration_s)
-                    await self._check_relay(session)
-                finally:
-                    officers.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await officers
+                await self._play_with_officers(session, duration_s)
             finally:
                 await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
                 await self.relay.stop()
         return self.result
+
+    async def _play_with_officers(
+        self, session: aiohttp.ClientSession, duration_s: float | None
+    ) -> None:
+        """Play the scenario while the simulated officers acknowledge; then settle and check."""
+        officers = asyncio.create_task(self._officers(session))
+        try:
+            await self._play(session)
+            await self._settle(session, duration_s)
+            await self._check_relay(session)
+        finally:
+            officers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await officers
 
     async def _play(self, session: aiohttp.ClientSession) -> None:
         started = time.monotonic()
