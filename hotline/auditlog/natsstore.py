@@ -32,9 +32,12 @@ The stream:
   says ``duplicate`` and gives the original's sequence. This is how two
   replicas that accept the same resent envelope end up with one entry.
 - A link test is published with ``Nats-Expected-Last-Subject-Sequence``: it
-  is stored only if no other test was stored since the last one the publisher
-  saw, so the relay's signed ``seq`` rises in log order even with several
-  replicas signing tests (a refused test is simply not logged).
+  is refused if another test was stored since the last one the publisher saw.
+  On a cluster this check does not hold between concurrent publishes (both
+  can be stored; nats-server 2.9), the ``Nats-Msg-Id`` check does: the
+  replicas therefore also name a test by the test it follows
+  (``hotline.relay.replica``), so the relay's signed ``seq`` rises in log
+  order even with several replicas signing tests.
 
 With several writers one writer's entries are not contiguous in the stream:
 :meth:`NatsStore.append_each` returns each entry's own index, and the group

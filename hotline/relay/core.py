@@ -25,7 +25,10 @@ Rules it keeps:
    and stage.
 5. Link tests go to every endpoint each ``link_test_interval_ms``; they are
    logged (so availability can be recomputed) and never queued behind, or ahead
-   of, a real warning: an offline endpoint's test is logged but not sent.
+   of, a real warning: an offline endpoint's test is logged but not sent. Test
+   slots are aligned to absolute time: slot ``k`` of an endpoint starts at
+   ``k * interval`` plus the endpoint's fixed offset, so relay replicas sharing
+   a log agree on every slot (each signs a test for it; the log keeps one).
 """
 
 from __future__ import annotations
@@ -185,10 +188,15 @@ class RelayCore:
             e: deque(maxlen=RECEIPTS_KEPT) for e in network.endpoints
         }
         self._test_seq = 0
-        self._next_test: dict[str, int] = {}  # endpoint → when its next link test is due
+        count = max(len(network.endpoints), 1)
+        interval = network.link_test_interval_ms
+        self._test_offsets: dict[str, int] = {  # endpoint → its phase within the interval
+            party: (position * interval) // count
+            for position, party in enumerate(network.endpoints)
+        }
+        self._slot_signed: dict[str, int] = {}  # endpoint → the last slot a test was signed for
+        self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
         self.size = 0
-        self.local_tests_only = False
-        """A replica sharing the log with others tests only the endpoints connected to it."""
 
     # ------------------------------------------------------------------ replay from the log
 
@@ -225,9 +233,10 @@ class RelayCore:
 
         Its envelope's signature is checked again. A message is queued for its
         recipients and sent to those connected here; a receipt goes to its
-        origin if connected here; another replica's link test is not sent (it
-        is that replica's to send). Returns the actions, the entry's relay
-        time and its envelope or event.
+        origin if connected here; a link test goes to its endpoint if connected
+        here (every replica signs a test for each slot, the log keeps one, and
+        the replica the endpoint is connected to sends the logged one). Returns
+        the actions, the entry's relay time and its envelope or event.
         """
         decoded = decode_entry(entry)
         if decoded.envelope is None:
@@ -237,8 +246,7 @@ class RelayCore:
         envelope = signed.verified()
         self.size = max(self.size, index + 1)
         self.admission.record(envelope)
-        quiet = isinstance(envelope.body, LinkTestBody)
-        actions = self._logged(index, decoded.relay_ts, envelope, restoring=quiet, now=now)
+        actions = self._logged(index, decoded.relay_ts, envelope, restoring=False, now=now)
         return actions, decoded.relay_ts, envelope
 
     def superseded(self, token: int) -> list[Action]:
@@ -262,10 +270,21 @@ class RelayCore:
         return [Send(party, receipt) for party in waiting]
 
     def withdrawn(self, token: int) -> None:
-        """The entry asked for with ``token`` will never be logged (a link test refused)."""
+        """The entry asked for with ``token`` will not be logged (a link test refused).
+
+        A link test whose slot has no logged test yet is signed again at the
+        next tick, while that slot lasts.
+        """
         inflight = self._inflight.pop(token, None)
-        if inflight is not None:
-            self._inflight_ids.pop(inflight.envelope.body.id, None)
+        if inflight is None:
+            return
+        body = inflight.envelope.body
+        self._inflight_ids.pop(body.id, None)
+        if isinstance(body, LinkTestBody):
+            party = body.to[0]
+            slot = self._test_slot(party, body.ts)
+            if self._slot_signed.get(party) == slot and self._slot_logged.get(party, -1) < slot:
+                self._slot_signed[party] = slot - 1
 
     # ------------------------------------------------------------------ connections
 
@@ -354,7 +373,9 @@ class RelayCore:
             fields["ref"] = body.ref.hex()
             fields["stage"] = body.stage.value
             fields["link"] = f"{body.sender}-{self._origin.get(body.ref, '?')}"
-        if not isinstance(body, LinkTestBody):
+        if isinstance(body, LinkTestBody):
+            self.counters.link_tests += 1
+        else:
             self.notes.append(Note("envelope_accepted", fields))
         receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
         actions: list[Action] = [Send(party, receipt) for party in waiting]
@@ -406,6 +427,9 @@ class RelayCore:
             )
             self._messages[body.id] = message
             self._test_seq = max(self._test_seq, body.seq)
+            if recipient in self._test_offsets:
+                slot = self._test_slot(recipient, body.ts)
+                self._slot_logged[recipient] = max(self._slot_logged.get(recipient, slot), slot)
             if restoring or recipient not in self.online:
                 return []
             self.counters.deliveries += 1
@@ -536,22 +560,22 @@ class RelayCore:
         """Tests due at ``now``: each endpoint's at its own phase of the interval.
 
         Spreading the endpoints over the interval keeps a burst of tests (and of
-        their receipts) from landing on top of real traffic all at once.
+        their receipts) from landing on top of real traffic all at once. A slot
+        gets one test, signed when it starts (or at the first tick after); a
+        slot that already has a logged test (another replica's) is skipped, and
+        the first slot of each endpoint is the first to start at or after the
+        first tick, so a relay starting up does not test everyone at once.
         """
-        interval = self.network.link_test_interval_ms
-        if not self._next_test:
-            count = len(self.network.endpoints)
-            self._next_test = {
-                party: now + (position * interval) // count
-                for position, party in enumerate(self.network.endpoints)
-            }
         actions: list[Action] = []
-        for party, due in self._next_test.items():
-            if now < due:
+        for party in self.network.endpoints:
+            slot = self._test_slot(party, now)
+            signed = self._slot_signed.get(party)
+            if signed is None:
+                signed = slot - 1 if self.test_slot_start(party, now) == now else slot
+                self._slot_signed[party] = signed
+            if slot <= max(signed, self._slot_logged.get(party, signed)):
                 continue
-            self._next_test[party] = max(due + interval, now)
-            if self.local_tests_only and party not in self.online:
-                continue
+            self._slot_signed[party] = slot
             self._test_seq = max(self._test_seq + 1, now * 1000)
             body = LinkTestBody(
                 id=make_id(now, self._random(10)),
@@ -565,9 +589,21 @@ class RelayCore:
             token = next(self._tokens)
             self._inflight[token] = _Inflight(envelope, self.network.relay.id, now)
             self._inflight_ids[body.id] = []
-            self.counters.link_tests += 1
             actions.append(Append(encode_envelope_entry(now, envelope.frame), token, now, envelope))
         return actions
+
+    def _test_slot(self, party: str, ts: int) -> int:
+        """The number of ``party``'s link-test slot that ``ts`` falls in."""
+        return (ts - self._test_offsets.get(party, 0)) // self.network.link_test_interval_ms
+
+    def test_slot_start(self, party: str, ts: int) -> int:
+        """When ``party``'s link-test slot holding ``ts`` started (ms): the same on every replica.
+
+        A test signed at ``ts`` (its ``ts``) is that slot's test; the start
+        names the slot whatever the interval, so it makes a deterministic id.
+        """
+        slot = self._test_slot(party, ts)
+        return slot * self.network.link_test_interval_ms + self._test_offsets.get(party, 0)
 
     def _event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
         event = Event(kind, fields)

@@ -11,25 +11,48 @@ How an entry travels:
 1. The core asks for an ``Append``; :meth:`Replica.publish` queues it for the
    stream with a ``Nats-Msg-Id``: the envelope's id (hex) for an envelope, a
    deterministic id for an ``overdue`` event (two replicas that both notice
-   one missed deadline log it once), a replica-unique id for anything else.
+   one missed deadline log it once), the last test's sequence for a link test
+   (below), a replica-unique id for anything else.
 2. Publishing retries on failure with the same id until JetStream
    acknowledges it (a duplicate acknowledgement is fine). Entries of one
    sender are published one at a time, in order: a later entry is never
    stored before an earlier one, so ``seq`` rises in log order per sender
-   even when a node dies mid-publish. Link tests are published with an
-   expected last test sequence, so that two replicas' tests are logged in
-   the order of their signed ``seq`` (a refused test is withdrawn).
-3. Every replica follows the stream in order (an ordered consumer). Each
+   even when a node dies mid-publish.
+3. Link tests: every replica signs a test for every endpoint in each of its
+   slots (slots are aligned to absolute time, so the replicas agree on
+   them), whether the endpoint is connected to it, to another replica or to
+   none, unless it has already followed that slot's test. A test is
+   published with ``Nats-Msg-Id`` ``test-after-<s>``, ``s`` being the stream
+   sequence of the last test this replica knows of (0 for none), and with
+   that expected last test sequence. The id makes the stream a chain: the
+   first test published after ``s`` is stored, any other naming ``s`` is a
+   duplicate, however concurrent (JetStream's expected-sequence check alone
+   lets two concurrent publishes through on a cluster; its id check does
+   not). So a test is logged only right after every test its replica knew
+   of: it is signed above them (a test signed at or below the last one
+   logged is withdrawn unpublished) and its slot has none of them (a
+   replica's own test of a slot is dropped when it follows another test of
+   that slot). Hence the relay's test ``seq`` rises in log order and each
+   slot is logged at most once. A test refused, answered as a duplicate of
+   another test, or not acknowledged in time is withdrawn, and the core
+   signs its slot again at the next tick unless the slot was logged
+   meanwhile: one not acknowledged but stored after all is applied as
+   any other replica's test, and the slot's new test then names a sequence
+   that test already follows, so it is refused: logged and counted once.
+4. Every replica follows the stream in order (an ordered consumer). Each
    message is first appended to the mirror, then applied to the core: if it
    carries the id and the exact bytes of one of this replica's own appends it
    completes that append (``RelayCore.appended``: the accepted receipt, the
    forwards); if it carries the id of an own append with other bytes, another
    replica logged the same envelope first, so it is applied as theirs and the
    own append is answered with the original receipt (``superseded``);
-   otherwise it is another replica's entry (``RelayCore.follow``): deliveries
-   and receipts go to whoever is connected here. So each entry is applied
-   once, in log order, by every replica, and a message reaches its recipient
-   through whichever replica the recipient is connected to.
+   otherwise it is another replica's entry (``RelayCore.follow``): deliveries,
+   receipts and link tests go to whoever is connected here. So each entry is
+   applied once, in log order, by every replica, and a message or a link test
+   reaches its recipient through whichever replica the recipient is connected
+   to. (A link test is recognised as own by its bytes alone, its id naming
+   its predecessor; another replica's test of an own test's slot drops the
+   own one, as ``superseded``.)
 
 Invariants: the mirror holds exactly the stream's first ``size`` messages
 (checked against the stream on open: a mirror longer than the stream, or whose
@@ -195,7 +218,10 @@ class Replica:
 
     def _msg_id(self, append: Append) -> str:
         if append.envelope is not None:
-            return append.envelope.body.id.hex()
+            body = append.envelope.body
+            if isinstance(body, LinkTestBody):
+                return self._slot_key(body)  # the key of _own; its Nats-Msg-Id is chosen later
+            return body.id.hex()
         event = append.event
         if event is not None and event.kind is EntryKind.OVERDUE:
             fields = event.fields
@@ -203,6 +229,10 @@ class Replica:
             ref_hex = ref.hex() if isinstance(ref, bytes) else str(ref)
             return f"overdue-{ref_hex}-{fields.get('recipient')}-{fields.get('stage')}"
         return f"{self.name}-{self._boot}-{next(self._numbers)}"
+
+    def _slot_key(self, body: LinkTestBody) -> str:
+        party = body.to[0]
+        return f"test-{party}-{self.relay.core.test_slot_start(party, body.ts)}"
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
@@ -235,28 +265,41 @@ class Replica:
         """A link test: logged only after the last test this replica knows of, else withdrawn."""
         async with self._test_lock:
             assert own.append.envelope is not None
+            if self._own.get(own.msg_id) is not own:
+                return  # its slot was logged (another replica's test) while it waited
             if own.append.envelope.body.seq <= self._last_test_signed:
                 # Signed before a test another replica logged meanwhile (this one waited
                 # for the lock): logging it now would break the relay's rising seq.
                 self._withdraw_test(own, "a test signed later was logged first")
                 return
+            msg_id = f"test-after-{self._last_test_seq}"
             try:
                 published = await self.client.publish(
-                    own.append.entry, msg_id=own.msg_id, test_after=self._last_test_seq
+                    own.append.entry, msg_id=msg_id, test_after=self._last_test_seq
                 )
+                if published is not None and published.duplicate:
+                    # Another test was logged after the same one first, unless this is
+                    # that test (an acknowledgement lost and retried): the bytes tell.
+                    stored = await self.client.read(published.seq)
+                    if stored.data != own.append.entry:
+                        published = None
             except StoreError as exc:
-                # Maybe stored, maybe not: if it was, the follower completes it.
-                log.warning("link_test_not_confirmed", msg_id=own.msg_id, error=str(exc))
+                # Maybe stored, maybe not: withdrawn either way (see the module docstring).
+                log.warning("link_test_not_confirmed", slot=own.msg_id, msg_id=msg_id,
+                            error=str(exc))
+                self._withdraw_test(own, "not acknowledged in time")
                 return
             if published is None:
                 self._withdraw_test(own, "another replica logged a test first")
                 return
             self._last_test_seq = max(self._last_test_seq, published.seq)
+            self._last_test_signed = max(self._last_test_signed, own.append.envelope.body.seq)
 
     def _withdraw_test(self, own: _Own, reason: str) -> None:
-        self._own.pop(own.msg_id, None)
+        if self._own.get(own.msg_id) is own:
+            del self._own[own.msg_id]
         self.relay.core.withdrawn(own.append.token)
-        log.info("link_test_withdrawn", msg_id=own.msg_id, reason=reason)
+        log.info("link_test_withdrawn", slot=own.msg_id, reason=reason)
 
     # ------------------------------------------------------------------ following
 
@@ -329,9 +372,15 @@ class Replica:
         relay = self.relay
         index = entry.seq - 1
         now = relay.config.clock()
+        own: _Own | None
         if entry.subject == self.settings.test_subject:
             self._last_test_seq = max(self._last_test_seq, entry.seq)
-        own = self._own.pop(entry.msg_id, None)
+            own = next((o for o in self._own.values() if o.test and o.append.entry == entry.data),
+                       None)
+            if own is not None:
+                del self._own[own.msg_id]
+        else:
+            own = self._own.pop(entry.msg_id, None)
         if own is not None and own.append.entry == entry.data:
             append = own.append
             if own.test and append.envelope is not None:
@@ -352,6 +401,8 @@ class Replica:
             relay._account(index, relay_ts, content)
             if isinstance(content, Envelope) and isinstance(content.body, LinkTestBody):
                 self._last_test_signed = max(self._last_test_signed, content.body.seq)
+                # This slot is logged: this replica's own test of it is not to be.
+                own = self._own.pop(self._slot_key(content.body), None)
         relay.perform(actions)
         if own is not None:
             relay.perform(relay.core.superseded(own.append.token))

@@ -184,7 +184,6 @@ class Relay:
                 # Imported here: nats-py is only needed when the log is on a stream.
                 from hotline.relay.replica import Replica  # noqa: PLC0415
 
-                self.core.local_tests_only = True
                 self.replica = Replica(self, config.stream, config.replica_name)
                 await self.replica.open()
         except BaseException:

@@ -19,9 +19,10 @@ from hotline.auditlog.streamconfig import StreamSettings
 from hotline.cluster.natsnodes import LoopbackCluster
 from hotline.endpoint.events import MessageReceived, ReceiptStored, RelayConnected
 from hotline.endpoint.service import EndpointConfig, serve_endpoint
-from hotline.protocol.bodies import LinkTestBody
-from hotline.protocol.envelope import open_envelope
-from hotline.protocol.session import Accepted
+from hotline.protocol.bodies import Body, LinkTestBody, ReceiptBody
+from hotline.protocol.envelope import body_hash, open_envelope
+from hotline.protocol.schema import encode_body
+from hotline.protocol.session import Accepted, Deliver
 from hotline.protocol.vocab import Stage
 from hotline.relay.replica import Replica
 from hotline.relay.server import RunningRelay, start_relay
@@ -216,8 +217,9 @@ def relay_test_seqs(store_entries: list[bytes], net: TestNet) -> list[int]:
 async def applied_until(one: Replica, condition: Callable[[], bool]) -> None:
     """Wait (TIMEOUT) until ``condition`` holds after the replica applies stream entries.
 
-    Replica 2 logs a link test every 200 ms, so replica 1 applies entries, and
-    checks the condition again, several times a second.
+    The replicas log link tests every few tens of ms (a 200 ms interval spread
+    over the endpoints), so replica 1 applies entries, and checks the condition
+    again, several times a second.
     """
     async with asyncio.timeout(TIMEOUT), one._applied:
         await one._applied.wait_for(condition)
@@ -257,4 +259,116 @@ async def test_a_link_test_that_waited_behind_a_later_one_is_withdrawn(
         await applied_until(one, lambda: queued_tests() == 0)
         seqs = relay_test_seqs(store.read_range(0, store.size), quick)
     assert len(seqs) >= 3
+    assert seqs == sorted(set(seqs)), "the relay's link-test seq fell in log order"
+
+
+def logged_bodies(store_entries: list[bytes], net: TestNet) -> list[Body]:
+    """The body of every envelope in the log, in log order."""
+    bodies = []
+    for data in store_entries:
+        frame = decode_entry(data).envelope
+        if frame is not None:
+            bodies.append(open_envelope(frame, net.network).body)
+    return bodies
+
+
+def link_tests_to(bodies: list[Body], party: str) -> list[LinkTestBody]:
+    return [b for b in bodies if isinstance(b, LinkTestBody) and b.to == (party,)]
+
+
+def answered(bodies: list[Body]) -> set[bytes]:
+    """The ids of the link tests (or messages) a delivered receipt in the log answers."""
+    return {b.ref for b in bodies if isinstance(b, ReceiptBody) and b.stage is Stage.DELIVERED}
+
+
+async def test_an_endpoint_on_no_replica_gets_one_logged_link_test_per_interval(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """LV, connected to neither replica, is tested once a slot, unanswered: its outage shows."""
+    quick = TestNet(replace(net.network, link_test_interval_ms=200), net.keys)
+    async with (
+        replica(quick, tmp_path / "r1", settings, "r1") as r1,
+        replica(quick, tmp_path / "r2", settings, "r2"),
+    ):
+        one = r1.relay.replica
+        assert one is not None
+        assert r1.relay.log is not None
+        store = r1.relay.log.store
+        core = r1.relay.core
+
+        def lv_tests() -> list[LinkTestBody]:
+            return link_tests_to(logged_bodies(store.read_range(0, store.size), quick), "LV")
+
+        await applied_until(one, lambda: len(lv_tests()) >= 15)
+        entries = store.read_range(0, store.size)
+    bodies = logged_bodies(entries, quick)
+    tests = link_tests_to(bodies, "LV")
+    slots = [core.test_slot_start("LV", test.ts) for test in tests]
+    assert len(set(slots)) == len(slots), "two link tests logged for one slot"
+    span = (slots[-1] - slots[0]) // 200 + 1
+    assert len(slots) >= span - 2, f"{span} slots, only {len(slots)} tested"
+    assert not {test.id for test in tests} & answered(bodies)
+    seqs = relay_test_seqs(entries, quick)
+    assert seqs == sorted(set(seqs)), "the relay's link-test seq fell in log order"
+
+
+async def test_a_link_test_reaches_its_endpoint_through_its_replica_and_is_answered(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """LT on replica 2 gets each slot's one logged test, whoever logged it, and answers it."""
+    quick = TestNet(replace(net.network, link_test_interval_ms=200), net.keys)
+    lt = Author("LT")
+    received: list[LinkTestBody] = []
+    async with (
+        replica(quick, tmp_path / "r1", settings, "r1") as r1,
+        replica(quick, tmp_path / "r2", settings, "r2") as r2,
+        RawClient(quick, "LT", r2.ws_url) as lt_client,
+    ):
+        one = r1.relay.replica
+        assert one is not None
+        assert r1.relay.log is not None
+        store = r1.relay.log.store
+        core = r1.relay.core
+
+        async def answer() -> None:
+            while True:
+                deliver = await lt_client.next(Deliver)
+                assert isinstance(deliver, Deliver)
+                body = open_envelope(deliver.frame, quick.network).body
+                if not isinstance(body, LinkTestBody):
+                    continue
+                received.append(body)
+                receipt = ReceiptBody(
+                    **lt.header(),  # type: ignore[arg-type]
+                    kid=b"\x00" * 8, ref=body.id, hash=body_hash(encode_body(body)),
+                    stage=Stage.DELIVERED,
+                )
+                await lt_client.send(lt_client.seal(receipt))
+
+        answering = asyncio.create_task(answer())
+        try:
+            def answered_tests() -> int:
+                bodies = logged_bodies(store.read_range(0, store.size), quick)
+                return len({t.id for t in link_tests_to(bodies, "LT")} & answered(bodies))
+
+            await applied_until(one, lambda: answered_tests() >= 10)
+        finally:
+            answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await answering
+        entries = store.read_range(0, store.size)
+        assert r2.relay.replica is not None
+    bodies = logged_bodies(entries, quick)
+    tests = link_tests_to(bodies, "LT")
+    slots = [core.test_slot_start("LT", test.ts) for test in tests]
+    assert len(set(slots)) == len(slots), "two link tests logged for one slot"
+    logged_ids = [test.id for test in tests]
+    assert received, "no link test reached LT"
+    first = logged_ids.index(received[0].id)
+    assert [body.id for body in received] == logged_ids[first:first + len(received)], (
+        "LT got a test that was not logged, or missed a logged one, or got one twice"
+    )
+    assert len(received) >= 10
+    assert {body.id for body in received} <= answered(bodies) | {received[-1].id}
+    seqs = relay_test_seqs(entries, quick)
     assert seqs == sorted(set(seqs)), "the relay's link-test seq fell in log order"
