@@ -45,17 +45,14 @@ from typing import Final
 from aiohttp import web
 
 from hotline.cap import MAX_CAP_BYTES, CapInput, body_to_cap, cap_sender, cap_to_body_json
-from hotline.endpoint.errors import PayloadTooLarge, RequestRefused, UnsupportedMediaType
+from hotline.endpoint.errors import PayloadTooLarge
+from hotline.endpoint.feedconfig import Feed
 from hotline.endpoint.feeds import (
-    FEEDS,
     Draft,
     FeedService,
+    Posted,
     error_response,
-    idempotency_key,
-    log_posted,
-    log_refusal,
-    read_body,
-    refusal_response,
+    handle_post,
 )
 from hotline.endpoint.journal import Journal
 from hotline.endpoint.records import StoredMessage
@@ -107,37 +104,25 @@ async def _cap_plan(service: FeedService, cap: CapInput) -> Draft:
 
 
 async def post_cap(request: web.Request) -> web.Response:
-    service = request.app[FEEDS]
-    feed_name = ""
-    try:
-        feed = service.authenticate(request.headers.get("Authorization"))
-        feed_name = feed.name
-        key = idempotency_key(request)
-        if request.content_type not in CAP_MEDIA_TYPES:
-            raise UnsupportedMediaType(
-                "a CAP alert is posted as application/xml or application/cap+xml, not "
-                f"{request.content_type or 'no Content-Type'}"
-            )
-        raw = await read_body(request, MAX_CAP_BYTES)
-        if raw is None:
-            raise PayloadTooLarge(f"the CAP document is larger than {MAX_CAP_BYTES} bytes")
-        now = service.endpoint.config.clock()
+    async def submit(service: FeedService, feed: Feed, key: str | None, raw: bytes) -> Posted:
         try:
-            cap = cap_to_body_json(raw, now_ms=now, default_to=feed.to_json())
+            cap = cap_to_body_json(raw, now_ms=service.endpoint.config.clock(),
+                                   default_to=feed.to_json())
         except Rejected as exc:
             if exc.reject_code is RejectCode.TOO_LARGE:
                 raise PayloadTooLarge(exc.detail) from None
             raise
-        posted = await service.submit(
+        return await service.submit(
             feed, route="cap", key=key or _identity_key(cap),
             request_hash=hashlib.sha256(b"cap\x00" + raw).digest(),
             plan=lambda _now: _cap_plan(service, cap),
         )
-    except (RequestRefused, Rejected) as exc:
-        log_refusal(service, "cap", feed_name, exc)
-        return refusal_response(exc)
-    log_posted(service, "cap", feed_name, posted)
-    return posted.response()
+
+    return await handle_post(
+        request, route="cap", media_types=CAP_MEDIA_TYPES,
+        what="a CAP alert is posted as application/xml or application/cap+xml",
+        limit=MAX_CAP_BYTES, submit=submit,
+    )
 
 
 # ----------------------------------------------------------------------------- export

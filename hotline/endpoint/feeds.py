@@ -21,7 +21,8 @@ as ``{"error", "field", "detail"}``:
 2. ``400 bad_header`` (field ``idempotency-key``): a malformed key;
    ``415 unsupported_media_type`` (field ``content-type``): a body that is not
    ``application/json``;
-3. ``400 bad_json``: over 64 KiB, nested deeper than 8 levels, not JSON, a
+3. ``413 too_large`` (field ``alert``): over 64 KiB, refused before it is
+   parsed; ``400 bad_json``: nested deeper than 8 levels, not JSON, a
    repeated key, ``NaN`` or ``Infinity``;
 4. ``422 schema`` with the field's path (``t``, ``incident``, ``ref`` are
    the endpoint's to choose; ``track_id`` must be short text);
@@ -73,6 +74,7 @@ from hotline.endpoint.errors import (
     BadJson,
     IdempotencyConflict,
     NotAuthenticated,
+    PayloadTooLarge,
     RateLimited,
     RequestRefused,
     UnsupportedMediaType,
@@ -97,6 +99,7 @@ __all__ = [
     "PostedMessage",
     "add_feed_routes",
     "error_response",
+    "handle_post",
     "idempotency_key",
     "log_posted",
     "log_refusal",
@@ -459,33 +462,54 @@ async def _alert_plan(service: FeedService, alert: Alert, now_ms: int) -> Draft:
     return Draft(draft_of(alert, head, head.incident), BodyType.UPDATE, head.incident, track)
 
 
-async def post_alert(request: web.Request) -> web.Response:
+Submit = Callable[["FeedService", Feed, str | None, bytes], Awaitable["Posted"]]
+
+
+async def handle_post(
+    request: web.Request, *, route: str, media_types: frozenset[str],
+    what: str, limit: int, submit: Submit,
+) -> web.Response:
+    """One feed post, in the documented order: token, Idempotency-Key, media type, size.
+
+    ``what`` names the body in the media-type refusal ("an alert is posted as
+    application/json"); ``submit`` parses the body and hands it to the feed
+    service. Every refusal is logged and answered as ``{error, field, detail}``.
+    """
     service = request.app[FEEDS]
     feed_name = ""
     try:
         feed = service.authenticate(request.headers.get("Authorization"))
         feed_name = feed.name
         key = idempotency_key(request)
-        if request.content_type not in JSON_MEDIA_TYPES:
+        if request.content_type not in media_types:
             raise UnsupportedMediaType(
-                "an alert is posted as application/json, not "
-                f"{request.content_type or 'no Content-Type'}"
+                f"{what}, not {request.content_type or 'no Content-Type'}"
             )
-        raw = await read_body(request, MAX_ALERT_BYTES)
+        raw = await read_body(request, limit)
         if raw is None:
-            raise BadJson(f"the alert is larger than {MAX_ALERT_BYTES} bytes")
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        posted = await submit(service, feed, key, raw)
+    except (RequestRefused, Rejected) as exc:
+        log_refusal(service, route, feed_name, exc)
+        return refusal_response(exc)
+    log_posted(service, route, feed_name, posted)
+    return posted.response()
+
+
+async def post_alert(request: web.Request) -> web.Response:
+    async def submit(service: FeedService, feed: Feed, key: str | None, raw: bytes) -> Posted:
         data = parse_json(raw)
         alert = read_alert(data, feed)
-        posted = await service.submit(
+        return await service.submit(
             feed, route="alerts", key=key,
             request_hash=_request_hash("alerts", _canonical_json(data)),
             plan=lambda now: _alert_plan(service, alert, now),
         )
-    except (RequestRefused, Rejected) as exc:
-        log_refusal(service, "alerts", feed_name, exc)
-        return refusal_response(exc)
-    log_posted(service, "alerts", feed_name, posted)
-    return posted.response()
+
+    return await handle_post(
+        request, route="alerts", media_types=JSON_MEDIA_TYPES,
+        what="an alert is posted as application/json", limit=MAX_ALERT_BYTES, submit=submit,
+    )
 
 
 def log_refusal(

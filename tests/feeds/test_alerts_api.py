@@ -104,11 +104,11 @@ async def test_malformed_json_is_400_bad_json(lt: Lt) -> None:
     assert reply.json["field"] == ""
 
 
-async def test_a_body_over_64_kib_is_400_bad_json(lt: Lt) -> None:
-    """An alert longer than 64 KiB is refused with 400 bad_json before it is parsed."""
+async def test_a_body_over_64_kib_is_413_too_large(lt: Lt) -> None:
+    """An alert longer than 64 KiB is refused with 413 too_large before it is parsed, as CAP is."""
     reply = await lt.feed.alert(alert_json(text="x" * 70_000, lang="en"))
-    assert reply.status == 400
-    assert reply.json["error"] == "bad_json"
+    assert reply.status == 413
+    assert (reply.json["error"], reply.json["field"]) == ("too_large", "alert")
     assert "65536" in reply.json["detail"]
 
 
