@@ -7,9 +7,11 @@ Rules:
   the relay's ``accepted`` receipt reached us (our clock, so no skew enters).
 - As a recipient, our own operator owes an acknowledgement within the
   ``acknowledged`` deadline, counted from when the message reached us.
-- A stage reached (or passed: an ``acknowledged`` receipt implies delivery, a
-  ``rejected`` one ends both) is never reported; a late one is reported exactly
-  once, also across restarts (the keys already fired come back from the journal).
+- A stage settled is never reported: what a receipt settles is the lifecycle
+  table's (:func:`hotline.protocol.lifecycle.settles`: an ``acknowledged``
+  receipt implies delivery, a ``rejected`` one ends both); a late one is reported
+  exactly once, also across restarts (the keys already fired come back from the
+  journal).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from hotline.endpoint.events import Overdue, Role
 from hotline.endpoint.state import OverdueKey
 from hotline.network import Deadline
+from hotline.protocol.lifecycle import settles
 from hotline.protocol.vocab import Precedence, Stage
 
 __all__ = ["DeadlineTracker"]
@@ -74,13 +77,8 @@ class DeadlineTracker:
         )
 
     def reached(self, ref: bytes, party: str, stage: Stage) -> None:
-        """``party`` reached ``stage`` for ``ref``: the stages it implies are met."""
-        stages = {
-            Stage.DELIVERED: (Stage.DELIVERED,),
-            Stage.ACKNOWLEDGED: (Stage.DELIVERED, Stage.ACKNOWLEDGED),
-            Stage.REJECTED: (Stage.DELIVERED, Stage.ACKNOWLEDGED),
-        }[stage]
-        for met in stages:
+        """``party`` reached ``stage`` for ``ref``: the stages it settles are met."""
+        for met in settles(stage):
             self._done.add(OverdueKey(ref, party, met))
 
     def due(self, now_ms: int) -> list[Overdue]:

@@ -13,9 +13,14 @@ Invariants:
   names only if that message came earlier; receipts for unknown ids, from
   parties that were not recipients, or for a link test sent to someone else
   are ignored, as are ``accepted`` bodies (the relay does not log them).
-- **Each message counts once per stage per recipient.** The first
-  ``delivered``, ``acknowledged`` and ``rejected`` receipt from a recipient is
-  the one measured; repeats (after a redelivery) change nothing.
+- **Each message counts once per stage per recipient.** A recipient's receipts
+  move it through the lifecycle table (:mod:`hotline.protocol.lifecycle`); a
+  stage is counted, and timed, by the receipt that first reaches it. An
+  ``acknowledged`` receipt that comes first reaches ``delivered`` too: it counts
+  as delivered, times the delivery latency (an upper bound) and adds no
+  acknowledgement-latency sample (there is no separate delivery to measure from).
+  Repeats (after a redelivery), a ``delivered`` receipt after the acknowledgement
+  and a receipt that contradicts a final one change nothing.
 - **Offsets are applied late.** End-to-end samples are kept raw (the
   recipient's clock minus the origin's) and corrected by the clock offsets
   current when the figures are asked for, so a live snapshot and a report
@@ -25,7 +30,7 @@ Invariants:
   once "now" is past its timeout; a younger unanswered test counts neither way.
 
 Memory: per-message state lives while some recipient still owes a final
-answer (``rejected``, or both ``delivered`` and ``acknowledged``); a message a
+answer (``rejected`` or ``acknowledged``); a message a
 recipient never answers is kept for as long as the accumulator lives, since a
 stored-and-forwarded receipt may come hours later. The ids of the last
 :data:`RECENTLY_FINISHED` finished messages are remembered with their origin,
@@ -57,6 +62,7 @@ from hotline.protocol.bodies import (
     WarningBody,
 )
 from hotline.protocol.envelope import Envelope, open_envelope
+from hotline.protocol.lifecycle import RecipientState, Step, advance, finished, implies, reached
 from hotline.protocol.vocab import BodyType, Stage, Status
 
 __all__ = ["RECENTLY_FINISHED", "ROUTED_TYPES", "LinkFigures"]
@@ -110,17 +116,10 @@ class _Test:
 
 @dataclass(slots=True)
 class _Answers:
-    """What one recipient has answered to one message so far (relay_ts of each receipt)."""
+    """Where one recipient stands with one message, and when it reached ``delivered``."""
 
-    delivered_at: int | None = None
-    acknowledged_at: int | None = None
-    rejected: bool = False
-
-    @property
-    def finished(self) -> bool:
-        return self.rejected or (
-            self.delivered_at is not None and self.acknowledged_at is not None
-        )
+    state: RecipientState = RecipientState.ACCEPTED
+    delivered_at: int | None = None  # relay_ts of the receipt that reached it
 
 
 @dataclass(slots=True)
@@ -286,26 +285,24 @@ class LinkFigures:
         if answers is None:
             return
         link = self._link(message.origin, receipt.sender)
-        if receipt.stage is Stage.DELIVERED and answers.delivered_at is None:
+        before, answers.state = answers.state, advance(answers.state, Step.of(receipt.stage))
+        new = reached(before, answers.state)
+        if Stage.DELIVERED in new:
             answers.delivered_at = relay_ts
             link.delivered += 1
             link.delivery_ms.append(relay_ts - message.relay_ts)
             link.raw_e2e_ms.append(receipt.ts - message.ts)
             if message.crossing_at is not None:
                 link.lead_delivered_s.append((message.crossing_at - relay_ts) / 1000)
-            if answers.acknowledged_at is not None:
-                link.ack_ms.append(answers.acknowledged_at - relay_ts)
-        elif receipt.stage is Stage.ACKNOWLEDGED and answers.acknowledged_at is None:
-            answers.acknowledged_at = relay_ts
+        if Stage.ACKNOWLEDGED in new:
             link.acknowledged += 1
             if message.crossing_at is not None:
                 link.lead_s.append((message.crossing_at - relay_ts) / 1000)
-            if answers.delivered_at is not None:
+            if Stage.DELIVERED not in new and answers.delivered_at is not None:
                 link.ack_ms.append(relay_ts - answers.delivered_at)
-        elif receipt.stage is Stage.REJECTED and not answers.rejected:
-            answers.rejected = True
+        if Stage.REJECTED in new:
             link.rejected += 1
-        if answers.finished:
+        if finished(answers.state):
             del message.waiting[receipt.sender]
             if not message.waiting:
                 self._finish(receipt.ref, message.origin)
@@ -318,7 +315,11 @@ class LinkFigures:
 
     def _answer_test(self, relay_ts: int, receipt: ReceiptBody) -> None:
         test = self._tests.get(receipt.ref)
-        if test is None or receipt.sender != test.recipient or receipt.stage is not Stage.DELIVERED:
+        if (
+            test is None
+            or receipt.sender != test.recipient
+            or Stage.DELIVERED not in implies(receipt.stage)
+        ):
             return
         del self._tests[receipt.ref]
         hop = self._hop(test.recipient)

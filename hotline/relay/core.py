@@ -63,6 +63,7 @@ from hotline.protocol.bodies import (
 from hotline.protocol.envelope import Envelope, open_envelope, read_envelope, seal, sealed
 from hotline.protocol.ids import make_id
 from hotline.protocol.keys import SigningKey
+from hotline.protocol.lifecycle import OWES, RecipientState, Step, advance, finished, owes
 from hotline.protocol.session import (
     Accepted,
     Deliver,
@@ -136,8 +137,7 @@ class _Message:
     frame: bytes
     body: Body
     rank: int
-    waiting_delivery: set[str]
-    waiting_ack: set[str]
+    states: dict[str, RecipientState]  # each recipient's (see hotline.protocol.lifecycle)
     delivered_at: dict[str, int] = field(default_factory=dict)
     overdue_sent: set[tuple[str, str]] = field(default_factory=set)
 
@@ -149,6 +149,11 @@ class _Pending:
     message: _Message
     last_sent: int = -1
     attempts: int = 0
+
+
+def _send_order(pending: _Pending) -> tuple[int, int]:
+    """Most urgent precedence first, then log order (rule 2)."""
+    return (pending.message.rank, pending.message.index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +415,7 @@ class RelayCore:
             recipients = recipients_of(self.network, body.sender, body.to)
             message = _Message(
                 index, relay_ts, body.sender, envelope.frame, body, body.precedence.rank,
-                set(recipients), set(recipients),
+                dict.fromkeys(recipients, RecipientState.ACCEPTED),
             )
             self._messages[body.id] = message
             actions: list[Action] = []
@@ -423,7 +428,7 @@ class RelayCore:
             recipient = body.to[0]
             message = _Message(
                 index, relay_ts, body.sender, envelope.frame, body, _TEST_RANK,
-                {recipient}, set(),
+                {recipient: RecipientState.ACCEPTED},
             )
             self._messages[body.id] = message
             self._test_seq = max(self._test_seq, body.seq)
@@ -450,18 +455,18 @@ class RelayCore:
             if restoring or origin not in self.online:
                 return []
             return [Send(origin, encode_control(Deliver(index, envelope.frame)))]
-        if body.stage in (Stage.DELIVERED, Stage.REJECTED):
-            message.waiting_delivery.discard(body.sender)
-            message.delivered_at.setdefault(body.sender, relay_ts)
-            self._queues.get(body.sender, {}).pop(body.ref, None)
-        if body.stage in (Stage.ACKNOWLEDGED, Stage.REJECTED):
-            message.waiting_ack.discard(body.sender)
+        state = message.states.get(body.sender)
+        if state is not None and not isinstance(message.body, LinkTestBody):
+            state = message.states[body.sender] = advance(state, Step.of(body.stage))
+            if not owes(state, Stage.DELIVERED):
+                message.delivered_at.setdefault(body.sender, relay_ts)
+                self._queues.get(body.sender, {}).pop(body.ref, None)
         if isinstance(message.body, LinkTestBody):
             self._messages.pop(body.ref, None)  # answered: nothing more is owed for a test
             return []
         origin = message.sender
         self._receipts_for[origin].append((index, envelope.frame))
-        if not message.waiting_delivery and not message.waiting_ack:
+        if all(finished(state) for state in message.states.values()):
             self._messages.pop(body.ref, None)
         if restoring or origin not in self.online:
             return []
@@ -484,9 +489,7 @@ class RelayCore:
             or now - p.last_sent >= self.network.limits.retry_interval_ms
         ]
         actions: list[Action] = []
-        for pending in heapq.nsmallest(
-            len(due), due, key=lambda p: (p.message.rank, p.message.index)
-        ):
+        for pending in heapq.nsmallest(len(due), due, key=_send_order):
             pending.attempts += 1
             self.notes.append(Note(
                 "message_forwarded" if pending.attempts == 1 else "message_redelivered",
@@ -529,12 +532,13 @@ class RelayCore:
                 continue
             assert isinstance(message.body, WarningBody | CancelBody | TextBody)
             deadline = self.network.deadlines[message.body.precedence]
-            for recipient in sorted(message.waiting_delivery):
-                due = message.relay_ts + deadline.delivered_ms
-                actions.extend(self._overdue(message, recipient, Stage.DELIVERED, due, now))
-            for recipient in sorted(message.waiting_ack):
-                due = message.relay_ts + deadline.acknowledged_ms
-                actions.extend(self._overdue(message, recipient, Stage.ACKNOWLEDGED, due, now))
+            for stage, due in (
+                (Stage.DELIVERED, message.relay_ts + deadline.delivered_ms),
+                (Stage.ACKNOWLEDGED, message.relay_ts + deadline.acknowledged_ms),
+            ):
+                for recipient in sorted(message.states):
+                    if owes(message.states[recipient], stage):
+                        actions.extend(self._overdue(message, recipient, stage, due, now))
         return actions
 
     def _overdue(
@@ -618,3 +622,29 @@ class RelayCore:
 
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
+
+    def owed(self, message_id: bytes) -> dict[str, frozenset[Stage]]:
+        """What each recipient still owes for a logged message or link test (by id).
+
+        Empty once nothing is owed (or the id was never logged, or the test was
+        forgotten): the relay then holds nothing more for it.
+        """
+        message = self._messages.get(message_id)
+        if message is None:
+            return {}
+        if isinstance(message.body, LinkTestBody):
+            return {party: frozenset({Stage.DELIVERED}) for party in message.states}
+        return {
+            party: OWES[state] for party, state in message.states.items() if OWES[state]
+        }
+
+    def state_of(self, message_id: bytes, party: str) -> RecipientState | None:
+        """Where ``party`` stands with a logged message the relay still holds, or None."""
+        message = self._messages.get(message_id)
+        return None if message is None else message.states.get(party)
+
+    def queued_for(self, party: str) -> tuple[bytes, ...]:
+        """The ids of the messages owed to ``party``, in the order they will be sent."""
+        queue = self._queues.get(party, {})
+        ordered = sorted(queue.values(), key=_send_order)
+        return tuple(pending.message.body.id for pending in ordered)
