@@ -89,6 +89,7 @@ from hotline.protocol.bodies import (
 from hotline.protocol.envelope import Envelope, body_hash, open_envelope, seal_bytes
 from hotline.protocol.ids import format_id
 from hotline.protocol.keys import SigningKey
+from hotline.protocol.lifecycle import RecipientState, Step, advance, legal
 from hotline.protocol.schema import encode_body, unpack_map
 from hotline.protocol.session import (
     Accepted,
@@ -297,6 +298,13 @@ class EndpointCore:
             )
         if body.hash != sent.body_hash:
             raise Rejected(RejectCode.SCHEMA, "is not the SHA-256 of the message we sent", "hash")
+        before = sent.state_of(body.sender)
+        if not legal(before, Step.of(body.stage)):
+            raise Rejected(
+                RejectCode.SCHEMA,
+                f"contradicts {body.sender}'s earlier {before} receipt for this message",
+                "stage",
+            )
         self.since = max(self.since, index)
         self._sent[body.ref] = replace(sent, reached=sent.reached | {(body.sender, body.stage)})
         self.deadlines.reached(body.ref, body.sender, body.stage)
@@ -308,6 +316,7 @@ class EndpointCore:
             their_ts=body.ts,
             received_ms=now_ms,
             index=index,
+            state=advance(before, Step.of(body.stage)),
             action=body.action,
             note=body.note,
             reason=body.reason,
@@ -333,10 +342,12 @@ class EndpointCore:
             return self._refuse(frame, -1, exc, now_ms)
         del self._pending[body.ref]
         sent = self._sent.get(body.ref)
+        states: tuple[tuple[str, RecipientState], ...] = ()
         if sent is not None and sent.accepted_ms is None:
-            self._sent[body.ref] = replace(sent, accepted_ms=now_ms)
+            sent = self._sent[body.ref] = replace(sent, accepted_ms=now_ms)
             self.deadlines.watch_sent(body.ref, sent.recipients, sent.precedence, now_ms)
-        accepted = MessageAccepted(body.ref, body.index, body.ts, now_ms, pending.receipt)
+            states = tuple((party, sent.state_of(party)) for party in sent.recipients)
+        accepted = MessageAccepted(body.ref, body.index, body.ts, now_ms, pending.receipt, states)
         return Output(events=(accepted,))
 
     def _rejected(self, notice: RejectedNotice, now_ms: int) -> Output:

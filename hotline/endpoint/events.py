@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hotline.protocol.bodies import ReceiptBody, RoutedBody
+from hotline.protocol.lifecycle import RecipientState
 from hotline.protocol.vocab import Action, Precedence, Stage
 
 __all__ = [
@@ -100,7 +101,7 @@ class DuplicateIgnored:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptStored:
-    """A recipient's signed receipt for one of our messages."""
+    """A recipient's signed receipt for one of our messages, and its ``state`` after it."""
 
     alarm: ClassVar[bool] = False
     ref: bytes
@@ -110,6 +111,7 @@ class ReceiptStored:
     their_ts: int
     received_ms: int
     index: int
+    state: RecipientState
     action: Action | None = None
     note: str | None = None
     reason: str | None = None
@@ -125,6 +127,7 @@ class MessageAccepted:
     accepted_ts: int  # the relay's clock, from its signed receipt
     received_ms: int  # our clock, when its receipt arrived
     receipt: bool
+    states: tuple[tuple[str, RecipientState], ...] = ()  # each recipient's, now it is logged
 
 
 @dataclass(frozen=True, slots=True)

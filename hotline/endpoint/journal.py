@@ -84,6 +84,7 @@ from hotline.errors import UsageError
 from hotline.protocol.bodies import ALL_RECIPIENTS
 from hotline.protocol.ids import format_id
 from hotline.protocol.jsonview import body_to_json
+from hotline.protocol.lifecycle import implies
 from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
 
 __all__ = ["JOURNAL_FILE", "Journal"]
@@ -384,7 +385,7 @@ class Journal:
                  receipt.stage.value, int(event.link_test)),
             )
             self._set_state("next_seq", receipt.seq + 1)
-            if receipt.stage is Stage.DELIVERED and not event.link_test:
+            if Stage.DELIVERED in implies(receipt.stage) and not event.link_test:
                 db.execute(
                     "UPDATE inbox SET delivered_ms = ? WHERE id = ? AND delivered_ms IS NULL",
                     (event.created_ms, receipt.ref),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hotline.protocol.lifecycle import RecipientState, state_of
 from hotline.protocol.vocab import Precedence, Stage
 
 __all__ = [
@@ -44,6 +45,11 @@ class SentMessage:
     accepted_ms: int | None  # our clock when the relay's accepted receipt arrived
     rejected: bool
     reached: frozenset[tuple[str, Stage]] = frozenset()
+
+    def state_of(self, party: str) -> RecipientState:
+        """Where ``party`` stands with this message (:mod:`hotline.protocol.lifecycle`)."""
+        stages = (stage for who, stage in self.reached if who == party)
+        return state_of(stages, logged=self.accepted_ms is not None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from hotline.endpoint.records import (
 )
 from hotline.protocol.ids import format_id
 from hotline.protocol.jsonview import body_to_json
+from hotline.protocol.lifecycle import RecipientState, Step, state_after
 from hotline.protocol.vocab import Stage
 
 __all__ = [
@@ -100,8 +101,14 @@ def _stage_json(stage: StageTime | None) -> JsonObject | None:
     return out
 
 
+def recipient_state(item: OutboxItem, party: str) -> RecipientState:
+    """Where ``party`` stands with our message: its receipts, in the order they reached us."""
+    start = RecipientState.QUEUED if item.accepted_index is None else RecipientState.ACCEPTED
+    return state_after((Step.of(s.stage) for s in item.stages if s.party == party), start)
+
+
 def outbox_json(item: OutboxItem) -> JsonObject:
-    """A message we sent, with the relay's answer and each recipient's stages."""
+    """A message we sent, with the relay's answer and each recipient's stages and state."""
     accepted = (
         None
         if item.accepted_index is None
@@ -133,7 +140,10 @@ def outbox_json(item: OutboxItem) -> JsonObject:
         "accepted": accepted,
         "rejected": rejected,
         "recipients": {
-            party: {stage.value: _stage_json(item.stage(party, stage)) for stage in Stage}
+            party: {
+                **{stage.value: _stage_json(item.stage(party, stage)) for stage in Stage},
+                "state": recipient_state(item, party).value,
+            }
             for party in item.recipients
         },
     }
@@ -184,7 +194,8 @@ def _payload(event: Event) -> JsonObject:
         return {"id": format_id(event.body.id), "t": event.body.type.value,
                 "to": list(event.recipients), "precedence": event.body.precedence.value,
                 "status": event.body.status.value, "created_ms": event.created_ms,
-                "body": body_to_json(event.body)}
+                "body": body_to_json(event.body),
+                "states": dict.fromkeys(event.recipients, RecipientState.QUEUED.value)}
     if isinstance(event, ReceiptQueued):
         return {"id": format_id(event.body.id), "ref": format_id(event.body.ref),
                 "stage": event.body.stage.value, "created_ms": event.created_ms,
@@ -203,10 +214,11 @@ def _payload(event: Event) -> JsonObject:
                 "receipt_id": format_id(event.receipt_id), "ts": event.their_ts,
                 "received_ms": event.received_ms, "index": event.index,
                 "action": None if event.action is None else event.action.value,
-                "note": event.note, "reason": event.reason}
+                "note": event.note, "reason": event.reason, "state": event.state.value}
     if isinstance(event, MessageAccepted):
         return {"id": format_id(event.id), "index": event.index, "ts": event.accepted_ts,
-                "received_ms": event.received_ms, "receipt": event.receipt}
+                "received_ms": event.received_ms, "receipt": event.receipt,
+                "states": {party: state.value for party, state in event.states}}
     if isinstance(event, MessageRejected):
         return {"id": _id(event.id or None), "code": event.code, "sentence": event.sentence,
                 "path": event.path, "received_ms": event.received_ms, "receipt": event.receipt}

@@ -66,6 +66,7 @@ __all__ = [
     "reached",
     "settles",
     "state_after",
+    "state_of",
 ]
 
 
@@ -149,6 +150,17 @@ def state_after(
     for step in steps:
         state = advance(state, step)
     return state
+
+
+def state_of(stages: Iterable[Stage], *, logged: bool) -> RecipientState:
+    """The state of a recipient known by the set of stages its receipts took.
+
+    Every legal order of the same receipts ends in the same state, so the set is
+    enough once illegal receipts are kept out (as the sender's endpoint does).
+    """
+    start = RecipientState.ACCEPTED if logged else RecipientState.QUEUED
+    taken = frozenset(stages)
+    return state_after((Step.of(stage) for stage in Stage if stage in taken), start)
 
 
 def owes(state: RecipientState, stage: Stage) -> bool:

@@ -100,7 +100,7 @@ async def test_posting_a_warning_is_accepted_for_sending(api: Api) -> None:
     assert item["id"] == message_id
     assert item["accepted"] is None
     assert item["recipients"] == {"BY": {"delivered": None, "acknowledged": None,
-                                         "rejected": None}}
+                                         "rejected": None, "state": "queued"}}
     sent = item["body"]
     assert sent["from"] == "LT"
     assert sent["incident"]

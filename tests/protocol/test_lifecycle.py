@@ -21,6 +21,7 @@ from hotline.protocol.lifecycle import (
     reached,
     settles,
     state_after,
+    state_of,
 )
 from hotline.protocol.vocab import Stage
 
@@ -109,3 +110,15 @@ def test_owed_stages_never_come_back(steps: list[Step]) -> None:
 def test_delivered_and_acknowledged_in_any_order_end_acknowledged(steps: list[Step]) -> None:
     """Receipts reordered in transit still leave the recipient acknowledged, owing nothing."""
     assert state_after(steps, S.ACCEPTED) is S.ACKNOWLEDGED
+
+
+@given(st.lists(st.sampled_from(list(Stage)), max_size=8))
+def test_the_set_of_legal_receipts_decides_the_state(stages: list[Stage]) -> None:
+    """Receipts kept only when legal give the same state in any order as their set does."""
+    state, kept = S.ACCEPTED, []
+    for stage in stages:
+        if legal(state, Step.of(stage)):
+            state = advance(state, Step.of(stage))
+            kept.append(stage)
+    assert state_of(kept, logged=True) is state
+    assert state_of(reversed(kept), logged=True) is state

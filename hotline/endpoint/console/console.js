@@ -573,11 +573,7 @@
     const r = (item.recipients && item.recipients[party]) || {};
     const created = item.created_ms;
     const accepted = item.accepted;
-    let reached = "queued";
-    if (accepted) reached = "accepted";
-    if (r.delivered) reached = "delivered";
-    if (r.acknowledged) reached = "acknowledged";
-    if (r.rejected) reached = "rejected";
+    const reached = r.state || "queued"; // the endpoint's lifecycle state, never derived here
 
     const acceptedCell = accepted
       ? stageCell("accepted", accepted.received_ms, created)
@@ -586,12 +582,13 @@
         item.rejected ? "rejected" : "");
 
     let deliveredCell;
-    if (r.rejected) {
+    if (reached === "rejected") {
       deliveredCell = stageCell("delivered", r.rejected.received_ms, created,
         [" ", h("strong", { code: "stage:rejected" }), r.rejected.reason ? ` — ${r.rejected.reason}` : ""],
         "rejected");
-    } else if (r.delivered) {
-      deliveredCell = stageCell("delivered", r.delivered.received_ms, created);
+    } else if (r.delivered || reached === "acknowledged") {
+      deliveredCell = stageCell("delivered", r.delivered ? r.delivered.received_ms : null, created,
+        [], "reached");
     } else {
       const late = S.overdueOut.has(`${item.id}|${party}|delivered`);
       deliveredCell = stageCell("delivered", null, created,
@@ -609,7 +606,7 @@
       }
       ackCell = stageCell("acknowledged", a.received_ms, created, extra);
       if (a.action) ackCell.dataset.action = a.action;
-    } else if (r.rejected) {
+    } else if (reached === "rejected") {
       ackCell = stageCell("acknowledged", null, created, ["—"]);
     } else {
       const late = S.overdueOut.has(`${item.id}|${party}|acknowledged`);
@@ -688,7 +685,9 @@
 
   function outboxItemFromQueued(ev) {
     const recipients = {};
-    for (const p of ev.to) recipients[p] = { delivered: null, acknowledged: null, rejected: null };
+    for (const p of ev.to) {
+      recipients[p] = { delivered: null, acknowledged: null, rejected: null, state: (ev.states || {})[p] };
+    }
     return {
       id: ev.id, t: ev.t, to: ev.to, precedence: ev.precedence, status: ev.status,
       incident: ev.body ? ev.body.incident || null : null, created_ms: ev.created_ms,
@@ -1079,6 +1078,9 @@
         const item = S.outbox.get(e.id);
         if (!e.receipt && item) {
           item.accepted = { index: e.index, ts: e.ts, received_ms: e.received_ms };
+          for (const [p, state] of Object.entries(e.states || {})) {
+            if (item.recipients && item.recipients[p]) item.recipients[p].state = state;
+          }
           renderOutbox();
         }
         break;
@@ -1093,6 +1095,7 @@
           if (e.note) stage.note = e.note;
           if (e.reason) stage.reason = e.reason;
           r[e.stage] = stage;
+          r.state = e.state;
           renderOutbox();
         }
         break;
