@@ -24,8 +24,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# After the suite, the pure cores' line coverage from their own unit tests, against the floor
+# in pyproject.toml ([tool.coverage.report] fail_under); a few seconds.
+CORE_COVERAGE := hotline.relay.core=tests/relay/test_core.py \
+	hotline.auditlog.merkle=tests/auditlog/test_merkle.py
+
 test: lint
 	$(BIN)/pytest
+	@for pair in $(CORE_COVERAGE); do \
+		$(BIN)/python -m pytest -q "$${pair#*=}" --cov="$${pair%%=*}" \
+			--cov-report=term || exit 1; \
+	done
 
 # `make bench`: hotline beside NATS JetStream and Mosquitto (Debian's servers are installed if
 # missing), a py-spy profile of the relay, then the scale curves; about 7 minutes on 2 cores.

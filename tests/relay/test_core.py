@@ -1,98 +1,541 @@
-"""The relay's sans-IO core on its own: no sockets, no disk, time as an argument."""
+"""The relay's sans-IO core on its own: no sockets, no disk, time as an argument.
+
+One test (or a few) per rule of :mod:`hotline.relay.core`'s docstring, driven only through
+its public inputs (``receive``, ``appended``, ``tick``, ``connected``, ``restore``,
+``follow``, ``superseded``, ``withdrawn``) and outputs (the actions, the log entries they
+ask for, ``notes``, ``counters`` and the queries ``owed``, ``state_of``, ``queued_for``).
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
-from hotline.protocol.bodies import LinkTestBody, ReceiptBody
-from hotline.protocol.envelope import body_hash, open_envelope, seal
-from hotline.protocol.ids import make_id
+from hotline.auditlog.leaf import EntryKind, Event, decode_entry
+from hotline.protocol.bodies import (
+    AcceptedBody,
+    Body,
+    LinkTestBody,
+    ReceiptBody,
+    WarningBody,
+)
+from hotline.protocol.envelope import body_hash, open_envelope
+from hotline.protocol.lifecycle import RecipientState
 from hotline.protocol.schema import encode_body
-from hotline.protocol.session import Deliver, decode_control
-from hotline.protocol.vocab import Stage
-from hotline.relay.core import Append, RelayCore, Send
-from tests.factories import make_network
+from hotline.protocol.session import Accepted, Deliver, RejectedNotice, decode_control
+from hotline.protocol.vocab import Precedence, Stage
+from hotline.relay.core import Action, Append, Broadcast, RelayCore, Send
+from tests.endpoint.builders import Author
+from tests.factories import TestNet, make_network
 
 NOW = 1_764_000_000_000
+NET = make_network()
+RETRY = NET.network.limits.retry_interval_ms
+INTERVAL = NET.network.link_test_interval_ms
+FLASH = NET.network.deadlines[Precedence.FLASH]
 
 
-def _core() -> tuple[RelayCore, itertools.count[int]]:
-    net = make_network()
-    counter = itertools.count(1)
-    core = RelayCore(net.network, net.keys["relay"], lambda n: next(counter).to_bytes(n, "big"))
-    return core, itertools.count()
+def _random() -> itertools.count[int]:
+    return itertools.count(1)
 
 
-def _append_all(
-    core: RelayCore, actions: Sequence[object], index: itertools.count[int]
-) -> list[object]:
-    """Play the edge: every Append becomes durable at the next index, in order."""
-    out: list[object] = []
-    for action in actions:
-        if isinstance(action, Append):
-            out.extend(_append_all(core, list(core.appended(action.token, next(index), NOW)),
-                                   index))
-        else:
-            out.append(action)
+def new_core(net: TestNet = NET) -> RelayCore:
+    counter = _random()
+    return RelayCore(net.network, net.keys["relay"], lambda n: next(counter).to_bytes(n, "big"))
+
+
+@dataclass
+class Edge:
+    """Plays the relay's edge: every Append becomes durable at the next index, in order."""
+
+    core: RelayCore
+    log: list[bytes] = field(default_factory=list)
+
+    def run(self, actions: Iterable[Action], now: int) -> list[Send | Broadcast]:
+        out: list[Send | Broadcast] = []
+        for action in actions:
+            if isinstance(action, Append):
+                index = len(self.log)
+                self.log.append(action.entry)
+                out.extend(self.run(self.core.appended(action.token, index, now), now))
+            else:
+                out.append(action)
+        return out
+
+    def connect(self, *parties: str, now: int = NOW) -> list[Send | Broadcast]:
+        return [s for p in parties for s in self.run(self.core.connected(p, now), now)]
+
+    def send(self, party: str, frame: bytes, now: int = NOW) -> list[Send | Broadcast]:
+        return self.run(self.core.receive(party, frame, now), now)
+
+    def tick(self, now: int) -> list[Send | Broadcast]:
+        return self.run(self.core.tick(now), now)
+
+    def events(self, kind: EntryKind) -> list[Event]:
+        entries = [decode_entry(entry) for entry in self.log]
+        return [e.event for e in entries if e.event is not None and e.kind is kind]
+
+    def bodies(self) -> list[Body]:
+        entries = [decode_entry(entry) for entry in self.log]
+        return [
+            open_envelope(e.envelope, NET.network).body for e in entries if e.envelope is not None
+        ]
+
+
+def sent(actions: list[Action]) -> list[Send | Broadcast]:
+    """The actions, which must all be sends (no entry to append)."""
+    out = [a for a in actions if isinstance(a, Send | Broadcast)]
+    assert len(out) == len(actions)
     return out
 
 
-def _one_interval(core: RelayCore) -> list[object]:
-    """Ticks spanning one link-test interval, from NOW."""
-    interval = core.network.link_test_interval_ms
-    return [*core.tick(NOW), *core.tick(NOW + interval - 1)]
+def controls(sends: Sequence[Send | Broadcast], party: str) -> list[object]:
+    return [decode_control(s.data) for s in sends if isinstance(s, Send) and s.party == party]
+
+
+def delivered(sends: Sequence[Send | Broadcast], party: str, *, tests: bool = False) -> list[Body]:
+    """The bodies delivered to ``party``, in order (link tests only if asked for)."""
+    out = []
+    for control in controls(sends, party):
+        if isinstance(control, Deliver):
+            body = open_envelope(control.frame, NET.network).body
+            if tests or not isinstance(body, LinkTestBody):
+                out.append(body)
+    return out
+
+
+def accepted(sends: Sequence[Send | Broadcast], party: str) -> list[AcceptedBody]:
+    out = []
+    for control in controls(sends, party):
+        if isinstance(control, Accepted):
+            body = open_envelope(control.frame, NET.network).body
+            assert isinstance(body, AcceptedBody)
+            out.append(body)
+    return out
+
+
+def receipt(
+    author: Author, sender: str, message: Body, stage: Stage, ts: int = NOW
+) -> bytes:
+    """``sender``'s signed receipt of ``stage`` for ``message``."""
+    template = ReceiptBody(
+        id=author.ids(ts), sender=sender, ts=ts, seq=author.seqs.get(sender, 0) + 1,
+        kid=NET.keys[sender].public.kid, ref=message.id,
+        hash=body_hash(encode_body(message)), stage=stage,
+        reason="refused" if stage is Stage.REJECTED else None,
+    )
+    author.seqs[sender] = template.seq
+    return NET.seal(template)
+
+
+def warned(
+    edge: Edge, author: Author, to: tuple[str, ...] = ("LT",),
+    precedence: Precedence = Precedence.FLASH, now: int = NOW,
+) -> tuple[WarningBody, list[Send | Broadcast]]:
+    """BY sends a warning; returns its body and what the relay sent."""
+    body = author.warning(sender="BY", to=to, ts=now, precedence=precedence)
+    return body, edge.send("BY", NET.seal(body), now)
+
+
+# ----------------------------------------------------------------------------- rule 1
+
+
+def test_nothing_is_accepted_before_it_is_in_the_log() -> None:
+    """receive only asks for an append; the accepted receipt comes from appended, with the index."""
+    core, author = new_core(), Author(NET)
+    body = author.warning(sender="BY", to=("LT",))
+    actions = core.receive("BY", NET.seal(body), NOW)
+    assert [type(a) for a in actions] == [Append]
+    (append,) = actions
+    assert isinstance(append, Append)
+    assert append.envelope is not None
+    assert append.envelope.body == body
+    sends = core.appended(append.token, 7, NOW + 3)
+    (receipt_body,) = accepted([s for s in sends if isinstance(s, Send)], "BY")
+    assert (receipt_body.ref, receipt_body.index, receipt_body.ts) == (body.id, 7, NOW)
+    assert core.counters.accepted == {"warning": 1}
+    assert [n.event for n in core.notes] == ["envelope_accepted"]
+
+
+# ----------------------------------------------------------------------------- rule 2
+
+
+def test_messages_go_out_most_urgent_first_then_in_log_order() -> None:
+    """A backlog goes flash, immediate, priority, routine; log order within a precedence."""
+    edge, author = Edge(new_core()), Author(NET)
+    order = [Precedence.ROUTINE, Precedence.FLASH, Precedence.PRIORITY, Precedence.FLASH,
+             Precedence.IMMEDIATE]
+    bodies = [warned(edge, author, precedence=p, now=NOW + i)[0] for i, p in enumerate(order)]
+    expected = [bodies[1].id, bodies[3].id, bodies[4].id, bodies[2].id, bodies[0].id]
+    assert edge.core.queued_for("LT") == tuple(expected)
+    sends = edge.connect("LT", now=NOW + 10)
+    assert [b.id for b in delivered(sends, "LT")] == expected
+
+
+def test_an_online_recipient_gets_a_message_as_soon_as_it_is_logged() -> None:
+    """The sender gets its accepted receipt, then the recipient gets the message."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    body, sends = warned(edge, author)
+    assert [s.party for s in sends if isinstance(s, Send)] == ["BY", "LT"]
+    assert delivered(sends, "LT") == [body]
+    assert edge.core.owed(body.id) == {"LT": {Stage.DELIVERED, Stage.ACKNOWLEDGED}}
+
+
+def test_an_undelivered_message_is_resent_with_the_same_bytes_each_retry_interval() -> None:
+    """No delivered receipt: the same frame goes again once the retry interval has passed."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    _, first = warned(edge, author)
+    assert delivered(edge.tick(NOW + RETRY - 1), "LT") == []
+    again = edge.tick(NOW + RETRY)
+    assert controls(again, "LT") == controls(first, "LT")
+    (redelivered,) = edge.events(EntryKind.REDELIVERED)
+    assert (redelivered.fields["recipient"], redelivered.fields["attempt"]) == ("LT", 2)
+    assert edge.core.counters.redeliveries == 1
+
+
+def test_a_delivered_receipt_stops_the_resends() -> None:
+    """Once the recipient's delivered receipt is logged, only the acknowledgement is owed."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    body, _ = warned(edge, author)
+    edge.send("LT", receipt(author, "LT", body, Stage.DELIVERED, NOW + 50), NOW + 50)
+    assert delivered(edge.tick(NOW + 10 * RETRY), "LT") == []
+    assert edge.core.owed(body.id) == {"LT": {Stage.ACKNOWLEDGED}}
+    assert edge.core.state_of(body.id, "LT") is RecipientState.DELIVERED
+    assert edge.core.pending_count() == 0
+
+
+def test_an_acknowledgement_alone_settles_delivery_too() -> None:
+    """An acknowledged receipt with no delivered one stops resends and the delivered deadline."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    body, _ = warned(edge, author)
+    edge.send("LT", receipt(author, "LT", body, Stage.ACKNOWLEDGED, NOW + 50), NOW + 50)
+    assert edge.core.owed(body.id) == {}
+    assert edge.core.queued_for("LT") == ()
+    assert delivered(edge.tick(NOW + FLASH.acknowledged_ms), "LT") == []
+    assert edge.events(EntryKind.OVERDUE) == []
+
+
+def test_a_reconnecting_recipient_gets_its_backlog_at_once() -> None:
+    """A disconnect is logged; on reconnect what is owed is sent without waiting for a retry."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    body, _ = warned(edge, author)
+    edge.run(edge.core.disconnected("LT", "closed", NOW + 10), NOW + 10)
+    assert delivered(edge.tick(NOW + RETRY), "LT") == []
+    assert delivered(edge.connect("LT", now=NOW + RETRY + 1), "LT") == [body]
+    kinds = [e.fields["party"] for e in edge.events(EntryKind.DISCONNECTED)]
+    assert kinds == ["LT"]
+    assert edge.core.online == {"LT"}
+
+
+def test_a_star_message_is_owed_by_every_linked_endpoint() -> None:
+    """``*`` reaches every endpoint linked to the sender, each with its own state."""
+    edge, author = Edge(new_core()), Author(NET)
+    body, _ = warned(edge, author, to="*")  # type: ignore[arg-type]
+    assert set(edge.core.owed(body.id)) == {"LT", "LV", "EE", "PL"}
+
+
+# ----------------------------------------------------------------------------- rule 3
+
+
+def test_a_resent_message_gets_its_original_receipt_and_is_not_delivered_again() -> None:
+    """Same id, same body: the byte-identical accepted receipt, no new entry, no delivery."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    body = author.warning(sender="BY", to=("LT",))
+    first = edge.send("BY", NET.seal(body))
+    size = len(edge.log)
+    again = edge.send("BY", NET.seal(body), NOW + 100)
+    assert controls(again, "BY") == controls(first, "BY")[:1]
+    assert delivered(again, "LT") == []
+    assert len(edge.log) == size
+    assert edge.core.counters.duplicates == 1
+    assert edge.core.notes[-1].event == "duplicate_answered"
+
+
+def test_a_resend_while_the_first_copy_is_being_logged_is_answered_once_it_is() -> None:
+    """Two copies before the append completes: one entry, and each copy gets the receipt."""
+    core, author = new_core(), Author(NET)
+    frame = NET.seal(author.warning(sender="BY", to=("LT",)))
+    (append,) = core.receive("BY", frame, NOW)
+    assert core.receive("BY", frame, NOW + 1) == []
+    assert isinstance(append, Append)
+    sends = core.appended(append.token, 0, NOW + 2)
+    answers = [s for s in sends if isinstance(s, Send) and s.party == "BY"]
+    assert len(answers) == 2
+    assert answers[0] == answers[1]
+
+
+def test_the_same_id_with_another_body_is_a_replay() -> None:
+    """A known id with a different body is rejected as replay, naming the id, and not logged."""
+    edge, author = Edge(new_core()), Author(NET)
+    body, _ = warned(edge, author)
+    size = len(edge.log)
+    other = replace(body, seq=body.seq + 1, expires=body.expires + 1)
+    (notice,) = controls(edge.send("BY", NET.seal(other), NOW + 5), "BY")
+    assert isinstance(notice, RejectedNotice)
+    assert (notice.ref, notice.code) == (body.id, "replay")
+    assert len(edge.log) == size
+    assert edge.core.counters.rejected == {"replay": 1}
+
+
+def test_bytes_that_are_no_envelope_are_rejected_with_no_ref() -> None:
+    """Garbage is answered with bad_frame and an empty ref, and changes nothing."""
+    edge = Edge(new_core())
+    (notice,) = controls(edge.send("BY", b"\x93not an envelope"), "BY")
+    assert isinstance(notice, RejectedNotice)
+    assert (notice.ref, notice.code) == (b"", "bad_frame")
+    assert edge.log == []
+    assert edge.core.notes[-1].event == "envelope_rejected"
+
+
+# ----------------------------------------------------------------------------- rule 4
+
+
+def test_missed_deadlines_are_logged_once_per_message_recipient_and_stage() -> None:
+    """A silent recipient: one overdue for delivered at its deadline, one for acknowledged."""
+    edge, author = Edge(new_core()), Author(NET)
+    body, _ = warned(edge, author, to=("LT", "LV"))
+    edge.send("LV", receipt(author, "LV", body, Stage.DELIVERED, NOW + 10), NOW + 10)
+    edge.tick(NOW + FLASH.delivered_ms - 1)
+    assert edge.events(EntryKind.OVERDUE) == []
+    edge.tick(NOW + FLASH.delivered_ms)
+    edge.tick(NOW + FLASH.delivered_ms + 1)
+    edge.tick(NOW + FLASH.acknowledged_ms)
+    edge.tick(NOW + 2 * FLASH.acknowledged_ms)
+    late = [(e.fields["recipient"], e.fields["stage"], e.fields["deadline"])
+            for e in edge.events(EntryKind.OVERDUE)]
+    assert late == [
+        ("LT", "delivered", NOW + FLASH.delivered_ms),
+        ("LT", "acknowledged", NOW + FLASH.acknowledged_ms),
+        ("LV", "acknowledged", NOW + FLASH.acknowledged_ms),
+    ]
+    assert edge.core.counters.overdue == {"delivered": 1, "acknowledged": 2}
+
+
+def test_a_rejected_receipt_ends_every_deadline() -> None:
+    """A recipient that rejects owes nothing more: no resend, no overdue, nothing held."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    body, _ = warned(edge, author)
+    edge.send("LT", receipt(author, "LT", body, Stage.REJECTED, NOW + 10), NOW + 10)
+    assert edge.core.owed(body.id) == {}
+    assert delivered(edge.tick(NOW + FLASH.acknowledged_ms), "LT") == []
+    assert edge.events(EntryKind.OVERDUE) == []
+
+
+def test_overdue_events_in_the_log_are_not_logged_again_after_a_restart() -> None:
+    """A relay rebuilt from its log remembers which deadlines it already reported."""
+    edge, author = Edge(new_core()), Author(NET)
+    warned(edge, author)
+    edge.tick(NOW + FLASH.delivered_ms)
+    assert len(edge.events(EntryKind.OVERDUE)) == 1
+    restarted = Edge(new_core(), list(edge.log))
+    for index, entry in enumerate(edge.log):
+        restarted.core.restore(index, entry)
+    restarted.tick(NOW + FLASH.delivered_ms + 1)
+    assert len(restarted.events(EntryKind.OVERDUE)) == 1
+
+
+# ----------------------------------------------------------------------------- rule 5
+
+
+def _one_interval(edge: Edge, start: int = NOW) -> list[Send | Broadcast]:
+    """Ticks spanning one link-test interval from ``start``."""
+    return [*edge.tick(start), *edge.tick(start + INTERVAL - 1)]
+
+
+def _tests(edge: Edge) -> list[LinkTestBody]:
+    return [b for b in edge.bodies() if isinstance(b, LinkTestBody)]
 
 
 def test_link_tests_are_logged_for_everyone_and_sent_to_the_online() -> None:
-    """Each interval a signed test per endpoint is appended; only online ones get it."""
-    core, index = _core()
-    _append_all(core, list(core.connected("LT", NOW)), index)
-    actions = _one_interval(core)
-    tests = [a for a in actions if isinstance(a, Append) and a.envelope is not None]
-    bodies = [t.envelope.body for t in tests if t.envelope is not None]
-    assert sorted(b.to[0] for b in bodies if isinstance(b, LinkTestBody)) == sorted(
-        core.network.endpoints
-    )
-    sent = [a for a in _append_all(core, actions, index) if isinstance(a, Send)]
-    assert {a.party for a in sent} == {"LT"}
+    """Each interval a signed test per endpoint is logged; only online ones are sent theirs."""
+    edge = Edge(new_core())
+    edge.connect("LT")
+    sends = _one_interval(edge)
+    assert sorted(t.to[0] for t in _tests(edge)) == sorted(NET.network.endpoints)
+    assert {s.party for s in sends if isinstance(s, Send)} == {"LT"}
+    assert edge.core.counters.link_tests == len(NET.network.endpoints)
 
 
 def test_link_tests_are_spread_over_the_interval() -> None:
     """Endpoints are tested at different moments, not all in one burst."""
-    core, _ = _core()
-    first = [a for a in core.tick(NOW) if isinstance(a, Append) and a.envelope is not None]
-    assert len(first) == 1
-    assert len(core.network.endpoints) > 1
+    edge = Edge(new_core())
+    edge.tick(NOW)
+    assert len(_tests(edge)) == 1
+    assert len(NET.network.endpoints) > 1
 
 
-def test_an_answered_link_test_is_released() -> None:
-    """Once its receipt is logged, a link test no longer occupies the relay's memory."""
-    core, index = _core()
-    net = make_network()
-    _append_all(core, list(core.connected("LT", NOW)), index)
-    sent = [a for a in _append_all(core, _one_interval(core), index) if isinstance(a, Send)]
-    deliver = decode_control(sent[0].data)
-    assert isinstance(deliver, Deliver)
-    test = open_envelope(deliver.frame, net.network).body
-    assert isinstance(test, LinkTestBody)
-    receipt = ReceiptBody(
-        id=make_id(NOW, b"\x05" * 10), sender="LT", ts=NOW, seq=1,
-        kid=net.keys["LT"].public.kid, ref=test.id, hash=body_hash(encode_body(test)),
-        stage=Stage.DELIVERED,
-    )
-    before = len(core._messages)
-    _append_all(core, list(core.receive("LT", seal(receipt, net.keys["LT"]), NOW + 5)), index)
-    assert len(core._messages) == before - 1
-    assert test.id not in core._messages
+def test_link_test_slots_are_aligned_to_absolute_time() -> None:
+    """Two replicas agree on every endpoint's slot start, whenever each started."""
+    a, b = new_core(), new_core()
+    Edge(b).tick(NOW + 1234)
+    for party in NET.network.endpoints:
+        for ts in (NOW, NOW + 777, NOW + 3 * INTERVAL + 4_321):
+            start = a.test_slot_start(party, ts)
+            assert start == b.test_slot_start(party, ts)
+            assert start <= ts < start + INTERVAL
+            assert a.test_slot_start(party, start + INTERVAL) == start + INTERVAL
+
+
+def test_a_link_test_is_never_queued_with_warnings() -> None:
+    """A test goes straight out when logged, ahead of a warning still being resent, never queued."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    body, _ = warned(edge, author)
+    sends = _one_interval(edge, NOW + 1)
+    tests = [b for b in delivered(sends, "LT", tests=True) if isinstance(b, LinkTestBody)]
+    assert len(tests) == 1
+    assert edge.core.queued_for("LT") == (body.id,)
+    assert edge.core.owed(tests[0].id) == {"LT": {Stage.DELIVERED}}
+
+
+def test_an_answered_link_test_is_released_and_its_receipt_not_forwarded() -> None:
+    """Once its receipt is logged nothing is owed for a test, and nobody is sent the receipt."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    (test,) = [
+        b for b in delivered(_one_interval(edge), "LT", tests=True) if isinstance(b, LinkTestBody)
+    ]
+    sends = edge.send("LT", receipt(author, "LT", test, Stage.DELIVERED, NOW + 5), NOW + 5)
+    assert edge.core.owed(test.id) == {}
+    assert [s for s in sends if isinstance(s, Send) and s.party != "LT"] == []
 
 
 def test_unanswered_link_tests_are_forgotten_after_ten_timeouts() -> None:
     """Tests to endpoints that never answer do not pile up in memory."""
-    core, index = _core()
-    _append_all(core, _one_interval(core), index)
-    assert core._messages
-    later = NOW + core.network.link_test_interval_ms + 10 * core.network.link_test_timeout_ms
-    _append_all(core, list(core.tick(later)), index)
-    remaining = [m for m in core._messages.values() if m.relay_ts < NOW + 5_000]
-    assert remaining == []
+    edge = Edge(new_core())
+    _one_interval(edge)
+    first = _tests(edge)
+    assert all(edge.core.owed(t.id) for t in first)
+    later = NOW + INTERVAL + 10 * NET.network.link_test_timeout_ms
+    edge.tick(later)
+    assert [t for t in first if edge.core.owed(t.id)] == []
+
+
+def test_a_withdrawn_link_test_is_signed_again_while_its_slot_lasts() -> None:
+    """A test the log refused is signed again at the next tick; a logged one is not."""
+    core = new_core()
+    (first,) = [a for a in core.tick(NOW) if isinstance(a, Append)]
+    assert core.tick(NOW + 1) == []
+    core.withdrawn(first.token)
+    core.withdrawn(first.token)  # a second answer for the same token changes nothing
+    (again,) = [a for a in core.tick(NOW + 2) if isinstance(a, Append)]
+    assert again.envelope is not None
+    assert first.envelope is not None
+    assert again.envelope.body.to == first.envelope.body.to  # type: ignore[union-attr]
+    assert again.envelope.body.id != first.envelope.body.id
+    assert core.last_test_seq >= again.envelope.body.seq
+
+
+def test_a_slot_another_replica_already_logged_is_skipped() -> None:
+    """A replica following the shared log signs no test for a slot that already has one."""
+    leader, follower = Edge(new_core()), Edge(new_core())
+    leader.tick(NOW)
+    for index, entry in enumerate(leader.log):
+        follower.core.follow(index, entry, NOW)
+    assert follower.core.tick(NOW + 1) == []
+
+
+# ----------------------------------------------------------------------------- receipts
+
+
+def test_receipts_go_back_to_the_sender_and_are_kept_for_its_reconnect() -> None:
+    """A receipt reaches the online sender at once, and is resent after a later ``since``."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY")
+    body, _ = warned(edge, author)
+    sends = edge.send("LT", receipt(author, "LT", body, Stage.DELIVERED, NOW + 5), NOW + 5)
+    (deliver,) = [c for c in controls(sends, "BY") if isinstance(c, Deliver)]
+    forwarded = open_envelope(deliver.frame, NET.network).body
+    assert isinstance(forwarded, ReceiptBody)
+    assert forwarded.ref == body.id
+    assert edge.core.notes[-1].event == "receipt_forwarded"
+    again = sent(edge.core.resend_receipts("BY", since=deliver.index - 1))
+    assert controls(again, "BY") == [deliver]
+    assert edge.core.resend_receipts("BY", since=deliver.index) == []
+
+
+def test_a_receipt_for_an_offline_sender_waits_for_its_reconnect() -> None:
+    """An offline sender is sent nothing; the receipt is in what it asks for after ``since``."""
+    edge, author = Edge(new_core()), Author(NET)
+    body, _ = warned(edge, author)
+    sends = edge.send("LT", receipt(author, "LT", body, Stage.ACKNOWLEDGED, NOW + 5), NOW + 5)
+    assert controls(sends, "BY") == []
+    (kept,) = sent(edge.core.resend_receipts("BY", since=-1))
+    assert isinstance(kept, Send)
+    assert kept.party == "BY"
+
+
+def test_a_receipt_after_the_message_is_settled_still_reaches_the_sender() -> None:
+    """A late delivered receipt after the acknowledgement is logged and forwarded, owing nothing."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY")
+    body, _ = warned(edge, author)
+    edge.send("LT", receipt(author, "LT", body, Stage.ACKNOWLEDGED, NOW + 5), NOW + 5)
+    sends = edge.send("LT", receipt(author, "LT", body, Stage.DELIVERED, NOW + 6), NOW + 6)
+    assert [type(c) for c in controls(sends, "BY")] == [Deliver]
+    assert edge.core.state_of(body.id, "LT") is None  # nothing held for it any more
+
+
+# ----------------------------------------------------------------------------- the shared log
+
+
+def test_the_pending_set_is_rebuilt_from_the_log() -> None:
+    """A relay restored from its log delivers what was owed, and not what was answered."""
+    edge, author = Edge(new_core()), Author(NET)
+    owed, _ = warned(edge, author, to=("LT",))
+    answered, _ = warned(edge, author, to=("LV",), now=NOW + 1)
+    edge.send("LV", receipt(author, "LV", answered, Stage.DELIVERED, NOW + 2), NOW + 2)
+    restarted = Edge(new_core(), list(edge.log))
+    for index, entry in enumerate(edge.log):
+        restarted.core.restore(index, entry, unsafe_signed_root_covers=index % 2 == 0)
+    assert restarted.core.size == len(edge.log)
+    sends = restarted.connect("LT", "LV", now=NOW + 10)
+    assert delivered(sends, "LT") == [owed]
+    assert delivered(sends, "LV") == []
+
+
+def test_an_entry_another_replica_logged_is_applied_as_if_ours() -> None:
+    """Following a peer's entries: its message reaches recipients connected here, its receipt
+    the sender connected here."""
+    leader, follower, author = Edge(new_core()), Edge(new_core()), Author(NET)
+    follower.connect("LT", "BY")
+    body, _ = warned(leader, author)
+    leader.send("LT", receipt(author, "LT", body, Stage.DELIVERED, NOW + 5), NOW + 5)
+    sends: list[object] = []
+    for index, entry in enumerate(leader.log):
+        actions, _, _ = follower.core.follow(index, entry, NOW + 6)
+        sends.extend(follower.run(actions, NOW + 6))
+    typed = [s for s in sends if isinstance(s, Send | Broadcast)]
+    assert delivered(typed, "LT") == [body]
+    assert [type(c) for c in controls(typed, "BY")] == [Deliver]
+    assert follower.core.owed(body.id) == {"LT": {Stage.ACKNOWLEDGED}}
+
+
+def test_a_message_another_replica_logged_first_gets_its_original_receipt() -> None:
+    """Superseded: the sender is answered with the receipt the other replica's entry makes."""
+    leader, follower, author = Edge(new_core()), Edge(new_core()), Author(NET)
+    frame = NET.seal(author.warning(sender="BY", to=("LT",)))
+    (ours,) = follower.core.receive("BY", frame, NOW)
+    original = leader.send("BY", frame, NOW)
+    for index, entry in enumerate(leader.log):
+        follower.core.follow(index, entry, NOW + 1)
+    assert isinstance(ours, Append)
+    answer = sent(follower.core.superseded(ours.token))
+    assert controls(answer, "BY") == controls(original, "BY")[:1]
+    assert follower.core.notes[-1].fields["replica"] == "other"
+    assert follower.core.superseded(ours.token) == []
+
+
+def test_appended_for_a_token_it_did_not_ask_for_changes_nothing() -> None:
+    """An index for an unknown token only moves the size on."""
+    core = new_core()
+    assert core.appended(12345, 9, NOW) == []
+    assert core.size == 10
