@@ -18,6 +18,7 @@ Modules, each named for what it holds:
 ``hub``             fan-out of events to live listeners
 ``views``           the JSON of the local API and its event stream
 ``api``             the local HTTP API routes
+``appkeys``         the typed key the routes read the running endpoint by
 ``service``         the running endpoint and its entry points
 ``errors``          the endpoint's refusals of local requests
 ``feedconfig``      the sensor feeds of ``feeds.toml``: hashed tokens, rates, defaults

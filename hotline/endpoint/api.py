@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
+from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.console_routes import add_console_routes
 from hotline.endpoint.errors import AlreadyAcknowledged, UnknownMessage
 from hotline.endpoint.events import Event
 from hotline.endpoint.relay_http import RelayUnavailable
-from hotline.endpoint.service import ENDPOINT, Endpoint
 from hotline.endpoint.views import (
     checkpoint_json,
     event_json,
@@ -45,6 +45,9 @@ from hotline.endpoint.views import (
 from hotline.errors import Rejected
 from hotline.protocol.ids import format_id, parse_id
 from hotline.protocol.vocab import Action
+
+if TYPE_CHECKING:
+    from hotline.endpoint.service import Endpoint
 
 __all__ = ["add_routes"]
 

@@ -45,6 +45,7 @@ from typing import Final
 from aiohttp import web
 
 from hotline.cap import MAX_CAP_BYTES, CapInput, body_to_cap, cap_sender, cap_to_body_json
+from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.errors import PayloadTooLarge
 from hotline.endpoint.feedconfig import Feed
 from hotline.endpoint.feeds import (
@@ -56,7 +57,6 @@ from hotline.endpoint.feeds import (
 )
 from hotline.endpoint.journal import Journal
 from hotline.endpoint.records import StoredMessage
-from hotline.endpoint.service import ENDPOINT
 from hotline.errors import RejectCode, Rejected, UsageError
 from hotline.protocol.ids import format_id, parse_id
 from hotline.protocol.jsonview import json_to_body

@@ -25,7 +25,7 @@ from typing import Final
 
 from aiohttp import web
 
-from hotline.endpoint.service import ENDPOINT
+from hotline.endpoint.appkeys import ENDPOINT
 from hotline.network import LANGUAGES
 
 __all__ = ["CONTENT_SECURITY_POLICY", "add_console_routes"]

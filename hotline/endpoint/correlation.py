@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from hotline.endpoint.feedconfig import Feed
 from hotline.endpoint.records import IncidentHead
 from hotline.errors import RejectCode, Rejected
 from hotline.protocol.bodies import ALL_RECIPIENTS, Recipients
 from hotline.protocol.ids import format_id
 from hotline.protocol.vocab import BodyType
+
+if TYPE_CHECKING:  # a type only: feedconfig reads files, this module stays sans-IO
+    from hotline.endpoint.feedconfig import Feed
 
 __all__ = ["Alert", "TrackKey", "continued_incident", "draft_of", "read_alert"]
 

@@ -57,11 +57,12 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from aiohttp import web
 
+from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.correlation import (
     Alert,
     TrackKey,
@@ -81,11 +82,13 @@ from hotline.endpoint.errors import (
 )
 from hotline.endpoint.feedconfig import FEEDS_FILE, Feed, FeedConfig, load_feeds
 from hotline.endpoint.ratelimit import FeedLimits
-from hotline.endpoint.service import ENDPOINT, Endpoint, EndpointConfig
 from hotline.errors import ConfigError, Rejected
 from hotline.network import Network
 from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.vocab import BodyType
+
+if TYPE_CHECKING:
+    from hotline.endpoint.service import Endpoint, EndpointConfig
 
 __all__ = [
     "FEEDS",

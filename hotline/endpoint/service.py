@@ -32,6 +32,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from hotline.endpoint.api import add_routes
+from hotline.endpoint.appkeys import ENDPOINT
+from hotline.endpoint.cap_routes import add_cap_routes
 from hotline.endpoint.compose import Header, draft_body, referenced_id
 from hotline.endpoint.connection import HEARTBEAT_S, Backoff, run_connection
 from hotline.endpoint.core import EndpointCore, Output
@@ -45,6 +48,7 @@ from hotline.endpoint.events import (
     RelayDisconnected,
     event_name,
 )
+from hotline.endpoint.feeds import add_feed_routes
 from hotline.endpoint.hub import EventHub
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.endpoint.journal_thread import ThreadedJournal
@@ -414,16 +418,9 @@ def _log_fields(me: str, event: Event) -> dict[str, object]:
 
 # ---------------------------------------------------------------------- aiohttp glue
 
-ENDPOINT: Final = web.AppKey("endpoint", Endpoint)
-
-
 def make_app(config: EndpointConfig) -> web.Application:
     """The endpoint as an aiohttp application: the API routes, and a cleanup
     context that opens the endpoint when the app starts and closes it after."""
-    from hotline.endpoint.api import add_routes  # noqa: PLC0415  (api imports this module)
-    from hotline.endpoint.cap_routes import add_cap_routes  # noqa: PLC0415  (likewise)
-    from hotline.endpoint.feeds import add_feed_routes  # noqa: PLC0415  (likewise)
-
     app = web.Application()
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:

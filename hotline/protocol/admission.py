@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from hotline.errors import RejectCode, Rejected
-from hotline.network import Network
 from hotline.protocol.bodies import (
     ALL_RECIPIENTS,
     AcceptedBody,
@@ -47,6 +46,7 @@ from hotline.protocol.bodies import (
     Recipients,
 )
 from hotline.protocol.envelope import Envelope, period_problem
+from hotline.protocol.topology import Topology
 
 __all__ = ["Admission", "Verdict", "recipients_of"]
 
@@ -58,7 +58,7 @@ class Verdict(enum.Enum):
     DUPLICATE = "duplicate"
 
 
-def recipients_of(network: Network, sender: str, to: Recipients) -> tuple[str, ...]:
+def recipients_of(network: Topology, sender: str, to: Recipients) -> tuple[str, ...]:
     """The endpoints a routed message goes to; ``*`` means every linked endpoint."""
     if to == ALL_RECIPIENTS:
         return network.peers(sender)
@@ -74,7 +74,7 @@ class _Bucket:
 class Admission:
     """Per-sender state: last ``seq``, seen ids with their body hashes, rate buckets."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Topology) -> None:
         self._network = network
         self._last_seq: dict[str, int] = {}
         self._seen: dict[bytes, bytes] = {}
