@@ -12,9 +12,12 @@ from pathlib import Path
 
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.protocol.ids import format_id
+from hotline.protocol.lifecycle import settles
+from hotline.protocol.vocab import Stage
 
 MESSAGE_TYPES = ("warning", "update", "cancel", "text")
-_DELIVERY_REACHED = ("delivered", "acknowledged", "rejected")  # each implies delivery
+# the receipt stages after which delivery is no longer owed (docs/protocol.md §3.10)
+_DELIVERY_REACHED = tuple(s.value for s in Stage if Stage.DELIVERED in settles(s))
 
 
 @dataclass

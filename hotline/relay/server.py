@@ -672,9 +672,14 @@ async def start_relay(config: RelayConfig) -> RunningRelay:
     # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors
     runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None,
                            keepalive_timeout=config.auth_timeout_s)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
-    await site.start()
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()  # a port in use: close the log again, release its directory
+        await relay.stop()
+        raise
     addresses = runner.addresses
     port = int(addresses[0][1]) if addresses else config.port
     log.info("relay_listening", host=config.host, port=port, transport=transport.value,
