@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -68,6 +69,9 @@ class AuditLog:
         self._signed: bytes | None = None
         self._signed_size = -1
         self._signed_root = b""
+        # one writer of the checkpoint file at a time: the ticker's signing thread can still
+        # be running when stop() signs the last checkpoint, and a cosignature replaces it
+        self._checkpoint_lock = threading.Lock()
         if checkpoint_path is not None and checkpoint_path.exists():
             self._adopt(checkpoint_path.read_bytes())
 
@@ -132,6 +136,10 @@ class AuditLog:
 
         Blocking (it fsyncs): call it off the event loop.
         """
+        with self._checkpoint_lock:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> bytes:
         frontier = self.store.frontier()
         size = frontier.size
         if self._signed is not None and size == self._signed_size:
@@ -152,6 +160,10 @@ class AuditLog:
         ``new`` must carry the log's own signature on the same text as ``old``;
         nothing else may change. Blocking (it fsyncs).
         """
+        with self._checkpoint_lock:
+            self._replace_checkpoint_note(old, new)
+
+    def _replace_checkpoint_note(self, old: bytes, new: bytes) -> None:
         if old != self._signed:
             return
         checkpoint = open_checkpoint(new, self.origin, self._known)
