@@ -26,13 +26,17 @@ lint: $(STAMP)
 
 # After the suite, the pure cores' line coverage from their own unit tests, against the floor
 # in pyproject.toml ([tool.coverage.report] fail_under); a few seconds.
-CORE_COVERAGE := hotline.relay.core=tests/relay/test_core.py \
+# Each pair is module=its unit tests (comma-separated).
+CORE_COVERAGE := \
+	hotline.relay.core=tests/relay/test_core.py \
+	hotline.endpoint.core=tests/endpoint/test_core.py,tests/endpoint/test_core_refusals.py,tests/endpoint/test_lifecycle.py,tests/endpoint/test_witness.py \
+	hotline.protocol=tests/protocol \
 	hotline.auditlog.merkle=tests/auditlog/test_merkle.py
 
 test: lint
 	$(BIN)/pytest
 	@for pair in $(CORE_COVERAGE); do \
-		$(BIN)/python -m pytest -q "$${pair#*=}" --cov="$${pair%%=*}" \
+		$(BIN)/python -m pytest -q $$(echo "$${pair#*=}" | tr , ' ') --cov="$${pair%%=*}" \
 			--cov-report=term || exit 1; \
 	done
 
