@@ -45,12 +45,13 @@ which holds the frames they answer.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Final, TypeVar
 
 from hotline.auditlog.leaf import decode_entry
 from hotline.auditlog.merkle import verify_consistency
+from hotline.auditlog.rules import Blame, LogRules
 from hotline.endpoint.alarms import (
     ACCEPT_BOUND_MS,
     PROOF_BOUND_MS,
@@ -74,32 +75,13 @@ from hotline.protocol.envelope import body_hash, read_envelope
 from hotline.protocol.ids import format_id
 from hotline.protocol.vocab import Precedence
 
-__all__ = ["Finding", "Guard", "LogChecker", "PeerProofNeed"]
+__all__ = ["Guard", "PeerProofNeed"]
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 _REMEMBERED: Final = 1 << 16
 """Recent log indexes (and message ids) remembered for claims that arrive late."""
-
-
-class Finding(Protocol):
-    """A rule an honest relay keeps, broken at ``index`` (see hotline.auditlog.rules)."""
-
-    @property
-    def index(self) -> int: ...
-    @property
-    def rule(self) -> str: ...
-    @property
-    def sentence(self) -> str: ...
-    @property
-    def against_relay(self) -> bool: ...
-
-
-class LogChecker(Protocol):
-    """The auditor's ordered checks, fed every entry from index 0."""
-
-    def entry(self, index: int, entry: bytes) -> Sequence[Finding]: ...
 
 
 @dataclass(slots=True)
@@ -146,7 +128,7 @@ class Guard:
         self._network = network
         self._me = me
         self._received = received
-        self.checker: LogChecker | None = None
+        self._rules = LogRules(network)
         self._accept_due: dict[bytes, tuple[int, Precedence, int]] = {}
         self._claims: dict[int, list[_Claim]] = {}
         self.covered = 0  # entries below this index were read and checked
@@ -313,15 +295,14 @@ class Guard:
     def logged(self, index: int, entry: bytes, now_ms: int) -> list[RelaySuspected]:
         """The entry at ``index``, read under a checkpoint we witnessed, in log order."""
         out: list[RelaySuspected] = []
-        if self.checker is not None:
-            for finding in self.checker.entry(index, entry):
-                out.append(RelaySuspected(
-                    AlarmKind.LOG_RULE_BROKEN,
-                    f"log index {finding.index}: {finding.sentence}",
-                    now_ms, b"", "", finding.index,
-                    (("rule", finding.rule),
-                     ("blame", "relay" if finding.against_relay else "corrupt")),
-                ))
+        for finding in self._rules.entry(index, entry):
+            out.append(RelaySuspected(
+                AlarmKind.LOG_RULE_BROKEN,
+                f"log index {finding.index}: {finding.sentence}",
+                now_ms, b"", "", finding.index,
+                (("rule", str(finding.rule)),
+                 ("blame", "relay" if finding.blame is Blame.RELAY else "corrupt")),
+            ))
         digest, relay_ts, body = _read(entry, self._network)
         if digest is not None:
             _remember(self._hashes, index, digest)
