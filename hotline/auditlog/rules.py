@@ -22,7 +22,7 @@ signer_unknown             corrupt ``from`` and ``kid`` name no key of this netw
 signature_bad              corrupt the signature does not verify over the body bytes
 key_out_of_period          relay   the signing key's period does not hold the body's ``ts``
 key_expired                relay   the endpoint's key had expired when the relay logged
-                                   the entry (its ``relay_ts``)
+                                   the entry (its ``relay_ts``), though ``ts`` is within
 frame_too_large            relay   the envelope is larger than ``max_frame_bytes``
 body_schema                relay   the body breaks the schema (protocol §3)
 type_never_logged          relay   an ``accepted`` or ``refused`` body is in the log
@@ -70,7 +70,7 @@ from hotline.auditlog.leaf import decode_entry
 from hotline.errors import EntryError, Rejected, UsageError
 from hotline.network import Network
 from hotline.protocol.bodies import ALL_RECIPIENTS
-from hotline.protocol.envelope import MSG_TAG, VERSION
+from hotline.protocol.envelope import MSG_TAG, VERSION, period_problem
 from hotline.protocol.ids import ID_SIZE
 from hotline.protocol.keys import KID_SIZE, SIGNATURE_SIZE, KeyPeriod
 from hotline.protocol.schema import map_to_body, unpack_map
@@ -253,13 +253,14 @@ class Examiner:
         """The rules of an envelope whose signature holds: every failure is the relay's."""
         findings: list[Finding] = []
         ts = data.get("ts")
-        if period.bounded and (type(ts) is not int or not period.covers(ts)):
-            when = format_utc_ms(ts) if type(ts) is int and ts >= 0 else repr(ts)
+        if period.bounded and (type(ts) is not int or ts < 0 or not period.covers(ts)):
             findings.append(_relay(
                 index, Rule.KEY_OUT_OF_PERIOD,
-                f"key {period.key.kid.hex()} of {sender} may not sign a body dated {when}",
+                period_problem(period, sender, ts) if type(ts) is int and ts >= 0
+                else f"ts {ts!r} is not a time, and key {period.key.kid.hex()} of {sender} "
+                "has a period",
             ))
-        if (
+        elif (
             sender != self._relay
             and period.not_after is not None
             and relay_ts >= period.not_after

@@ -150,7 +150,9 @@ def test_a_body_dated_outside_its_keys_period_is_the_relays_fault() -> None:
     log = LogBuilder(net)
     within = log.entry(log.warning_body("BY", ("LT",), ts=T0))
     after = log.entry(log.warning_body("BY", ("LT",), ts=T0 + 1_000), relay_ts=T0)
-    assert only(check([within, after], net)) == (1, Rule.KEY_OUT_OF_PERIOD, Blame.RELAY)
+    findings = check([within, after], net)
+    assert only(findings) == (1, Rule.KEY_OUT_OF_PERIOD, Blame.RELAY)
+    assert f"key {net.keys['BY'].public.kid.hex()} of BY expired at" in findings[0].sentence
 
 
 def test_a_body_logged_after_its_key_expired_is_the_relays_fault() -> None:
