@@ -50,7 +50,8 @@ holds the id). An entry blamed on the relay otherwise still counts as logged
 (its id is taken, its ``seq`` is the sender's last, receipts may answer it), so
 one bad entry does not make its neighbours findings too; a receipt with a
 finding does not count against a later, sound receipt. A corrupt entry counts
-as nothing.
+as nothing; once one was seen, a receipt whose ref is unknown may answer it, so
+that finding blames corruption too.
 
 The stateless part (decoding, the signature) is :meth:`Examiner.examine`, which
 worker processes may run in parallel; the ordered part is
@@ -361,6 +362,7 @@ class LogRules:
         self._last_seq: dict[str, int] = {}
         self._messages: dict[bytes, _Logged] = {}  # routed messages and tests, by id
         self._receipts: set[tuple[bytes, str, str]] = set()  # (ref, sender, stage) logged
+        self._corrupt = 0  # corrupt entries so far
 
     @property
     def next_index(self) -> int:
@@ -370,15 +372,25 @@ class LogRules:
     def entry(self, index: int, entry: bytes) -> list[Finding]:
         """Check entry ``index`` (the one after the last fed) alone and against those before."""
         examined = self.examiner.examine(index, entry)
-        return [*examined.findings, *self.ordered(index, examined.facts)]
+        corrupt = any(finding.blame is Blame.CORRUPT for finding in examined.findings)
+        return [*examined.findings, *self.ordered(index, examined.facts, corrupt=corrupt)]
 
-    def ordered(self, index: int, facts: EntryFacts | None) -> list[Finding]:
-        """The rules that need earlier entries, for facts already examined (in log order)."""
+    def ordered(
+        self, index: int, facts: EntryFacts | None, *, corrupt: bool = False
+    ) -> list[Finding]:
+        """The rules that need earlier entries, for facts already examined (in log order).
+
+        ``corrupt`` says the entry's bytes are damaged (``facts`` is then None):
+        a later receipt whose ref is unknown may refer to it, so that finding
+        then blames corruption, not the relay.
+        """
         if index != self._next:
             raise UsageError(
                 f"entries are checked in log order: expected {self._next}, not {index}"
             )
         self._next += 1
+        if corrupt:
+            self._corrupt += 1
         if facts is None:
             return []
         if facts.ident in self._ids:  # the earlier entry is the one receipts refer to
@@ -434,11 +446,16 @@ class LogRules:
     def _receipt(self, index: int, facts: EntryFacts) -> list[Finding]:
         logged = self._messages.get(facts.ref)
         if logged is None:
-            return [_relay(
-                index, Rule.RECEIPT_UNKNOWN_REF,
+            sentence = (
                 f"the receipt refers to {facts.ref.hex()}, which no earlier message or test "
-                "in the log holds",
-            )]
+                "in the log holds"
+            )
+            if self._corrupt:
+                return [Finding(
+                    index, Rule.RECEIPT_UNKNOWN_REF, Blame.CORRUPT,
+                    f"{sentence} (it may be one of the {self._corrupt} corrupt entries before it)",
+                )]
+            return [_relay(index, Rule.RECEIPT_UNKNOWN_REF, sentence)]
         findings: list[Finding] = []
         if facts.sender not in logged.recipients:
             findings.append(_relay(
