@@ -39,6 +39,7 @@ __all__ = [
     "ReceiptBody",
     "Recipients",
     "RoutedBody",
+    "SeenCheckpoint",
     "TextBody",
     "Track",
     "UpdateBody",
@@ -81,12 +82,26 @@ class Predicted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SeenCheckpoint:
+    """The latest relay checkpoint the author witnessed when it signed (protocol §3.2).
+
+    Carried inside endpoint-signed bodies so that checkpoints travel end to end
+    through the relay itself: a recipient compares it with its own view, and a
+    relay showing two histories cannot hide it from the parties it splits.
+    """
+
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Header:
     id: bytes
     sender: str
     ts: int
     seq: int
     kid: bytes
+    cp: SeenCheckpoint | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

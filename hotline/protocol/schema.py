@@ -32,6 +32,7 @@ from hotline.protocol.bodies import (
     Predicted,
     ReceiptBody,
     Recipients,
+    SeenCheckpoint,
     TextBody,
     Track,
     UpdateBody,
@@ -331,6 +332,24 @@ def _header(r: _Reader) -> dict[str, Any]:
     }
 
 
+def _read_seen(r: _Reader) -> SeenCheckpoint:
+    seen = SeenCheckpoint(
+        size=r.req("size", _int(1, MAX_SEQ)),
+        root=r.req("root", _bin(HASH_SIZE, "a SHA-256 hash")),
+    )
+    r.finish()
+    return seen
+
+
+def _endpoint_header(r: _Reader) -> dict[str, Any]:
+    """The header of a body an endpoint signs: the common fields and the optional ``cp``."""
+    head = _header(r)
+    seen = r.opt_sub("cp")
+    if seen is not None:
+        head["cp"] = _read_seen(seen)
+    return head
+
+
 def _text_and_lang(r: _Reader, body: dict[str, Any], *, required: bool) -> None:
     if required:
         body["text"] = r.req("text", _text(MAX_TEXT, minimum=1))
@@ -405,7 +424,8 @@ def map_to_body(data: Mapping[str, Any]) -> Body:
     """A typed body from a decoded map, or ``Rejected`` naming the first bad field."""
     r = _Reader(data)
     kind = r.req("t", _BODYTYPE)
-    head = _header(r)
+    relay_only = kind in (BodyType.TEST, BodyType.ACCEPTED)
+    head = _header(r) if relay_only else _endpoint_header(r)
     body: Body
     if kind is BodyType.WARNING:
         body = _read_warning(r, head, update=False)
@@ -443,7 +463,7 @@ def _plain(value: object) -> object:
         return value.value
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, Track | Predicted):
+    if isinstance(value, Track | Predicted | SeenCheckpoint):
         return {
             f.name: _plain(getattr(value, f.name))
             for f in fields(value)
