@@ -60,7 +60,7 @@ from hotline.protocol.session import (
     decode_control,
     encode_control,
 )
-from hotline.relay.core import Action, Append, Broadcast, Send
+from hotline.relay.core import Action, Append, Broadcast, Close, Send
 from hotline.relay.server import Relay, RelayConfig, create_app
 
 __all__ = ["HOLD_S", "Attack", "EvilRelay", "evil_app"]
@@ -159,6 +159,8 @@ class EvilRelay(Relay):
             return [action]
         if isinstance(action, Broadcast):
             return self._cheat_broadcast(action)
+        if isinstance(action, Close):
+            return [action]
         control = decode_control(action.data)
         if (
             attack is Attack.WITHHOLD_ACCEPTED

@@ -22,7 +22,7 @@ signer_unknown             corrupt ``from`` and ``kid`` name no key of this netw
 signature_bad              corrupt the signature does not verify over the body bytes
 key_out_of_period          relay   the signing key's period does not hold the body's ``ts``
 key_expired                relay   the endpoint's key had expired when the relay logged
-                                   the entry (its ``relay_ts``)
+                                   the entry (its ``relay_ts``), though ``ts`` is within
 frame_too_large            relay   the envelope is larger than ``max_frame_bytes``
 body_schema                relay   the body breaks the schema (protocol §3)
 type_never_logged          relay   an ``accepted`` or ``refused`` body is in the log
@@ -50,7 +50,8 @@ holds the id). An entry blamed on the relay otherwise still counts as logged
 (its id is taken, its ``seq`` is the sender's last, receipts may answer it), so
 one bad entry does not make its neighbours findings too; a receipt with a
 finding does not count against a later, sound receipt. A corrupt entry counts
-as nothing.
+as nothing; once one was seen, a receipt whose ref is unknown may answer it, so
+that finding blames corruption too.
 
 The stateless part (decoding, the signature) is :meth:`Examiner.examine`, which
 worker processes may run in parallel; the ordered part is
@@ -70,7 +71,7 @@ from hotline.auditlog.leaf import decode_entry
 from hotline.errors import EntryError, Rejected, UsageError
 from hotline.network import Network
 from hotline.protocol.bodies import ALL_RECIPIENTS
-from hotline.protocol.envelope import MSG_TAG, VERSION
+from hotline.protocol.envelope import MSG_TAG, VERSION, period_problem
 from hotline.protocol.ids import ID_SIZE
 from hotline.protocol.keys import KID_SIZE, SIGNATURE_SIZE, KeyPeriod
 from hotline.protocol.schema import map_to_body, unpack_map
@@ -253,13 +254,14 @@ class Examiner:
         """The rules of an envelope whose signature holds: every failure is the relay's."""
         findings: list[Finding] = []
         ts = data.get("ts")
-        if period.bounded and (type(ts) is not int or not period.covers(ts)):
-            when = format_utc_ms(ts) if type(ts) is int and ts >= 0 else repr(ts)
+        if period.bounded and (type(ts) is not int or ts < 0 or not period.covers(ts)):
             findings.append(_relay(
                 index, Rule.KEY_OUT_OF_PERIOD,
-                f"key {period.key.kid.hex()} of {sender} may not sign a body dated {when}",
+                period_problem(period, sender, ts) if type(ts) is int and ts >= 0
+                else f"ts {ts!r} is not a time, and key {period.key.kid.hex()} of {sender} "
+                "has a period",
             ))
-        if (
+        elif (
             sender != self._relay
             and period.not_after is not None
             and relay_ts >= period.not_after
@@ -360,6 +362,7 @@ class LogRules:
         self._last_seq: dict[str, int] = {}
         self._messages: dict[bytes, _Logged] = {}  # routed messages and tests, by id
         self._receipts: set[tuple[bytes, str, str]] = set()  # (ref, sender, stage) logged
+        self._corrupt = 0  # corrupt entries so far
 
     @property
     def next_index(self) -> int:
@@ -369,15 +372,25 @@ class LogRules:
     def entry(self, index: int, entry: bytes) -> list[Finding]:
         """Check entry ``index`` (the one after the last fed) alone and against those before."""
         examined = self.examiner.examine(index, entry)
-        return [*examined.findings, *self.ordered(index, examined.facts)]
+        corrupt = any(finding.blame is Blame.CORRUPT for finding in examined.findings)
+        return [*examined.findings, *self.ordered(index, examined.facts, corrupt=corrupt)]
 
-    def ordered(self, index: int, facts: EntryFacts | None) -> list[Finding]:
-        """The rules that need earlier entries, for facts already examined (in log order)."""
+    def ordered(
+        self, index: int, facts: EntryFacts | None, *, corrupt: bool = False
+    ) -> list[Finding]:
+        """The rules that need earlier entries, for facts already examined (in log order).
+
+        ``corrupt`` says the entry's bytes are damaged (``facts`` is then None):
+        a later receipt whose ref is unknown may refer to it, so that finding
+        then blames corruption, not the relay.
+        """
         if index != self._next:
             raise UsageError(
                 f"entries are checked in log order: expected {self._next}, not {index}"
             )
         self._next += 1
+        if corrupt:
+            self._corrupt += 1
         if facts is None:
             return []
         if facts.ident in self._ids:  # the earlier entry is the one receipts refer to
@@ -433,11 +446,16 @@ class LogRules:
     def _receipt(self, index: int, facts: EntryFacts) -> list[Finding]:
         logged = self._messages.get(facts.ref)
         if logged is None:
-            return [_relay(
-                index, Rule.RECEIPT_UNKNOWN_REF,
+            sentence = (
                 f"the receipt refers to {facts.ref.hex()}, which no earlier message or test "
-                "in the log holds",
-            )]
+                "in the log holds"
+            )
+            if self._corrupt:
+                return [Finding(
+                    index, Rule.RECEIPT_UNKNOWN_REF, Blame.CORRUPT,
+                    f"{sentence} (it may be one of the {self._corrupt} corrupt entries before it)",
+                )]
+            return [_relay(index, Rule.RECEIPT_UNKNOWN_REF, sentence)]
         findings: list[Finding] = []
         if facts.sender not in logged.recipients:
             findings.append(_relay(

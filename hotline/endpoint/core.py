@@ -86,6 +86,7 @@ from hotline.protocol.bodies import (
     AcceptedBody,
     LinkTestBody,
     ReceiptBody,
+    RefusedBody,
     RoutedBody,
     SeenCheckpoint,
 )
@@ -218,9 +219,9 @@ class EndpointCore:
                 return self._link_test(envelope, body, index, now_ms)
             if isinstance(body, ReceiptBody):
                 return self._receipt(envelope, body, index, now_ms)
-            if isinstance(body, AcceptedBody):
+            if isinstance(body, AcceptedBody | RefusedBody):
                 raise Rejected(
-                    RejectCode.SCHEMA, "an accepted receipt is not delivered, it answers us", "t"
+                    RejectCode.SCHEMA, f"a relay's {body.type} is not delivered, it answers us", "t"
                 )
             return self._message(envelope, body, index, now_ms)
         except Rejected as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal
 
+from hotline.errors import RejectCode
 from hotline.protocol.vocab import (
     Action,
     Advice,
@@ -38,6 +39,8 @@ __all__ = [
     "Predicted",
     "ReceiptBody",
     "Recipients",
+    "RefusedBody",
+    "RelayBody",
     "RoutedBody",
     "SeenCheckpoint",
     "TextBody",
@@ -188,5 +191,28 @@ class AcceptedBody(_Header):
     index: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedBody(_Header):
+    """The relay's signed refusal of a frame (never logged; it answers the sender alone).
+
+    ``frame_hash`` is SHA-256 of the whole frame as received; ``ref`` and
+    ``hash`` (the refused body's id and SHA-256) are given when its body could
+    be read. ``retry_after_ms`` is given for, and only for, temporary codes.
+    """
+
+    type: ClassVar[BodyType] = BodyType.REFUSED
+    ref: bytes | None = None
+    hash: bytes | None = None
+    frame_hash: bytes
+    code: RejectCode
+    sentence: str
+    path: str | None = None
+    retry_after_ms: int | None = None
+
+
 RoutedBody = WarningBody | CancelBody | TextBody
-Body = WarningBody | CancelBody | TextBody | ReceiptBody | LinkTestBody | AcceptedBody
+Body = (
+    WarningBody | CancelBody | TextBody | ReceiptBody | LinkTestBody | AcceptedBody | RefusedBody
+)
+RelayBody = LinkTestBody | AcceptedBody | RefusedBody
+"""The bodies only the relay signs."""

@@ -1,7 +1,7 @@
 """Bodies as JSON for people and integrators, and back.
 
 The JSON view is the wire map with its binary fields written as text: ids
-(``id``, ``incident``, ``ref``) in canonical UUID form, ``hash``, ``kid`` and
+(``id``, ``incident``, ``ref``) in canonical UUID form, ``hash``, ``frame_hash``, ``kid`` and
 ``cp.root`` in lowercase hex. Everything else is the same value under the same key, so the
 schema of :mod:`hotline.protocol.schema` applies unchanged (and names the same
 paths) whichever way a body came in.
@@ -21,7 +21,7 @@ from hotline.protocol.schema import body_to_map, map_to_body
 __all__ = ["body_to_json", "json_to_body", "json_to_map"]
 
 _ID_FIELDS: Final = frozenset({"id", "incident", "ref"})
-_HEX_FIELDS: Final = frozenset({"hash", "kid"})
+_HEX_FIELDS: Final = frozenset({"hash", "kid", "frame_hash"})
 _HEX: Final = re.compile(r"(?:[0-9a-f]{2})*")
 
 

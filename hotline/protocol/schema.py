@@ -32,6 +32,7 @@ from hotline.protocol.bodies import (
     Predicted,
     ReceiptBody,
     Recipients,
+    RefusedBody,
     SeenCheckpoint,
     TextBody,
     Track,
@@ -55,6 +56,7 @@ from hotline.protocol.vocab import (
 
 __all__ = [
     "HASH_SIZE",
+    "MAX_PATH",
     "MAX_RECIPIENTS",
     "MAX_TEXT",
     "PARTY_ID",
@@ -242,6 +244,8 @@ _CANCELREASON: Final = _enum(CancelReason)
 _STAGE: Final = _enum(Stage)
 _ACTION: Final = _enum(Action)
 _BODYTYPE: Final = _enum(BodyType)
+_REJECTCODE: Final = _enum(RejectCode)
+MAX_PATH: Final = 200
 
 
 def _party(path: str, value: object) -> str:
@@ -420,6 +424,27 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
     return receipt
 
 
+def _read_refused(r: _Reader, head: dict[str, Any]) -> RefusedBody:
+    refused = RefusedBody(
+        **head,
+        ref=r.opt("ref", _uuid7),
+        hash=r.opt("hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        frame_hash=r.req("frame_hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        code=r.req("code", _REJECTCODE),
+        sentence=r.req("sentence", _text(MAX_NOTE, minimum=1)),
+        path=r.opt("path", _text(MAX_PATH)),
+        retry_after_ms=r.opt("retry_after_ms", _int(0, MAX_TIME_MS)),
+    )
+    if refused.path is not None and refused.code is not RejectCode.SCHEMA:
+        raise _schema(r.path("path"), "is given only for a schema refusal")
+    if refused.code.temporary != (refused.retry_after_ms is not None):
+        raise _schema(
+            r.path("retry_after_ms"),
+            "is given for, and only for, a temporary refusal (rate_limited, busy)",
+        )
+    return refused
+
+
 def map_to_body(data: Mapping[str, Any]) -> Body:
     """A typed body from a decoded map, or ``Rejected`` naming the first bad field."""
     r = _Reader(data)
@@ -439,6 +464,8 @@ def map_to_body(data: Mapping[str, Any]) -> Body:
         body = _read_receipt(r, head)
     elif kind is BodyType.TEST:
         body = LinkTestBody(**head, to=r.req("to", _single_recipient))
+    elif kind is BodyType.REFUSED:
+        body = _read_refused(r, head)
     else:
         body = AcceptedBody(
             **head,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-import msgpack
 import pytest
 
 from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
@@ -14,78 +12,16 @@ from hotline.errors import UsageError
 from hotline.network import Limits
 from hotline.protocol.bodies import (
     AcceptedBody,
-    Body,
     LinkTestBody,
-    ReceiptBody,
     Recipients,
-    Track,
-    WarningBody,
 )
 from hotline.protocol.envelope import body_hash, seal_bytes
-from hotline.protocol.ids import make_id
 from hotline.protocol.keys import KeyPeriod, SigningKey
 from hotline.protocol.schema import body_to_map, encode_body
-from hotline.protocol.vocab import ObjectKind, Precedence, Source, Stage, Status
-from hotline.testing.traffic import START_MS, Traffic
+from hotline.protocol.vocab import Stage
+from hotline.testing.traffic import Traffic
+from tests.auditlog.signed import LINKS, NET, T0, LogBuilder
 from tests.factories import TestNet, make_network
-
-# BY-LT, BY-LV, LT-LV and LV-EE are linked; PL is linked to nobody.
-LINKS = [("BY", "LT"), ("BY", "LV"), ("LT", "LV"), ("LV", "EE")]
-NET = make_network(links=LINKS)
-T0 = START_MS
-
-
-class LogBuilder:
-    """Signed bodies with fresh ids and rising seq per sender, as log entries."""
-
-    def __init__(self, net: TestNet = NET) -> None:
-        self.net = net
-        self.counter = 0
-        self.seq: dict[str, int] = {}
-
-    def header(self, sender: str, ts: int = T0, seq: int | None = None) -> dict[str, Any]:
-        self.counter += 1
-        if seq is None:
-            seq = self.seq.get(sender, 0) + 1
-        self.seq[sender] = max(seq, self.seq.get(sender, 0))
-        return {
-            "id": make_id(ts, self.counter.to_bytes(10, "big")),
-            "sender": sender,
-            "ts": ts,
-            "seq": seq,
-            "kid": self.net.keys[sender].public.kid,
-        }
-
-    def warning_body(
-        self, sender: str, to: Recipients, *, ts: int = T0, text: str | None = None
-    ) -> WarningBody:
-        return WarningBody(
-            **self.header(sender, ts),
-            to=to, status=Status.EXERCISE, precedence=Precedence.FLASH,
-            incident=make_id(ts, b"\xee" * 10), expires=ts + 600_000,
-            track=Track(lat=54.3, lon=25.9, observed_at=ts - 500, object=ObjectKind.UAV,
-                        confidence=0.8, source=Source.RADAR),
-            text=text, lang=None if text is None else "en",
-        )
-
-    def receipt(
-        self, sender: str, of: Body, stage: Stage = Stage.DELIVERED, *, digest: bytes | None = None
-    ) -> ReceiptBody:
-        return ReceiptBody(
-            **self.header(sender),
-            ref=of.id, hash=body_hash(encode_body(of)) if digest is None else digest, stage=stage,
-        )
-
-    def test(self, to: str) -> LinkTestBody:
-        return LinkTestBody(**self.header("relay"), to=(to,))
-
-    def entry(self, body: Body, *, signer: str | None = None, relay_ts: int = T0) -> bytes:
-        return encode_envelope_entry(relay_ts, self.net.seal(body, signer))
-
-    def raw_entry(self, data: dict[str, Any], signer: str, relay_ts: int = T0) -> bytes:
-        """An entry holding any map, signed by ``signer`` (the schema is not checked)."""
-        body_bytes = msgpack.packb(data, use_bin_type=True)
-        return encode_envelope_entry(relay_ts, seal_bytes(body_bytes, self.net.keys[signer]))
 
 
 def check(entries: list[bytes], net: TestNet = NET, **kwargs: bool) -> list[Finding]:
@@ -150,7 +86,9 @@ def test_a_body_dated_outside_its_keys_period_is_the_relays_fault() -> None:
     log = LogBuilder(net)
     within = log.entry(log.warning_body("BY", ("LT",), ts=T0))
     after = log.entry(log.warning_body("BY", ("LT",), ts=T0 + 1_000), relay_ts=T0)
-    assert only(check([within, after], net)) == (1, Rule.KEY_OUT_OF_PERIOD, Blame.RELAY)
+    findings = check([within, after], net)
+    assert only(findings) == (1, Rule.KEY_OUT_OF_PERIOD, Blame.RELAY)
+    assert f"key {net.keys['BY'].public.kid.hex()} of BY expired at" in findings[0].sentence
 
 
 def test_a_body_logged_after_its_key_expired_is_the_relays_fault() -> None:
@@ -372,3 +310,15 @@ def test_entries_must_be_fed_in_log_order() -> None:
     rules.entry(0, log.entry(log.warning_body("BY", ("LT",))))
     with pytest.raises(UsageError):
         rules.entry(2, log.entry(log.warning_body("BY", ("LT",))))
+
+
+def test_after_a_corrupt_entry_an_unknown_ref_is_not_blamed_on_the_relay() -> None:
+    """A receipt may answer the message whose bytes are damaged: that is corruption, not fraud."""
+    log = LogBuilder()
+    warning = log.warning_body("BY", ("LT",))
+    frame = bytearray(log.net.seal(warning))
+    frame[-1] ^= 1
+    entries = [encode_envelope_entry(T0, bytes(frame)), log.entry(log.receipt("LT", warning))]
+    assert [(f.index, f.rule, f.blame) for f in check(entries)] == [
+        (0, Rule.SIGNATURE_BAD, Blame.CORRUPT), (1, Rule.RECEIPT_UNKNOWN_REF, Blame.CORRUPT)
+    ]

@@ -262,6 +262,31 @@ def _accepted() -> dict[str, Any]:
     }
 
 
+def _refused_rate_limited() -> dict[str, Any]:
+    """The relay's signed refusal of a (hypothetical) resend of the warning: rate_limited."""
+    resend = _sign(_packed(_full_warning()), "BY")
+    return {
+        **_header("refused", 11, "relay", 1_764_000_000_020_000, T0 + 20),
+        "ref": uid(2),
+        "hash": hashlib.sha256(_packed(_full_warning())).digest(),
+        "frame_hash": hashlib.sha256(_frame(1, _packed(_full_warning()), resend)).digest(),
+        "code": "rate_limited",
+        "sentence": "BY is over 600 messages a minute; retry in 120 ms",
+        "retry_after_ms": 120,
+    }
+
+
+def _refused_schema() -> dict[str, Any]:
+    """The relay's signed refusal of garbage that is no envelope: no ref, no hash."""
+    return {
+        **_header("refused", 12, "relay", 1_764_000_000_030_000, T0 + 30),
+        "frame_hash": hashlib.sha256(b"\xc1\x00\x01").digest(),
+        "code": "schema",
+        "sentence": "must be one of warning, update, cancel, text, receipt",
+        "path": "t",
+    }
+
+
 # ----------------------------------------------------------------------------- bytes
 
 
@@ -404,6 +429,16 @@ def _ok_cases() -> list[Case]:
         ),
         _ok("test", "the relay's link test to LT", _link_test()),
         _ok("accepted", "the relay's accepted receipt for the warning", _accepted()),
+        _ok(
+            "refused_rate_limited",
+            "the relay's signed refusal of a resend of the warning, with its retry-after",
+            _refused_rate_limited(),
+        ),
+        _ok(
+            "refused_schema",
+            "the relay's signed refusal of bytes whose body it could not read: no ref, no hash",
+            _refused_schema(),
+        ),
         _ok(
             "number_as_integer", "a MessagePack integer is a valid number (track.lat = 55)", as_int
         ),
@@ -705,6 +740,24 @@ def _schema_cases() -> list[Case]:
         ),
         _schema("hash_short", "a 31-byte hash", _changed(receipt, "hash", bytes(31)), "hash"),
         _schema("test_to_all", "a link test to '*'", _changed(_link_test(), "to", "*"), "to"),
+        _schema(
+            "refused_temporary_without_retry",
+            "a rate_limited refusal without retry_after_ms",
+            _changed(_refused_rate_limited(), "retry_after_ms", _REMOVE),
+            "retry_after_ms",
+        ),
+        _schema(
+            "refused_final_with_retry",
+            "a link_forbidden refusal with retry_after_ms",
+            _changed(_refused_rate_limited(), "code", "link_forbidden"),
+            "retry_after_ms",
+        ),
+        _schema(
+            "refused_path_not_schema",
+            "a path on a refusal whose code is not schema",
+            _changed(_changed(_refused_schema(), "code", "stale"), "path", "expires"),
+            "path",
+        ),
     ]
 
 
