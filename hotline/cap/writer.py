@@ -165,9 +165,9 @@ def _areas(info: ET.Element, areas: Sequence[CapArea]) -> None:
         for circle in kept.circle or ():
             _add(area, "circle", circle)
         if kept.altitude is not None:
-            _add(area, "altitude", decimal_text(kept.altitude))
+            _add(area, "altitude", _plain(Decimal(decimal_text(kept.altitude))))
         if kept.ceiling is not None:
-            _add(area, "ceiling", decimal_text(kept.ceiling))
+            _add(area, "ceiling", _plain(Decimal(decimal_text(kept.ceiling))))
 
 
 def _other_info(
@@ -335,7 +335,7 @@ def body_to_cap(
         kept = () if body.cap is None else body.cap.info or ()
         first = kept[0] if kept else None
         info = _add(alert, "info")
-        lang = body.lang if first is None or first.lang is None else first.lang
+        lang = body.lang if first is None else first.lang  # read back: no language is en
         if lang is not None:
             _add(info, "language", lang)
         if isinstance(body, WarningBody):
