@@ -477,6 +477,35 @@ class Journal:
                 (cap.sender, cap.identifier, body.sender, body.id),
             )
 
+    def latency_history(
+        self, since_ms: int, limit: int = 2000
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Per link, ``(sent_ms, latency_ms)`` of our messages sent since ``since_ms``, oldest
+        first, at most ``limit`` (the newest) per series: ``accepted`` is the relay's
+        ``accepted`` receipt back at us, ``delivered/LT`` LT's ``delivered`` receipt back at
+        us, both by our clock from when we journaled the message."""
+        series: dict[str, list[tuple[int, int]]] = {}
+        rows = self._db.execute(
+            "SELECT created_ms, accepted_received_ms - created_ms FROM outbox "
+            "WHERE t IN ('warning', 'update', 'cancel', 'text') AND created_ms >= ? "
+            "AND accepted_received_ms IS NOT NULL ORDER BY created_ms DESC LIMIT ?",
+            (since_ms, limit),
+        ).fetchall()
+        if rows:
+            series["accepted"] = [(int(t), max(0, int(v))) for t, v in reversed(rows)]
+        rows = self._db.execute(
+            "SELECT s.party, o.created_ms, s.received_ms - o.created_ms FROM stages s "
+            "JOIN outbox o ON o.id = s.ref WHERE s.stage = 'delivered' AND o.created_ms >= ? "
+            "ORDER BY o.created_ms DESC",
+            (since_ms,),
+        ).fetchall()
+        for party, t, v in reversed(rows):
+            points = series.setdefault(f"delivered/{party}", [])
+            points.append((int(t), max(0, int(v))))
+        for key, points in series.items():
+            series[key] = points[-limit:]
+        return series
+
     def cap_message(
         self, cap_sender: str, identifier: str, prefer: str
     ) -> tuple[bytes, str] | None:
