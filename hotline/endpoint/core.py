@@ -340,6 +340,11 @@ class EndpointCore:
         return Output(events=(accepted,))
 
     def _rejected(self, notice: RejectedNotice, now_ms: int) -> Output:
+        if not notice.ref and notice.hash:  # a frame the relay could not read: match its hash
+            matched = next((p.id for p in self._pending.values()
+                            if hashlib.sha256(p.frame).digest() == notice.hash), None)
+            if matched is not None:
+                notice = replace(notice, ref=matched)
         pending = self._pending.pop(notice.ref, None)
         if pending is None:
             if notice.ref:

@@ -17,7 +17,10 @@ Relay → endpoint:
 ``accepted``   ``frame``: the relay-signed ``accepted`` receipt of a message
                this endpoint sent (not itself logged: it names the log index)
 ``rejected``   ``ref`` (the refused message's id, or empty), ``code``,
-               ``sentence``, ``path``
+               ``sentence``, ``path``, and ``hash``: SHA-256 of the refused
+               frame as received (absent for a notice about no frame), so a
+               frame whose id could not be read (it failed verification) is
+               still matched to the outbox entry that sent it
 ``checkpoint`` ``note``: a newly signed checkpoint (C2SP signed note bytes)
 =============  ==============================================================
 
@@ -114,6 +117,7 @@ class RejectedNotice:
     code: str
     sentence: str
     path: str = ""
+    hash: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +149,14 @@ _FIELDS: Final[dict[str, dict[str, type]]] = {
     "welcome": {"id": str, "size": int},
     "deliver": {"index": int, "frame": bytes},
     "accepted": {"frame": bytes},
-    "rejected": {"ref": bytes, "code": str, "sentence": str, "path": str},
+    "rejected": {"ref": bytes, "code": str, "sentence": str, "path": str, "hash": bytes},
     "checkpoint": {"note": bytes},
     "cosign": {"line": str},
 }
+
+
+_OPTIONAL: Final[dict[tuple[str, str], object]] = {("auth", "since"): -1, ("rejected", "hash"): b""}
+"""Fields a control message may leave out, and their value then."""
 
 
 def is_envelope(message: bytes) -> bool:
@@ -163,6 +171,8 @@ def encode_control(message: Control) -> bytes:
     name = _NAMES[type(message)]
     fields: dict[str, Any] = {"t": name}
     for key in _FIELDS[name]:
+        if (name, key) in _OPTIONAL and not getattr(message, key):
+            continue
         fields[key] = getattr(message, key)
     data: bytes = msgpack.packb(fields, use_bin_type=True)
     return data
@@ -177,8 +187,8 @@ def decode_control(data: bytes) -> Control:
     expected = _FIELDS[name]
     for key, kind in expected.items():
         value = fields.get(key)
-        if value is None and name == "auth" and key == "since":
-            fields[key] = -1
+        if value is None and (name, key) in _OPTIONAL:
+            fields[key] = _OPTIONAL[name, key]
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise Rejected(RejectCode.SCHEMA, f"must be {kind.__name__}", key)

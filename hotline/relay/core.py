@@ -34,6 +34,7 @@ Rules it keeps:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import itertools
 from collections import deque
@@ -348,10 +349,13 @@ class RelayCore:
         return self._origin.get(receipt.ref)
 
     def _rejection(self, frame: bytes, exc: Rejected) -> bytes:
+        """The ``rejected`` notice: the message's id when the frame verifies, and always the
+        frame's SHA-256, so the sender can tell which of its frames was refused."""
         ref = b""
         with contextlib.suppress(Rejected):
             ref = open_envelope(frame, self.network, max_size=1 << 30).body.id
-        return encode_control(RejectedNotice(ref, exc.code, exc.detail, exc.path))
+        return encode_control(RejectedNotice(ref, exc.code, exc.detail, exc.path,
+                                             hashlib.sha256(frame).digest()))
 
     def appended(self, token: int, index: int, now: int) -> list[Action]:
         """The entry asked for with ``token`` is durable at ``index``."""

@@ -123,7 +123,8 @@ CONTRAST_JS = """() => {
     const size = parseFloat(cs.fontSize);
     const large = size >= 24 || (size >= 18.66 && parseInt(cs.fontWeight, 10) >= 700);
     if (ratio < (large ? 3 : 4.5)) {
-      failures.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+      const what = `${el.tagName.toLowerCase()}#${el.id}.${el.className}`;
+      failures.push(`${what} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
     }
   }
   return failures;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -66,10 +67,12 @@ async def test_each_hostile_frame_gets_its_code_and_the_session_goes_on(
     by, lt = Author("BY"), Author("LT")
     async with RawClient(net, "BY", relay.ws_url) as client:
         before = dict(relay.relay.core.counters.accepted)
-        await client.send(CASES[case](client, by, lt))
+        frame = CASES[case](client, by, lt)
+        await client.send(frame)
         result = await client.accepted()
         assert isinstance(result, RejectedNotice), result
         assert result.code == EXPECTED[case]
+        assert result.hash == hashlib.sha256(frame).digest()  # correlatable, even unread
         assert relay.relay.core.counters.accepted == before
         await client.send(client.seal(by.warning()))
         assert isinstance(await client.accepted(), Accepted)
@@ -121,7 +124,8 @@ async def test_text_frames_and_unknown_controls_are_refused(
 async def test_bad_authentication_is_closed_with_a_reason(
     net: TestNet, relay: RunningRelay, who: str
 ) -> None:
-    """Unknown ids, wrong keys and anything but auth first close the socket with 4401."""
+    """Unknown ids and wrong keys close the socket with 4401 and their code; an envelope
+    before auth with not_authenticated, as protocol.md says."""
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(relay.ws_url)
         challenge = await ws.receive_bytes(timeout=TIMEOUT)
@@ -136,6 +140,7 @@ async def test_bad_authentication_is_closed_with_a_reason(
         assert message.type is aiohttp.WSMsgType.CLOSE
         assert ws.close_code == AUTH_FAILED_CLOSE
         assert isinstance(message.extra, str)
-        assert message.extra.split(":")[0] in ("unknown_sender", "bad_signature", "bad_frame",
-                                               "schema", "not_authenticated")
+        expected = {"stranger": "unknown_sender", "wrong key": "bad_signature",
+                    "not auth": "not_authenticated"}[who]
+        assert message.extra.split(":")[0] == expected
         await ws.close()
