@@ -28,8 +28,9 @@ sys.exit(1)
 """
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal, not ignored
+# make as a terminal starts it: SIGINT not ignored, even when this test runs in the background
+START_MAKE = ("import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+              "os.execvp('make', ['make', '-s', 'x'])")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
@@ -39,8 +40,8 @@ def test_a_child_of_make_sees_make_interrupted(tmp_path: Path) -> None:
     (tmp_path / "child.py").write_text(CHILD, encoding="utf-8")
     (tmp_path / "Makefile").write_text(f"x:\n\texec {sys.executable} child.py\n",
                                        encoding="utf-8")
-    with subprocess.Popen(["make", "-s", "x"], cwd=tmp_path, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, preexec_fn=_default_sigint,
+    with subprocess.Popen([sys.executable, "-c", START_MAKE], cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           env={**os.environ, "PYTHONPATH": str(Path.cwd())}) as make:
         assert make.stdout is not None
         assert make.stdout.readline() == b"started\n"

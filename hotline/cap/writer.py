@@ -51,7 +51,13 @@ from hotline.cap.codes import (
     STATUS_TO_CAP,
     certainty_of,
 )
-from hotline.cap.geo import decimal_text, metres_to_feet, metres_to_km
+from hotline.cap.geo import (
+    decimal_text,
+    metres_to_feet,
+    metres_to_km,
+    parse_circle,
+    parse_polygon,
+)
 from hotline.cap.times import format_cap_time
 from hotline.errors import UsageError
 from hotline.protocol.bodies import (
@@ -61,6 +67,7 @@ from hotline.protocol.bodies import (
     CapArea,
     CapInfo,
     Recipients,
+    Track,
     UpdateBody,
     WarningBody,
 )
@@ -243,8 +250,34 @@ def _warning_info(info: ET.Element, body: WarningBody, origin: CapInfo | None) -
                 pairs.append((f"hotline:{key}", decimal_text(value)))
     _parameters(info, pairs)
     if origin is not None and origin.area:
+        if not _gives_the_track(origin.area, track):
+            _track_area(info, body)  # read back first, so the track is never lost
         _areas(info, origin.area)
         return
+    _track_area(info, body)
+
+
+def _gives_the_track(areas: Sequence[CapArea], track: Track) -> bool:
+    """Whether reading ``areas`` back gives ``track``'s position, radius and kind of
+    altitude (the reader takes them from the first area with a circle or polygon)."""
+    for area in areas:
+        shape = (area.circle or area.polygon or (None,))[0]
+        if shape is None:
+            continue
+        try:
+            where = parse_circle(shape) if area.circle else parse_polygon(shape)
+        except ValueError:
+            return False
+        return (
+            (where.lat, where.lon) == (track.lat, track.lon)
+            and where.radius_m == track.pos_err_m
+            and (area.altitude is not None) == (track.alt_ref is AltRef.MSL)
+        )
+    return False
+
+
+def _track_area(info: ET.Element, body: WarningBody) -> None:
+    track, predicted = body.track, body.predicted
     area = _add(info, "area")
     desc = "track position"
     if predicted is not None:
