@@ -278,24 +278,6 @@ def test_rejected_notice_marks_the_message_rejected(net: TestNet, author: Author
     assert core.pending_frames() == ()
 
 
-def test_a_rejection_without_id_is_matched_by_the_frames_hash(
-    net: TestNet, author: Author
-) -> None:
-    """A notice whose frame the relay could not read (empty ref) names the frame's SHA-256:
-    that outbox entry is the one rejected; another frame's hash settles nothing."""
-    core = make_core(net)
-    first = send(core, author)
-    second = send(core, author)
-    notice = RejectedNotice(b"", "bad_signature", "no", "", hashlib.sha256(second).digest())
-    out = core.receive(encode_control(notice), T0)
-    assert kinds(out) == [MessageRejected]
-    rejected = out.events[0]
-    assert isinstance(rejected, MessageRejected)
-    assert rejected.id == open_envelope(second, net.network).body.id
-    assert core.pending_frames() == (first,)
-    assert decode_control(encode_control(notice)) == notice
-
-
 def test_receipts_for_our_message_are_stored_and_advance_since(
     net: TestNet, author: Author
 ) -> None:

@@ -36,7 +36,7 @@ from tests.feeds.helpers import (
     write_feeds,
 )
 
-HEADER = ("id", "from", "ts", "seq", "kid")
+HEADER = ("id", "from", "ts", "seq", "kid", "cp")  # cp: the checkpoint the author saw
 
 
 @dataclass

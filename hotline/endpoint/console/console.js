@@ -1046,6 +1046,8 @@
       case "peer_offline":
         return t("peer_offline_for", { party: a.party, time: dur(a.at_ms - a.since_ms) });
       default:
+        // the relay caught out (docs/threat-model.md): the kind, then the evidence's sentence
+        if (a.sentence) return t("alarm_relay", { what: code("event", a.event), sentence: a.sentence });
         return code("event", a.event);
     }
   }
