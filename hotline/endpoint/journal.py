@@ -15,7 +15,9 @@ Tables (``DIR/journal.sqlite3``):
 ``overdue``   deadlines already reported (each is reported once)
 ``events``    the event and alarm history
 ``state``     ``next_seq`` (our next ``seq``), ``since`` (the receipts cursor),
-              the last link test answered
+              the last link test answered, how many were answered and how many
+              answers the relay has logged (a link test's answer is deleted from
+              ``outbox`` once the relay accepts it: the count is what stays)
 ``feed_posts``  what sensor feeds posted and the message each became: the
               feed, its Idempotency-Key and request hash (replays), the sensor
               track (``sensor_id``, ``track_id``: correlation), the draft handed
@@ -413,11 +415,21 @@ class Journal:
             if event.index > self.since():
                 self._set_state("since", event.index)
         elif isinstance(event, MessageAccepted):
-            db.execute(
-                "UPDATE outbox SET accepted_index = ?, accepted_ts = ?, accepted_received_ms = ? "
-                "WHERE id = ? AND accepted_index IS NULL",
-                (event.index, event.accepted_ts, event.received_ms, event.id),
-            )
+            # A link test's answer, once the relay has it, is in the relay's log; here only
+            # the count is kept, so the journal does not grow by a row per test forever.
+            pruned = db.execute(
+                "DELETE FROM outbox WHERE id = ? AND link_test = 1 AND accepted_index IS NULL",
+                (event.id,),
+            ).rowcount
+            if pruned:
+                self._set_state("test_answers_logged",
+                                int(self._state("test_answers_logged") or 0) + 1)
+            else:
+                db.execute(
+                    "UPDATE outbox SET accepted_index = ?, accepted_ts = ?, "
+                    "accepted_received_ms = ? WHERE id = ? AND accepted_index IS NULL",
+                    (event.index, event.accepted_ts, event.received_ms, event.id),
+                )
         elif isinstance(event, MessageRejected):
             db.execute(
                 "UPDATE outbox SET rejected_code = ?, rejected_sentence = ?, rejected_path = ?, "
