@@ -488,6 +488,38 @@ class Journal:
         ).fetchall()
         return tuple(_inbox_item(row) for row in rows)
 
+    def inbox_page(
+        self, limit: int, before: tuple[int, int] | None = None
+    ) -> tuple[tuple[InboxItem, ...], tuple[int, int] | None]:
+        """Up to ``limit`` received messages, newest first, older than the cursor ``before``
+        (``received_ms``, row); and the cursor of the next page, None after the last."""
+        where, args = "", [limit + 1]
+        if before is not None:
+            where = " WHERE (received_ms, rowid) < (?, ?)"
+            args = [before[0], before[1], limit + 1]
+        rows = self._db.execute(
+            _SELECT_INBOX.replace("SELECT ", "SELECT rowid, ", 1) + where
+            + " ORDER BY received_ms DESC, rowid DESC LIMIT ?", args,
+        ).fetchall()
+        page = rows[:limit]
+        cursor = (page[-1][8], page[-1][0]) if len(rows) > limit else None
+        return tuple(_inbox_item(row[1:]) for row in page), cursor
+
+    def outbox_page(
+        self, limit: int, before: int | None = None
+    ) -> tuple[tuple[OutboxItem, ...], int | None]:
+        """Up to ``limit`` sent messages, newest first, with ``seq`` below ``before``; and the
+        cursor (a ``seq``) of the next page, None after the last."""
+        where, args = "", [limit + 1]
+        if before is not None:
+            where, args = " AND seq < ?", [before, limit + 1]
+        rows = self._db.execute(
+            _SELECT_OUTBOX + where + " ORDER BY seq DESC LIMIT ?", args
+        ).fetchall()
+        page = rows[:limit]
+        cursor = int(page[-1][1]) if len(rows) > limit else None
+        return tuple(self._outbox_item(row) for row in page), cursor
+
     def inbox_item(self, id_: bytes) -> InboxItem | None:
         row = self._db.execute(
             _SELECT_INBOX + " WHERE id = ?", (id_,)
