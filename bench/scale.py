@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Final
 
 import aiohttp
+from endpoint_journal import endpoint_point
 from peers.hotline_peer import RelayProcess, client_for, lift_rate_limit, start_relay
 from peers.procstat import cpu_seconds, peak_rss_mib
 from peers.workload import percentile
@@ -311,8 +312,35 @@ async def size_point(config: Path, cache: Path, size: int, *, scratch: Path,
 # ---------------------------------------------------------------------------- report
 
 
+async def journal_points(config: Path, cache: Path, scratch: Path,
+                         counts: Sequence[int]) -> list[dict[str, float]]:
+    """An endpoint's journal after each number of answered link tests, restarted and measured.
+
+    Each size starts from a copy of the one before (the journals are small: answers are
+    pruned once the relay has them), kept in the cache between runs.
+    """
+    rows: list[dict[str, float]] = []
+    previous: Path | None = None
+    for count in counts:
+        data = cache / f"journal-{count}"
+        if not (data / "complete").exists():
+            if data.exists():
+                await asyncio.to_thread(shutil.rmtree, data)
+            if previous is not None:
+                await asyncio.to_thread(shutil.copytree, previous, data)
+        row = await endpoint_point(config, data, scratch / f"endpoint-{count}", count)
+        await asyncio.to_thread((data / "complete").write_text, "1\n")
+        rows.append(row)
+        previous = data
+        print(f"journal {count:>9,} link tests ({row['days_at_5s']:.0f} days): "
+              f"{row['journal_rows']:,.0f} rows, {row['journal_mib']:.1f} MiB, endpoint "
+              f"restart {row['restart_s']:.2f} s, peak RSS {row['peak_rss_mib']:.0f} MiB",
+              flush=True)
+    return rows
+
+
 def markdown(endpoints: Sequence[dict[str, float]], sizes: Sequence[dict[str, float]],
-             rate: float) -> str:
+             rate: float, journals: Sequence[dict[str, float]] = ()) -> str:
     lines = ["# hotline as it grows", ""]
     if endpoints:
         repeats = int(endpoints[0].get("repeats", 1))
@@ -340,6 +368,24 @@ def markdown(endpoints: Sequence[dict[str, float]], sizes: Sequence[dict[str, fl
                       if "inclusion_p50_ms" in r else "| n/a | n/a | n/a | n/a |")
             lines.append(f"| {r['records']:,.0f} | {r['restart_s']:.2f} s "
                          f"| {r['peak_rss_mib']:.0f} MiB | {r['idle_cpu_share']:.1%} " + proofs)
+        lines += ["", "The same logs: days spanned, first start (snapshot made), disk:", "",
+                  "| records | days | first start | its peak RSS | disk |",
+                  "| ---: | ---: | ---: | ---: | ---: |"]
+        for r in sizes:
+            if "span_days" in r:
+                lines.append(f"| {r['records']:,.0f} | {r['span_days']:.1f} "
+                             f"| {r['first_start_s']:.1f} s "
+                             f"| {r['first_start_peak_rss_mib']:.0f} MiB "
+                             f"| {r['disk_mib']:,.0f} MiB |")
+        lines.append("")
+    if journals:
+        lines += ["An endpoint's journal after answering link tests (5 s apart):", "",
+                  "| link tests | days | journal rows | journal size | endpoint restart "
+                  "| endpoint peak RSS |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in journals:
+            lines.append(f"| {r['tests_answered']:,.0f} | {r['days_at_5s']:.0f} "
+                         f"| {r['journal_rows']:,.0f} | {r['journal_mib']:.1f} MiB "
+                         f"| {r['restart_s']:.2f} s | {r['peak_rss_mib']:.0f} MiB |")
         lines.append("")
     return "\n".join(lines)
 
@@ -351,6 +397,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                                               "python": sys.version.split()[0]}}
     endpoint_rows: list[dict[str, float]] = []
     size_rows: list[dict[str, float]] = []
+    journal_rows: list[dict[str, float]] = []
+    journal_counts = [int(n) for n in args.journal_tests.split(",") if n.strip()]
     with tempfile.TemporaryDirectory(prefix="hotline-scale-") as scratch_name:
         scratch = Path(scratch_name)
         runs: dict[int, list[dict[str, float]]] = {count: [] for count in endpoint_counts}
@@ -391,9 +439,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                       f"{row.get('inclusion_p50_ms', 0):.2f} ms (first start "
                       f"{row['first_start_s']:.1f} s, {row['first_start_peak_rss_mib']:.0f} MiB; "
                       f"log written in {row['write_s']:.0f} s)", flush=True)
+        if journal_counts:
+            args.cache.mkdir(parents=True, exist_ok=True)
+            net = args.cache / "net" / NETWORK_FILE
+            if not net.exists():
+                _default_network(args.cache / "net")
+            journal_rows = await journal_points(net, args.cache, scratch, journal_counts)
     results["endpoints"] = endpoint_rows
     results["log_sizes"] = size_rows
-    report = markdown(endpoint_rows, size_rows, args.rate)
+    results["endpoint_journal"] = journal_rows
+    report = markdown(endpoint_rows, size_rows, args.rate, journal_rows)
     print()
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -420,6 +475,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
     parser.add_argument("--sizes", default="10000,100000,1000000,3000000",
                         help="log sizes, comma-separated, rising ('' to skip)")
+    parser.add_argument("--journal-tests", default="10000,100000,1000000",
+                        help="link tests an endpoint has answered, comma-separated, rising "
+                             "('' to skip)")
     parser.add_argument("--proofs", type=int, default=200, help="proofs of each kind per size")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes that sign the log's entries")
