@@ -24,6 +24,7 @@ left for the operator console.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Final
 
@@ -51,6 +52,7 @@ __all__ = ["add_routes"]
 _MAX_BODY: Final = 256 * 1024
 _SSE_KEEPALIVE_S: Final = 15.0
 _LINKS_TIMEOUT_S: Final = 2.0
+_ALARMS_KEPT: Final = 200
 
 
 def _error(status: int, error: str, field: str, detail: str) -> web.Response:
@@ -185,6 +187,13 @@ async def checkpoint(request: web.Request) -> web.Response:
     return web.json_response(checkpoint_json(item, endpoint.config.clock()))
 
 
+async def alarms(request: web.Request) -> web.Response:
+    """The alarm history, newest first: missed deadlines, refusals, and the relay caught out."""
+    endpoint = _endpoint(request)
+    records = await endpoint.journal.call(lambda j: j.events(_ALARMS_KEPT, alarms_only=True))
+    return web.json_response({"alarms": [history_json(r) for r in records]})
+
+
 async def links(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     tests = await endpoint.journal.call(lambda j: j.link_tests())
@@ -250,19 +259,20 @@ async def events(request: web.Request) -> web.StreamResponse:
             }
         )
         await response.prepare(request)
-        await response.write(_sse("snapshot", snapshot))
-        while True:
-            try:
-                event: Event | None = await asyncio.wait_for(
-                    subscription.next(), timeout=_SSE_KEEPALIVE_S
-                )
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if event is None:
-                break
-            payload = event_json(event)
-            await response.write(_sse(str(payload["event"]), payload))
+        with contextlib.suppress(ConnectionResetError):  # the console went away: stop
+            await response.write(_sse("snapshot", snapshot))
+            while True:
+                try:
+                    event: Event | None = await asyncio.wait_for(
+                        subscription.next(), timeout=_SSE_KEEPALIVE_S
+                    )
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event is None:
+                    break
+                payload = event_json(event)
+                await response.write(_sse(str(payload["event"]), payload))
     return response
 
 
@@ -273,6 +283,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/outbox", outbox)
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/links", links)
+    app.router.add_get("/api/alarms", alarms)
     app.router.add_get("/api/checkpoint", checkpoint)
     app.router.add_get("/healthz", healthz)
     add_console_routes(app)

@@ -58,6 +58,7 @@ from hotline.endpoint.events import (
     ReceiptStored,
     RelayConnected,
     RelayDisconnected,
+    RelaySuspected,
     event_name,
 )
 from hotline.endpoint.records import (
@@ -872,4 +873,8 @@ def _history_row(event: Event) -> _HistoryRow | None:
         return (event.at_ms, None, None, None, {"log_size": event.log_size})
     if isinstance(event, RelayDisconnected):
         return (event.at_ms, None, None, None, {"reason": event.reason})
+    if isinstance(event, RelaySuspected):
+        return (event.at_ms, event.ref or None, event.party or None, None,
+                {"sentence": event.sentence, "index": event.index,
+                 "evidence": dict(event.evidence)})
     return None  # ReceiptQueued, LinkTestAnswered: routine, kept in outbox and state

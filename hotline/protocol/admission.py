@@ -45,6 +45,7 @@ from hotline.protocol.bodies import (
     LinkTestBody,
     ReceiptBody,
     Recipients,
+    RefusedBody,
 )
 from hotline.protocol.envelope import Envelope, period_problem
 
@@ -111,7 +112,7 @@ class Admission:
         period = self._network.period_of(body.sender, body.kid)
         if period is not None and period.not_after is not None and now_ms >= period.not_after:
             raise Rejected(RejectCode.BAD_SIGNATURE, period_problem(period, body.sender, now_ms))
-        if isinstance(body, LinkTestBody | AcceptedBody):
+        if isinstance(body, LinkTestBody | AcceptedBody | RefusedBody):
             raise Rejected(RejectCode.SCHEMA, f"only the relay sends {body.type} messages", "t")
         seen = self._seen.get(body.id)
         if seen is not None:
@@ -161,7 +162,7 @@ class Admission:
                     RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{reply_to}"
                 )
             return
-        assert not isinstance(body, LinkTestBody | AcceptedBody)
+        assert not isinstance(body, LinkTestBody | AcceptedBody | RefusedBody)
         recipients = recipients_of(self._network, body.sender, body.to)
         if not recipients:
             raise Rejected(RejectCode.LINK_FORBIDDEN, f"{body.sender} has no linked endpoint")
@@ -188,6 +189,7 @@ class Admission:
                 RejectCode.RATE_LIMITED,
                 f"{sender} is over {self._network.limits.messages_per_minute} messages "
                 f"a minute; retry in {wait_ms} ms",
+                retry_after_ms=wait_ms,
             )
         bucket.tokens -= 1
 

@@ -32,6 +32,8 @@ from hotline.protocol.bodies import (
     Predicted,
     ReceiptBody,
     Recipients,
+    RefusedBody,
+    SeenCheckpoint,
     TextBody,
     Track,
     UpdateBody,
@@ -54,6 +56,7 @@ from hotline.protocol.vocab import (
 
 __all__ = [
     "HASH_SIZE",
+    "MAX_PATH",
     "MAX_RECIPIENTS",
     "MAX_TEXT",
     "PARTY_ID",
@@ -241,6 +244,8 @@ _CANCELREASON: Final = _enum(CancelReason)
 _STAGE: Final = _enum(Stage)
 _ACTION: Final = _enum(Action)
 _BODYTYPE: Final = _enum(BodyType)
+_REJECTCODE: Final = _enum(RejectCode)
+MAX_PATH: Final = 200
 
 
 def _party(path: str, value: object) -> str:
@@ -331,6 +336,24 @@ def _header(r: _Reader) -> dict[str, Any]:
     }
 
 
+def _read_seen(r: _Reader) -> SeenCheckpoint:
+    seen = SeenCheckpoint(
+        size=r.req("size", _int(1, MAX_SEQ)),
+        root=r.req("root", _bin(HASH_SIZE, "a SHA-256 hash")),
+    )
+    r.finish()
+    return seen
+
+
+def _endpoint_header(r: _Reader) -> dict[str, Any]:
+    """The header of a body an endpoint signs: the common fields and the optional ``cp``."""
+    head = _header(r)
+    seen = r.opt_sub("cp")
+    if seen is not None:
+        head["cp"] = _read_seen(seen)
+    return head
+
+
 def _text_and_lang(r: _Reader, body: dict[str, Any], *, required: bool) -> None:
     if required:
         body["text"] = r.req("text", _text(MAX_TEXT, minimum=1))
@@ -401,11 +424,33 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
     return receipt
 
 
+def _read_refused(r: _Reader, head: dict[str, Any]) -> RefusedBody:
+    refused = RefusedBody(
+        **head,
+        ref=r.opt("ref", _uuid7),
+        hash=r.opt("hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        frame_hash=r.req("frame_hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        code=r.req("code", _REJECTCODE),
+        sentence=r.req("sentence", _text(MAX_NOTE, minimum=1)),
+        path=r.opt("path", _text(MAX_PATH)),
+        retry_after_ms=r.opt("retry_after_ms", _int(0, MAX_TIME_MS)),
+    )
+    if refused.path is not None and refused.code is not RejectCode.SCHEMA:
+        raise _schema(r.path("path"), "is given only for a schema refusal")
+    if refused.code.temporary != (refused.retry_after_ms is not None):
+        raise _schema(
+            r.path("retry_after_ms"),
+            "is given for, and only for, a temporary refusal (rate_limited, busy)",
+        )
+    return refused
+
+
 def map_to_body(data: Mapping[str, Any]) -> Body:
     """A typed body from a decoded map, or ``Rejected`` naming the first bad field."""
     r = _Reader(data)
     kind = r.req("t", _BODYTYPE)
-    head = _header(r)
+    relay_only = kind in (BodyType.TEST, BodyType.ACCEPTED)
+    head = _header(r) if relay_only else _endpoint_header(r)
     body: Body
     if kind is BodyType.WARNING:
         body = _read_warning(r, head, update=False)
@@ -419,6 +464,8 @@ def map_to_body(data: Mapping[str, Any]) -> Body:
         body = _read_receipt(r, head)
     elif kind is BodyType.TEST:
         body = LinkTestBody(**head, to=r.req("to", _single_recipient))
+    elif kind is BodyType.REFUSED:
+        body = _read_refused(r, head)
     else:
         body = AcceptedBody(
             **head,
@@ -443,7 +490,7 @@ def _plain(value: object) -> object:
         return value.value
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, Track | Predicted):
+    if isinstance(value, Track | Predicted | SeenCheckpoint):
         return {
             f.name: _plain(getattr(value, f.name))
             for f in fields(value)

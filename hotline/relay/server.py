@@ -57,14 +57,13 @@ from hotline.protocol.session import (
     Challenge,
     CheckpointNote,
     Cosign,
-    RejectedNotice,
     Welcome,
     decode_control,
     encode_control,
     is_envelope,
     verify_auth,
 )
-from hotline.relay.core import Action, Append, Broadcast, RelayCore, Send
+from hotline.relay.core import Action, Append, Broadcast, Close, RelayCore, Send
 from hotline.relay.guard import AuthGuard, GuardLimits, Refusal
 from hotline.relay.http import add_http_routes
 from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
@@ -482,6 +481,14 @@ class Relay:
             elif isinstance(action, Broadcast):
                 for connection in list(self._connections.values()):
                     self._offer(connection, action.data)
+            elif isinstance(action, Close):
+                connection = self._connections.get(action.party)
+                if connection is not None and not connection.ws.closed:
+                    closer = asyncio.get_running_loop().create_task(
+                        self._close_with(connection, action.code, action.reason)
+                    )
+                    self._closers.add(closer)
+                    closer.add_done_callback(self._closers.discard)
             elif self.replica is not None:
                 self.replica.publish(action)
             else:
@@ -640,23 +647,28 @@ class Relay:
                 else:
                     await self._control(connection, data)
             elif message.type is WSMsgType.TEXT:
-                self._notice(connection, RejectCode.BAD_FRAME, "messages are binary MessagePack")
+                self._notice(
+                    connection, message.data.encode(),
+                    Rejected(RejectCode.BAD_FRAME, "messages are binary MessagePack"),
+                )
             elif message.type is WSMsgType.ERROR:
                 break
 
-    def _notice(self, connection: _Connection, code: RejectCode, sentence: str) -> None:
-        self.core.counters.rejected[code.value] = self.core.counters.rejected.get(code.value, 0) + 1
-        self._offer(connection, encode_control(RejectedNotice(b"", code.value, sentence, "")))
+    def _notice(self, connection: _Connection, data: bytes, exc: Rejected) -> None:
+        """Refuse a control frame as envelopes are refused: with a relay-signed refusal."""
+        self.perform(self.core.refuse(connection.party, data, exc, self.config.clock()))
 
     async def _control(self, connection: _Connection, data: bytes) -> None:
         try:
             control = decode_control(data)
         except Rejected as exc:
-            self._notice(connection, exc.reject_code, str(exc))
+            self._notice(connection, data, exc)
             return
         if not isinstance(control, Cosign):
             name = type(control).__name__
-            self._notice(connection, RejectCode.SCHEMA, f"{name} is not for the relay to receive")
+            self._notice(connection, data, Rejected(
+                RejectCode.SCHEMA, f"{name} is not for the relay to receive", "t"
+            ))
             return
         await self._cosign(connection, control)
 
@@ -738,10 +750,13 @@ class Relay:
         task.add_done_callback(self._closers.discard)
 
     async def _close_slowly(self, connection: _Connection, why: str) -> None:
-        reason = f"slow_reader: {why}".encode()[:120]
+        await self._close_with(connection, SLOW_READER_CLOSE, f"slow_reader: {why}")
+
+    async def _close_with(self, connection: _Connection, code: int, reason: str) -> None:
+        """Close a session with ``code``; abort the transport if the close cannot get through."""
         try:
             await asyncio.wait_for(
-                connection.ws.close(code=SLOW_READER_CLOSE, message=reason), _SLOW_CLOSE_S
+                connection.ws.close(code=code, message=reason.encode()[:120]), _SLOW_CLOSE_S
             )
         except (TimeoutError, ConnectionError):
             if connection.transport is not None:
