@@ -16,7 +16,7 @@ from hotline.protocol.lifecycle import settles
 from hotline.protocol.vocab import Stage
 
 MESSAGE_TYPES = ("warning", "update", "cancel", "text")
-# the receipt stages after which delivery is no longer owed (docs/protocol.md §3.10)
+# the receipt stages after which delivery is no longer owed (docs/protocol.md §3.11)
 _DELIVERY_REACHED = tuple(s.value for s in Stage if Stage.DELIVERED in settles(s))
 
 

@@ -14,17 +14,17 @@ import hotline
 PACKAGE = Path(hotline.__file__).parent
 ENDPOINT_CORE = (
     "core", "deadlines", "witness", "compose", "events", "state", "errors", "records",
-    "ratelimit", "correlation",
+    "ratelimit", "correlation", "alarms", "guard", "refusals",
 )
 PURE_MODULES = sorted(
     [*(PACKAGE / "protocol").glob("*.py"), PACKAGE / "network.py", PACKAGE / "errors.py"]
     + [
         PACKAGE / "auditlog" / name
         for name in ("merkle.py", "note.py", "checkpoint.py", "cosignature.py", "tiles.py",
-                     "leaf.py", "hashlevels.py")
+                     "leaf.py", "hashlevels.py", "rules.py")
     ]
     + [PACKAGE / "endpoint" / f"{name}.py" for name in ENDPOINT_CORE]
-    + [PACKAGE / "relay" / "core.py"]
+    + [PACKAGE / "relay" / "core.py", PACKAGE / "relay" / "idmaps.py"]
     + [*(PACKAGE / "figures").glob("*.py"), *(PACKAGE / "cap").glob("*.py")]
 )
 FORBIDDEN_IMPORTS = {

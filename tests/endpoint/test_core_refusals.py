@@ -9,14 +9,13 @@ import pytest
 from hotline.endpoint.core import Output
 from hotline.endpoint.events import (
     DeliveryRefused,
-    MessageRejected,
     Overdue,
     ReceiptStored,
 )
 from hotline.endpoint.state import CoreState, HeldMessage, SentMessage
 from hotline.errors import Rejected
 from hotline.protocol.bodies import AcceptedBody
-from hotline.protocol.session import Cosign, RejectedNotice, encode_control
+from hotline.protocol.session import Cosign, encode_control
 from hotline.protocol.vocab import Precedence, Stage
 from tests.endpoint.builders import T0, Author, deliver, make_core
 from tests.factories import TestNet, make_network
@@ -111,24 +110,14 @@ def test_receipts_that_answer_nothing_of_ours_are_refused() -> None:
     assert (refused.code, refused.path) == ("schema", "ref")
 
 
-def test_relay_answers_about_nothing_pending_change_nothing() -> None:
-    """An accepted for a settled message, or a rejection naming an unknown id, is ignored."""
+def test_an_accepted_for_a_settled_message_changes_nothing() -> None:
+    """The relay's answer to a resend of something already accepted is ignored."""
     core, author = make_core(NET), Author(NET)
     frame = core.send_message(author.warning(sender="LT", to=("BY",)), T0).send[0]
     core.receive(author.accepted(frame, 3), T0)
     assert core.receive(author.accepted(frame, 3), T0 + 1) == Output()
-    notice = RejectedNotice(b"\x09" * 16, "stale", "too old", "")
-    assert core.receive(encode_control(notice), T0) == Output()
     stored = core.receive(deliver(author.receipt("BY", frame, Stage.DELIVERED), 4), T0 + 2)
     assert isinstance(stored.events[0], ReceiptStored)
-
-
-def test_a_rejection_with_no_ref_is_reported_as_such() -> None:
-    """The relay refusing something it could not read still raises an alarm."""
-    out = make_core(NET).receive(encode_control(RejectedNotice(b"", "bad_frame", "bad", "")), T0)
-    (event,) = out.events
-    assert isinstance(event, MessageRejected)
-    assert (event.id, event.code, event.alarm) == (b"", "bad_frame", True)
 
 
 def test_a_draft_must_be_ours_new_and_addressed_to_a_linked_endpoint() -> None:

@@ -25,10 +25,11 @@ from hotline.protocol.lifecycle import RecipientState
 from hotline.protocol.schema import encode_body
 from hotline.protocol.session import Accepted, Deliver, RejectedNotice, decode_control
 from hotline.protocol.vocab import Precedence, Stage
-from hotline.relay.core import Action, Append, Broadcast, RelayCore, Send
+from hotline.relay.core import Action, Append, Broadcast, Close, RelayCore, Send
 from tests.endpoint.builders import Author
 from tests.factories import TestNet, make_network
 
+Out = Send | Broadcast | Close  # what the core asks the edge to do besides appending
 NOW = 1_764_000_000_000
 NET = make_network()
 RETRY = NET.network.limits.retry_interval_ms
@@ -52,8 +53,8 @@ class Edge:
     core: RelayCore
     log: list[bytes] = field(default_factory=list)
 
-    def run(self, actions: Iterable[Action], now: int) -> list[Send | Broadcast]:
-        out: list[Send | Broadcast] = []
+    def run(self, actions: Iterable[Action], now: int) -> list[Out]:
+        out: list[Out] = []
         for action in actions:
             if isinstance(action, Append):
                 index = len(self.log)
@@ -63,13 +64,13 @@ class Edge:
                 out.append(action)
         return out
 
-    def connect(self, *parties: str, now: int = NOW) -> list[Send | Broadcast]:
+    def connect(self, *parties: str, now: int = NOW) -> list[Out]:
         return [s for p in parties for s in self.run(self.core.connected(p, now), now)]
 
-    def send(self, party: str, frame: bytes, now: int = NOW) -> list[Send | Broadcast]:
+    def send(self, party: str, frame: bytes, now: int = NOW) -> list[Out]:
         return self.run(self.core.receive(party, frame, now), now)
 
-    def tick(self, now: int) -> list[Send | Broadcast]:
+    def tick(self, now: int) -> list[Out]:
         return self.run(self.core.tick(now), now)
 
     def events(self, kind: EntryKind) -> list[Event]:
@@ -83,18 +84,18 @@ class Edge:
         ]
 
 
-def sent(actions: list[Action]) -> list[Send | Broadcast]:
+def sent(actions: list[Action]) -> list[Out]:
     """The actions, which must all be sends (no entry to append)."""
-    out = [a for a in actions if isinstance(a, Send | Broadcast)]
+    out = [a for a in actions if isinstance(a, Out)]
     assert len(out) == len(actions)
     return out
 
 
-def controls(sends: Sequence[Send | Broadcast], party: str) -> list[object]:
+def controls(sends: Sequence[Out], party: str) -> list[object]:
     return [decode_control(s.data) for s in sends if isinstance(s, Send) and s.party == party]
 
 
-def delivered(sends: Sequence[Send | Broadcast], party: str, *, tests: bool = False) -> list[Body]:
+def delivered(sends: Sequence[Out], party: str, *, tests: bool = False) -> list[Body]:
     """The bodies delivered to ``party``, in order (link tests only if asked for)."""
     out = []
     for control in controls(sends, party):
@@ -105,7 +106,7 @@ def delivered(sends: Sequence[Send | Broadcast], party: str, *, tests: bool = Fa
     return out
 
 
-def accepted(sends: Sequence[Send | Broadcast], party: str) -> list[AcceptedBody]:
+def accepted(sends: Sequence[Out], party: str) -> list[AcceptedBody]:
     out = []
     for control in controls(sends, party):
         if isinstance(control, Accepted):
@@ -132,7 +133,7 @@ def receipt(
 def warned(
     edge: Edge, author: Author, to: tuple[str, ...] = ("LT",),
     precedence: Precedence = Precedence.FLASH, now: int = NOW,
-) -> tuple[WarningBody, list[Send | Broadcast]]:
+) -> tuple[WarningBody, list[Out]]:
     """BY sends a warning; returns its body and what the relay sent."""
     body = author.warning(sender="BY", to=to, ts=now, precedence=precedence)
     return body, edge.send("BY", NET.seal(body), now)
@@ -345,7 +346,7 @@ def test_overdue_events_in_the_log_are_not_logged_again_after_a_restart() -> Non
 # ----------------------------------------------------------------------------- rule 5
 
 
-def _one_interval(edge: Edge, start: int = NOW) -> list[Send | Broadcast]:
+def _one_interval(edge: Edge, start: int = NOW) -> list[Out]:
     """Ticks spanning one link-test interval from ``start``."""
     return [*edge.tick(start), *edge.tick(start + INTERVAL - 1)]
 
@@ -513,7 +514,7 @@ def test_an_entry_another_replica_logged_is_applied_as_if_ours() -> None:
     for index, entry in enumerate(leader.log):
         actions, _, _ = follower.core.follow(index, entry, NOW + 6)
         sends.extend(follower.run(actions, NOW + 6))
-    typed = [s for s in sends if isinstance(s, Send | Broadcast)]
+    typed = [s for s in sends if isinstance(s, Out)]
     assert delivered(typed, "LT") == [body]
     assert [type(c) for c in controls(typed, "BY")] == [Deliver]
     assert follower.core.owed(body.id) == {"LT": {Stage.ACKNOWLEDGED}}
