@@ -23,9 +23,15 @@ from hotline.protocol.bodies import (
 from hotline.protocol.envelope import body_hash, open_envelope
 from hotline.protocol.lifecycle import RecipientState
 from hotline.protocol.schema import encode_body
-from hotline.protocol.session import Accepted, Deliver, RejectedNotice, decode_control
+from hotline.protocol.session import (
+    REFUSAL_FLOOD_CLOSE,
+    Accepted,
+    Deliver,
+    RejectedNotice,
+    decode_control,
+)
 from hotline.protocol.vocab import Precedence, Stage
-from hotline.relay.core import Action, Append, Broadcast, Close, RelayCore, Send
+from hotline.relay.core import REFUSALS_BURST, Action, Append, Broadcast, Close, RelayCore, Send
 from tests.endpoint.builders import Author
 from tests.factories import TestNet, make_network
 
@@ -540,3 +546,54 @@ def test_appended_for_a_token_it_did_not_ask_for_changes_nothing() -> None:
     core = new_core()
     assert core.appended(12345, 9, NOW) == []
     assert core.size == 10
+
+
+# ----------------------------------------------------------------------------- rule 4a
+
+
+def test_a_flood_of_refused_frames_closes_the_session_instead_of_signing() -> None:
+    """Refusals are signed up to the burst; the next one closes the session with its code."""
+    edge = Edge(new_core())
+    answers = [
+        edge.send("BY", b"\x93garbage" + n.to_bytes(4, "big"))[0] for n in range(REFUSALS_BURST)
+    ]
+    assert all(isinstance(a, Send) for a in answers)
+    (closed,) = edge.send("BY", b"\x93one too many")
+    assert isinstance(closed, Close)
+    assert (closed.party, closed.code) == ("BY", REFUSAL_FLOOD_CLOSE)
+    assert edge.core.counters.refusal_floods == 1
+    assert edge.log == []
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+def test_a_snapshot_gives_back_what_is_owed_to_whom() -> None:
+    """A core loaded from another's state owes, queues and sends the same messages."""
+    edge, author = Edge(new_core()), Author(NET)
+    first, _ = warned(edge, author, to=("LT", "LV"))
+    second, _ = warned(edge, author, to=("LT",), precedence=Precedence.ROUTINE, now=NOW + 1)
+    edge.send("LV", receipt(author, "LV", first, Stage.DELIVERED, NOW + 2), NOW + 2)
+    edge.tick(NOW + FLASH.delivered_ms)
+    loaded = Edge(new_core(), list(edge.log))
+    loaded.core.load_state(edge.core.state())
+    for message in (first, second):
+        assert loaded.core.owed(message.id) == edge.core.owed(message.id)
+    assert loaded.core.state_of(first.id, "LV") is RecipientState.DELIVERED
+    assert loaded.core.queued_for("LT") == (first.id, second.id)
+    loaded.tick(NOW + FLASH.delivered_ms + 1)
+    assert len(loaded.events(EntryKind.OVERDUE)) == len(edge.events(EntryKind.OVERDUE))
+    assert delivered(loaded.connect("LT", now=NOW + 10), "LT") == [first, second]
+
+
+def test_a_snapshot_from_before_the_lifecycle_table_reads_an_acknowledgement_as_delivery() -> None:
+    """Listed as owing delivery but not acknowledgement: it acknowledged, so it owes nothing."""
+    edge, author = Edge(new_core()), Author(NET)
+    body, _ = warned(edge, author, to=("LT", "LV"))
+    state = edge.core.state()
+    (message,) = state["messages"]
+    message[3], message[4] = ["LT", "LV"], ["LV"]  # LT: acknowledged with no delivered receipt
+    loaded = new_core()
+    loaded.load_state(state)
+    assert loaded.owed(body.id) == {"LV": {Stage.DELIVERED, Stage.ACKNOWLEDGED}}
+    assert loaded.queued_for("LT") == ()
