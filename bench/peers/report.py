@@ -28,6 +28,7 @@ METRICS: Final = (
 )
 REFERENCE: Final = "hotline"
 SIGNATURES: Final = "sig_us_per_msg"
+CPU: Final = "cpu_us_per_msg"  # server and client CPU per round trip together
 # Against the signature ceiling only rates compare: its "latency" is one loop's time.
 RATE_ONLY: Final = frozenset({"ceiling"})
 
@@ -63,6 +64,13 @@ GOALS: Final = (
          ("hotline", "p50_ms"), ("nats-ed25519", "p50_ms"), 2.0, at_most=True),
     Goal("hotline-cluster round trips/s / hotline", "reqack-w100",
          ("hotline-cluster", "msgs_per_s"), ("hotline", "msgs_per_s"), 0.5, at_most=False),
+    # Cross-checks that a loaded machine does not move: on a shared machine a system's rate
+    # depends on how the cores were shared during its run, its CPU per round trip far less.
+    # The rate two cores would give at that CPU, over the ceiling's / nats-ed25519's.
+    Goal("cross-check: ceiling CPU / hotline CPU per round trip (relay and clients)",
+         "reqack-w100", ("ceiling", CPU), ("hotline", CPU), 0.6, at_most=False),
+    Goal("cross-check: nats-ed25519 CPU / hotline CPU per round trip (server and clients)",
+         "reqack-w100", ("nats-ed25519", CPU), ("hotline", CPU), 0.6, at_most=False),
 )
 
 
@@ -99,6 +107,8 @@ class Ratio:
 
 
 def _value(row: Row, metric: str) -> float:
+    if metric == CPU:
+        return row.server_cpu_us_per_msg + row.client_cpu_us_per_msg
     value: float | None = getattr(row, metric)
     return float("nan") if value is None else float(value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 # bench/ is a directory of scripts, not a package: its modules import each other by name.
@@ -52,7 +53,7 @@ def test_goals_are_judged_on_the_ratio_of_the_medians() -> None:
     signatures = found["hotline/sig_us_per_msg"]
     assert (signatures.of_medians, signatures.met) == (1.5, True)
     # Goals whose systems did not run (nats-ed25519, the cluster) are left out, not guessed.
-    assert set(found) == {"ceiling/msgs_per_s", "hotline/sig_us_per_msg"}
+    assert set(found) == {"ceiling/msgs_per_s", "hotline/sig_us_per_msg", "hotline/cpu_us_per_msg"}
 
 
 def test_against_the_ceiling_only_the_rate_is_compared() -> None:
@@ -70,3 +71,12 @@ def test_a_row_carries_its_signature_figure_through_json() -> None:
     assert Row.from_json(with_sig.to_json()) == with_sig
     assert "sig_us_per_msg" not in without.to_json()
     assert Row.from_json(without.to_json()) == without
+
+
+def test_the_cpu_cross_check_adds_server_and_client_cpu() -> None:
+    """Ceiling 100+100 µs against hotline 600+200 µs per round trip: 0.25, whatever the rates."""
+    rows = [_w100("hotline", 0, 500, server_us=600, sig_us=100),
+            replace(_w100("ceiling", 0, 1000, server_us=100), client_cpu_us_per_msg=100)]
+    rows[0] = replace(rows[0], client_cpu_us_per_msg=200)
+    check = next(o for o in goals(rows) if o.goal.numerator == ("ceiling", "cpu_us_per_msg"))
+    assert (check.of_medians, check.met) == (0.25, False)
