@@ -71,6 +71,8 @@ GOALS: Final = (
          "reqack-w100", ("ceiling", CPU), ("hotline", CPU), 0.6, at_most=False),
     Goal("cross-check: nats-ed25519 CPU / hotline CPU per round trip (server and clients)",
          "reqack-w100", ("nats-ed25519", CPU), ("hotline", CPU), 0.6, at_most=False),
+    Goal("cross-check: hotline CPU / hotline-cluster CPU per round trip (servers and clients)",
+         "reqack-w100", ("hotline", CPU), ("hotline-cluster", CPU), 0.5, at_most=False),
 )
 
 
