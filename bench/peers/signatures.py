@@ -213,12 +213,20 @@ def relay_cpu_us(ops: Sequence[SignatureOp], seconds: float = 0.3) -> float:
     return result.relay_cpu_s / result.round_trips * 1e6
 
 
-def _worker(ops: tuple[SignatureOp, ...], seconds: float, ready: queue.Queue[int], go: Event,
-            out: queue.Queue[LoopResult]) -> None:
-    run_ops(ops, 0.05)  # load the keys and libraries before the start
+def _worker(ops: tuple[SignatureOp, ...], seconds: float, ready: queue.Queue[int | str],
+            go: Event, out: queue.Queue[LoopResult | str]) -> None:
+    """One core's loop; a failure goes back to the parent as a sentence, not a silence."""
+    try:
+        run_ops(ops, 0.05)  # load the keys and libraries before the start
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        ready.put(f"{exc!r}")
+        return
     ready.put(os.getpid())
     go.wait(READY_TIMEOUT_S)
-    out.put(run_ops(ops, seconds, warmup=0))
+    try:
+        out.put(run_ops(ops, seconds, warmup=0))
+    except Exception as exc:  # noqa: BLE001 - as above
+        out.put(f"{exc!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,13 +244,14 @@ def ceiling(ops: tuple[SignatureOp, ...], seconds: float, workers: int | None = 
 
     The rate is the sum of the processes' rates; the sample's CPU figures are
     per round trip, the relay's operations as server CPU and the endpoints'
-    as client CPU. The processes are this call's own and are joined before it
-    returns.
+    as client CPU. The processes are this call's own and are joined (or
+    killed, by their own handles) before it returns; a failure in one of
+    them is raised here as :class:`RuntimeError`.
     """
     count = workers or os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")
-    ready: queue.Queue[int] = context.Queue()  # type: ignore[assignment]
-    out: queue.Queue[LoopResult] = context.Queue()  # type: ignore[assignment]
+    ready: queue.Queue[int | str] = context.Queue()  # type: ignore[assignment]
+    out: queue.Queue[LoopResult | str] = context.Queue()  # type: ignore[assignment]
     go = context.Event()
     processes = [context.Process(target=_worker, args=(ops, seconds, ready, go, out),
                                  name=f"ceiling-{n}", daemon=True) for n in range(count)]
@@ -250,10 +259,18 @@ def ceiling(ops: tuple[SignatureOp, ...], seconds: float, workers: int | None = 
         process.start()
     try:
         for _ in processes:
-            ready.get(timeout=READY_TIMEOUT_S)
+            started = ready.get(timeout=READY_TIMEOUT_S)
+            if isinstance(started, str):
+                raise RuntimeError(  # noqa: TRY004 - the worker's sentence, not a bad type
+                    f"a ceiling process failed before the start: {started}")
         go.set()
-        results: list[LoopResult] = [out.get(timeout=seconds + READY_TIMEOUT_S)
-                                     for _ in processes]
+        results: list[LoopResult] = []
+        for _ in processes:
+            result = out.get(timeout=seconds + READY_TIMEOUT_S)
+            if isinstance(result, str):
+                raise RuntimeError(  # noqa: TRY004 - as above
+                    f"a ceiling process failed: {result}")
+            results.append(result)
     finally:
         for process in processes:
             process.join(10)

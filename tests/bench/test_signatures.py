@@ -93,3 +93,13 @@ def test_the_ceiling_runs_in_its_own_processes_and_counts_their_round_trips(
     assert found.sample.messages == len(found.sample.latencies_s) > 0
     assert found.sample.server_cpu_s > 0
     assert found.sample.client_cpu_s > 0
+
+
+def test_a_ceiling_process_that_fails_is_reported_not_waited_for(
+    ops: tuple[SignatureOp, ...],
+) -> None:
+    """A verification that fails in a ceiling process comes back as a RuntimeError naming it."""
+    verify = next(op for op in ops if op.verb is Verb.VERIFY)
+    tampered = replace(verify, signature=bytes(64))
+    with pytest.raises(RuntimeError, match="verification of the warning failed"):
+        ceiling((tampered,), 0.1, workers=1)
