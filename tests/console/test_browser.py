@@ -208,8 +208,9 @@ async def test_a_flash_warning_goes_from_one_console_to_another_and_back_acknowl
         await expect(acked).to_contain_text(_code("be", "action", "intercepting"))
         await expect(acked).to_contain_text("Matu radarā")
         await expect(stages.locator('td[data-stage="delivered"]')).to_have_class("reached")
+        await by.page.click("#tab-links")  # the links and health view, one click away
         await expect(by.page.locator("#links tr[data-link=LT]")).to_be_visible()
-        await expect(by.page.locator("#latency-chart .series").first).to_be_visible()
+        await expect(by.page.locator("#latency-chart [data-series]").first).to_be_visible()
         await expect(by.page.locator("#checkpoint")).to_have_attribute("data-consistent", "true")
         await by.screenshot("console-BY.png")
 
@@ -385,13 +386,16 @@ async def test_a_missed_acknowledgement_deadline_alarms_both_consoles(
             banner = side.page.locator("#system-banner")
             await expect(banner).to_be_visible()
             await expect(banner).to_contain_text(_code("en", "event", "overdue"))
-            await expect(side.page.locator("#alarms li[data-event=overdue]").first).to_be_visible()
+            await expect(side.page.locator("#alarms li[data-event=overdue]").first).to_be_attached()
         await expect(row.locator(".head")).to_contain_text(_ui("en", "ack_overdue"))
         await expect(note).to_be_focused()
         await expect(note).to_have_value("typing while the deadline passes")
         late = by.page.locator(
             f'#outbox li[data-id="{message_id}"] tr[data-party="LT"] td[data-stage="acknowledged"]')
         await expect(late).to_have_class("overdue")
+        await by.page.click("#tab-links")  # the alarm list is in the links and health view
+        await expect(by.page.locator("#alarms li[data-event=overdue]").first).to_be_visible()
+        await by.page.click("#tab-outbox")
         await by.screenshot("console-BY-overdue.png")
         await by.page.click("#system-seen")
         await expect(by.page.locator("#system-banner")).to_be_hidden()
