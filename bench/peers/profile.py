@@ -35,6 +35,8 @@ PARTS: Final = (
     ("envelope decoding and encoding (schema, msgpack)",
      ("(hotline.protocol.schema)", "(msgpack.", "(hotline.protocol.session)")),
     ("deadlines, retries and link tests (the 100 ms tick)", ("RelayCore.tick",)),
+    ("dedup index and state snapshots",
+     ("(hotline.relay.idindex)", "(hotline.relay.idmaps)", "(hotline.relay.snapshot)")),
     ("per-link figures", ("(hotline.figures.",)),
     ("relay logic (core, admission, edge)",
      ("(hotline.relay.", "(hotline.protocol.")),
