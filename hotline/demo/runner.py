@@ -212,8 +212,10 @@ class Demo:
                 log.info("demo_started", relay=self.relay_http, endpoints=self.ports)
                 await self._play_with_officers(session, duration_s)
             finally:
-                await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
+                # The relay first: its relay_stopped entry closes the availability window, so
+                # the endpoints going down one by one afterwards cannot fail a link test.
                 await self.relay.stop()
+                await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
         return self.result
 
     async def _play_with_officers(

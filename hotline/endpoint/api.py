@@ -141,14 +141,52 @@ async def acknowledge(request: web.Request) -> web.Response:
     return web.json_response({"id": format_id(ref), "acknowledged": True}, status=202)
 
 
+_PAGE_MAX: Final = 500
+
+
+def _page_query(request: web.Request) -> tuple[int, str | None] | web.Response:
+    """``limit`` (1 to 500, default 500) and the ``before`` cursor, or the 400 to answer."""
+    text = request.query.get("limit", str(_PAGE_MAX))
+    if not text.isdigit() or not 1 <= int(text) <= _PAGE_MAX:
+        return _error(400, "bad_query", "limit", f"limit is a whole number from 1 to {_PAGE_MAX}")
+    return int(text), request.query.get("before")
+
+
 async def inbox(request: web.Request) -> web.Response:
-    items = await _endpoint(request).journal.call(lambda j: j.inbox())
-    return web.json_response({"messages": [inbox_json(i) for i in items]})
+    query = _page_query(request)
+    if isinstance(query, web.Response):
+        return query
+    limit, text = query
+    before = None
+    if text is not None:
+        parts = text.split("-")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            return _error(400, "bad_query", "before",
+                          "before is the next cursor of an earlier page (digits-digits)")
+        before = (int(parts[0]), int(parts[1]))
+    items, cursor = await _endpoint(request).journal.call(lambda j: j.inbox_page(limit, before))
+    return web.json_response({
+        "messages": [inbox_json(i) for i in items],
+        "next": None if cursor is None else f"{cursor[0]}-{cursor[1]}",
+    })
 
 
 async def outbox(request: web.Request) -> web.Response:
-    items = await _endpoint(request).journal.call(lambda j: j.outbox())
-    return web.json_response({"messages": [outbox_json(i) for i in items]})
+    query = _page_query(request)
+    if isinstance(query, web.Response):
+        return query
+    limit, text = query
+    if text is not None and not text.isdigit():
+        return _error(400, "bad_query", "before",
+                      "before is the next cursor of an earlier page (digits)")
+    before = None if text is None else int(text)
+    items, cursor = await _endpoint(request).journal.call(
+        lambda j: j.outbox_page(limit, before)
+    )
+    return web.json_response({
+        "messages": [outbox_json(i) for i in items],
+        "next": None if cursor is None else str(cursor),
+    })
 
 
 async def checkpoint(request: web.Request) -> web.Response:

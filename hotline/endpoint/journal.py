@@ -15,7 +15,9 @@ Tables (``DIR/journal.sqlite3``):
 ``overdue``   deadlines already reported (each is reported once)
 ``events``    the event and alarm history
 ``state``     ``next_seq`` (our next ``seq``), ``since`` (the receipts cursor),
-              the last link test answered
+              the last link test answered, how many were answered and how many
+              answers the relay has logged (a link test's answer is deleted from
+              ``outbox`` once the relay accepts it: the count is what stays)
 ``feed_posts``  what sensor feeds posted and the message each became: the
               feed, its Idempotency-Key and request hash (replays), the sensor
               track (``sensor_id``, ``track_id``: correlation), the draft handed
@@ -427,11 +429,21 @@ class Journal:
             if event.index > self.since():
                 self._set_state("since", event.index)
         elif isinstance(event, MessageAccepted):
-            db.execute(
-                "UPDATE outbox SET accepted_index = ?, accepted_ts = ?, accepted_received_ms = ? "
-                "WHERE id = ? AND accepted_index IS NULL",
-                (event.index, event.accepted_ts, event.received_ms, event.id),
-            )
+            # A link test's answer, once the relay has it, is in the relay's log; here only
+            # the count is kept, so the journal does not grow by a row per test forever.
+            pruned = db.execute(
+                "DELETE FROM outbox WHERE id = ? AND link_test = 1 AND accepted_index IS NULL",
+                (event.id,),
+            ).rowcount
+            if pruned:
+                self._set_state("test_answers_logged",
+                                int(self._state("test_answers_logged") or 0) + 1)
+            else:
+                db.execute(
+                    "UPDATE outbox SET accepted_index = ?, accepted_ts = ?, "
+                    "accepted_received_ms = ? WHERE id = ? AND accepted_index IS NULL",
+                    (event.index, event.accepted_ts, event.received_ms, event.id),
+                )
         elif isinstance(event, MessageRejected):
             db.execute(
                 "UPDATE outbox SET rejected_code = ?, rejected_sentence = ?, rejected_path = ?, "
@@ -540,6 +552,38 @@ class Journal:
             (limit,),
         ).fetchall()
         return tuple(_inbox_item(row) for row in rows)
+
+    def inbox_page(
+        self, limit: int, before: tuple[int, int] | None = None
+    ) -> tuple[tuple[InboxItem, ...], tuple[int, int] | None]:
+        """Up to ``limit`` received messages, newest first, older than the cursor ``before``
+        (``received_ms``, row); and the cursor of the next page, None after the last."""
+        where, args = "", [limit + 1]
+        if before is not None:
+            where = " WHERE (received_ms, rowid) < (?, ?)"
+            args = [before[0], before[1], limit + 1]
+        rows = self._db.execute(
+            _SELECT_INBOX.replace("SELECT ", "SELECT rowid, ", 1) + where
+            + " ORDER BY received_ms DESC, rowid DESC LIMIT ?", args,
+        ).fetchall()
+        page = rows[:limit]
+        cursor = (page[-1][8], page[-1][0]) if len(rows) > limit else None
+        return tuple(_inbox_item(row[1:]) for row in page), cursor
+
+    def outbox_page(
+        self, limit: int, before: int | None = None
+    ) -> tuple[tuple[OutboxItem, ...], int | None]:
+        """Up to ``limit`` sent messages, newest first, with ``seq`` below ``before``; and the
+        cursor (a ``seq``) of the next page, None after the last."""
+        where, args = "", [limit + 1]
+        if before is not None:
+            where, args = " AND seq < ?", [before, limit + 1]
+        rows = self._db.execute(
+            _SELECT_OUTBOX + where + " ORDER BY seq DESC LIMIT ?", args
+        ).fetchall()
+        page = rows[:limit]
+        cursor = int(page[-1][1]) if len(rows) > limit else None
+        return tuple(self._outbox_item(row) for row in page), cursor
 
     def inbox_item(self, id_: bytes) -> InboxItem | None:
         row = self._db.execute(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
@@ -49,7 +49,7 @@ from hotline.protocol.bodies import (
 )
 from hotline.protocol.envelope import Envelope, period_problem
 
-__all__ = ["Admission", "Verdict", "recipients_of"]
+__all__ = ["Admission", "SeenIds", "Verdict", "recipients_of"]
 
 _BURST_SHARE: Final = 6  # the burst allowance is ten seconds' worth of the rate, at least 10
 
@@ -66,6 +66,14 @@ def recipients_of(network: Network, sender: str, to: Recipients) -> tuple[str, .
     return to
 
 
+class SeenIds(Protocol):
+    """id → body hash of every envelope logged or being logged (a dict will do)."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
@@ -75,10 +83,10 @@ class _Bucket:
 class Admission:
     """Per-sender state: last ``seq``, seen ids with their body hashes, rate buckets."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, seen: SeenIds | None = None) -> None:
         self._network = network
         self._last_seq: dict[str, int] = {}
-        self._seen: dict[bytes, bytes] = {}
+        self._seen: SeenIds = {} if seen is None else seen
         self._buckets: dict[str, _Bucket] = {}
         rate = network.limits.messages_per_minute
         self._per_ms = rate / 60_000
@@ -184,6 +192,14 @@ class Admission:
                 retry_after_ms=wait_ms,
             )
         bucket.tokens -= 1
+
+    def last_seqs(self) -> dict[str, int]:
+        """The highest ``seq`` logged per sender (saved in the relay's snapshots)."""
+        return dict(self._last_seq)
+
+    def restore_last_seqs(self, last_seqs: dict[str, int]) -> None:
+        """Start from saved ``last_seqs`` (a snapshot the relay matched to its log)."""
+        self._last_seq = dict(last_seqs)
 
     def record(self, envelope: Envelope) -> None:
         """Remember a durably accepted envelope (its id, body hash and seq)."""

@@ -44,7 +44,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import msgpack
 
@@ -88,6 +88,7 @@ from hotline.protocol.session import (
     encode_control,
 )
 from hotline.protocol.vocab import Stage
+from hotline.relay.idmaps import AcceptedIds, IdMaps, Origins
 
 __all__ = [
     "REFUSALS_BURST",
@@ -227,20 +228,24 @@ def _refused_ids(frame: bytes) -> tuple[bytes | None, bytes | None]:
 class RelayCore:
     """Admission, ordering, delivery, receipts, deadlines and link tests."""
 
-    def __init__(self, network: Network, key: SigningKey, random: RandomSource) -> None:
+    def __init__(
+        self, network: Network, key: SigningKey, random: RandomSource, *,
+        ids: IdMaps | None = None,
+    ) -> None:
         self.network: Final = network
         self._key = key
         self._random = random
-        self.admission = Admission(network)
+        maps = IdMaps.in_memory() if ids is None else ids  # per-id state: see idmaps
+        self.admission = Admission(network, seen=maps.seen)
         self.counters = RelayCounters()
         self.notes: list[Note] = []  # drained by the edge after every call
         self.online: set[str] = set()
         self._tokens = itertools.count()
         self._inflight: dict[int, _Inflight] = {}
         self._inflight_ids: dict[bytes, list[str]] = {}
-        self._accepted: dict[bytes, tuple[int, int, bytes]] = {}  # id → (index, relay_ts, hash)
+        self._accepted: AcceptedIds = maps.accepted  # id → (index, relay_ts, hash)
         self._messages: dict[bytes, _Message] = {}  # messages still owed a receipt
-        self._origin: dict[bytes, str] = {}  # every logged message or test id → its sender
+        self._origin: Origins = maps.origins  # every logged message or test id → its sender
         self._queues: dict[str, dict[bytes, _Pending]] = {e: {} for e in network.endpoints}
         self._receipts_for: dict[str, deque[tuple[int, bytes]]] = {
             e: deque(maxlen=RECEIPTS_KEPT) for e in network.endpoints
@@ -471,7 +476,7 @@ class RelayCore:
         elif isinstance(body, ReceiptBody):
             fields["ref"] = body.ref.hex()
             fields["stage"] = body.stage.value
-            fields["link"] = f"{body.sender}-{self._origin.get(body.ref, '?')}"
+            fields["link"] = f"{body.sender}-{self._origin.get(body.ref) or '?'}"
         if isinstance(body, LinkTestBody):
             self.counters.link_tests += 1
         else:
@@ -500,9 +505,9 @@ class RelayCore:
         self, index: int, relay_ts: int, envelope: Envelope, *, restoring: bool, now: int = 0
     ) -> list[Action]:
         body = envelope.body
-        self._accepted[body.id] = (index, relay_ts, envelope.hash)
         if restoring:
             self.admission.record(envelope)
+        self._accepted[body.id] = (index, relay_ts, envelope.hash)
         if isinstance(body, WarningBody | CancelBody | TextBody | LinkTestBody):
             self._origin[body.id] = body.sender
         if isinstance(body, WarningBody | CancelBody | TextBody):
@@ -717,3 +722,57 @@ class RelayCore:
 
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
+
+    # ------------------------------------------------------------------ snapshots
+
+    def state(self) -> dict[str, Any]:
+        """What restart would rebuild from the log, as plain values (MessagePack-ready).
+
+        The per-id maps are not in it: they are kept elsewhere (see idmaps).
+        """
+        return {
+            "size": self.size,
+            "test_seq": self._test_seq,
+            "slot_logged": dict(self._slot_logged),
+            "last_seq": self.admission.last_seqs(),
+            "messages": [
+                [m.frame, m.index, m.relay_ts, sorted(m.waiting_delivery), sorted(m.waiting_ack),
+                 dict(m.delivered_at), sorted([r, s] for r, s in m.overdue_sent)]
+                for m in self._messages.values()
+            ],
+            "receipts_for": {
+                party: [[index, frame] for index, frame in kept]
+                for party, kept in self._receipts_for.items()
+            },
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Start from ``state()`` saved by a relay of this network (the caller matched it to
+        the log). Message frames are not verified again: they were verified when logged."""
+        self.size = int(state["size"])
+        self._test_seq = int(state["test_seq"])
+        self._slot_logged = {str(k): int(v) for k, v in state["slot_logged"].items()}
+        self.admission.restore_last_seqs(state["last_seq"])
+        for frame, index, relay_ts, waiting, waiting_ack, delivered_at, overdue in state[
+            "messages"
+        ]:
+            envelope = read_envelope(frame, self.network, max_size=1 << 30).verified(
+                unsafe_signature_checked=True
+            )
+            body = envelope.body
+            routed = isinstance(body, WarningBody | CancelBody | TextBody)
+            rank = (
+                body.precedence.rank if isinstance(body, WarningBody | CancelBody | TextBody)
+                else _TEST_RANK
+            )
+            message = _Message(
+                index, relay_ts, body.sender, frame, body, rank, set(waiting), set(waiting_ack),
+                dict(delivered_at), {(str(r), str(s)) for r, s in overdue},
+            )
+            self._messages[body.id] = message
+            if routed:
+                for recipient in message.waiting_delivery:
+                    self._queues.setdefault(recipient, {})[body.id] = _Pending(message)
+        for party, kept in state["receipts_for"].items():
+            if party in self._receipts_for:
+                self._receipts_for[party].extend((int(i), bytes(f)) for i, f in kept)

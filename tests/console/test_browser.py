@@ -27,6 +27,7 @@ from playwright.async_api import (
     expect,
 )
 
+from hotline.endpoint.alarms import AlarmKind, RelaySuspected
 from hotline.endpoint.events import CheckpointInconsistent
 from hotline.endpoint.service import RunningEndpoint, wall_clock_ms
 from hotline.network import Deadline
@@ -422,4 +423,24 @@ async def test_an_inconsistent_checkpoint_is_a_red_alarm(tmp_path: Path, browser
         banner = lt.page.locator("#system-banner")
         await expect(banner).to_be_visible()
         await expect(banner).to_contain_text(_code("en", "event", "checkpoint_inconsistent"))
+        assert lt.errors == []
+
+
+async def test_the_relay_caught_out_is_a_named_alarm_in_the_console(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A split view raised by the guard shows in the alarm list, named and with its evidence."""
+    net = network_with_languages({"BY": "be", "LT": "en"})
+    async with lone_endpoint(net, "LT", tmp_path) as lt_endpoint, console(
+        browser, lt_endpoint
+    ) as lt:
+        sentence = "BY signed that it saw the relay's tree at size 40; we hold size 41"
+        lt_endpoint.endpoint.hub.publish(RelaySuspected(
+            AlarmKind.SPLIT_VIEW, sentence, wall_clock_ms(), party="BY",
+            evidence=(("their_size", 40), ("our_size", 41)),
+        ))
+        banner = lt.page.locator("#system-banner")
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text(_code("en", "event", "split_view"))
+        await expect(lt.page.locator("#alarms")).to_contain_text(sentence)
         assert lt.errors == []

@@ -34,6 +34,10 @@
     "link_test_answered", "message_acknowledged", "checkpoint_witnessed",
     "checkpoint_inconsistent", "checkpoint_refused", "overdue", "relay_connected",
     "relay_disconnected",
+    // the relay caught out (hotline/endpoint/alarms.py): each kind is its own event name
+    "not_accepted", "refusal_unsigned", "refusal_unfounded", "delivery_late",
+    "delivery_reordered", "delivery_stale", "not_in_log", "inclusion_unproven",
+    "consistency_unproven", "split_view", "entries_mismatch", "log_rule_broken", "withheld",
   ];
 
   const S = {
@@ -1296,6 +1300,7 @@
         renderLinks();
         break;
       default:
+        if (e.alarm) pushAlarm({ ...e, live: true }); // the relay caught out: its own kind
         break;
     }
   }
