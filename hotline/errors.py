@@ -67,6 +67,7 @@ class RejectCode(enum.StrEnum):
     LINK_FORBIDDEN = "link_forbidden"
     RATE_LIMITED = "rate_limited"
     SCHEMA = "schema"
+    BUSY = "busy"  # temporary: the relay cannot log now; send again after retry_after_ms
 
 
 class HotlineError(Exception):

@@ -114,6 +114,7 @@ class RejectedNotice:
     code: str
     sentence: str
     path: str = ""
+    retry_after_ms: int = 0  # > 0 with a temporary refusal (busy): send it again after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +140,20 @@ _NAMES: Final[dict[type, str]] = {
     Cosign: "cosign",
 }
 _TYPES: Final = {name: kind for kind, name in _NAMES.items()}
+# Fields left out of the map when they hold their default, and filled in when missing.
+_OPTIONAL: Final[dict[tuple[str, str], object]] = {
+    ("auth", "since"): -1,
+    ("rejected", "retry_after_ms"): 0,
+}
+_OMITTED_AT_DEFAULT: Final = {("rejected", "retry_after_ms")}
 _FIELDS: Final[dict[str, dict[str, type]]] = {
     "challenge": {"nonce": bytes, "relay": str, "ts": int},
     "auth": {"id": str, "sig": bytes, "since": int},
     "welcome": {"id": str, "size": int},
     "deliver": {"index": int, "frame": bytes},
     "accepted": {"frame": bytes},
-    "rejected": {"ref": bytes, "code": str, "sentence": str, "path": str},
+    "rejected": {"ref": bytes, "code": str, "sentence": str, "path": str,
+                 "retry_after_ms": int},
     "checkpoint": {"note": bytes},
     "cosign": {"line": str},
 }
@@ -163,7 +171,10 @@ def encode_control(message: Control) -> bytes:
     name = _NAMES[type(message)]
     fields: dict[str, Any] = {"t": name}
     for key in _FIELDS[name]:
-        fields[key] = getattr(message, key)
+        value = getattr(message, key)
+        if (name, key) in _OMITTED_AT_DEFAULT and value == _OPTIONAL[name, key]:
+            continue
+        fields[key] = value
     data: bytes = msgpack.packb(fields, use_bin_type=True)
     return data
 
@@ -177,8 +188,8 @@ def decode_control(data: bytes) -> Control:
     expected = _FIELDS[name]
     for key, kind in expected.items():
         value = fields.get(key)
-        if value is None and name == "auth" and key == "since":
-            fields[key] = -1
+        if value is None and (name, key) in _OPTIONAL:
+            fields[key] = _OPTIONAL[name, key]
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise Rejected(RejectCode.SCHEMA, f"must be {kind.__name__}", key)

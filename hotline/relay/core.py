@@ -48,7 +48,7 @@ from hotline.auditlog.leaf import (
     encode_envelope_entry,
     encode_event_entry,
 )
-from hotline.errors import Rejected
+from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
 from hotline.protocol.admission import Admission, Verdict, recipients_of
 from hotline.protocol.bodies import (
@@ -347,11 +347,21 @@ class RelayCore:
         """Who a receipt goes back to: the sender of the message or test it answers."""
         return self._origin.get(receipt.ref)
 
-    def _rejection(self, frame: bytes, exc: Rejected) -> bytes:
+    def busy(self, party: str, frame: bytes, retry_after_ms: int, why: str) -> list[Action]:
+        """The relay cannot log now: ``busy``, a temporary refusal; nothing is recorded.
+
+        The sender keeps the envelope and sends it again after ``retry_after_ms``.
+        """
+        code = RejectCode.BUSY.value
+        self.counters.rejected[code] = self.counters.rejected.get(code, 0) + 1
+        exc = Rejected(RejectCode.BUSY, f"the relay cannot log now ({why}); send it again later")
+        return [Send(party, self._rejection(frame, exc, retry_after_ms))]
+
+    def _rejection(self, frame: bytes, exc: Rejected, retry_after_ms: int = 0) -> bytes:
         ref = b""
         with contextlib.suppress(Rejected):
             ref = open_envelope(frame, self.network, max_size=1 << 30).body.id
-        return encode_control(RejectedNotice(ref, exc.code, exc.detail, exc.path))
+        return encode_control(RejectedNotice(ref, exc.code, exc.detail, exc.path, retry_after_ms))
 
     def appended(self, token: int, index: int, now: int) -> list[Action]:
         """The entry asked for with ``token`` is durable at ``index``."""

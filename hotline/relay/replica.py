@@ -54,6 +54,18 @@ How an entry travels:
    its predecessor; another replica's test of an own test's slot drops the
    own one, as ``superseded``.)
 
+Readiness (``Replica.ready``, ``/healthz``, the ``hotline_relay_ready`` metric): a
+replica is not ready while it holds no connection to a NATS server, while one of
+its publishes has gone unacknowledged for ``PUBLISH_STALL_S``, or after this
+process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
+again. Turning not ready it closes its endpoint sessions (1013, try again
+later), so they fail over to another replica; while not ready it answers new
+envelopes ``busy`` with a retry-after instead of queueing what it cannot log,
+and skips its timers (no link tests, no deadlines judged on a stale mirror). A
+publish still unacknowledged after ``RECONNECT_AFTER_S`` makes it reconnect to
+another NATS node (a hung node is also left by the client's own pings within
+about 2 s).
+
 Invariants: the mirror holds exactly the stream's first ``size`` messages
 (checked against the stream on open: a mirror longer than the stream, or whose
 last entry differs, refuses to start); an index is stream sequence minus one;
@@ -70,7 +82,7 @@ import itertools
 import os
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -94,6 +106,15 @@ log = structlog.get_logger()
 CATCH_UP_TIMEOUT_S: Final = 120.0
 STALL_S: Final = 2.0
 RETRY_S: Final = (0.1, 0.25, 0.5, 1.0)
+WATCH_S: Final = 0.25
+"""How often readiness is judged."""
+PAUSED_S: Final = 1.0
+"""The watchdog woke this much later than asked: this process was paused (or starved)."""
+PUBLISH_STALL_S: Final = 1.5
+"""A publish unacknowledged this long makes the replica not ready."""
+RECONNECT_AFTER_S: Final = 2.5
+"""A publish unacknowledged this long makes the replica reconnect to another NATS node."""
+RESYNC_TIMEOUT_S: Final = 2.0
 
 
 @dataclass(slots=True)
@@ -128,6 +149,14 @@ class Replica:
         self._progress = time.monotonic()
         self._applied = asyncio.Condition()
         self._closing = False
+        self._flights = itertools.count()
+        self._in_flight: dict[int, float] = {}  # publishes waiting for an ack: when they began
+        self.ready = False
+        self.not_ready_reason = "starting"
+        self._not_ready_since = time.monotonic()
+        self._paused_s = 0.0  # > 0: resynchronising after a pause of this many seconds
+        self._last_reconnect = 0.0
+        self._checks: set[asyncio.Task[None]] = set()
 
     @property
     def size(self) -> int:
@@ -164,6 +193,7 @@ class Replica:
         await self.wait_applied(last, CATCH_UP_TIMEOUT_S)
         log.info("replica_caught_up", replica=self.name, size=self.size,
                  stream=self.settings.stream)
+        self._judge(time.monotonic())
 
     async def wait_applied(self, size: int, timeout_s: float) -> bool:
         """Wait (bounded) until the mirror holds ``size`` entries; whether it does."""
@@ -187,7 +217,7 @@ class Replica:
             async with asyncio.timeout(timeout_s):
                 async with self._applied:
                     await self._applied.wait_for(lambda: not self._own)
-        for task in [*pending, self._applier, self._watchdog]:
+        for task in [*pending, *self._checks, self._applier, self._watchdog]:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -247,19 +277,31 @@ class Replica:
             await self._publish_retrying(own)
             queue.popleft()
 
+    @contextlib.contextmanager
+    def _flight(self) -> Iterator[None]:
+        """A publish waiting for its acknowledgement (readiness watches the oldest)."""
+        key = next(self._flights)
+        self._in_flight[key] = time.monotonic()
+        try:
+            yield
+        finally:
+            del self._in_flight[key]
+
     async def _publish_retrying(self, own: _Own) -> None:
-        for attempt in itertools.count():
-            try:
-                await self.client.publish(own.append.entry, msg_id=own.msg_id)
-            except StoreError as exc:
-                if self._closing and attempt > 2:
-                    log.exception("replica_publish_abandoned", msg_id=own.msg_id, error=str(exc))
-                    return
-                if attempt == 0:
-                    log.warning("replica_publish_retried", msg_id=own.msg_id, error=str(exc))
-                await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
-                continue
-            return
+        with self._flight():
+            for attempt in itertools.count():
+                try:
+                    await self.client.publish(own.append.entry, msg_id=own.msg_id)
+                except StoreError as exc:
+                    if self._closing and attempt > 2:
+                        log.exception("replica_publish_abandoned", msg_id=own.msg_id,
+                                      error=str(exc))
+                        return
+                    if attempt == 0:
+                        log.warning("replica_publish_retried", msg_id=own.msg_id, error=str(exc))
+                    await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+                    continue
+                return
 
     async def _publish_test(self, own: _Own) -> None:
         """A link test: logged only after the last test this replica knows of, else withdrawn."""
@@ -274,9 +316,10 @@ class Replica:
                 return
             msg_id = f"test-after-{self._last_test_seq}"
             try:
-                published = await self.client.publish(
-                    own.append.entry, msg_id=msg_id, test_after=self._last_test_seq
-                )
+                with self._flight():
+                    published = await self.client.publish(
+                        own.append.entry, msg_id=msg_id, test_after=self._last_test_seq
+                    )
                 if published is not None and published.duplicate:
                     # Another test was logged after the same one first, unless this is
                     # that test (an acknowledgement lost and retried): the bytes tell.
@@ -301,6 +344,53 @@ class Replica:
         self.relay.core.withdrawn(own.append.token)
         log.info("link_test_withdrawn", slot=own.msg_id, reason=reason)
 
+    # ------------------------------------------------------------------ readiness
+
+    def _judge(self, now: float) -> None:
+        """Ready or not, now; act on a change (see the module docstring)."""
+        reason = ""
+        oldest = min(self._in_flight.values(), default=now)
+        if self._paused_s:
+            reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
+        elif not self.client.connected:
+            reason = "not connected to any NATS server"
+        elif now - oldest >= PUBLISH_STALL_S:
+            reason = f"the stream has not acknowledged a publish for {now - oldest:.1f} s"
+        if reason and self.ready:
+            self.ready = False
+            self._not_ready_since = now
+            log.warning("replica_not_ready", replica=self.name, reason=reason,
+                        server=self.client.server)
+            self.relay.replica_unready(reason)
+        elif not reason and not self.ready:
+            self.ready = True
+            log.info("replica_ready", replica=self.name, server=self.client.server,
+                     after_s=round(now - self._not_ready_since, 2))
+        self.not_ready_reason = reason
+        if (now - oldest >= RECONNECT_AFTER_S and self.client.connected
+                and now - self._last_reconnect >= 2 * RECONNECT_AFTER_S):
+            self._last_reconnect = now
+            self._check(self.client.reconnect_elsewhere())
+
+    def _check(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _resync(self) -> None:
+        """After a pause: ready again once the mirror holds what the stream held after it."""
+        while self._paused_s and not self._closing:
+            try:
+                async with asyncio.timeout(RESYNC_TIMEOUT_S):
+                    last = await self.client.last_seq()
+                if await self.wait_applied(last, RESYNC_TIMEOUT_S):
+                    log.info("replica_resynchronised", replica=self.name, size=self.size)
+                    self._paused_s = 0.0
+                    return
+            except (StoreError, TimeoutError) as exc:
+                log.info("replica_resync_retried", replica=self.name, error=repr(exc))
+                await asyncio.sleep(WATCH_S)
+
     # ------------------------------------------------------------------ following
 
     async def _subscribe(self) -> None:
@@ -321,21 +411,42 @@ class Replica:
                 await subscription.unsubscribe()
 
     async def _watch(self) -> None:
-        """Follow again from the mirror's size when the stream is ahead and nothing arrives."""
+        """Judge readiness every WATCH_S; notice a pause; check that following progresses."""
+        last = time.monotonic()
+        following: asyncio.Task[None] | None = None
         while True:
-            await asyncio.sleep(STALL_S / 2)
-            if time.monotonic() - self._progress < STALL_S:
-                continue
-            try:
-                last = await self.client.last_seq()
-                if last > self.size and time.monotonic() - self._progress >= STALL_S:
-                    log.warning("replica_follow_restarted", replica=self.name,
-                                size=self.size, stream_last=last)
-                    await self._subscribe()
+            await asyncio.sleep(WATCH_S)
+            now = time.monotonic()
+            late = now - last - WATCH_S
+            last = now
+            if late >= PAUSED_S:
+                log.warning("replica_paused", replica=self.name, paused_s=round(late, 2))
+                if not self._paused_s:
+                    self._paused_s = late
+                    self._check(self._resync())
                 else:
-                    self._progress = time.monotonic()
-            except StoreError as exc:
-                log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
+                    self._paused_s += late
+            self._judge(now)
+            if following is None or following.done():
+                following = asyncio.create_task(self._check_following())
+                self._checks.add(following)
+                following.add_done_callback(self._checks.discard)
+
+    async def _check_following(self) -> None:
+        """Follow again from the mirror's size when the stream is ahead and nothing arrives."""
+        if time.monotonic() - self._progress < STALL_S:
+            return
+        try:
+            async with asyncio.timeout(STALL_S):
+                last = await self.client.last_seq()
+            if last > self.size and time.monotonic() - self._progress >= STALL_S:
+                log.warning("replica_follow_restarted", replica=self.name,
+                            size=self.size, stream_last=last)
+                await self._subscribe()
+            else:
+                self._progress = time.monotonic()
+        except (StoreError, TimeoutError) as exc:
+            log.info("replica_stream_unreachable", replica=self.name, error=repr(exc))
 
     async def _apply(self) -> None:
         """Take what arrived, in order: mirror first, then the core."""

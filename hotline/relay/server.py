@@ -72,6 +72,10 @@ Clock = Callable[[], int]
 
 _SLOW_CLOSE_S: Final = 5.0
 """How long a slow reader's close frame may take to get through before the socket is cut."""
+NOT_READY_CLOSE: Final = 1013
+"""WebSocket close code (try again later) for sessions of a replica that cannot log now."""
+BUSY_RETRY_MS: Final = 1_000
+"""The retry-after a not-ready replica gives with ``busy``."""
 
 
 def wall_clock_ms() -> int:
@@ -334,7 +338,8 @@ class Relay:
         while True:
             await asyncio.sleep(self.config.tick_ms / 1000)
             now = self.config.clock()
-            self.perform(self.core.tick(now))
+            if self.ready:  # a replica that cannot log signs no tests, judges no deadlines
+                self.perform(self.core.tick(now))
             self._check_stalls()
             await self._maybe_checkpoint(now)
 
@@ -455,7 +460,11 @@ class Relay:
             if message.type is WSMsgType.BINARY:
                 data: bytes = message.data
                 if is_envelope(data):
-                    self.perform(self.core.receive(party, data, self.config.clock()))
+                    if self.ready:
+                        self.perform(self.core.receive(party, data, self.config.clock()))
+                    else:
+                        self.perform(self.core.busy(party, data, BUSY_RETRY_MS,
+                                                    self.not_ready_reason))
                 else:
                     await self._control(connection, data)
             elif message.type is WSMsgType.TEXT:
@@ -565,6 +574,29 @@ class Relay:
         except (TimeoutError, ConnectionError):
             if connection.transport is not None:
                 connection.transport.abort()  # the close frame could not get through
+
+    # ------------------------------------------------------------------ readiness
+
+    @property
+    def ready(self) -> bool:
+        """Whether what is accepted now can be logged (always, on the relay's own store)."""
+        return self.replica is None or self.replica.ready
+
+    @property
+    def not_ready_reason(self) -> str:
+        return "" if self.replica is None else self.replica.not_ready_reason
+
+    def replica_unready(self, reason: str) -> None:
+        """This replica cannot log now: close every session so its endpoint fails over."""
+        message = f"not ready: {reason}".encode()[:120]
+
+        async def close(ws: web.WebSocketResponse) -> None:
+            await ws.close(code=NOT_READY_CLOSE, message=message)
+
+        for connection in list(self._connections.values()):
+            task = asyncio.get_running_loop().create_task(close(connection.ws))
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
 
     # ------------------------------------------------------------------ views
 
