@@ -121,13 +121,16 @@ class Output:
 
     ``send`` holds WebSocket messages for the relay, in order; ``checkpoints``
     holds checkpoint notes to witness (the edge may need to fetch a proof);
-    ``welcomed`` is the log size when the relay just welcomed us, else None.
+    ``welcomed`` is the log size when the relay just welcomed us, else None;
+    ``busy`` is the relay's ``busy`` notice (it cannot log now): what is pending
+    stays pending, to be sent again after its ``retry_after_ms``.
     """
 
     send: tuple[bytes, ...] = ()
     events: tuple[Event, ...] = ()
     checkpoints: tuple[bytes, ...] = ()
     welcomed: int | None = None
+    busy: RejectedNotice | None = None
 
 
 class EndpointCore:
@@ -340,6 +343,8 @@ class EndpointCore:
         return Output(events=(accepted,))
 
     def _rejected(self, notice: RejectedNotice, now_ms: int) -> Output:
+        if notice.code == RejectCode.BUSY.value:
+            return Output(busy=notice)  # temporary: the envelope stays pending
         pending = self._pending.pop(notice.ref, None)
         if pending is None:
             if notice.ref:
@@ -441,6 +446,11 @@ class EndpointCore:
         self.deadlines.reached(ref, self.me, Stage.ACKNOWLEDGED)
         acknowledged = MessageAcknowledged(ref, held.sender, action, note, now_ms)
         return Output(send=(queued.frame,), events=(acknowledged, queued))
+
+    @property
+    def pending_count(self) -> int:
+        """Envelopes signed and not yet answered by the relay."""
+        return len(self._pending)
 
     def pending_frames(self) -> tuple[bytes, ...]:
         """Everything signed and not yet answered by the relay, in ``seq`` order."""

@@ -54,8 +54,10 @@ from hotline.endpoint.events import (
     Overdue,
     ReceiptQueued,
     ReceiptStored,
+    RelayBack,
     RelayConnected,
     RelayDisconnected,
+    RelayOutage,
     event_name,
 )
 from hotline.endpoint.records import (
@@ -828,4 +830,9 @@ def _history_row(event: Event) -> _HistoryRow | None:
         return (event.at_ms, None, None, None, {"log_size": event.log_size})
     if isinstance(event, RelayDisconnected):
         return (event.at_ms, None, None, None, {"reason": event.reason})
+    if isinstance(event, RelayOutage):
+        return (event.at_ms, None, None, None,
+                {"since_ms": event.since_ms, "waiting": event.waiting, "reason": event.reason})
+    if isinstance(event, RelayBack):
+        return (event.at_ms, None, None, None, {"unavailable_ms": event.unavailable_ms})
     return None  # ReceiptQueued, LinkTestAnswered: routine, kept in outbox and state

@@ -41,8 +41,10 @@ from hotline.endpoint.events import (
     MessageAccepted,
     MessageQueued,
     ReceiptQueued,
+    RelayBack,
     RelayConnected,
     RelayDisconnected,
+    RelayOutage,
     event_name,
 )
 from hotline.endpoint.hub import EventHub
@@ -55,7 +57,7 @@ from hotline.errors import ConfigError, Rejected
 from hotline.network import Network
 from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.keys import SigningKey
-from hotline.protocol.session import is_envelope
+from hotline.protocol.session import RejectedNotice, is_envelope
 from hotline.protocol.vocab import Action
 from hotline.tls import (
     TlsSettings,
@@ -80,6 +82,9 @@ __all__ = [
 log = structlog.get_logger("hotline.endpoint")
 
 _ID_RANDOM_BYTES: Final = 10
+UNAVAILABLE_AFTER_MS: Final = 4_000
+"""Envelopes waiting this long with none accepted: the ``relay_unavailable`` alarm."""
+_BUSY_RETRY_MIN_MS: Final = 100
 
 
 def wall_clock_ms() -> int:
@@ -148,6 +153,11 @@ class Endpoint:
         self.last_disconnect: str | None = None
         self._witness_queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        # relay_unavailable: since when envelopes wait with none accepted, the alarm raised
+        self._waiting_since_ms: int | None = None
+        self.outage: RelayOutage | None = None
+        self._busy: RejectedNotice | None = None  # the last busy notice of this stall
+        self._resend: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ life
 
@@ -212,6 +222,8 @@ class Endpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._resend is not None:
+            self._resend.cancel()
         if self._ws is not None:
             await self._ws.close()
         if self._ws_session is not None:
@@ -237,8 +249,65 @@ class Endpoint:
             self.hub.publish(event)
         for note in out.checkpoints:
             self._witness_queue.put_nowait(note)
+        if any(isinstance(event, MessageAccepted) for event in out.events):
+            await self._accepting()
+        if out.busy is not None:
+            self._relay_busy(out.busy)
         if out.welcomed is not None:
             await self._welcome(out.welcomed)
+
+    # ------------------------------------------------------------------ relay availability
+
+    async def _accepting(self) -> None:
+        """Something was accepted: the relay logs again (called under the lock)."""
+        now = self._clock()
+        self._busy = None
+        self._waiting_since_ms = now if self.core.pending_count else None
+        outage, self.outage = self.outage, None
+        if outage is not None:
+            await self._edge_event(RelayBack(now, now - outage.since_ms))
+
+    async def _watch_availability(self) -> None:
+        """Raise ``relay_unavailable`` once envelopes have waited too long (under the lock)."""
+        now = self._clock()
+        if not self.core.pending_count:
+            self._waiting_since_ms = None
+            return
+        if self._waiting_since_ms is None:
+            self._waiting_since_ms = now
+        if self.outage is None and now - self._waiting_since_ms >= UNAVAILABLE_AFTER_MS:
+            if self._busy is not None:
+                reason = f"busy: {self._busy.sentence}"
+            elif self.welcomed:
+                reason = "the relay accepts nothing"
+            else:
+                reason = self.last_disconnect or "not connected"
+            self.outage = RelayOutage(now, self._waiting_since_ms, self.core.pending_count,
+                                      reason)
+            await self._edge_event(self.outage)
+
+    async def _edge_event(self, event: Event) -> None:
+        await self.journal.record((event,))
+        self._log(event, transmitted=True)
+        self.hub.publish(event)
+
+    def _relay_busy(self, notice: RejectedNotice) -> None:
+        """The relay cannot log now: send what is pending again after its retry-after."""
+        if self._busy is None:
+            log.info("relay_busy", endpoint=self.me, retry_after_ms=notice.retry_after_ms,
+                     reason=notice.sentence)
+        self._busy = notice
+        if self._resend is None or self._resend.done():
+            delay = max(notice.retry_after_ms, _BUSY_RETRY_MIN_MS) / 1000
+            self._resend = asyncio.create_task(self._resend_after(delay))
+
+    async def _resend_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        async with self._lock:
+            if not self.welcomed:
+                return  # a new session resends everything on welcome
+            for frame in self.core.pending_frames():
+                await self._send(frame)
 
     async def _send(self, data: bytes) -> bool:
         ws = self._ws
@@ -308,6 +377,8 @@ class Endpoint:
         while True:
             await asyncio.sleep(self.config.tick_s)
             await self._step(self.core.tick)
+            async with self._lock:
+                await self._watch_availability()
 
     async def _witness(self) -> None:
         """Judge checkpoint notes one at a time, in the order they came."""

@@ -30,7 +30,7 @@
     "receipt_stored", "message_accepted", "message_rejected", "delivery_refused",
     "link_test_answered", "message_acknowledged", "checkpoint_witnessed",
     "checkpoint_inconsistent", "checkpoint_refused", "overdue", "relay_connected",
-    "relay_disconnected",
+    "relay_disconnected", "relay_unavailable", "relay_available",
   ];
 
   const S = {
@@ -904,6 +904,10 @@
         return t("alarm_checkpoint_inconsistent", { size: a.size, reason: a.reason });
       case "checkpoint_refused":
         return t("alarm_checkpoint_refused", { reason: a.reason });
+      case "relay_unavailable":
+        return t("alarm_relay_unavailable", {
+          seconds: Math.round((a.at_ms - a.since_ms) / 1000), waiting: a.waiting, reason: a.reason,
+        });
       default:
         return code("event", a.event);
     }
@@ -1138,6 +1142,7 @@
         pushAlarm({ ...e, live: true });
         break;
       case "checkpoint_refused":
+      case "relay_unavailable":
         pushAlarm({ ...e, live: true });
         break;
       case "relay_connected":
