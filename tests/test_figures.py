@@ -367,6 +367,23 @@ def test_connected_follows_the_last_event_and_a_relay_restart() -> None:
     assert [hop(snapshot, p)["connected"] for p in ("LT", "LV", "EE")] == [False, False, None]
 
 
+def test_with_replicas_an_endpoint_is_connected_through_its_latest_session() -> None:
+    """A late disconnect or restart of a replica the endpoint left does not mark it down."""
+    book = LogBook()
+    book.event(EntryKind.CONNECTED, T0, party="LT", replica="r1")
+    book.event(EntryKind.CONNECTED, T0, party="LV", replica="r1")
+    book.event(EntryKind.CONNECTED, T0 + 1, party="LT", replica="r2")  # failed over from r1
+    book.event(EntryKind.DISCONNECTED, T0 + 2, party="LT", reason="closed 1006", replica="r1")
+    snapshot = book.snapshot()
+    assert [hop(snapshot, p)["connected"] for p in ("LT", "LV")] == [True, True]
+    book.event(EntryKind.RELAY_STARTED, T0 + 3, version="1", network_sha256=b"\0" * 32,
+               replica="r1")
+    snapshot = book.snapshot()
+    assert [hop(snapshot, p)["connected"] for p in ("LT", "LV")] == [True, False]
+    book.event(EntryKind.DISCONNECTED, T0 + 4, party="LT", reason="closed 1000", replica="r2")
+    assert hop(book.snapshot(), "LT")["connected"] is False
+
+
 # ----------------------------------------------------------------------------- percentiles
 
 

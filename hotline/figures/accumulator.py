@@ -96,6 +96,7 @@ class _Hop:
     rtt_ms: list[int] = field(default_factory=list)
     offset_ms: list[float] = field(default_factory=list)
     connected: bool | None = None
+    session: str = ""  # the replica named by the latest connected entry ("" for one relay)
 
     @property
     def answered(self) -> int:
@@ -209,14 +210,29 @@ class LinkFigures:
             else:
                 link.redelivered += 1
         elif event.kind in (EntryKind.CONNECTED, EntryKind.DISCONNECTED):
-            party = fields.get("party")
-            if isinstance(party, str):
-                self._hop(party).connected = event.kind is EntryKind.CONNECTED
+            self._session_event(event)
         elif event.kind in (EntryKind.RELAY_STARTED, EntryKind.RELAY_STOPPED):
-            # A relay that stops or restarts holds no connections any more.
+            # A relay (replica) that stops or restarts holds no connections any more; with
+            # replicas, only the sessions held by the one that names itself end.
+            replica = fields.get("replica")
             for hop in self._hops.values():
-                if hop.connected:
+                if hop.connected and (not isinstance(replica, str) or hop.session == replica):
                     hop.connected = False
+
+    def _session_event(self, event: Event) -> None:
+        """connected/disconnected: an endpoint has one session at a time, the latest connected.
+
+        A ``disconnected`` naming another replica than that session's (a replica that
+        notices late, after a pause, that the endpoint left it) changes nothing.
+        """
+        party, replica = event.fields.get("party"), event.fields.get("replica", "")
+        if not isinstance(party, str) or not isinstance(replica, str):
+            return
+        hop = self._hop(party)
+        if event.kind is EntryKind.CONNECTED:
+            hop.connected, hop.session = True, replica
+        elif replica == hop.session or not replica:
+            hop.connected = False
 
     def _advance(self, relay_ts: int) -> None:
         if self._now is None or relay_ts > self._now:

@@ -197,6 +197,9 @@ class RelayCore:
         self._slot_signed: dict[str, int] = {}  # endpoint → the last slot a test was signed for
         self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
         self.size = 0
+        # A relay replica's name: written into connected/disconnected entries so that the
+        # figures follow each endpoint's session on whichever replica holds it ("" alone).
+        self.replica = ""
 
     # ------------------------------------------------------------------ replay from the log
 
@@ -291,7 +294,10 @@ class RelayCore:
     def connected(self, party: str, now: int) -> list[Action]:
         """An endpoint authenticated: log it, and send its backlog in order."""
         self.online.add(party)
-        actions: list[Action] = [self._event(EntryKind.CONNECTED, {"party": party}, now)]
+        fields: dict[str, object] = {"party": party}
+        if self.replica:
+            fields["replica"] = self.replica
+        actions: list[Action] = [self._event(EntryKind.CONNECTED, fields, now)]
         actions.extend(self._flush(party, now, force=True))
         return actions
 
@@ -305,7 +311,10 @@ class RelayCore:
 
     def disconnected(self, party: str, reason: str, now: int) -> list[Action]:
         self.online.discard(party)
-        return [self._event(EntryKind.DISCONNECTED, {"party": party, "reason": reason}, now)]
+        fields: dict[str, object] = {"party": party, "reason": reason}
+        if self.replica:
+            fields["replica"] = self.replica
+        return [self._event(EntryKind.DISCONNECTED, fields, now)]
 
     # ------------------------------------------------------------------ receiving
 

@@ -189,6 +189,7 @@ class Relay:
                 from hotline.relay.replica import Replica  # noqa: PLC0415
 
                 self.replica = Replica(self, config.stream, config.replica_name)
+                self.core.replica = self.replica.name
                 await self.replica.open()
         except BaseException:
             if self.replica is not None:
@@ -196,7 +197,8 @@ class Relay:
             await self.log.close()
             raise
         network_sha256 = _sha256(config.network_toml)
-        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256})
+        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256,
+                                                  **self._replica_field()})
         now = config.clock()
         self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
         previous = self._recorded_network
@@ -222,6 +224,10 @@ class Relay:
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
         self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
         log.info("relay_started", size=self.log.size, data=str(config.data_dir))
+
+    def _replica_field(self) -> dict[str, object]:
+        """``{"replica": name}`` for a relay replica's own events, else nothing."""
+        return {"replica": self.replica.name} if self.replica is not None else {}
 
     def _restore(self) -> None:
         """Rebuild the core and the figures from the log, in order.
@@ -258,7 +264,7 @@ class Relay:
         self._stopping = True
         for connection in list(self._connections.values()):
             await connection.ws.close(code=1001, message=b"relay stopping")
-        stopped = Event(EntryKind.RELAY_STOPPED, {})
+        stopped = Event(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
         self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self._drain()
