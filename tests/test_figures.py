@@ -384,6 +384,15 @@ def test_with_replicas_an_endpoint_is_connected_through_its_latest_session() -> 
     assert hop(book.snapshot(), "LT")["connected"] is False
 
 
+def test_a_connected_entry_logged_late_does_not_replace_the_later_session() -> None:
+    """r1 logs LT's short session after r2 logged LT's newer one: LT stays connected (r2)."""
+    book = LogBook()
+    book.event(EntryKind.CONNECTED, T0 + 10, party="LT", replica="r2")
+    book.event(EntryKind.CONNECTED, T0 + 5, party="LT", replica="r1")  # stuck, then logged
+    book.event(EntryKind.DISCONNECTED, T0 + 8, party="LT", reason="closed 1013", replica="r1")
+    assert hop(book.snapshot(), "LT")["connected"] is True
+
+
 # ----------------------------------------------------------------------------- percentiles
 
 

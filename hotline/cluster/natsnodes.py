@@ -202,11 +202,24 @@ class LoopbackCluster:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(STOP_TIMEOUT_S)
 
+    def freeze(self, node: NatsNode) -> None:
+        """SIGSTOP this node's PID: it hangs, holding its sockets open (see ``thaw``)."""
+        if node.running:
+            assert node.process is not None
+            os.kill(node.process.pid, signal.SIGSTOP)
+
+    def thaw(self, node: NatsNode) -> None:
+        """SIGCONT this node's PID."""
+        if node.running:
+            assert node.process is not None
+            os.kill(node.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """SIGTERM each running node's PID; SIGKILL the same PID if it lingers."""
         for node in self.nodes:
             process = node.process
             if process is not None and process.poll() is None:
+                self.thaw(node)  # a frozen node would not act on SIGTERM
                 process.terminate()
         for node in self.nodes:
             process = node.process

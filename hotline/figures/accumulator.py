@@ -96,7 +96,8 @@ class _Hop:
     rtt_ms: list[int] = field(default_factory=list)
     offset_ms: list[float] = field(default_factory=list)
     connected: bool | None = None
-    session: str = ""  # the replica named by the latest connected entry ("" for one relay)
+    session: str = ""  # the replica of the latest connected entry ("" for one relay)
+    session_ts: int = -1  # that entry's relay_ts
 
     @property
     def answered(self) -> int:
@@ -210,7 +211,7 @@ class LinkFigures:
             else:
                 link.redelivered += 1
         elif event.kind in (EntryKind.CONNECTED, EntryKind.DISCONNECTED):
-            self._session_event(event)
+            self._session_event(relay_ts, event)
         elif event.kind in (EntryKind.RELAY_STARTED, EntryKind.RELAY_STOPPED):
             # A relay (replica) that stops or restarts holds no connections any more; with
             # replicas, only the sessions held by the one that names itself end.
@@ -219,18 +220,22 @@ class LinkFigures:
                 if hop.connected and (not isinstance(replica, str) or hop.session == replica):
                     hop.connected = False
 
-    def _session_event(self, event: Event) -> None:
-        """connected/disconnected: an endpoint has one session at a time, the latest connected.
+    def _session_event(self, relay_ts: int, event: Event) -> None:
+        """connected/disconnected: an endpoint has one session at a time, its latest.
 
-        A ``disconnected`` naming another replica than that session's (a replica that
-        notices late, after a pause, that the endpoint left it) changes nothing.
+        The latest session is the ``connected`` entry with the highest relay_ts (a
+        replica that could not log for a while logs its ``connected`` late, after
+        the endpoint had moved on to another replica). A ``disconnected`` ends the
+        session only if it names the session's replica (a replica that notices late,
+        after a pause, that the endpoint left it changes nothing).
         """
         party, replica = event.fields.get("party"), event.fields.get("replica", "")
         if not isinstance(party, str) or not isinstance(replica, str):
             return
         hop = self._hop(party)
         if event.kind is EntryKind.CONNECTED:
-            hop.connected, hop.session = True, replica
+            if relay_ts >= hop.session_ts:
+                hop.connected, hop.session, hop.session_ts = True, replica, relay_ts
         elif replica == hop.session or not replica:
             hop.connected = False
 

@@ -48,6 +48,7 @@ def _health(relay: Relay, checkpoint_size: int) -> web.Response:
         body["reason"] = relay.not_ready_reason
     if relay.replica is not None:
         body["replica"] = relay.replica.name
+        body["nats_server"] = relay.replica.client.server
     return web.json_response(body, status=200 if relay.ready else 503)
 
 
