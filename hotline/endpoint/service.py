@@ -158,6 +158,7 @@ class Endpoint:
         self.outage: RelayOutage | None = None
         self._busy: RejectedNotice | None = None  # the last busy notice of this stall
         self._resend: asyncio.Task[None] | None = None
+        self._sessions = 0  # sessions attached so far: a resend belongs to one
 
     # ------------------------------------------------------------------ life
 
@@ -299,13 +300,14 @@ class Endpoint:
         self._busy = notice
         if self._resend is None or self._resend.done():
             delay = max(notice.retry_after_ms, _BUSY_RETRY_MIN_MS) / 1000
-            self._resend = asyncio.create_task(self._resend_after(delay))
+            self._resend = asyncio.create_task(self._resend_after(delay, self._sessions))
 
-    async def _resend_after(self, delay_s: float) -> None:
+    async def _resend_after(self, delay_s: float, session: int) -> None:
+        """Send what is pending again, in order, unless a new session did already (welcome)."""
         await asyncio.sleep(delay_s)
         async with self._lock:
-            if not self.welcomed:
-                return  # a new session resends everything on welcome
+            if not self.welcomed or session != self._sessions:
+                return
             for frame in self.core.pending_frames():
                 await self._send(frame)
 
@@ -349,6 +351,7 @@ class Endpoint:
         async with self._lock:
             self._ws = ws
             self.welcomed = False
+            self._sessions += 1
 
     async def received(self, data: bytes) -> None:
         try:

@@ -126,6 +126,7 @@ class _Connection:
     queued_bytes: int = 0
     waiting_since: float | None = None
     slow: bool = False
+    busy: bool = False  # answered busy: every later envelope too, and closed once drained
 
     def offer(self, data: bytes) -> None:
         if self.slow:
@@ -154,6 +155,7 @@ class Relay:
         self._completion_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoint_lock = asyncio.Lock()
+        self._checkpointing: asyncio.Future[bytes] | None = None  # a checkpoint being written
         self._last_checkpoint_ms = 0
         self.checkpoint_note: bytes = b""
         self._stopping = False
@@ -275,6 +277,9 @@ class Relay:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing  # the ticker's write, if it was cut short
         await asyncio.to_thread(self.log.checkpoint)
         await self.log.close()
         log.info("relay_stopped", size=self.log.size)
@@ -365,7 +370,9 @@ class Relay:
             self.log.stop_signing_with(expired)
             log.info("checkpoint_key_retired", kids=[k.kid.hex() for k in expired])
         async with self._checkpoint_lock:
-            note = await asyncio.to_thread(self.log.checkpoint)
+            # shielded: a ticker cancelled at stop must not leave its write running unseen
+            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self.log.checkpoint))
+            note = await asyncio.shield(self._checkpointing)
         self._last_checkpoint_ms = now
         if note != self.checkpoint_note:
             self.checkpoint_note = note
@@ -466,17 +473,30 @@ class Relay:
             if message.type is WSMsgType.BINARY:
                 data: bytes = message.data
                 if is_envelope(data):
-                    if self.ready:
-                        self.perform(self.core.receive(party, data, self.config.clock()))
-                    else:
-                        self.perform(self.core.busy(party, data, BUSY_RETRY_MS,
-                                                    self.not_ready_reason))
+                    self._envelope(connection, data)
                 else:
                     await self._control(connection, data)
             elif message.type is WSMsgType.TEXT:
                 self._notice(connection, RejectCode.BAD_FRAME, "messages are binary MessagePack")
             elif message.type is WSMsgType.ERROR:
                 break
+
+    def _envelope(self, connection: _Connection, data: bytes) -> None:
+        """Receive an envelope, or answer it ``busy`` while this relay cannot log.
+
+        A sender's envelopes must be logged in ``seq`` order, so once one is answered
+        ``busy`` every later one of the session is too (even if the relay is ready
+        again by then), and the session is closed (1013) as soon as those answers
+        are written: the endpoint sends everything still pending again, in order,
+        on its next session.
+        """
+        party = connection.party
+        if not self.ready or connection.busy:
+            why = self.not_ready_reason or "an earlier envelope of this session was answered busy"
+            self.perform(self.core.busy(party, data, BUSY_RETRY_MS, why))
+            connection.busy = True
+            return
+        self.perform(self.core.receive(party, data, self.config.clock()))
 
     def _notice(self, connection: _Connection, code: RejectCode, sentence: str) -> None:
         self.core.counters.rejected[code.value] = self.core.counters.rejected.get(code.value, 0) + 1
@@ -526,6 +546,9 @@ class Relay:
                 return
             connection.queued_bytes -= len(data)
             connection.waiting_since = None if connection.queue.empty() else time.monotonic()
+            if connection.busy and connection.queue.empty():
+                await connection.ws.close(code=NOT_READY_CLOSE, message=b"busy: send again later")
+                return
 
     # ------------------------------------------------------------------ slow readers
 
