@@ -24,7 +24,10 @@ told ``busy`` and raise ``relay_unavailable``).
 
 All along, every endpoint's event stream is followed (``faults.stalls``): a
 stall is a time an endpoint had messages waiting and none accepted.
-``max_stall_s`` is the longest, outside the quorum-loss windows;
+``max_stall_s`` is the longest, outside the quorum-loss windows and the
+leaderless windows (from a kill or freeze of the stream's leader until another
+node leads it: JetStream elects after its raft election timeout, 4 to 9 s, and
+stores nothing meanwhile; the endpoints are told ``busy`` there too);
 ``silent_stalls`` counts stalls longer than 5 s during which the endpoint
 raised no ``relay_unavailable``.
 
@@ -114,6 +117,9 @@ class Figures:
     links_ok: list[bool] = field(default_factory=list)  # /v1/links after a relay thaw
     leader_elected_s: list[float] = field(default_factory=list)  # after the leader froze
     quorum_windows: list[tuple[int, int]] = field(default_factory=list)  # wall ms
+    # from a kill or freeze of the stream leader until another node leads (wall ms): the
+    # stream can store nothing meanwhile, as in a quorum loss
+    leaderless: list[tuple[int, int]] = field(default_factory=list)
     freezes: dict[str, int] = field(default_factory=lambda: {"nats": 0, "relay": 0, "quorum": 0})
 
 
@@ -216,13 +222,17 @@ async def _settle(ha: HaNetwork) -> JournalView:
     return await settle_journals(ha.data_dirs, SETTLE_TIMEOUT_S)
 
 
-async def _kill_nats(ha: HaNetwork, load: Load, rng: random.Random, down_s: float,
-                     figures: Figures) -> None:
+async def _kill_nats(ha: HaNetwork, client: StreamClient, load: Load, rng: random.Random, *,
+                     down_s: float, figures: Figures) -> None:
     node = rng.choice(ha.nats.nodes)
     before = load.stats.total_sent
+    leader = await _stream_leader(client)
+    began = _now_ms()
     ha.nats.kill(node)
-    _say(f"killed nats-server {node.name}")
-    await asyncio.sleep(down_s)
+    _say(f"killed nats-server {node.name}{' (the stream leader)' if leader == node.name else ''}")
+    if leader == node.name:
+        await _leaderless(client, node.name, began, figures)
+    await asyncio.sleep(max(0.0, down_s - (_now_ms() - began) / 1000))
     await asyncio.to_thread(ha.nats.restart, node)
     figures.sent_while_nats_down.append(load.stats.total_sent - before)
     _say(f"restarted nats-server {node.name}")
@@ -270,6 +280,16 @@ async def _wait_leader(client: StreamClient, other_than: str, timeout_s: float) 
     return None
 
 
+async def _leaderless(client: StreamClient, gone: str, began_ms: int, figures: Figures) -> None:
+    """Record the window until a node other than ``gone`` leads the stream."""
+    elected = await _wait_leader(client, gone, FAILOVER_TIMEOUT_S)
+    if elected is None:
+        return
+    figures.leader_elected_s.append((_now_ms() - began_ms) / 1000)
+    figures.leaderless.append((began_ms, _now_ms()))
+    _say(f"new stream leader {figures.leader_elected_s[-1]:.1f} s after {gone} went")
+
+
 async def _freeze_leader(ha: HaNetwork, client: StreamClient, freeze_s: float,
                          figures: Figures) -> None:
     leader = await _stream_leader(client)
@@ -277,13 +297,11 @@ async def _freeze_leader(ha: HaNetwork, client: StreamClient, freeze_s: float,
     if node is None:
         _say("no stream leader found: leader freeze skipped")
         return
+    began = _now_ms()
     ha.nats.freeze(node)
     frozen = time.monotonic()
     _say(f"froze nats-server {node.name} (the stream leader)")
-    elected = await _wait_leader(client, node.name, freeze_s + 20)
-    if elected is not None:
-        figures.leader_elected_s.append(elected)
-        _say(f"new stream leader {elected:.1f} s after the freeze")
+    await _leaderless(client, node.name, began, figures)
     await asyncio.sleep(max(0.0, freeze_s - (time.monotonic() - frozen)))
     ha.nats.thaw(node)
     figures.freezes["nats"] += 1
@@ -370,7 +388,9 @@ async def _check_links(ha: HaNetwork, session: aiohttp.ClientSession, figures: F
         await asyncio.sleep(0.25)
 
 
-async def _lose_quorum(ha: HaNetwork, freeze_s: float, figures: Figures) -> None:
+async def _lose_quorum(ha: HaNetwork, client: StreamClient, freeze_s: float,
+                       figures: Figures) -> None:
+    """Freeze two of the three nodes; the window lasts until the stream has a leader again."""
     nodes = ha.nats.nodes[:2]
     began = _now_ms()
     for node in nodes:
@@ -379,9 +399,12 @@ async def _lose_quorum(ha: HaNetwork, freeze_s: float, figures: Figures) -> None
     await asyncio.sleep(freeze_s)
     for node in nodes:
         ha.nats.thaw(node)
+    thawed = time.monotonic()
+    elected = await _wait_leader(client, "", FAILOVER_TIMEOUT_S)
     figures.quorum_windows.append((began, _now_ms()))
     figures.freezes["quorum"] += 1
-    _say("thawed them: the quorum is back")
+    _say(f"thawed them; the stream has a leader {time.monotonic() - thawed:.1f} s later"
+         if elected is not None else "thawed them; the stream has no leader yet")
 
 
 async def _inbox_duplicates(session: aiohttp.ClientSession, ha: HaNetwork) -> int:
@@ -405,6 +428,7 @@ def _mirrors_agree(ha: HaNetwork) -> bool:
 
 async def run(args: argparse.Namespace, root: Path) -> int:
     started = time.monotonic()
+    started_ms = _now_ms()
     rng = random.Random(args.seed)  # noqa: S311 - seeded on purpose: a run can be repeated
     _say(f"seed={args.seed} rounds={args.rounds} data={root}")
     ha = HaNetwork(root)
@@ -424,7 +448,7 @@ async def run(args: argparse.Namespace, root: Path) -> int:
             try:
                 for number in range(args.rounds):
                     await asyncio.sleep(args.gap)
-                    await _kill_nats(ha, load, rng, args.down, figures)
+                    await _kill_nats(ha, client, load, rng, down_s=args.down, figures=figures)
                     nats_kills += 1
                     await asyncio.sleep(args.gap)
                     victim = REPLICAS[number % len(REPLICAS)]
@@ -439,7 +463,7 @@ async def run(args: argparse.Namespace, root: Path) -> int:
                     await asyncio.sleep(args.gap)
                     await _freeze_relay(ha, session, "r1", args.freeze, figures)
                     await asyncio.sleep(args.gap)
-                    await _lose_quorum(ha, args.freeze, figures)
+                    await _lose_quorum(ha, client, args.freeze, figures)
                 await asyncio.sleep(args.gap)
             finally:
                 await load.stop()
@@ -455,10 +479,21 @@ async def run(args: argparse.Namespace, root: Path) -> int:
             await ha.stop()
         finally:
             await ha.kill_all()
-    stall = summarise(watch.timelines, end_ms=_now_ms(), excluded=figures.quorum_windows)
     return _evaluate(ha, stats, api_duplicates=api_duplicates, figures=figures,
-                     kills=(nats_kills, relay_kills), started=started, stall=stall[:2],
-                     max_stall_s=args.max_stall)
+                     kills=(nats_kills, relay_kills), started=started,
+                     stall=_stalls(watch, figures, started_ms), max_stall_s=args.max_stall)
+
+
+def _stalls(watch: StallWatch, figures: Figures, started_ms: int) -> tuple[float, int]:
+    """(max_stall_s, silent_stalls); the three longest stalls are printed."""
+    excluded = [*figures.quorum_windows, *figures.leaderless]
+    longest, silent, every = summarise(watch.timelines, end_ms=_now_ms(), excluded=excluded)
+    for item in sorted(every, key=lambda s: s.outside_ms, reverse=True)[:3]:
+        _say(f"stall: {item.party} {(item.end_ms - item.start_ms) / 1000:.1f} s from "
+             f"{(item.start_ms - started_ms) / 1000:.1f} s into the run, "
+             f"{item.outside_ms / 1000:.1f} s of it outside quorum-loss and leaderless windows, "
+             f"{'alarm raised' if item.alarmed else 'no alarm'}")
+    return longest, silent
 
 
 def _evaluate(
