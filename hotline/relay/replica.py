@@ -56,8 +56,10 @@ How an entry travels:
 
 Readiness (``Replica.ready``, ``/healthz``, the ``hotline_relay_ready`` metric): a
 replica is not ready while it holds no connection to a NATS server, while one of
-its publishes has gone unacknowledged for ``PUBLISH_STALL_S``, or after this
-process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
+its publishes has gone unacknowledged for ``PUBLISH_STALL_S``, while an entry
+the stream acknowledged to it has not reached its follower for as long (it
+follows again after ``BEHIND_S``: the consumer may live on a node that hangs),
+or after this process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
 again. Turning not ready it closes its endpoint sessions (1013, try again
 later), so they fail over to another replica; while not ready it answers new
 envelopes ``busy`` with a retry-after instead of queueing what it cannot log,
@@ -115,6 +117,8 @@ PUBLISH_STALL_S: Final = 1.5
 RECONNECT_AFTER_S: Final = 2.5
 """A publish unacknowledged this long makes the replica reconnect to another NATS node."""
 RESYNC_TIMEOUT_S: Final = 2.0
+BEHIND_S: Final = 1.0
+"""An acknowledged entry not delivered to this replica's follower this long: follow again."""
 
 
 @dataclass(slots=True)
@@ -157,6 +161,10 @@ class Replica:
         self._paused_s = 0.0  # > 0: resynchronising after a pause of this many seconds
         self._last_reconnect = 0.0
         self._checks: set[asyncio.Task[None]] = set()
+        self._acked_seq = 0  # the highest sequence the stream acknowledged to this replica
+        self._behind_since: float | None = None  # since when that sequence is not applied
+        self._last_refollow = 0.0
+        self._subscribing = asyncio.Lock()
 
     @property
     def size(self) -> int:
@@ -291,7 +299,7 @@ class Replica:
         with self._flight():
             for attempt in itertools.count():
                 try:
-                    await self.client.publish(own.append.entry, msg_id=own.msg_id)
+                    published = await self.client.publish(own.append.entry, msg_id=own.msg_id)
                 except StoreError as exc:
                     if self._closing and attempt > 2:
                         log.exception("replica_publish_abandoned", msg_id=own.msg_id,
@@ -301,7 +309,15 @@ class Replica:
                         log.warning("replica_publish_retried", msg_id=own.msg_id, error=str(exc))
                     await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
                     continue
+                if published is not None:
+                    self._acknowledged(published.seq)
                 return
+
+    def _acknowledged(self, seq: int) -> None:
+        """The stream stored ``seq``: the follower must deliver it soon (see ``_judge``)."""
+        self._acked_seq = max(self._acked_seq, seq)
+        if self._behind_since is None and self.size < seq:
+            self._behind_since = time.monotonic()
 
     async def _publish_test(self, own: _Own) -> None:
         """A link test: logged only after the last test this replica knows of, else withdrawn."""
@@ -337,6 +353,7 @@ class Replica:
                 return
             self._last_test_seq = max(self._last_test_seq, published.seq)
             self._last_test_signed = max(self._last_test_signed, own.append.envelope.body.seq)
+            self._acknowledged(published.seq)
 
     def _withdraw_test(self, own: _Own, reason: str) -> None:
         if self._own.get(own.msg_id) is own:
@@ -350,12 +367,23 @@ class Replica:
         """Ready or not, now; act on a change (see the module docstring)."""
         reason = ""
         oldest = min(self._in_flight.values(), default=now)
+        if self._behind_since is not None and self.size >= self._acked_seq:
+            self._behind_since = None
+        behind = 0.0 if self._behind_since is None else now - self._behind_since
+        if behind >= BEHIND_S and now - self._last_refollow >= 2 * BEHIND_S:
+            # The follower's consumer may live on a node that hangs: follow again.
+            self._last_refollow = now
+            log.warning("replica_follow_restarted", replica=self.name, size=self.size,
+                        acknowledged=self._acked_seq)
+            self._check(self._refollow())
         if self._paused_s:
             reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
         elif not self.client.connected:
             reason = "not connected to any NATS server"
         elif now - oldest >= PUBLISH_STALL_S:
             reason = f"the stream has not acknowledged a publish for {now - oldest:.1f} s"
+        elif behind >= PUBLISH_STALL_S:
+            reason = f"acknowledged entries have not reached this replica for {behind:.1f} s"
         if reason and self.ready:
             self.ready = False
             self._not_ready_since = now
@@ -371,6 +399,12 @@ class Replica:
                 and now - self._last_reconnect >= 2 * RECONNECT_AFTER_S):
             self._last_reconnect = now
             self._check(self.client.reconnect_elsewhere())
+
+    async def _refollow(self) -> None:
+        try:
+            await self._subscribe()
+        except StoreError as exc:
+            log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
 
     def _check(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
@@ -394,15 +428,16 @@ class Replica:
     # ------------------------------------------------------------------ following
 
     async def _subscribe(self) -> None:
-        await self._unsubscribe()
-        self._generation += 1
-        generation = self._generation
+        async with self._subscribing:  # one subscription at a time, never two left open
+            await self._unsubscribe()
+            self._generation += 1
+            generation = self._generation
 
-        async def deliver(entry: StreamEntry) -> None:
-            self._incoming.put_nowait((generation, entry))
+            async def deliver(entry: StreamEntry) -> None:
+                self._incoming.put_nowait((generation, entry))
 
-        self._subscription = await self.client.follow(self.size + 1, deliver)
-        self._progress = time.monotonic()
+            self._subscription = await self.client.follow(self.size + 1, deliver)
+            self._progress = time.monotonic()
 
     async def _unsubscribe(self) -> None:
         subscription, self._subscription = self._subscription, None
