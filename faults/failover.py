@@ -574,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed")
     parser.add_argument("--keep", type=Path, help="keep the run's data in this directory")
     args = parser.parse_args(argv)
-    configure_logging(level=logging.WARNING)
+    configure_logging(level=logging.ERROR)  # the harness speaks through _say
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     return run_in_directory(args.keep, "hotline-failover-", lambda root: run(args, root))

@@ -117,6 +117,7 @@ PUBLISH_STALL_S: Final = 1.5
 RECONNECT_AFTER_S: Final = 2.5
 """A publish unacknowledged this long makes the replica reconnect to another NATS node."""
 RESYNC_TIMEOUT_S: Final = 2.0
+_PULL_CHUNK: Final = 64
 BEHIND_S: Final = 1.0
 """An acknowledged entry not delivered to this replica's follower this long: follow again."""
 
@@ -401,10 +402,29 @@ class Replica:
             self._check(self.client.reconnect_elsewhere())
 
     async def _refollow(self) -> None:
+        """Fetch what the consumer did not deliver, then follow again.
+
+        The ordered consumer lives on one node, and creating one needs the cluster's
+        metadata leader: either may be the node that hangs. Reading by sequence asks
+        the stream's leader only, so the mirror catches up while they recover.
+        """
         try:
+            await self._pull(self._acked_seq)
             await self._subscribe()
         except StoreError as exc:
             log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
+
+    async def _pull(self, last: int) -> None:
+        """Read entries size+1..last by sequence and hand them to the applier, in order."""
+        first = self.size + 1
+        for start in range(first, last + 1, _PULL_CHUNK):
+            stop = min(last, start + _PULL_CHUNK - 1)
+            entries = await asyncio.gather(
+                *(self.client.read(seq) for seq in range(start, stop + 1)))
+            for entry in entries:
+                self._incoming.put_nowait((self._generation, entry))
+        if last >= first:
+            log.info("replica_entries_pulled", replica=self.name, first=first, last=last)
 
     def _check(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
@@ -477,6 +497,7 @@ class Replica:
             if last > self.size and time.monotonic() - self._progress >= STALL_S:
                 log.warning("replica_follow_restarted", replica=self.name,
                             size=self.size, stream_last=last)
+                await self._pull(last)
                 await self._subscribe()
             else:
                 self._progress = time.monotonic()
