@@ -57,8 +57,9 @@ How an entry travels:
 Readiness (``Replica.ready``, ``/healthz``, the ``hotline_relay_ready`` metric): a
 replica is not ready while it holds no connection to a NATS server, while one of
 its publishes has gone unacknowledged for ``PUBLISH_STALL_S``, while an entry
-the stream acknowledged to it has not reached its follower for as long (it
-follows again after ``BEHIND_S``: the consumer may live on a node that hangs),
+the stream acknowledged to it has not reached its follower for as long (after
+``BEHIND_S`` it reads the missing entries by sequence and tries a new consumer:
+the old one may live on a node that hangs),
 or after this process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
 again. Turning not ready it closes its endpoint sessions (1013, try again
 later), so they fail over to another replica; while not ready it answers new
@@ -118,7 +119,8 @@ RECONNECT_AFTER_S: Final = 2.5
 """A publish unacknowledged this long makes the replica reconnect to another NATS node."""
 RESYNC_TIMEOUT_S: Final = 2.0
 _PULL_CHUNK: Final = 64
-BEHIND_S: Final = 1.0
+RESUBSCRIBE_S: Final = 2.0
+BEHIND_S: Final = 0.75
 """An acknowledged entry not delivered to this replica's follower this long: follow again."""
 
 
@@ -165,6 +167,8 @@ class Replica:
         self._acked_seq = 0  # the highest sequence the stream acknowledged to this replica
         self._behind_since: float | None = None  # since when that sequence is not applied
         self._last_refollow = 0.0
+        self._puller: asyncio.Task[None] | None = None
+        self._pulled = (0, 0)  # (generation, last sequence read by _pull and queued)
         self._subscribing = asyncio.Lock()
 
     @property
@@ -371,12 +375,8 @@ class Replica:
         if self._behind_since is not None and self.size >= self._acked_seq:
             self._behind_since = None
         behind = 0.0 if self._behind_since is None else now - self._behind_since
-        if behind >= BEHIND_S and now - self._last_refollow >= 2 * BEHIND_S:
-            # The follower's consumer may live on a node that hangs: follow again.
-            self._last_refollow = now
-            log.warning("replica_follow_restarted", replica=self.name, size=self.size,
-                        acknowledged=self._acked_seq)
-            self._check(self._refollow())
+        if behind >= BEHIND_S:
+            self._catch_up_behind(now)
         if self._paused_s:
             reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
         elif not self.client.connected:
@@ -401,28 +401,48 @@ class Replica:
             self._last_reconnect = now
             self._check(self.client.reconnect_elsewhere())
 
-    async def _refollow(self) -> None:
-        """Fetch what the consumer did not deliver, then follow again.
+    def _catch_up_behind(self, now: float) -> None:
+        """Entries acknowledged to this replica do not arrive: read them, and follow again.
 
         The ordered consumer lives on one node, and creating one needs the cluster's
         metadata leader: either may be the node that hangs. Reading by sequence asks
-        the stream's leader only, so the mirror catches up while they recover.
+        the stream's leader only, so the mirror keeps up (a read every ``WATCH_S``)
+        while a new consumer is tried every ``RESUBSCRIBE_S``.
         """
+        if self._puller is None or self._puller.done():
+            self._puller = asyncio.create_task(self._pull_quietly(self._acked_seq))
+            self._checks.add(self._puller)
+            self._puller.add_done_callback(self._checks.discard)
+        if now - self._last_refollow >= RESUBSCRIBE_S:
+            self._last_refollow = now
+            log.warning("replica_follow_restarted", replica=self.name, size=self.size,
+                        acknowledged=self._acked_seq)
+            self._check(self._resubscribe_quietly())
+
+    async def _pull_quietly(self, last: int) -> None:
         try:
-            await self._pull(self._acked_seq)
+            await self._pull(last)
+        except StoreError as exc:
+            log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
+
+    async def _resubscribe_quietly(self) -> None:
+        try:
             await self._subscribe()
         except StoreError as exc:
             log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
 
     async def _pull(self, last: int) -> None:
         """Read entries size+1..last by sequence and hand them to the applier, in order."""
-        first = self.size + 1
+        generation = self._generation
+        queued = self._pulled[1] if self._pulled[0] == generation else 0  # read, not applied
+        first = max(self.size, queued) + 1
         for start in range(first, last + 1, _PULL_CHUNK):
             stop = min(last, start + _PULL_CHUNK - 1)
             entries = await asyncio.gather(
                 *(self.client.read(seq) for seq in range(start, stop + 1)))
             for entry in entries:
-                self._incoming.put_nowait((self._generation, entry))
+                self._incoming.put_nowait((generation, entry))
+            self._pulled = (generation, stop)
         if last >= first:
             log.info("replica_entries_pulled", replica=self.name, first=first, last=last)
 
