@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from hotline.auditlog.merkle import Frontier, leaf_hash
 from hotline.endpoint.compose import Header, draft_body, referenced_id
 from hotline.endpoint.connection import HEARTBEAT_S, Backoff, run_connection
 from hotline.endpoint.core import EndpointCore, Output
@@ -47,17 +49,18 @@ from hotline.endpoint.events import (
     RelayOutage,
     event_name,
 )
+from hotline.endpoint.guard import PeerProofNeed
 from hotline.endpoint.hub import EventHub
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.endpoint.journal_thread import ThreadedJournal
 from hotline.endpoint.relay_http import RelayHttp, RelayUnavailable, http_base
 from hotline.endpoint.views import event_json
-from hotline.endpoint.witness import NeedsProof
+from hotline.endpoint.witness import ConsistencyProof, NeedsProof
 from hotline.errors import ConfigError, Rejected
 from hotline.network import Network
 from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.keys import SigningKey
-from hotline.protocol.session import RejectedNotice, is_envelope
+from hotline.protocol.session import is_envelope
 from hotline.protocol.vocab import Action
 from hotline.tls import (
     TlsSettings,
@@ -84,7 +87,6 @@ log = structlog.get_logger("hotline.endpoint")
 _ID_RANDOM_BYTES: Final = 10
 UNAVAILABLE_AFTER_MS: Final = 4_000
 """Envelopes waiting this long with none accepted: the ``relay_unavailable`` alarm."""
-_BUSY_RETRY_MIN_MS: Final = 100
 
 
 def wall_clock_ms() -> int:
@@ -107,6 +109,7 @@ class EndpointConfig:
     port: int = 0
     relay_url: str | None = None
     tick_s: float = 0.5
+    monitor_s: float = 0.5  # how often the log is read up to the witnessed checkpoint
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], int] = wall_clock_ms
     feeds: Path | None = None  # sensor feeds (feeds.toml); None: DATA/feeds.toml if present
@@ -141,7 +144,8 @@ class Endpoint:
         self.journal = journal
         self.core = core
         self.hub = EventHub()
-        self.relay_http = RelayHttp(session, http_base(config.ws_url))
+        self.relay_http = RelayHttp(session, http_base(config.ws_url), agent=config.endpoint_id)
+        self._monitored = Frontier()  # the log entries read and checked so far
         self.relay_url_now = ""  # the relay URL being tried or used
         self._session = session
         self._ws_session: aiohttp.ClientSession | None = None  # the relay WebSocket's, from start
@@ -156,9 +160,6 @@ class Endpoint:
         # relay_unavailable: since when envelopes wait with none accepted, the alarm raised
         self._waiting_since_ms: int | None = None
         self.outage: RelayOutage | None = None
-        self._busy: RejectedNotice | None = None  # the last busy notice of this stall
-        self._resend: asyncio.Task[None] | None = None
-        self._sessions = 0  # sessions attached so far: a resend belongs to one
 
     # ------------------------------------------------------------------ life
 
@@ -205,6 +206,7 @@ class Endpoint:
             ),
             asyncio.create_task(self._ticker(), name=f"endpoint-{self.me}-ticker"),
             asyncio.create_task(self._witness(), name=f"endpoint-{self.me}-witness"),
+            asyncio.create_task(self._monitor(), name=f"endpoint-{self.me}-monitor"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
@@ -223,8 +225,6 @@ class Endpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._resend is not None:
-            self._resend.cancel()
         if self._ws is not None:
             await self._ws.close()
         if self._ws_session is not None:
@@ -252,8 +252,6 @@ class Endpoint:
             self._witness_queue.put_nowait(note)
         if any(isinstance(event, MessageAccepted) for event in out.events):
             await self._accepting()
-        if out.busy is not None:
-            self._relay_busy(out.busy)
         if out.welcomed is not None:
             await self._welcome(out.welcomed)
 
@@ -262,7 +260,6 @@ class Endpoint:
     async def _accepting(self) -> None:
         """Something was accepted: the relay logs again (called under the lock)."""
         now = self._clock()
-        self._busy = None
         self._waiting_since_ms = now if self.core.pending_count else None
         outage, self.outage = self.outage, None
         if outage is not None:
@@ -277,12 +274,9 @@ class Endpoint:
         if self._waiting_since_ms is None:
             self._waiting_since_ms = now
         if self.outage is None and now - self._waiting_since_ms >= UNAVAILABLE_AFTER_MS:
-            if self._busy is not None:
-                reason = f"busy: {self._busy.sentence}"
-            elif self.welcomed:
-                reason = "the relay accepts nothing"
-            else:
-                reason = self.last_disconnect or "not connected"
+            reason = self.last_disconnect or "not connected"
+            if self.welcomed:
+                reason = f"connected, but nothing is accepted (last drop: {reason})"
             self.outage = RelayOutage(now, self._waiting_since_ms, self.core.pending_count,
                                       reason)
             await self._edge_event(self.outage)
@@ -291,25 +285,6 @@ class Endpoint:
         await self.journal.record((event,))
         self._log(event, transmitted=True)
         self.hub.publish(event)
-
-    def _relay_busy(self, notice: RejectedNotice) -> None:
-        """The relay cannot log now: send what is pending again after its retry-after."""
-        if self._busy is None:
-            log.info("relay_busy", endpoint=self.me, retry_after_ms=notice.retry_after_ms,
-                     reason=notice.sentence)
-        self._busy = notice
-        if self._resend is None or self._resend.done():
-            delay = max(notice.retry_after_ms, _BUSY_RETRY_MIN_MS) / 1000
-            self._resend = asyncio.create_task(self._resend_after(delay, self._sessions))
-
-    async def _resend_after(self, delay_s: float, session: int) -> None:
-        """Send what is pending again, in order, unless a new session did already (welcome)."""
-        await asyncio.sleep(delay_s)
-        async with self._lock:
-            if not self.welcomed or session != self._sessions:
-                return
-            for frame in self.core.pending_frames():
-                await self._send(frame)
 
     async def _send(self, data: bytes) -> bool:
         ws = self._ws
@@ -326,6 +301,7 @@ class Endpoint:
         self.welcomed = True
         now = self._clock()
         self.connected_since_ms = now
+        self.core.connection(up=True, now_ms=now)
         connected = RelayConnected(now, size)
         await self.journal.record((connected,))
         self._log(connected, transmitted=True)
@@ -351,7 +327,6 @@ class Endpoint:
         async with self._lock:
             self._ws = ws
             self.welcomed = False
-            self._sessions += 1
 
     async def received(self, data: bytes) -> None:
         try:
@@ -366,6 +341,7 @@ class Endpoint:
             self._ws = None
             self.welcomed = False
             self.connected_since_ms = None
+            self.core.connection(up=False, now_ms=self._clock())
             if was_welcomed or reason != self.last_disconnect:
                 event = RelayDisconnected(self._clock(), reason)
                 await self.journal.record((event,))
@@ -410,6 +386,49 @@ class Endpoint:
                     return
             need = result
 
+    async def _monitor(self) -> None:
+        """Read the log under each checkpoint we witness, check it, compare peers' views.
+
+        Entries are fetched from the relay's entry tiles up to the held checkpoint's
+        size and must hash to its root before the core sees them; each checkpoint a
+        peer signed into a body is compared with ours through a consistency proof.
+        """
+        while True:
+            await asyncio.sleep(self.config.monitor_s)
+            await self._read_log()
+            for need in self.core.peer_proofs_needed():
+                try:
+                    proof = await self.relay_http.consistency(need.old, need.new)
+                except RelayUnavailable as exc:
+                    log.warning("consistency_proof_unavailable", endpoint=self.me,
+                                old=need.old, new=need.new, reason=exc.sentence, peer=True)
+                    continue
+                await self._step(functools.partial(self._peer_proof, need, proof))
+
+    def _peer_proof(self, need: PeerProofNeed, proof: ConsistencyProof, now: int) -> Output:
+        return self.core.peer_proof(need, proof, now)
+
+    async def _read_log(self) -> None:
+        held = self.core.witness.held
+        start = self._monitored.size
+        if held is None or held.size <= start:
+            return
+        try:
+            entries = await self.relay_http.entries(start, held.size)
+        except RelayUnavailable as exc:
+            log.warning("log_entries_unavailable", endpoint=self.me, start=start,
+                        size=held.size, reason=exc.sentence)
+            return
+        trial = self._monitored.copy()
+        for entry in entries:
+            trial.append(leaf_hash(entry))
+        root = trial.root()
+        if root != held.root:
+            await self._step(lambda now: self.core.entries_mismatch(root, now))
+            return
+        self._monitored = trial
+        await self._step(lambda now: self.core.log_entries(start, tuple(entries), now))
+
     # ------------------------------------------------------------------ operator requests
 
     async def post_message(self, data: object) -> bytes:
@@ -426,6 +445,7 @@ class Endpoint:
                 ts=now,
                 kid=self.config.key.public.kid,
                 new_incident=_new_id(now),
+                skew_ms=self.config.network.limits.clock_skew_ms,
             )
             return self.core.send_message(draft_body(data, header, ref_incident), now)
 

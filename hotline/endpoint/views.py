@@ -29,6 +29,7 @@ from hotline.endpoint.events import (
     RelayBack,
     RelayConnected,
     RelayOutage,
+    RelaySuspected,
     event_name,
 )
 from hotline.endpoint.records import (
@@ -241,6 +242,10 @@ def _payload(event: Event) -> JsonObject:
                 "reason": event.reason}
     if isinstance(event, RelayBack):
         return {"at_ms": event.at_ms, "unavailable_ms": event.unavailable_ms}
+    if isinstance(event, RelaySuspected):
+        return {"id": _id(event.ref or None), "party": event.party or None,
+                "index": event.index, "sentence": event.sentence,
+                "evidence": dict(event.evidence), "at_ms": event.at_ms}
     return {"at_ms": event.at_ms, "reason": event.reason}
 
 
