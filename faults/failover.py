@@ -319,12 +319,13 @@ async def _freeze_follower(ha: HaNetwork, session: aiohttp.ClientSession,
         node = ha.node_on_port(int(port)) if port.isdigit() else None
         if node is not None and node.name != leader and node not in used:
             used.append(node)
+    what = "not the leader; a replica's node"
     if not used:
-        _say("every replica is on the stream leader: freezing another node instead")
+        what = "not the leader; every replica was on the leader"
         used = [n for n in ha.nats.nodes if n.name != leader]
     node = used[0]
     ha.nats.freeze(node)
-    _say(f"froze nats-server {node.name} (not the leader; a replica's node)")
+    _say(f"froze nats-server {node.name} ({what})")
     await asyncio.sleep(freeze_s)
     ha.nats.thaw(node)
     figures.freezes["nats"] += 1

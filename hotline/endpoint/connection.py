@@ -230,7 +230,7 @@ async def _receive_all(
 ) -> str:
     loop = asyncio.get_running_loop()
     heard = loop.time()
-    wait = min(heartbeat_s / 3, HOME_PROBE_S / 2)
+    wait = min(heartbeat_s / 6, HOME_PROBE_S / 2)  # silence is judged this often
     while True:
         if home is not None and home.poll():
             await ws.close(code=_HOME_CLOSE, message=b"back to the preferred relay")

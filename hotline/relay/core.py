@@ -417,6 +417,25 @@ class RelayCore:
         """Who a receipt goes back to: the sender of the message or test it answers."""
         return self._origin.get(receipt.ref)
 
+    def answers_unseen(self, frame: bytes) -> bool:
+        """Whether ``frame`` is a receipt for a message or test this core has not applied.
+
+        A relay replica may not have applied yet what another replica logged and
+        delivered: it answers such a receipt ``busy`` rather than refuse it for good.
+        Read without verifying (admission verifies whatever is then received).
+        """
+        try:
+            outer = msgpack.unpackb(frame, raw=False)
+            if not isinstance(outer, list) or len(outer) != 3 or not isinstance(outer[1], bytes):
+                return False
+            data = unpack_map(outer[1])
+        except Exception:  # noqa: BLE001 - the frame is whatever the peer sent
+            return False
+        ref = data.get("ref")
+        if data.get("t") != "receipt" or not isinstance(ref, bytes):
+            return False
+        return self._origin.get(ref) is None
+
     def busy(self, party: str, frame: bytes, retry_after_ms: int, why: str,
              now: int) -> list[Action]:
         """The relay cannot log now: the signed, temporary refusal ``busy``; nothing recorded.

@@ -672,6 +672,10 @@ class Relay:
     def _envelope(self, connection: _Connection, data: bytes) -> None:
         """Receive an envelope, or answer it ``busy`` while this relay cannot log.
 
+        A relay replica also answers ``busy`` to a receipt for a message it has not
+        applied yet (another replica logged it and delivered it): that is lag, not
+        an unknown message.
+
         A sender's envelopes must be logged in ``seq`` order, so once one is answered
         ``busy`` no later one of the session is taken (even if the relay is ready
         again by then; they are not answered either), and the session is closed
@@ -681,9 +685,11 @@ class Relay:
         party = connection.party
         if connection.busy:
             return  # closing: sent again, in order, on the next session
-        if not self.ready:
-            self.perform(self.core.busy(party, data, BUSY_RETRY_MS, self.not_ready_reason,
-                                        self.config.clock()))
+        why = self.not_ready_reason if not self.ready else ""
+        if not why and self.replica is not None and self.core.answers_unseen(data):
+            why = "the message this receipt answers has not reached this replica yet"
+        if why:
+            self.perform(self.core.busy(party, data, BUSY_RETRY_MS, why, self.config.clock()))
             connection.busy = True
             return
         self.perform(self.core.receive(party, data, self.config.clock()))
