@@ -133,11 +133,11 @@ _TRANSIENT: Final = (
 # _RETRY_FIRST_S to _RETRY_MAX_S; NatsStore waits for twice as long before giving up.
 _PUBLISH_BUDGET: Final = 2
 _RETRY_FIRST_S: Final = 0.05
-_RETRY_MAX_S: Final = 0.5
-ATTEMPT_S: Final = 1.0
+_RETRY_MAX_S: Final = 0.25
+ATTEMPT_S: Final = 0.5
 """Longest wait for one acknowledgement within a publish's budget: a publish sent to a leader
 that froze or died is sent again (same ``Nats-Msg-Id``) after this, so it reaches a newly
-elected leader about a second after the election instead of after ``timeout_s``."""
+elected leader within about half a second of the election instead of after ``timeout_s``."""
 PING_INTERVAL_S: Final = 1
 MAX_OUTSTANDING_PINGS: Final = 1
 """The client pings its server every second and reconnects to another node once a ping has

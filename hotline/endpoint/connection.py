@@ -47,7 +47,7 @@ HOME_PROBE_S: Final = 1.0
 """While on another replica: how often the preferred (first) relay URL's /healthz is asked."""
 CLOSE_S: Final = 1.0
 """Longest wait for the relay's answer to our close frame."""
-BUSY_PAUSE_S: Final = 1.0
+BUSY_PAUSE_S: Final = 0.5
 """Pause before the next attempt once every relay URL in turn closed with 1013 (cannot log)."""
 _HOME_CLOSE: Final = 1000
 NOT_READY_CLOSE: Final = 1013

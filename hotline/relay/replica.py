@@ -108,7 +108,7 @@ log = structlog.get_logger()
 
 CATCH_UP_TIMEOUT_S: Final = 120.0
 STALL_S: Final = 2.0
-RETRY_S: Final = (0.1, 0.25, 0.5, 1.0)
+RETRY_S: Final = (0.1, 0.25)
 WATCH_S: Final = 0.25
 """How often readiness is judged."""
 PAUSED_S: Final = 1.0

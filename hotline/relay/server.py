@@ -85,7 +85,7 @@ _SLOW_CLOSE_S: Final = 5.0
 """How long a slow reader's close frame may take to get through before the socket is cut."""
 NOT_READY_CLOSE: Final = 1013
 """WebSocket close code (try again later) for sessions of a replica that cannot log now."""
-BUSY_RETRY_MS: Final = 1_000
+BUSY_RETRY_MS: Final = 500
 """The retry-after a not-ready replica gives with ``busy``."""
 
 
