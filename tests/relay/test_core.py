@@ -597,3 +597,21 @@ def test_a_snapshot_from_before_the_lifecycle_table_reads_an_acknowledgement_as_
     loaded.load_state(state)
     assert loaded.owed(body.id) == {"LV": {Stage.DELIVERED, Stage.ACKNOWLEDGED}}
     assert loaded.queued_for("LT") == ()
+
+
+def test_a_receipt_for_a_message_not_applied_yet_is_recognised_as_such() -> None:
+    """A receipt whose ref the core has not applied is 'unseen' until the test is logged."""
+    edge = Edge(new_core())
+    edge.connect("LT")
+    asked = [*edge.core.tick(NOW), *edge.core.tick(NOW + INTERVAL - 1)]
+    tests = [a for a in asked if isinstance(a, Append) and a.envelope is not None]
+    test = next(
+        t.envelope.body for t in tests
+        if t.envelope is not None and isinstance(t.envelope.body, LinkTestBody)
+        and t.envelope.body.to == ("LT",)
+    )
+    frame = receipt(Author(NET), "LT", test, Stage.DELIVERED)
+    assert edge.core.answers_unseen(frame)  # signed, not yet logged
+    edge.run(tests, NOW)
+    assert not edge.core.answers_unseen(frame)
+    assert not edge.core.answers_unseen(b"\x93\x01")  # not an envelope: left to admission
