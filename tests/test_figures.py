@@ -18,7 +18,16 @@ from hypothesis import strategies as st
 import hotline.figures
 from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
 from hotline.errors import UsageError, VerificationFailed
-from hotline.figures import Latency, LinkFigures, median, nearest_rank, render_text
+from hotline.figures import (
+    HOP_COLUMNS,
+    LINK_COLUMNS,
+    Latency,
+    LinkFigures,
+    median,
+    nearest_rank,
+    render_legend,
+    render_text,
+)
 from hotline.protocol.bodies import (
     Body,
     CancelBody,
@@ -571,6 +580,26 @@ def test_importing_figures_loads_no_event_loop() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_link_that_carried_nothing_shows_no_availability() -> None:
+    """A link with no message shows — for availability, not a share of link tests."""
+    figures = everything().figures().figures()
+    text = render_text(figures)
+    for row in figures.links:
+        (line,) = [x for x in text.splitlines() if x.startswith(f"{row.origin}→{row.recipient} ")]
+        assert ("—" in line.split()) == (row.messages == 0)
+
+
+def test_the_legend_defines_every_column_in_the_words_of_docs_relay() -> None:
+    """One legend line per column of both tables, each also a row of docs/relay.md."""
+    docs = (Path(__file__).parent.parent / "docs" / "relay.md").read_text(encoding="utf-8")
+    legend = render_legend()
+    for name, meaning in (*LINK_COLUMNS, *HOP_COLUMNS):
+        assert f"| `{name}` | {meaning} |" in docs
+        assert meaning in legend
+    header = render_text(everything().figures().figures()).splitlines()[1].split()
+    assert " ".join(header) == " ".join(name for name, _ in LINK_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- saved state

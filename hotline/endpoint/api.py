@@ -12,6 +12,11 @@
                               endpoint event under its snake_case name
 ``GET /api/links``            our relay connection, the last link test answered
                               and the relay's ``/v1/links`` figures when reachable
+``GET /api/links/history``    latency of our messages from the journal, per link,
+                              for the console's chart (``?window_s=``, 60 to
+                              86400, default 1800): ``{"now_ms", "window_ms",
+                              "series": {"accepted": [[sent_ms, ms], …],
+                              "delivered/LT": …}}``
 ``GET /api/checkpoint``       the last checkpoint we judged: size, root, age,
                               consistent
 ``GET /healthz``              liveness
@@ -52,6 +57,9 @@ __all__ = ["add_routes"]
 _MAX_BODY: Final = 256 * 1024
 _SSE_KEEPALIVE_S: Final = 15.0
 _LINKS_TIMEOUT_S: Final = 2.0
+_HISTORY_DEFAULT_S: Final = 1800
+_HISTORY_MIN_S: Final = 60
+_HISTORY_MAX_S: Final = 86_400
 _ALARMS_KEPT: Final = 200
 
 
@@ -220,6 +228,25 @@ async def links(request: web.Request) -> web.Response:
     )
 
 
+async def links_history(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    raw = request.query.get("window_s", str(_HISTORY_DEFAULT_S))
+    if not raw.isdigit() or not _HISTORY_MIN_S <= int(raw) <= _HISTORY_MAX_S:
+        return web.json_response(
+            {"error": "bad_query", "field": "window_s",
+             "detail": f"must be whole seconds from {_HISTORY_MIN_S} to {_HISTORY_MAX_S}"},
+            status=400,
+        )
+    window_ms = int(raw) * 1000
+    now = endpoint.config.clock()
+    series = await endpoint.journal.call(lambda j: j.latency_history(now - window_ms))
+    return web.json_response({
+        "now_ms": now,
+        "window_ms": window_ms,
+        "series": {key: [list(p) for p in points] for key, points in series.items()},
+    })
+
+
 async def healthz(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     return web.json_response(
@@ -283,6 +310,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/outbox", outbox)
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/links", links)
+    app.router.add_get("/api/links/history", links_history)
     app.router.add_get("/api/alarms", alarms)
     app.router.add_get("/api/checkpoint", checkpoint)
     app.router.add_get("/healthz", healthz)

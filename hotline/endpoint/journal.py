@@ -22,6 +22,10 @@ Tables (``DIR/journal.sqlite3``):
               feed, its Idempotency-Key and request hash (replays), the sensor
               track (``sensor_id``, ``track_id``: correlation), the draft handed
               to the endpoint until it is signed, the message's type, incident and id
+``cap_identities``  the CAP identity (``sender``, ``identifier``) of every
+              message sent or received with a ``cap`` field, per hotline party:
+              one message per CAP sender and identifier and party, so an
+              Update can name its alert by the sender's own identifier
 ============  =================================================================
 
 Tables added after the first release are created with ``CREATE TABLE IF NOT
@@ -84,7 +88,7 @@ from hotline.endpoint.state import (
     SentMessage,
 )
 from hotline.errors import UsageError
-from hotline.protocol.bodies import ALL_RECIPIENTS
+from hotline.protocol.bodies import ALL_RECIPIENTS, RoutedBody
 from hotline.protocol.ids import format_id
 from hotline.protocol.jsonview import body_to_json
 from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
@@ -203,6 +207,13 @@ CREATE TABLE IF NOT EXISTS feed_posts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS feed_posts_track ON feed_posts (feed, sensor_id, track_id);
 CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident);
+CREATE TABLE IF NOT EXISTS cap_identities (
+    cap_sender TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    party TEXT NOT NULL,
+    message_id BLOB NOT NULL UNIQUE,
+    PRIMARY KEY (cap_sender, identifier, party)
+) STRICT;
 """
 
 _SELECT_OUTBOX: Final = (
@@ -377,6 +388,7 @@ class Journal:
                  body.precedence.value, body.status.value, body.incident),
             )
             self._set_state("next_seq", body.seq + 1)
+            self._note_cap_identity(body)
         elif isinstance(event, ReceiptQueued):
             receipt = event.body
             db.execute(
@@ -402,6 +414,7 @@ class Journal:
                  body.status.value, body.incident, event.frame, event.body_hash,
                  _json(body_to_json(body)), body.ts, event.received_ms, event.index),
             )
+            self._note_cap_identity(body)
         elif isinstance(event, DuplicateIgnored):
             db.execute("UPDATE inbox SET duplicates = duplicates + 1 WHERE id = ?", (event.id,))
         elif isinstance(event, ReceiptStored):
@@ -467,6 +480,57 @@ class Journal:
                  event.at_ms),
             )
         self._history(event)
+
+    def _note_cap_identity(self, body: RoutedBody) -> None:
+        cap = getattr(body, "cap", None)
+        if cap is not None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO cap_identities (cap_sender, identifier, party, "
+                "message_id) VALUES (?, ?, ?, ?)",
+                (cap.sender, cap.identifier, body.sender, body.id),
+            )
+
+    def latency_history(
+        self, since_ms: int, limit: int = 2000
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Per link, ``(sent_ms, latency_ms)`` of our messages sent since ``since_ms``, oldest
+        first, at most ``limit`` (the newest) per series: ``accepted`` is the relay's
+        ``accepted`` receipt back at us, ``delivered/LT`` LT's ``delivered`` receipt back at
+        us, both by our clock from when we journaled the message."""
+        series: dict[str, list[tuple[int, int]]] = {}
+        rows = self._db.execute(
+            "SELECT created_ms, accepted_received_ms - created_ms FROM outbox "
+            "WHERE t IN ('warning', 'update', 'cancel', 'text') AND created_ms >= ? "
+            "AND accepted_received_ms IS NOT NULL ORDER BY created_ms DESC LIMIT ?",
+            (since_ms, limit),
+        ).fetchall()
+        if rows:
+            series["accepted"] = [(int(t), max(0, int(v))) for t, v in reversed(rows)]
+        rows = self._db.execute(
+            "SELECT s.party, o.created_ms, s.received_ms - o.created_ms FROM stages s "
+            "JOIN outbox o ON o.id = s.ref WHERE s.stage = 'delivered' AND o.created_ms >= ? "
+            "ORDER BY o.created_ms DESC",
+            (since_ms,),
+        ).fetchall()
+        for party, t, v in reversed(rows):
+            points = series.setdefault(f"delivered/{party}", [])
+            points.append((int(t), max(0, int(v))))
+        for key, points in series.items():
+            series[key] = points[-limit:]
+        return series
+
+    def cap_message(
+        self, cap_sender: str, identifier: str, prefer: str
+    ) -> tuple[bytes, str] | None:
+        """The message carrying the CAP identity (``cap_sender``, ``identifier``) and the
+        party that sent it: the one party ``prefer`` sent if any, else the first that
+        reached us."""
+        row = self._db.execute(
+            "SELECT message_id, party FROM cap_identities WHERE cap_sender = ? "
+            "AND identifier = ? ORDER BY party <> ?, rowid LIMIT 1",
+            (cap_sender, identifier, prefer),
+        ).fetchone()
+        return None if row is None else (bytes(row[0]), str(row[1]))
 
     def _history(self, event: Event) -> None:
         row = _history_row(event)

@@ -630,6 +630,9 @@ class Relay:
         try:
             if message.type is not WSMsgType.BINARY:
                 raise Rejected(RejectCode.BAD_FRAME, "expected a binary auth message")
+            if is_envelope(message.data):
+                raise Rejected(RejectCode.NOT_AUTHENTICATED,
+                               "an envelope came before auth; answer the challenge first")
             auth = decode_control(message.data)
             if not isinstance(auth, Auth):
                 raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before anything else")
