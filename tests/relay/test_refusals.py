@@ -26,13 +26,11 @@ from tests.factories import TestNet, make_network
 from tests.relay.client import RawClient
 from tests.relay.conftest import Author, now_ms
 
-NOW = now_ms()
-
 
 def _core(net: TestNet) -> RelayCore:
     counter = itertools.count(1)
     core = RelayCore(net.network, net.keys["relay"], lambda n: next(counter).to_bytes(n, "big"))
-    core.connected("BY", NOW)
+    core.connected("BY", now_ms())
     return core
 
 
@@ -54,7 +52,7 @@ def test_a_refused_envelope_gets_a_relay_signed_refusal_naming_it() -> None:
     core = _core(net)
     warning = Author("BY").warning(to=("LV",))
     frame = net.seal(warning)
-    notice, body = _refusal(net, core.receive("BY", frame, NOW))
+    notice, body = _refusal(net, core.receive("BY", frame, now_ms()))
     assert (body.code, body.ref, body.retry_after_ms) == (
         RejectCode.LINK_FORBIDDEN, warning.id, None
     )
@@ -69,7 +67,7 @@ def test_bytes_that_are_no_envelope_are_refused_by_their_frame_hash_alone() -> N
     """Garbage has no readable body: the refusal carries only the hash of the bytes."""
     net = make_network()
     core = _core(net)
-    notice, body = _refusal(net, core.receive("BY", b"\x93\x01\xc4", NOW))
+    notice, body = _refusal(net, core.receive("BY", b"\x93\x01\xc4", now_ms()))
     assert (body.code, body.ref, body.hash) == (RejectCode.BAD_FRAME, None, None)
     assert body.frame_hash == hashlib.sha256(b"\x93\x01\xc4").digest()
     assert notice.ref == b""
@@ -82,7 +80,7 @@ def test_a_rate_limited_refusal_says_when_to_retry() -> None:
     author = Author("BY")
     refusals = []
     for _ in range(12):
-        for action in core.receive("BY", net.seal(author.warning()), NOW):
+        for action in core.receive("BY", net.seal(author.warning()), now_ms()):
             if isinstance(action, Send):
                 refusals.append(_refusal(net, [action])[1])
     assert refusals, "the burst of 10 must run out within 12 messages"
@@ -95,14 +93,15 @@ def test_a_session_drawing_refusals_too_fast_is_closed_not_answered() -> None:
     """After REFUSALS_BURST signed refusals at once the next is a close with 4429; time refills."""
     net = make_network()
     core = _core(net)
+    now = now_ms()
     for _ in range(REFUSALS_BURST):
-        assert isinstance(core.receive("BY", b"\xc1", NOW)[0], Send)
-    (closing,) = core.receive("BY", b"\xc1", NOW)
+        assert isinstance(core.receive("BY", b"\xc1", now)[0], Send)
+    (closing,) = core.receive("BY", b"\xc1", now)
     assert isinstance(closing, Close)
     assert (closing.party, closing.code) == ("BY", REFUSAL_FLOOD_CLOSE)
     assert closing.reason.startswith("refused_flood: ")
     assert core.counters.refusal_floods == 1
-    later = NOW + 1000 // REFUSALS_PER_S
+    later = now + 1000 // REFUSALS_PER_S
     assert isinstance(core.receive("BY", b"\xc1", later)[0], Send)
 
 
@@ -148,8 +147,8 @@ def test_the_relay_signs_nothing_an_endpoint_may_send_as_refused() -> None:
     core = _core(net)
     forged = RefusedBody(
         id=Author("BY").header()["id"],  # type: ignore[arg-type]
-        sender="BY", ts=NOW, seq=99, kid=net.keys["BY"].public.kid,
+        sender="BY", ts=now_ms(), seq=99, kid=net.keys["BY"].public.kid,
         frame_hash=bytes(32), code=RejectCode.STALE, sentence="made up",
     )
-    _, body = _refusal(net, core.receive("BY", seal(forged, net.keys["BY"]), NOW))
+    _, body = _refusal(net, core.receive("BY", seal(forged, net.keys["BY"]), now_ms()))
     assert (body.code, body.path) == (RejectCode.SCHEMA, "t")
