@@ -248,7 +248,8 @@ class Relay:
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
         if self._unscanned:
             self._tasks.append(asyncio.create_task(self._scan(), name="relay-store-scan"))
-        self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
+        async with self._checkpoint_lock:  # the ticker may already want one too
+            self.checkpoint_note = await self._in_thread(self.log.checkpoint)
         self._snapshot_ms = config.clock()
         log.info("relay_started", size=self.log.size, data=str(config.data_dir))
 
@@ -453,7 +454,8 @@ class Relay:
         for work in list(self._file_work):
             with contextlib.suppress(Exception):
                 await work
-        await asyncio.to_thread(self.log.checkpoint)
+        async with self._checkpoint_lock:
+            await asyncio.to_thread(self.log.checkpoint)
         if self.ids is not None:
             with contextlib.suppress(HotlineError, OSError):
                 await self._save_snapshot(self.config.clock(), force=True)
@@ -708,7 +710,9 @@ class Relay:
             except NoteError as exc:
                 log.info("cosignature_ignored", party=connection.party, reason=str(exc))
                 return
-            await asyncio.to_thread(self.log.replace_checkpoint_note, note, updated)
+            await self._in_thread(
+                functools.partial(self.log.replace_checkpoint_note, note, updated)
+            )
             self.checkpoint_note = updated
         log.info("checkpoint_cosigned", party=connection.party, size=checkpoint.size)
 
