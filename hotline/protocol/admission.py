@@ -13,7 +13,8 @@ key                  the signing key has not expired by ``now_ms`` (the   bad_si
                      envelope check held its period to ``ts``; this
                      stops a retired key from signing backdated bodies)
 type                 endpoints send warning, update, cancel, text,        schema (``t``)
-                     receipt; only the relay sends test and accepted
+                     receipt; only the relay sends test, accepted and
+                     refused
 duplicate            a seen id with the same body is a resend: answer     (no rejection)
                      it with the original receipt, never deliver twice
 replayed id          a seen id with a different body                      replay
@@ -23,11 +24,33 @@ freshness            ``ts`` at most the clock skew ahead of ``now_ms``    stale
                      hold a message through an outage that long); not
                      past its own ``expires``
 links                every recipient is linked to the sender              link_forbidden
-rate                 routed messages within the sender's rate             rate_limited
+receipt ref          ``ref`` names a logged message or test               schema (``ref``)
+receipt sender       the sender is a recipient of ``ref`` (of a test:     link_forbidden
+                     its ``to``)
+receipt hash         ``hash`` is the SHA-256 of ``ref``'s body bytes      schema (``hash``)
+one receipt          no receipt of the sender for ``ref`` at that         replay
+                     ``stage`` was admitted before
+rate                 within the sender's budget for its kind of frame     rate_limited
 ===================  ===================================================  ==================
 
-:meth:`Admission.record` is called once the entry is durable; until then a
-second copy of the same envelope is checked afresh.
+Budgets (token buckets per sender, :mod:`hotline.protocol.budget`), each
+refilling at its rate and holding at most a sixth of a minute's worth:
+
+- flash and immediate messages: ``messages_per_minute`` (at least 10 at once);
+- priority and routine messages: ``messages_per_minute`` of their own, so that
+  routine traffic can never spend what a FLASH warning needs;
+- receipts: :data:`RECEIPTS_PER_MESSAGE` times ``messages_per_minute`` (at
+  least 40 at once);
+- control frames (``cosign``): :data:`CONTROLS_PER_MINUTE`, and sessions
+  (successful ``auth``): :data:`SESSIONS_PER_MINUTE`, taken by the edge with
+  :meth:`Admission.take_control` and :meth:`Admission.take_session`.
+
+A ``rate_limited`` rejection carries ``retry_after_ms``: when a token will be
+there again.
+
+:meth:`Admission.record` is called once an envelope is on its way into the
+log (and for every logged envelope when the relay starts); until then a second
+copy of the same envelope is checked afresh.
 """
 
 from __future__ import annotations
@@ -46,12 +69,31 @@ from hotline.protocol.bodies import (
     ReceiptBody,
     Recipients,
     RefusedBody,
+    RoutedBody,
 )
+from hotline.protocol.budget import TokenBucket
 from hotline.protocol.envelope import Envelope, period_problem
+from hotline.protocol.ids import format_id
+from hotline.protocol.vocab import Precedence
 
-__all__ = ["Admission", "Verdict", "recipients_of"]
+__all__ = [
+    "CONTROLS_PER_MINUTE",
+    "RECEIPTS_PER_MESSAGE",
+    "SESSIONS_PER_MINUTE",
+    "Admission",
+    "Verdict",
+    "recipients_of",
+]
 
-_BURST_SHARE: Final = 6  # the burst allowance is ten seconds' worth of the rate, at least 10
+_BURST_SHARE: Final = 6  # a burst holds ten seconds' worth of the rate
+RECEIPTS_PER_MESSAGE: Final = 4
+"""Receipt budget per sender, in multiples of ``messages_per_minute``: a recipient answers
+each message with a delivered and an acknowledged receipt, from several peers at once."""
+CONTROLS_PER_MINUTE: Final = 120
+"""Control frames (``cosign``) per endpoint and minute; a checkpoint is signed at most each
+second, so an honest endpoint cosigns at most 60 a minute."""
+SESSIONS_PER_MINUTE: Final = 10
+"""Successful authentications per endpoint and minute (each logs connected/disconnected)."""
 
 
 class Verdict(enum.Enum):
@@ -66,33 +108,37 @@ def recipients_of(network: Network, sender: str, to: Recipients) -> tuple[str, .
     return to
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at_ms: int
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """A logged message or test, as its receipts are judged."""
+
+    sender: str
+    recipients: frozenset[str]
+    hash: bytes
+
+
+def _bucket(per_minute: float, least: float) -> TokenBucket:
+    return TokenBucket(max(least, per_minute / _BURST_SHARE), per_minute / 60_000)
 
 
 class Admission:
-    """Per-sender state: last ``seq``, seen ids with their body hashes, rate buckets."""
+    """Per-sender state: last ``seq``, seen ids, logged messages and receipts, budgets."""
 
     def __init__(self, network: Network) -> None:
         self._network = network
         self._last_seq: dict[str, int] = {}
         self._seen: dict[bytes, bytes] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        self._logged: dict[bytes, _Logged] = {}  # messages and tests, by id
+        self._receipts: set[tuple[bytes, str, str]] = set()  # (ref, sender, stage)
         rate = network.limits.messages_per_minute
-        self._per_ms = rate / 60_000
-        self._burst = max(10.0, rate / _BURST_SHARE)
+        self._urgent = _bucket(rate, 10)
+        self._routine = _bucket(rate, 10)
+        self._receipt_budget = _bucket(rate * RECEIPTS_PER_MESSAGE, 40)
+        self._controls = _bucket(CONTROLS_PER_MINUTE, 10)
+        self._sessions = _bucket(SESSIONS_PER_MINUTE, 10)
 
-    def check(
-        self,
-        envelope: Envelope,
-        *,
-        authenticated: str | None,
-        now_ms: int,
-        reply_to: str | None = None,
-    ) -> Verdict:
-        """Apply every rule; ``reply_to`` is the sender of a receipt's ``ref``."""
+    def check(self, envelope: Envelope, *, authenticated: str | None, now_ms: int) -> Verdict:
+        """Apply every rule of the module docstring, in order."""
         body = envelope.body
         if authenticated is None:
             raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before sending messages")
@@ -118,10 +164,34 @@ class Admission:
                 f"seq {body.seq} is not above {last}, the last accepted from {body.sender}",
             )
         self._check_freshness(body, now_ms)
-        self._check_links(body, reply_to)
-        if not isinstance(body, ReceiptBody):
-            self._take_token(body.sender, now_ms)
+        if isinstance(body, ReceiptBody):
+            self._check_receipt(body)
+            self._spend(self._receipt_budget, body.sender, now_ms, "receipts")
+        else:
+            self._check_links(body)
+            if body.precedence in (Precedence.FLASH, Precedence.IMMEDIATE):
+                self._spend(self._urgent, body.sender, now_ms, "flash and immediate messages")
+            else:
+                self._spend(self._routine, body.sender, now_ms, "priority and routine messages")
         return Verdict.NEW
+
+    def take_control(self, party: str, now_ms: int) -> None:
+        """Spend one of ``party``'s control-frame tokens, or raise ``rate_limited``."""
+        self._spend(self._controls, party, now_ms, "control frames")
+
+    def take_session(self, party: str, now_ms: int) -> None:
+        """Spend one of ``party``'s session tokens (an auth), or raise ``rate_limited``."""
+        self._spend(self._sessions, party, now_ms, "sessions")
+
+    def _spend(self, bucket: TokenBucket, sender: str, now_ms: int, what: str) -> None:
+        wait_ms = bucket.take(sender, now_ms)
+        if wait_ms:
+            per_minute = round(bucket.per_ms * 60_000)
+            raise Rejected(
+                RejectCode.RATE_LIMITED,
+                f"{sender} is over {per_minute} {what} a minute; retry in {wait_ms} ms",
+                retry_after_ms=wait_ms,
+            )
 
     def _check_freshness(self, body: Body, now_ms: int) -> None:
         limits = self._network.limits
@@ -143,18 +213,31 @@ class Admission:
                 RejectCode.STALE, f"the message expired {now_ms - expires} ms ago", "expires"
             )
 
-    def _check_links(self, body: Body, reply_to: str | None) -> None:
-        if isinstance(body, ReceiptBody):
-            if reply_to is None:
-                raise Rejected(RejectCode.SCHEMA, "is not a message the relay has seen", "ref")
-            if reply_to != self._network.relay.id and not self._network.linked(
-                body.sender, reply_to
-            ):
-                raise Rejected(
-                    RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{reply_to}"
-                )
-            return
-        assert not isinstance(body, LinkTestBody | AcceptedBody | RefusedBody)
+    def _check_receipt(self, body: ReceiptBody) -> None:
+        logged = self._logged.get(body.ref)
+        if logged is None:
+            raise Rejected(
+                RejectCode.SCHEMA, "is not a message or test the relay has logged", "ref"
+            )
+        if body.sender not in logged.recipients:
+            raise Rejected(
+                RejectCode.LINK_FORBIDDEN,
+                f"{body.sender} is not a recipient of {format_id(body.ref)} "
+                f"(from {logged.sender})",
+            )
+        if body.hash != logged.hash:
+            raise Rejected(
+                RejectCode.SCHEMA, f"is not the SHA-256 of the body of {format_id(body.ref)}",
+                "hash",
+            )
+        if (body.ref, body.sender, body.stage.value) in self._receipts:
+            raise Rejected(
+                RejectCode.REPLAY,
+                f"{body.sender} already sent a {body.stage.value} receipt for "
+                f"{format_id(body.ref)}",
+            )
+
+    def _check_links(self, body: RoutedBody) -> None:
         recipients = recipients_of(self._network, body.sender, body.to)
         if not recipients:
             raise Rejected(RejectCode.LINK_FORBIDDEN, f"{body.sender} has no linked endpoint")
@@ -168,26 +251,16 @@ class Admission:
                     RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{recipient}"
                 )
 
-    def _take_token(self, sender: str, now_ms: int) -> None:
-        bucket = self._buckets.get(sender)
-        if bucket is None:
-            bucket = self._buckets[sender] = _Bucket(self._burst, now_ms)
-        elapsed = max(0, now_ms - bucket.at_ms)
-        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._per_ms)
-        bucket.at_ms = max(bucket.at_ms, now_ms)
-        if bucket.tokens < 1:
-            wait_ms = int((1 - bucket.tokens) / self._per_ms) + 1
-            raise Rejected(
-                RejectCode.RATE_LIMITED,
-                f"{sender} is over {self._network.limits.messages_per_minute} messages "
-                f"a minute; retry in {wait_ms} ms",
-                retry_after_ms=wait_ms,
-            )
-        bucket.tokens -= 1
-
     def record(self, envelope: Envelope) -> None:
-        """Remember a durably accepted envelope (its id, body hash and seq)."""
+        """Remember an envelope on its way into the log: id, body hash, seq, what receipts need."""
         body = envelope.body
         self._seen[body.id] = envelope.hash
         last = self._last_seq.get(body.sender, -1)
         self._last_seq[body.sender] = max(last, body.seq)
+        if isinstance(body, ReceiptBody):
+            self._receipts.add((body.ref, body.sender, body.stage.value))
+        elif isinstance(body, LinkTestBody):
+            self._logged[body.id] = _Logged(body.sender, frozenset(body.to), envelope.hash)
+        elif not isinstance(body, AcceptedBody | RefusedBody):
+            recipients = recipients_of(self._network, body.sender, body.to)
+            self._logged[body.id] = _Logged(body.sender, frozenset(recipients), envelope.hash)

@@ -375,12 +375,7 @@ class RelayCore:
             envelope = open_envelope(
                 frame, self.network, max_size=self.network.limits.max_frame_bytes
             )
-            reply_to = None
-            if isinstance(envelope.body, ReceiptBody):
-                reply_to = self._reply_to(envelope.body)
-            verdict = self.admission.check(
-                envelope, authenticated=party, now_ms=now, reply_to=reply_to
-            )
+            verdict = self.admission.check(envelope, authenticated=party, now_ms=now)
         except Rejected as exc:
             return self.refuse(party, frame, exc, now)
         body = envelope.body
@@ -398,10 +393,6 @@ class RelayCore:
         self._inflight[token] = _Inflight(envelope, party, now)
         self._inflight_ids[body.id] = [party]
         return [Append(encode_envelope_entry(now, envelope.frame), token, now, envelope)]
-
-    def _reply_to(self, receipt: ReceiptBody) -> str | None:
-        """Who a receipt goes back to: the sender of the message or test it answers."""
-        return self._origin.get(receipt.ref)
 
     def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
         """Answer a refused frame (envelope or control) with a relay-signed refusal.
@@ -501,8 +492,8 @@ class RelayCore:
     ) -> list[Action]:
         body = envelope.body
         self._accepted[body.id] = (index, relay_ts, envelope.hash)
-        if restoring:
-            self.admission.record(envelope)
+        if restoring or isinstance(body, LinkTestBody):
+            self.admission.record(envelope)  # an endpoint's was recorded when it arrived
         if isinstance(body, WarningBody | CancelBody | TextBody | LinkTestBody):
             self._origin[body.id] = body.sender
         if isinstance(body, WarningBody | CancelBody | TextBody):

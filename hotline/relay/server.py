@@ -442,6 +442,7 @@ class Relay:
             _verify_auth_any(
                 challenge, auth, self.network.keys_valid_at(endpoint.id, self.config.clock())
             )
+            self.core.admission.take_session(endpoint.id, self.config.clock())
         except Rejected as exc:
             self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
             log.warning("authentication_refused", code=exc.code, reason=str(exc))
@@ -479,6 +480,7 @@ class Relay:
 
     async def _control(self, connection: _Connection, data: bytes) -> None:
         try:
+            self.core.admission.take_control(connection.party, self.config.clock())
             control = decode_control(data)
         except Rejected as exc:
             self._notice(connection, data, exc)
