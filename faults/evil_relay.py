@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encod
 from hotline.auditlog.merkle import ListHasher, consistency_proof, leaf_hash
 from hotline.auditlog.proofjson import consistency_json
 from hotline.auditlog.tiles import TILE_WIDTH, encode_entry_bundle, parse_tile_path
-from hotline.errors import HotlineError, Rejected
-from hotline.protocol.bodies import AcceptedBody, CancelBody, TextBody, WarningBody
+from hotline.errors import HotlineError, RejectCode, Rejected
+from hotline.protocol.bodies import AcceptedBody, CancelBody, RefusedBody, TextBody, WarningBody
 from hotline.protocol.envelope import Envelope, open_envelope, seal
 from hotline.protocol.ids import make_id
 from hotline.protocol.session import (
@@ -273,7 +274,17 @@ class EvilRelay(Relay):
 
     def _signed_refusal(self, envelope: Envelope) -> bytes:
         """A relay-signed refusal with a code the sender can disprove (link_forbidden)."""
-        raise NotImplementedError(envelope.body.id.hex())
+        now = self.config.clock()
+        sentence = "there is no link to the recipient"
+        body = RefusedBody(
+            id=make_id(now, os.urandom(10)), sender=self.network.relay.id, ts=now,
+            seq=now * 1000, kid=self.config.key.public.kid, ref=envelope.body.id,
+            hash=envelope.hash, frame_hash=hashlib.sha256(envelope.frame).digest(),
+            code=RejectCode.LINK_FORBIDDEN, sentence=sentence,
+        )
+        signed = seal(body, self.config.key)
+        return encode_control(RejectedNotice(envelope.body.id, "link_forbidden", sentence, "",
+                                             frame=signed))
 
     # ------------------------------------------------------------------ injected entries
 

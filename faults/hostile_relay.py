@@ -219,6 +219,18 @@ async def _traffic(net: Net, attack: Attack | None) -> list[bytes]:
     return sent
 
 
+async def _later_traffic(net: Net) -> None:
+    """Traffic goes on: a message to everyone, then each one's answers, a few seconds on."""
+    await asyncio.sleep(2.5)
+    await net.endpoints["BY"].endpoint.post_message(
+        _text("*", "All stations: balloon over the border.", "routine")
+    )
+    await asyncio.sleep(1.0)
+    await net.endpoints["PL"].endpoint.post_message(
+        _text("*", "PL to all: radar confirms the balloon.", "routine")
+    )
+
+
 async def _bad_receipt(net: Net, attack: Attack, message: bytes) -> None:
     """A compromised endpoint's receipt an honest relay refuses; the hostile one logs it."""
     async with asyncio.timeout(10):
@@ -291,18 +303,25 @@ async def run_attack(directory: Path, attack: Attack | None) -> Outcome:
         net.relay.armed = True
         armed = time.monotonic()
         sent = await _traffic(net, attack)
+        later = asyncio.create_task(_later_traffic(net))
         if attack in (Attack.RECEIPT_NON_RECIPIENT, Attack.RECEIPT_WRONG_HASH):
             await _bad_receipt(net, attack, sent[0])
         if expect is None:
             await asyncio.sleep(CLEAN_RUN_S)
         else:
             await _watch(session, net, expect, outcome, armed)
+        with contextlib.suppress(asyncio.CancelledError):
+            later.cancel()
+            await later
         for party in ENDPOINTS:
             outcome.alarms.extend(f"{party}:{n}" for n in _journal_alarms(directory, party))
         outcome.touched = list(net.relay.touched)
     if attack in (Attack.RECEIPT_NON_RECIPIENT, Attack.RECEIPT_WRONG_HASH):
         outcome.verify = _verify(directory)
         outcome.detected = outcome.detected and outcome.verify == "finding_against_relay"
+    if attack is Attack.SPLIT_VIEW:
+        outcome.verify = _compare(directory)
+        outcome.detected = outcome.detected and outcome.verify.startswith("disagreements=")
     return outcome
 
 
@@ -320,17 +339,40 @@ async def _watch(session: aiohttp.ClientSession, net: Net, expect: Expectation,
         await asyncio.sleep(0.2)
 
 
-def _verify(directory: Path) -> str:
-    """Export the stopped relay's log and verify it: does it name the bad entry?"""
+_AUDIT: Final = (sys.executable, "-m", "hotline", "audit")
+
+
+def _export(directory: Path) -> Path:
+    """The stopped relay's log as a bundle."""
     bundle = directory / "bundle"
-    hotline = [sys.executable, "-m", "hotline", "audit"]
     subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [*hotline, "export", str(directory / "relay"), "--out", str(bundle),
+        [*_AUDIT, "export", str(directory / "relay"), "--out", str(bundle),
          "--network", str(directory / "net")],
         check=True, capture_output=True,
     )
+    return bundle
+
+
+def _compare(directory: Path) -> str:
+    """``audit compare`` of every journal with the log: the other history must show."""
+    bundle = _export(directory)
+    journals = [str(directory / party) for party in ENDPOINTS]
     result = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [*hotline, "verify", str(bundle)], capture_output=True, text=True, check=False,
+        [*_AUDIT, "compare", str(bundle), *journals],
+        capture_output=True, text=True, check=False,
+    )
+    disagreeing = {line.split(":")[0] for line in result.stdout.splitlines()
+                   if "checkpoint_disagrees" in line}
+    if result.returncode == 1 and disagreeing and disagreeing <= SPLIT_GROUP:
+        return f"disagreements={','.join(sorted(disagreeing))}"
+    return f"compare_missed(exit={result.returncode})"
+
+
+def _verify(directory: Path) -> str:
+    """Export the stopped relay's log and verify it: does it name the bad entry?"""
+    bundle = _export(directory)
+    result = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        [*_AUDIT, "verify", str(bundle)], capture_output=True, text=True, check=False,
     )
     text = result.stdout + result.stderr
     if result.returncode == 0:

@@ -33,6 +33,7 @@ from hotline.auditlog.proofjson import consistency_json, inclusion_json
 from hotline.auditlog.timeline import TimelineFilter, timeline
 from hotline.auditlog.verify import audit_bundle
 from hotline.cli.common import Commands, NetworkArg
+from hotline.cli.compare_cmd import add_compare
 from hotline.errors import ConfigError, NoteError, StoreError, UsageError
 from hotline.figures import LinkFigures, render_text
 from hotline.network import Network
@@ -88,6 +89,8 @@ def register(commands: Commands) -> None:
     report.add_argument("--network", type=NetworkArg, help="network.toml (default: the bundle's)")
     report.add_argument("--format", choices=("text", "json"), default="text")
     report.set_defaults(handler=run_report)
+
+    add_compare(verbs)
 
 
 @contextmanager

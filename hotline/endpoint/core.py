@@ -63,6 +63,7 @@ from hotline.endpoint.events import (
     ReceiptStored,
 )
 from hotline.endpoint.guard import Guard, PeerProofNeed
+from hotline.endpoint.refusals import judge_refusal
 from hotline.endpoint.state import (
     Answer,
     CoreState,
@@ -177,6 +178,7 @@ class EndpointCore:
                 self.deadlines.watch_received(held.id, me, held.precedence, held.received_ms)
         self.witness = Witness(network.relay.origin, network.relay.periods, state.checkpoint)
         self.guard = Guard(network, me, lambda ref: ref in self._inbox)
+        self._retry_at: dict[bytes, int] = {}  # pending id → when to send it again
         self._rearm: list[tuple[bytes, Precedence]] = [
             (sent.id, sent.precedence)
             for sent in state.sent
@@ -360,15 +362,23 @@ class EndpointCore:
         return Output(events=(accepted, *alarms))
 
     def _rejected(self, notice: RejectedNotice, now_ms: int) -> Output:
-        self.guard.settled(notice.ref)
-        pending = self._pending.pop(notice.ref, None)
-        if pending is None:
-            if notice.ref:
-                return Output()  # a late answer for something settled already
-            event = MessageRejected(
-                b"", notice.code, notice.sentence, notice.path, now_ms, receipt=False
-            )
-            return Output(events=(event,))
+        """A refusal counts only if the relay signed it for something we sent (refusals.py)."""
+        judged = judge_refusal(notice, self._pending.values(), self.network, self._max_frame,
+                               now_ms)
+        if isinstance(judged, RelaySuspected):
+            return Output(events=(judged,))  # the envelope stays pending, its bound running
+        if judged is None:
+            return Output()  # a late answer for something settled already
+        refusal, pending, unfounded = judged
+        if refusal.code.temporary:
+            due = now_ms + (refusal.retry_after_ms or self.network.limits.retry_interval_ms)
+            self._retry_at[pending.id] = due
+            return Output()  # sent again at ``due`` by tick; the accept bound keeps running
+        self.guard.settled(pending.id)
+        del self._pending[pending.id]
+        self._retry_at.pop(pending.id, None)
+        notice = RejectedNotice(pending.id, refusal.code.value, refusal.sentence,
+                                refusal.path or "", notice.frame)
         sent = self._sent.get(notice.ref)
         if sent is not None:
             self._sent[notice.ref] = replace(sent, rejected=True)
@@ -379,7 +389,7 @@ class EndpointCore:
         rejected = MessageRejected(
             notice.ref, notice.code, notice.sentence, notice.path, now_ms, pending.receipt
         )
-        return Output(events=(rejected,))
+        return Output(events=(rejected, *unfounded))
 
     # ------------------------------------------------------------------ our own envelopes
 
@@ -480,7 +490,15 @@ class EndpointCore:
         for ref, precedence in self._rearm:
             self.guard.expect_accept(ref, precedence, now_ms)  # queued before a restart
         self._rearm = []
-        return Output(events=(*self.deadlines.due(now_ms), *self.guard.tick(now_ms)))
+        again = []
+        for ref, due in list(self._retry_at.items()):
+            if due <= now_ms:
+                del self._retry_at[ref]
+                pending = self._pending.get(ref)
+                if pending is not None:
+                    again.append(pending.frame)  # refused for now (rate_limited): once more
+        return Output(send=tuple(again),
+                      events=(*self.deadlines.due(now_ms), *self.guard.tick(now_ms)))
 
     def connection(self, *, up: bool, now_ms: int) -> None:
         """The relay welcomed us (``up``), or the session ended."""

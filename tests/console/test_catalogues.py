@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from hotline.endpoint.alarms import AlarmKind
 from hotline.endpoint.events import _NAMES as EVENT_NAMES
 from hotline.network import LANGUAGES
 from hotline.protocol.vocab import (
@@ -42,7 +43,7 @@ ENGLISH = catalogue("en")
 
 def _expected_codes() -> dict[str, list[str]]:
     codes = {group: [e.value for e in kind] for group, kind in CODE_GROUPS.items()}
-    codes["event"] = list(EVENT_NAMES.values())
+    codes["event"] = [*EVENT_NAMES.values(), *(kind.value for kind in AlarmKind)]
     return codes
 
 

@@ -239,6 +239,16 @@ def _receipt(n: int, party: str, seq: int, stage: str, **extra: Any) -> dict[str
     }
 
 
+SEEN_ROOT: Final = hashlib.sha256(b"a checkpoint root, for the vectors").digest()
+
+
+def _with_checkpoint(wire: dict[str, Any], size: int = 1234) -> dict[str, Any]:
+    """``wire`` with ``cp`` right after the header, where a signer writes it."""
+    head = {k: wire[k] for k in ("t", "id", "from", "ts", "seq", "kid")}
+    rest = {k: v for k, v in wire.items() if k not in head}
+    return {**head, "cp": {"size": size, "root": SEEN_ROOT}, **rest}
+
+
 def _link_test() -> dict[str, Any]:
     return {**_header("test", 9, "relay", 7, T0 + 5_000), "to": ["LT"]}
 
@@ -406,6 +416,16 @@ def _ok_cases() -> list[Case]:
             "receipt_rejected",
             "PL's rejected receipt with its reason",
             _receipt(8, "PL", 1, "rejected", reason="incident unknown to PL"),
+        ),
+        _ok(
+            "text_with_checkpoint",
+            "a text carrying the checkpoint its author witnessed last (cp, protocol §3.2.1)",
+            _with_checkpoint(_changed(doc_example(), "id", uid(31))),
+        ),
+        _ok(
+            "receipt_with_checkpoint",
+            "LT's acknowledged receipt carrying the checkpoint LT witnessed last",
+            _with_checkpoint(_receipt(32, "LT", 4, "acknowledged", action="monitoring")),
         ),
         _ok("test", "the relay's link test to LT", _link_test()),
         _ok("accepted", "the relay's accepted receipt for the warning", _accepted()),
@@ -669,6 +689,14 @@ def _schema_cases() -> list[Case]:
             "predicted.border",
         ),
         _schema("to_repeats", "to names LT twice", _changed(text, "to", ["LT", "LT"]), "to"),
+        _schema("cp_size_zero", "cp.size = 0: the empty tree is never carried",
+                _with_checkpoint(text, size=0), "cp.size"),
+        _schema("cp_root_short", "cp.root of 31 bytes",
+                _changed(_with_checkpoint(text), "cp.root", SEEN_ROOT[:31]), "cp.root"),
+        _schema("cp_unknown_field", "cp with a field it does not have",
+                _changed(_with_checkpoint(text), "cp.note", "x"), "cp.note"),
+        _schema("cp_on_a_test", "the relay's link test carries no cp",
+                _with_checkpoint(_link_test()), "cp"),
         _schema("to_empty", "to is an empty list", _changed(text, "to", []), "to"),
         _schema(
             "to_bad_id",

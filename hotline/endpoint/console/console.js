@@ -905,6 +905,8 @@
       case "checkpoint_refused":
         return t("alarm_checkpoint_refused", { reason: a.reason });
       default:
+        // the relay caught out (docs/threat-model.md): the kind, then the evidence's sentence
+        if (a.sentence) return t("alarm_relay", { what: code("event", a.event), sentence: a.sentence });
         return code("event", a.event);
     }
   }
