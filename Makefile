@@ -9,6 +9,8 @@ DEMO   ?= demo-data
 PORT   ?= 8700
 # Leave DURATION empty to run until Ctrl-C; DURATION=25 compresses the scenario into 25 s.
 DURATION ?=
+# OFFICERS=off|scenario|all: which messages the simulated duty officers acknowledge.
+OFFICERS ?=
 
 .PHONY: demo test lint clean bench bench-scale faults hostile-relay cluster-demo failover nats-server
 
@@ -17,8 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# exec: the demo replaces the recipe's shell, so Ctrl-C and `kill -INT` reach it (a SIGINT sent
+# to make alone is seen by the demo too: hotline/demo/parent.py).
 demo: $(STAMP)
-	$(BIN)/hotline demo --data $(DEMO) --base-port $(PORT) $(if $(DURATION),--duration $(DURATION))
+	exec $(BIN)/hotline demo --data $(DEMO) --base-port $(PORT) $(if $(DURATION),--duration $(DURATION)) $(if $(OFFICERS),--officers $(OFFICERS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -295,7 +295,9 @@ async def _shows(
 # ---------------------------------------------------------------------- runs
 
 
-async def run_attack(directory: Path, attack: Attack | None) -> Outcome:
+async def run_attack(
+    directory: Path, attack: Attack | None, clean_s: float = CLEAN_RUN_S
+) -> Outcome:
     outcome = Outcome(attack.value if attack is not None else "clean")
     expect = EXPECT.get(attack) if attack is not None else None
     async with running(directory, attack) as net, aiohttp.ClientSession() as session:
@@ -307,7 +309,7 @@ async def run_attack(directory: Path, attack: Attack | None) -> Outcome:
         if attack in (Attack.RECEIPT_NON_RECIPIENT, Attack.RECEIPT_WRONG_HASH):
             await _bad_receipt(net, attack, sent[0])
         if expect is None:
-            await asyncio.sleep(CLEAN_RUN_S)
+            await asyncio.sleep(clean_s)  # the clean run watches for alarms this long
         else:
             await _watch(session, net, expect, outcome, armed)
         with contextlib.suppress(asyncio.CancelledError):

@@ -46,6 +46,7 @@ __all__ = [
     "ProofError",
     "RejectCode",
     "Rejected",
+    "SnapshotMismatch",
     "StoreError",
     "TlsError",
     "UsageError",
@@ -175,6 +176,12 @@ class StoreError(AuditError):
     """A log store is damaged, truncated or altered beyond a torn tail."""
 
     code = "bad_store"
+
+
+class SnapshotMismatch(AuditError):
+    """A relay-state snapshot does not match the log (or is torn, foreign or stale): unused."""
+
+    code = "snapshot_mismatch"
 
 
 class VerificationFailed(AuditError):

@@ -88,6 +88,11 @@ def register(commands: Commands) -> None:
     report.add_argument("bundle", type=Path)
     report.add_argument("--network", type=NetworkArg, help="network.toml (default: the bundle's)")
     report.add_argument("--format", choices=("text", "json"), default="text")
+    report.add_argument(
+        "--exact", action="store_true",
+        help="exact percentiles from every sample (memory grows with the log), instead of "
+             "the relay's histograms (within 0.4%%, the figures the relay serves)",
+    )
     report.set_defaults(handler=run_report)
 
     add_compare(verbs)
@@ -256,7 +261,7 @@ def run_replay(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     bundle = _bundle(args)
     size = bundle.checkpoint().size
-    figures = LinkFigures(bundle.network)
+    figures = LinkFigures(bundle.network, exact=args.exact)
     with _progress(size, "report") as progress:
         for index, entry in bundle.entries(size):
             figures.add_entry(index, entry)

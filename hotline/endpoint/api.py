@@ -12,6 +12,11 @@
                               endpoint event under its snake_case name
 ``GET /api/links``            our relay connection, the last link test answered
                               and the relay's ``/v1/links`` figures when reachable
+``GET /api/links/history``    latency of our messages from the journal, per link,
+                              for the console's chart (``?window_s=``, 60 to
+                              86400, default 1800): ``{"now_ms", "window_ms",
+                              "series": {"accepted": [[sent_ms, ms], …],
+                              "delivered/LT": …}}``
 ``GET /api/checkpoint``       the last checkpoint we judged: size, root, age,
                               consistent
 ``GET /healthz``              liveness
@@ -52,6 +57,9 @@ __all__ = ["add_routes"]
 _MAX_BODY: Final = 256 * 1024
 _SSE_KEEPALIVE_S: Final = 15.0
 _LINKS_TIMEOUT_S: Final = 2.0
+_HISTORY_DEFAULT_S: Final = 1800
+_HISTORY_MIN_S: Final = 60
+_HISTORY_MAX_S: Final = 86_400
 _ALARMS_KEPT: Final = 200
 
 
@@ -133,14 +141,52 @@ async def acknowledge(request: web.Request) -> web.Response:
     return web.json_response({"id": format_id(ref), "acknowledged": True}, status=202)
 
 
+_PAGE_MAX: Final = 500
+
+
+def _page_query(request: web.Request) -> tuple[int, str | None] | web.Response:
+    """``limit`` (1 to 500, default 500) and the ``before`` cursor, or the 400 to answer."""
+    text = request.query.get("limit", str(_PAGE_MAX))
+    if not text.isdigit() or not 1 <= int(text) <= _PAGE_MAX:
+        return _error(400, "bad_query", "limit", f"limit is a whole number from 1 to {_PAGE_MAX}")
+    return int(text), request.query.get("before")
+
+
 async def inbox(request: web.Request) -> web.Response:
-    items = await _endpoint(request).journal.call(lambda j: j.inbox())
-    return web.json_response({"messages": [inbox_json(i) for i in items]})
+    query = _page_query(request)
+    if isinstance(query, web.Response):
+        return query
+    limit, text = query
+    before = None
+    if text is not None:
+        parts = text.split("-")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            return _error(400, "bad_query", "before",
+                          "before is the next cursor of an earlier page (digits-digits)")
+        before = (int(parts[0]), int(parts[1]))
+    items, cursor = await _endpoint(request).journal.call(lambda j: j.inbox_page(limit, before))
+    return web.json_response({
+        "messages": [inbox_json(i) for i in items],
+        "next": None if cursor is None else f"{cursor[0]}-{cursor[1]}",
+    })
 
 
 async def outbox(request: web.Request) -> web.Response:
-    items = await _endpoint(request).journal.call(lambda j: j.outbox())
-    return web.json_response({"messages": [outbox_json(i) for i in items]})
+    query = _page_query(request)
+    if isinstance(query, web.Response):
+        return query
+    limit, text = query
+    if text is not None and not text.isdigit():
+        return _error(400, "bad_query", "before",
+                      "before is the next cursor of an earlier page (digits)")
+    before = None if text is None else int(text)
+    items, cursor = await _endpoint(request).journal.call(
+        lambda j: j.outbox_page(limit, before)
+    )
+    return web.json_response({
+        "messages": [outbox_json(i) for i in items],
+        "next": None if cursor is None else str(cursor),
+    })
 
 
 async def checkpoint(request: web.Request) -> web.Response:
@@ -180,6 +226,25 @@ async def links(request: web.Request) -> web.Response:
             "relay_links": relay_links,
         }
     )
+
+
+async def links_history(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    raw = request.query.get("window_s", str(_HISTORY_DEFAULT_S))
+    if not raw.isdigit() or not _HISTORY_MIN_S <= int(raw) <= _HISTORY_MAX_S:
+        return web.json_response(
+            {"error": "bad_query", "field": "window_s",
+             "detail": f"must be whole seconds from {_HISTORY_MIN_S} to {_HISTORY_MAX_S}"},
+            status=400,
+        )
+    window_ms = int(raw) * 1000
+    now = endpoint.config.clock()
+    series = await endpoint.journal.call(lambda j: j.latency_history(now - window_ms))
+    return web.json_response({
+        "now_ms": now,
+        "window_ms": window_ms,
+        "series": {key: [list(p) for p in points] for key, points in series.items()},
+    })
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -245,6 +310,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/outbox", outbox)
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/links", links)
+    app.router.add_get("/api/links/history", links_history)
     app.router.add_get("/api/alarms", alarms)
     app.router.add_get("/api/checkpoint", checkpoint)
     app.router.add_get("/healthz", healthz)

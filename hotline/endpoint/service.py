@@ -403,6 +403,7 @@ class Endpoint:
                 ts=now,
                 kid=self.config.key.public.kid,
                 new_incident=_new_id(now),
+                skew_ms=self.config.network.limits.clock_skew_ms,
             )
             return self.core.send_message(draft_body(data, header, ref_incident), now)
 

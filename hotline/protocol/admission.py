@@ -28,8 +28,10 @@ receipt ref          ``ref`` names a logged message or test               schema
 receipt sender       the sender is a recipient of ``ref`` (of a test:     link_forbidden
                      its ``to``)
 receipt hash         ``hash`` is the SHA-256 of ``ref``'s body bytes      schema (``hash``)
-one receipt          no receipt of the sender for ``ref`` at that         replay
-                     ``stage`` was admitted before
+receipt owed         the sender still owes ``ref`` a receipt of that      replay
+                     ``stage``: none was admitted before, and ``ref``
+                     is still open (not answered by every recipient;
+                     a test not answered nor timed out)
 rate                 within the sender's budget for its kind of frame     rate_limited
 ===================  ===================================================  ==================
 
@@ -48,6 +50,11 @@ refilling at its rate and holding at most a sixth of a minute's worth:
 A ``rate_limited`` rejection carries ``retry_after_ms``: when a token will be
 there again.
 
+What a receipt is judged against is the relay core's: it passes a
+:class:`LoggedRef` for the receipt's ``ref`` (its sender, recipients, body hash
+and the receipts still owed), built from the messages it still owes receipts
+for, so that nothing here grows with the log.
+
 :meth:`Admission.record` is called once an envelope is on its way into the
 log (and for every logged envelope when the relay starts); until then a second
 copy of the same envelope is checked afresh.
@@ -57,7 +64,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
@@ -81,6 +88,8 @@ __all__ = [
     "RECEIPTS_PER_MESSAGE",
     "SESSIONS_PER_MINUTE",
     "Admission",
+    "LoggedRef",
+    "SeenIds",
     "Verdict",
     "recipients_of",
 ]
@@ -108,13 +117,28 @@ def recipients_of(network: Network, sender: str, to: Recipients) -> tuple[str, .
     return to
 
 
+class SeenIds(Protocol):
+    """id → body hash of every envelope logged or being logged (a dict will do)."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
-class _Logged:
-    """A logged message or test, as its receipts are judged."""
+class LoggedRef:
+    """A logged message or link test, as a receipt for it is judged.
+
+    ``owed`` holds the (recipient, stage) receipts it may still take; an empty
+    ``recipients`` with ``closed`` says it takes none any more (every recipient
+    answered it, or it is a link test answered or timed out).
+    """
 
     sender: str
     recipients: frozenset[str]
     hash: bytes
+    owed: frozenset[tuple[str, str]]
+    closed: bool = False
 
 
 def _bucket(per_minute: float, least: float) -> TokenBucket:
@@ -124,12 +148,10 @@ def _bucket(per_minute: float, least: float) -> TokenBucket:
 class Admission:
     """Per-sender state: last ``seq``, seen ids, logged messages and receipts, budgets."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, seen: SeenIds | None = None) -> None:
         self._network = network
         self._last_seq: dict[str, int] = {}
-        self._seen: dict[bytes, bytes] = {}
-        self._logged: dict[bytes, _Logged] = {}  # messages and tests, by id
-        self._receipts: set[tuple[bytes, str, str]] = set()  # (ref, sender, stage)
+        self._seen: SeenIds = {} if seen is None else seen
         rate = network.limits.messages_per_minute
         self._urgent = _bucket(rate, 10)
         self._routine = _bucket(rate, 10)
@@ -137,8 +159,15 @@ class Admission:
         self._controls = _bucket(CONTROLS_PER_MINUTE, 10)
         self._sessions = _bucket(SESSIONS_PER_MINUTE, 10)
 
-    def check(self, envelope: Envelope, *, authenticated: str | None, now_ms: int) -> Verdict:
-        """Apply every rule of the module docstring, in order."""
+    def check(
+        self,
+        envelope: Envelope,
+        *,
+        authenticated: str | None,
+        now_ms: int,
+        ref: LoggedRef | None = None,
+    ) -> Verdict:
+        """Apply every rule of the module docstring, in order; ``ref`` is a receipt's ``ref``."""
         body = envelope.body
         if authenticated is None:
             raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before sending messages")
@@ -165,7 +194,7 @@ class Admission:
             )
         self._check_freshness(body, now_ms)
         if isinstance(body, ReceiptBody):
-            self._check_receipt(body)
+            self._check_receipt(body, ref)
             self._spend(self._receipt_budget, body.sender, now_ms, "receipts")
         else:
             self._check_links(body)
@@ -213,11 +242,16 @@ class Admission:
                 RejectCode.STALE, f"the message expired {now_ms - expires} ms ago", "expires"
             )
 
-    def _check_receipt(self, body: ReceiptBody) -> None:
-        logged = self._logged.get(body.ref)
+    def _check_receipt(self, body: ReceiptBody, logged: LoggedRef | None) -> None:
         if logged is None:
             raise Rejected(
                 RejectCode.SCHEMA, "is not a message or test the relay has logged", "ref"
+            )
+        if logged.closed:
+            raise Rejected(
+                RejectCode.REPLAY,
+                f"{format_id(body.ref)} is owed no more receipts (every recipient answered "
+                "it, or it is a link test answered or timed out)",
             )
         if body.sender not in logged.recipients:
             raise Rejected(
@@ -230,7 +264,7 @@ class Admission:
                 RejectCode.SCHEMA, f"is not the SHA-256 of the body of {format_id(body.ref)}",
                 "hash",
             )
-        if (body.ref, body.sender, body.stage.value) in self._receipts:
+        if (body.sender, body.stage.value) not in logged.owed:
             raise Rejected(
                 RejectCode.REPLAY,
                 f"{body.sender} already sent a {body.stage.value} receipt for "
@@ -251,16 +285,17 @@ class Admission:
                     RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{recipient}"
                 )
 
+    def last_seqs(self) -> dict[str, int]:
+        """The highest ``seq`` logged per sender (saved in the relay's snapshots)."""
+        return dict(self._last_seq)
+
+    def restore_last_seqs(self, last_seqs: dict[str, int]) -> None:
+        """Start from saved ``last_seqs`` (a snapshot the relay matched to its log)."""
+        self._last_seq = dict(last_seqs)
+
     def record(self, envelope: Envelope) -> None:
-        """Remember an envelope on its way into the log: id, body hash, seq, what receipts need."""
+        """Remember an envelope on its way into the log (its id, body hash and seq)."""
         body = envelope.body
         self._seen[body.id] = envelope.hash
         last = self._last_seq.get(body.sender, -1)
         self._last_seq[body.sender] = max(last, body.seq)
-        if isinstance(body, ReceiptBody):
-            self._receipts.add((body.ref, body.sender, body.stage.value))
-        elif isinstance(body, LinkTestBody):
-            self._logged[body.id] = _Logged(body.sender, frozenset(body.to), envelope.hash)
-        elif not isinstance(body, AcceptedBody | RefusedBody):
-            recipients = recipients_of(self._network, body.sender, body.to)
-            self._logged[body.id] = _Logged(body.sender, frozenset(recipients), envelope.hash)

@@ -35,6 +35,9 @@ __all__ = [
     "AcceptedBody",
     "Body",
     "CancelBody",
+    "CapArea",
+    "CapInfo",
+    "CapOrigin",
     "LinkTestBody",
     "Predicted",
     "ReceiptBody",
@@ -85,6 +88,38 @@ class Predicted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CapArea:
+    """One CAP ``area`` as its sender wrote it: description, shapes (CAP text), feet."""
+
+    desc: str
+    polygon: tuple[str, ...] | None = None
+    circle: tuple[str, ...] | None = None
+    altitude: float | None = None
+    ceiling: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapInfo:
+    """One CAP ``info`` block's fields that have no hotline equivalent."""
+
+    lang: str | None = None
+    event: str | None = None
+    headline: str | None = None
+    description: str | None = None
+    area: tuple[CapArea, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapOrigin:
+    """The CAP alert a message was read from: its identity and what hotline has no field for."""
+
+    sender: str
+    identifier: str
+    sent: int
+    info: tuple[CapInfo, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SeenCheckpoint:
     """The latest relay checkpoint the author witnessed when it signed (protocol §3.2).
 
@@ -122,6 +157,7 @@ class WarningBody(_Header):
     advice: Advice | None = None
     text: str | None = None
     lang: str | None = None
+    cap: CapOrigin | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +181,7 @@ class CancelBody(_Header):
     reason: CancelReason
     text: str | None = None
     lang: str | None = None
+    cap: CapOrigin | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
@@ -28,6 +28,9 @@ from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
     CancelBody,
+    CapArea,
+    CapInfo,
+    CapOrigin,
     LinkTestBody,
     Predicted,
     ReceiptBody,
@@ -326,6 +329,83 @@ def _read_predicted(r: _Reader) -> Predicted:
     return predicted
 
 
+# ----------------------------------------------------------------------------- cap (§3.10)
+
+MAX_CAP_INFOS: Final = 4
+MAX_CAP_AREAS: Final = 16
+MAX_CAP_SHAPES: Final = 8
+_CAP_NAME: Final = re.compile(r"[^\s,<&]{1,255}")
+
+
+def _cap_name(path: str, value: object) -> str:
+    if not isinstance(value, str) or not _CAP_NAME.fullmatch(value):
+        raise _schema(path, "must be 1 to 255 characters without spaces, commas, < or &")
+    return value
+
+
+def _list_of(
+    limit: int, item: Callable[[str, object], T]
+) -> Callable[[str, object], tuple[T, ...]]:
+    def check(path: str, value: object) -> tuple[T, ...]:
+        if not isinstance(value, list) or not value:
+            raise _schema(path, "must be a non-empty array")
+        if len(value) > limit:
+            raise _schema(path, f"must hold at most {limit} items")
+        return tuple(item(f"{path}[{i}]", v) for i, v in enumerate(value))
+
+    return check
+
+
+def _map_of(read: Callable[[_Reader], T]) -> Callable[[str, object], T]:
+    def check(path: str, value: object) -> T:
+        if not isinstance(value, dict):
+            raise _schema(path, "must be a map")
+        return read(_Reader(value, path + "."))
+
+    return check
+
+
+def _read_cap_area(r: _Reader) -> CapArea:
+    area = CapArea(
+        desc=r.req("desc", _text(MAX_NOTE)),
+        polygon=r.opt("polygon", _list_of(MAX_CAP_SHAPES, _text(MAX_TEXT, minimum=1))),
+        circle=r.opt("circle", _list_of(MAX_CAP_SHAPES, _text(MAX_SHORT * 2, minimum=1))),
+        altitude=r.opt("altitude", _float(-1e7, 1e7)),
+        ceiling=r.opt("ceiling", _float(-1e7, 1e7)),
+    )
+    r.finish()
+    if area.ceiling is not None and area.altitude is None:
+        raise _schema(r.path("ceiling"), "needs an altitude")
+    return area
+
+
+def _read_cap_info(r: _Reader) -> CapInfo:
+    info = CapInfo(
+        lang=r.opt("lang", _lang),
+        event=r.opt("event", _text(MAX_NOTE)),
+        headline=r.opt("headline", _text(MAX_NOTE)),
+        description=r.opt("description", _text(MAX_TEXT)),
+        area=r.opt("area", _list_of(MAX_CAP_AREAS, _map_of(_read_cap_area))),
+    )
+    r.finish()
+    return info
+
+
+def _read_cap(r: _Reader) -> CapOrigin:
+    origin = CapOrigin(
+        sender=r.req("sender", _cap_name),
+        identifier=r.req("identifier", _cap_name),
+        sent=r.req("sent", _TIME),
+        info=r.opt("info", _list_of(MAX_CAP_INFOS, _map_of(_read_cap_info))),
+    )
+    r.finish()
+    return origin
+
+
+def _opt_cap(r: _Reader) -> CapOrigin | None:
+    return r.opt("cap", _map_of(_read_cap))
+
+
 def _header(r: _Reader) -> dict[str, Any]:
     return {
         "id": r.req("id", _uuid7),
@@ -377,6 +457,7 @@ def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningB
     body["predicted"] = None if predicted is None else _read_predicted(predicted)
     body["advice"] = r.opt("advice", _ADVICE)
     _text_and_lang(r, body, required=False)
+    body["cap"] = _opt_cap(r)
     if body["expires"] <= body["ts"]:
         raise _schema(r.path("expires"), "must be later than ts")
     if update:
@@ -394,6 +475,7 @@ def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
     body["ref"] = r.req("ref", _uuid7)
     body["reason"] = r.req("reason", _CANCELREASON)
     _text_and_lang(r, body, required=False)
+    body["cap"] = _opt_cap(r)
     return CancelBody(**body)
 
 
@@ -490,7 +572,7 @@ def _plain(value: object) -> object:
         return value.value
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, Track | Predicted | SeenCheckpoint):
+    if is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: _plain(getattr(value, f.name))
             for f in fields(value)

@@ -44,7 +44,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import msgpack
 
@@ -57,7 +57,7 @@ from hotline.auditlog.leaf import (
 )
 from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
-from hotline.protocol.admission import Admission, Verdict, recipients_of
+from hotline.protocol.admission import Admission, LoggedRef, Verdict, recipients_of
 from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
@@ -88,6 +88,7 @@ from hotline.protocol.session import (
     encode_control,
 )
 from hotline.protocol.vocab import Stage
+from hotline.relay.idmaps import AcceptedIds, IdMaps, Origins
 
 __all__ = [
     "REFUSALS_BURST",
@@ -208,6 +209,10 @@ RECEIPTS_KEPT: Final = 10_000
 ones are still in the log, and the endpoint can read them from the tiles."""
 
 
+def _answer(receipt: ReceiptBody) -> tuple[bytes, str, str]:
+    return (receipt.ref, receipt.sender, receipt.stage.value)
+
+
 def _refused_ids(frame: bytes) -> tuple[bytes | None, bytes | None]:
     """The refused envelope's id and body hash, as far as its bytes can be read."""
     try:
@@ -227,20 +232,24 @@ def _refused_ids(frame: bytes) -> tuple[bytes | None, bytes | None]:
 class RelayCore:
     """Admission, ordering, delivery, receipts, deadlines and link tests."""
 
-    def __init__(self, network: Network, key: SigningKey, random: RandomSource) -> None:
+    def __init__(
+        self, network: Network, key: SigningKey, random: RandomSource, *,
+        ids: IdMaps | None = None,
+    ) -> None:
         self.network: Final = network
         self._key = key
         self._random = random
-        self.admission = Admission(network)
+        maps = IdMaps.in_memory() if ids is None else ids  # per-id state: see idmaps
+        self.admission = Admission(network, seen=maps.seen)
         self.counters = RelayCounters()
         self.notes: list[Note] = []  # drained by the edge after every call
         self.online: set[str] = set()
         self._tokens = itertools.count()
         self._inflight: dict[int, _Inflight] = {}
         self._inflight_ids: dict[bytes, list[str]] = {}
-        self._accepted: dict[bytes, tuple[int, int, bytes]] = {}  # id → (index, relay_ts, hash)
+        self._accepted: AcceptedIds = maps.accepted  # id → (index, relay_ts, hash)
         self._messages: dict[bytes, _Message] = {}  # messages still owed a receipt
-        self._origin: dict[bytes, str] = {}  # every logged message or test id → its sender
+        self._origin: Origins = maps.origins  # every logged message or test id → its sender
         self._queues: dict[str, dict[bytes, _Pending]] = {e: {} for e in network.endpoints}
         self._receipts_for: dict[str, deque[tuple[int, bytes]]] = {
             e: deque(maxlen=RECEIPTS_KEPT) for e in network.endpoints
@@ -255,6 +264,7 @@ class RelayCore:
         self._slot_signed: dict[str, int] = {}  # endpoint → the last slot a test was signed for
         self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
         self._refusal_seq = 0
+        self._answering: set[tuple[bytes, str, str]] = set()  # receipts on their way to the log
         self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
 
@@ -316,6 +326,8 @@ class RelayCore:
         it here gets the original accepted receipt, byte for byte.
         """
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         if inflight is None:
             return []
         body = inflight.envelope.body
@@ -336,6 +348,8 @@ class RelayCore:
         next tick, while that slot lasts.
         """
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         if inflight is None:
             return
         body = inflight.envelope.body
@@ -375,7 +389,10 @@ class RelayCore:
             envelope = open_envelope(
                 frame, self.network, max_size=self.network.limits.max_frame_bytes
             )
-            verdict = self.admission.check(envelope, authenticated=party, now_ms=now)
+            ref = None
+            if isinstance(envelope.body, ReceiptBody):
+                ref = self._logged_ref(envelope.body)
+            verdict = self.admission.check(envelope, authenticated=party, now_ms=now, ref=ref)
         except Rejected as exc:
             return self.refuse(party, frame, exc, now)
         body = envelope.body
@@ -392,7 +409,34 @@ class RelayCore:
         token = next(self._tokens)
         self._inflight[token] = _Inflight(envelope, party, now)
         self._inflight_ids[body.id] = [party]
+        if isinstance(body, ReceiptBody):
+            self._answering.add(_answer(body))
         return [Append(encode_envelope_entry(now, envelope.frame), token, now, envelope)]
+
+    def _logged_ref(self, receipt: ReceiptBody) -> LoggedRef | None:
+        """What admission judges a receipt against: its ref as logged, and what it is owed.
+
+        Built from the messages still owed a receipt, so that it never needs
+        the log: a logged message that is owed nothing any more is ``closed``.
+        """
+        origin = self._origin.get(receipt.ref)
+        accepted = self._accepted.get(receipt.ref)
+        if origin is None or accepted is None:
+            return None
+        message = self._messages.get(receipt.ref)
+        if message is None:
+            return LoggedRef(origin, frozenset(), accepted[2], frozenset(), closed=True)
+        body = message.body
+        if isinstance(body, LinkTestBody):
+            recipients = frozenset(body.to)
+        else:
+            assert isinstance(body, WarningBody | CancelBody | TextBody)
+            recipients = frozenset(recipients_of(self.network, origin, body.to))
+        owed = {(r, Stage.DELIVERED.value) for r in message.waiting_delivery}
+        owed |= {(r, Stage.ACKNOWLEDGED.value) for r in message.waiting_ack}
+        owed |= {(r, Stage.REJECTED.value) for r in message.waiting_delivery | message.waiting_ack}
+        owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
+        return LoggedRef(origin, recipients, accepted[2], frozenset(owed))
 
     def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
         """Answer a refused frame (envelope or control) with a relay-signed refusal.
@@ -446,6 +490,8 @@ class RelayCore:
     def appended(self, token: int, index: int, now: int) -> list[Action]:
         """The entry asked for with ``token`` is durable at ``index``."""
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         self.size = max(self.size, index + 1)
         if inflight is None:
             return []
@@ -462,7 +508,7 @@ class RelayCore:
         elif isinstance(body, ReceiptBody):
             fields["ref"] = body.ref.hex()
             fields["stage"] = body.stage.value
-            fields["link"] = f"{body.sender}-{self._origin.get(body.ref, '?')}"
+            fields["link"] = f"{body.sender}-{self._origin.get(body.ref) or '?'}"
         if isinstance(body, LinkTestBody):
             self.counters.link_tests += 1
         else:
@@ -491,9 +537,9 @@ class RelayCore:
         self, index: int, relay_ts: int, envelope: Envelope, *, restoring: bool, now: int = 0
     ) -> list[Action]:
         body = envelope.body
+        if restoring:
+            self.admission.record(envelope)
         self._accepted[body.id] = (index, relay_ts, envelope.hash)
-        if restoring or isinstance(body, LinkTestBody):
-            self.admission.record(envelope)  # an endpoint's was recorded when it arrived
         if isinstance(body, WarningBody | CancelBody | TextBody | LinkTestBody):
             self._origin[body.id] = body.sender
         if isinstance(body, WarningBody | CancelBody | TextBody):
@@ -708,3 +754,57 @@ class RelayCore:
 
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
+
+    # ------------------------------------------------------------------ snapshots
+
+    def state(self) -> dict[str, Any]:
+        """What restart would rebuild from the log, as plain values (MessagePack-ready).
+
+        The per-id maps are not in it: they are kept elsewhere (see idmaps).
+        """
+        return {
+            "size": self.size,
+            "test_seq": self._test_seq,
+            "slot_logged": dict(self._slot_logged),
+            "last_seq": self.admission.last_seqs(),
+            "messages": [
+                [m.frame, m.index, m.relay_ts, sorted(m.waiting_delivery), sorted(m.waiting_ack),
+                 dict(m.delivered_at), sorted([r, s] for r, s in m.overdue_sent)]
+                for m in self._messages.values()
+            ],
+            "receipts_for": {
+                party: [[index, frame] for index, frame in kept]
+                for party, kept in self._receipts_for.items()
+            },
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Start from ``state()`` saved by a relay of this network (the caller matched it to
+        the log). Message frames are not verified again: they were verified when logged."""
+        self.size = int(state["size"])
+        self._test_seq = int(state["test_seq"])
+        self._slot_logged = {str(k): int(v) for k, v in state["slot_logged"].items()}
+        self.admission.restore_last_seqs(state["last_seq"])
+        for frame, index, relay_ts, waiting, waiting_ack, delivered_at, overdue in state[
+            "messages"
+        ]:
+            envelope = read_envelope(frame, self.network, max_size=1 << 30).verified(
+                unsafe_signature_checked=True
+            )
+            body = envelope.body
+            routed = isinstance(body, WarningBody | CancelBody | TextBody)
+            rank = (
+                body.precedence.rank if isinstance(body, WarningBody | CancelBody | TextBody)
+                else _TEST_RANK
+            )
+            message = _Message(
+                index, relay_ts, body.sender, frame, body, rank, set(waiting), set(waiting_ack),
+                dict(delivered_at), {(str(r), str(s)) for r, s in overdue},
+            )
+            self._messages[body.id] = message
+            if routed:
+                for recipient in message.waiting_delivery:
+                    self._queues.setdefault(recipient, {})[body.id] = _Pending(message)
+        for party, kept in state["receipts_for"].items():
+            if party in self._receipts_for:
+                self._receipts_for[party].extend((int(i), bytes(f)) for i, f in kept)

@@ -109,3 +109,12 @@ def test_every_code_group_the_page_names_exists() -> None:
     groups |= set(re.findall(r"`(\w+):\$\{", js))
     assert groups, "the page names no code groups: the scan is broken"
     assert groups <= set(_expected_codes()), sorted(groups - set(_expected_codes()))
+
+
+def test_the_console_listens_for_every_event_the_endpoint_streams() -> None:
+    """Every event name on /api/events, alarm kinds included, is one the console subscribes to."""
+    js = read_text("console.js")
+    listed = re.search(r"const EVENT_NAMES = \[(.*?)\];", js, re.S)
+    assert listed is not None
+    names = set(re.findall(r'"(\w+)"', listed.group(1)))
+    assert names == {*EVENT_NAMES.values(), *(kind.value for kind in AlarmKind)}

@@ -184,3 +184,31 @@ def test_a_failed_batch_leaves_nothing_behind(path: Path, net: TestNet) -> None:
         assert journal.events() == ()
     finally:
         journal.close()
+
+
+def test_answered_link_tests_leave_only_their_counts(path: Path, net: TestNet) -> None:
+    """A link test's answer stays in the outbox until the relay accepts it, then only counts;
+    an unaccepted answer still comes back after reopening, to be resent."""
+    author = Author(net)
+    journal = Journal.open(path)
+    core = core_from(journal, net, Ids())
+    answers = [
+        step(journal, core.receive(deliver(net.seal(author.link_test())), T0 + i)).send[0]
+        for i in range(300)
+    ]
+    for index, frame in enumerate(answers[:-1]):
+        step(journal, core.receive(author.accepted(frame, 100 + index), T0 + 500))
+    journal.close()
+
+    journal = Journal.open(path)
+    try:
+        rows = journal._db.execute("SELECT COUNT(*) FROM outbox WHERE link_test = 1").fetchone()
+        logged = journal._state("test_answers_logged")
+        tests = journal.link_tests()
+        pending = journal.unaccepted()
+    finally:
+        journal.close()
+    assert rows[0] == 1
+    assert logged == 299
+    assert tests.answered == 300
+    assert [p.frame for p in pending] == [answers[-1]]

@@ -1,4 +1,4 @@
-"""Receipts are admitted only from a recipient, with the right hash, once per stage; and every
+"""Receipts are admitted only from a recipient, with the right hash, while owed; and every
 kind of frame spends its own budget, so routine traffic never starves a FLASH warning."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from hotline.protocol.admission import (
     CONTROLS_PER_MINUTE,
     SESSIONS_PER_MINUTE,
     Admission,
+    LoggedRef,
     Verdict,
 )
-from hotline.protocol.bodies import LinkTestBody, ReceiptBody
+from hotline.protocol.bodies import ReceiptBody
 from hotline.protocol.envelope import Envelope, open_envelope
 from hotline.protocol.ids import make_id
 from hotline.protocol.vocab import Precedence, Stage
@@ -62,16 +63,29 @@ class Sender:
         return open_envelope(self.net.seal(body), self.net.network)
 
 
-def _admit(admission: Admission, envelope: Envelope, now: int = NOW) -> Verdict:
-    verdict = admission.check(envelope, authenticated=envelope.body.sender, now_ms=now)
+def _owed(of: Envelope, recipients: tuple[str, ...] = ("LT",)) -> LoggedRef:
+    """``of`` as logged and owed every receipt by each of ``recipients``."""
+    stages = (Stage.DELIVERED.value, Stage.ACKNOWLEDGED.value, Stage.REJECTED.value)
+    return LoggedRef(
+        of.body.sender, frozenset(recipients), of.hash,
+        frozenset((r, stage) for r in recipients for stage in stages),
+    )
+
+
+def _admit(
+    admission: Admission, envelope: Envelope, now: int = NOW, ref: LoggedRef | None = None
+) -> Verdict:
+    verdict = admission.check(envelope, authenticated=envelope.body.sender, now_ms=now, ref=ref)
     if verdict is Verdict.NEW:
         admission.record(envelope)
     return verdict
 
 
-def _outcome(admission: Admission, envelope: Envelope, now: int = NOW) -> Verdict | Rejected:
+def _outcome(
+    admission: Admission, envelope: Envelope, now: int = NOW, ref: LoggedRef | None = None
+) -> Verdict | Rejected:
     try:
-        return _admit(admission, envelope, now)
+        return _admit(admission, envelope, now, ref)
     except Rejected as exc:
         return exc
 
@@ -86,74 +100,66 @@ def _takes_until_refused(take: Callable[[], None]) -> tuple[int, Rejected]:
     raise AssertionError("never refused")
 
 
-def _refused(admission: Admission, envelope: Envelope, now: int = NOW) -> Rejected:
+def _refused(admission: Admission, envelope: Envelope, ref: LoggedRef | None = None) -> Rejected:
     with pytest.raises(Rejected) as caught:
-        admission.check(envelope, authenticated=envelope.body.sender, now_ms=now)
+        admission.check(envelope, authenticated=envelope.body.sender, now_ms=NOW, ref=ref)
     return caught.value
-
-
-def _logged_warning(admission: Admission, to: tuple[str, ...] = ("LT",)) -> Envelope:
-    warning = Sender("BY").warning(to)
-    admission.record(warning)
-    return warning
 
 
 def test_a_recipient_s_receipt_with_the_right_hash_is_admitted() -> None:
     """LT answers BY's warning to it: delivered, then acknowledged."""
     admission = Admission(NET.network)
-    warning = _logged_warning(admission)
+    warning = Sender("BY").warning()
     lt = Sender("LT")
-    assert _admit(admission, lt.receipt(warning)) is Verdict.NEW
-    assert _admit(admission, lt.receipt(warning, Stage.ACKNOWLEDGED)) is Verdict.NEW
+    assert _admit(admission, lt.receipt(warning), ref=_owed(warning)) is Verdict.NEW
+    assert _admit(admission, lt.receipt(warning, Stage.ACKNOWLEDGED), ref=_owed(warning)) is (
+        Verdict.NEW
+    )
 
 
 def test_a_receipt_from_a_linked_non_recipient_is_link_forbidden() -> None:
     """LV is linked to BY but the warning went to LT only."""
-    admission = Admission(NET.network)
-    err = _refused(admission, Sender("LV").receipt(_logged_warning(admission)))
+    warning = Sender("BY").warning()
+    err = _refused(Admission(NET.network), Sender("LV").receipt(warning), _owed(warning))
     assert err.reject_code is RejectCode.LINK_FORBIDDEN
     assert "LV is not a recipient" in err.detail
 
 
 def test_a_receipt_with_a_wrong_hash_is_a_schema_error_on_hash() -> None:
     """The hash must be SHA-256 of the logged body bytes of ref."""
-    admission = Admission(NET.network)
-    warning = _logged_warning(admission)
-    err = _refused(admission, Sender("LT").receipt(warning, digest=b"\x01" * 32))
+    warning = Sender("BY").warning()
+    receipt = Sender("LT").receipt(warning, digest=b"\x01" * 32)
+    err = _refused(Admission(NET.network), receipt, _owed(warning))
     assert (err.reject_code, err.path) == (RejectCode.SCHEMA, "hash")
 
 
 def test_a_receipt_for_nothing_logged_is_a_schema_error_on_ref() -> None:
     """A ref the relay never logged (nor a receipt's own id) is refused."""
-    admission = Admission(NET.network)
     warning = Sender("BY").warning()
-    err = _refused(admission, Sender("LT").receipt(warning))
+    err = _refused(Admission(NET.network), Sender("LT").receipt(warning), None)
     assert (err.reject_code, err.path) == (RejectCode.SCHEMA, "ref")
 
 
-def test_a_second_different_receipt_for_one_stage_is_a_replay() -> None:
-    """The same receipt again is a duplicate; another receipt for the same stage is replay."""
-    admission = Admission(NET.network)
-    warning = _logged_warning(admission)
+def test_a_receipt_no_longer_owed_is_a_replay() -> None:
+    """A second delivered receipt (the first was logged) and any receipt for a closed message."""
+    warning = Sender("BY").warning()
     lt = Sender("LT")
     first = lt.receipt(warning)
-    assert _admit(admission, first) is Verdict.NEW
-    assert _admit(admission, first) is Verdict.DUPLICATE
-    err = _refused(admission, lt.receipt(warning))
+    admission = Admission(NET.network)
+    assert _admit(admission, first, ref=_owed(warning)) is Verdict.NEW
+    assert _admit(admission, first) is Verdict.DUPLICATE  # the same receipt again: a resend
+    owed = _owed(warning)
+    delivered_logged = LoggedRef(
+        owed.sender, owed.recipients, owed.hash,
+        owed.owed - {("LT", Stage.DELIVERED.value)},
+    )
+    err = _refused(admission, lt.receipt(warning), delivered_logged)
     assert err.reject_code is RejectCode.REPLAY
     assert "already sent a delivered receipt" in err.detail
-
-
-def test_a_link_test_is_answered_only_by_its_endpoint() -> None:
-    """The relay's test to LT: LT's receipt is admitted, LV's is link_forbidden."""
-    admission = Admission(NET.network)
-    relay = Sender("relay")
-    test = LinkTestBody(**relay.header(), kid=b"\x00" * 8, to=("LT",))  # type: ignore[arg-type]
-    envelope = open_envelope(NET.seal(test), NET.network)
-    admission.record(envelope)
-    assert _admit(admission, Sender("LT").receipt(envelope)) is Verdict.NEW
-    err = _refused(admission, Sender("LV").receipt(envelope))
-    assert err.reject_code is RejectCode.LINK_FORBIDDEN
+    closed = LoggedRef("BY", frozenset(), warning.hash, frozenset(), closed=True)
+    err = _refused(admission, lt.receipt(warning, Stage.ACKNOWLEDGED), closed)
+    assert err.reject_code is RejectCode.REPLAY
+    assert "owed no more receipts" in err.detail
 
 
 def test_routine_junk_never_makes_a_flash_warning_rate_limited() -> None:
@@ -187,16 +193,17 @@ def test_3000_acknowledgement_receipts_from_one_key_are_rate_limited() -> None:
     """One key answering 3,000 messages at once gets a bounded share admitted, the rest refused
     rate_limited with a retry-after; a second later its budget has refilled a little."""
     admission = Admission(NET.network)
-    warnings = [_logged_warning(admission) for _ in range(3000)]
+    warnings = [Sender("BY").warning() for _ in range(3000)]
     lt = Sender("LT")
-    outcomes = [_outcome(admission, lt.receipt(w, Stage.ACKNOWLEDGED)) for w in warnings]
+    outcomes = [
+        _outcome(admission, lt.receipt(w, Stage.ACKNOWLEDGED), ref=_owed(w)) for w in warnings
+    ]
     refused = [o for o in outcomes if isinstance(o, Rejected)]
     assert len(outcomes) - len(refused) == 400  # 4 x 600 a minute: a burst of 400
     assert {o.reject_code for o in refused} == {RejectCode.RATE_LIMITED}
     assert min(o.retry_after_ms for o in refused) > 0
-    assert _admit(admission, lt.receipt(warnings[-1], Stage.ACKNOWLEDGED), NOW + 1000) is (
-        Verdict.NEW
-    )
+    later = lt.receipt(warnings[-1], Stage.ACKNOWLEDGED)
+    assert _admit(admission, later, NOW + 1000, _owed(warnings[-1])) is Verdict.NEW
 
 
 def test_control_frames_and_sessions_have_budgets() -> None:

@@ -59,7 +59,7 @@ def test_a_refused_envelope_gets_a_relay_signed_refusal_naming_it() -> None:
     core = _core(net)
     warning = Author("BY").warning(to=("LV",))
     frame = net.seal(warning)
-    notice, body = _refusal(net, core.receive("BY", frame, NOW))
+    notice, body = _refusal(net, core.receive("BY", frame, now_ms()))
     assert (body.code, body.ref, body.retry_after_ms) == (
         RejectCode.LINK_FORBIDDEN, warning.id, None
     )
@@ -87,7 +87,7 @@ def test_a_rate_limited_refusal_says_when_to_retry() -> None:
     author = Author("BY")
     refusals = []
     for _ in range(12):
-        for action in core.receive("BY", net.seal(author.warning()), NOW):
+        for action in core.receive("BY", net.seal(author.warning()), now_ms()):
             if isinstance(action, Send):
                 refusals.append(_refusal(net, [action])[1])
     assert refusals, "the burst of 10 must run out within 12 messages"
@@ -153,10 +153,10 @@ def test_the_relay_signs_nothing_an_endpoint_may_send_as_refused() -> None:
     core = _core(net)
     forged = RefusedBody(
         id=Author("BY").header()["id"],  # type: ignore[arg-type]
-        sender="BY", ts=NOW, seq=99, kid=net.keys["BY"].public.kid,
+        sender="BY", ts=now_ms(), seq=99, kid=net.keys["BY"].public.kid,
         frame_hash=bytes(32), code=RejectCode.STALE, sentence="made up",
     )
-    _, body = _refusal(net, core.receive("BY", seal(forged, net.keys["BY"]), NOW))
+    _, body = _refusal(net, core.receive("BY", seal(forged, net.keys["BY"]), now_ms()))
     assert (body.code, body.path) == (RejectCode.SCHEMA, "t")
 
 
