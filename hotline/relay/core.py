@@ -419,13 +419,13 @@ class RelayCore:
         Built from the messages still owed a receipt, so that it never needs
         the log: a logged message that is owed nothing any more is ``closed``.
         """
-        origin = self._origin.get(receipt.ref)
-        accepted = self._accepted.get(receipt.ref)
-        if origin is None or accepted is None:
-            return None
         message = self._messages.get(receipt.ref)
         if message is None:
-            return LoggedRef(origin, frozenset(), accepted[2], frozenset(), closed=True)
+            origin = self._origin.get(receipt.ref)
+            if origin is None:
+                return None
+            return LoggedRef(origin, frozenset(), b"", frozenset(), closed=True)
+        origin = message.sender
         body = message.body
         if isinstance(body, LinkTestBody):
             recipients = frozenset(body.to)
@@ -436,7 +436,8 @@ class RelayCore:
         owed |= {(r, Stage.ACKNOWLEDGED.value) for r in message.waiting_ack}
         owed |= {(r, Stage.REJECTED.value) for r in message.waiting_delivery | message.waiting_ack}
         owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
-        return LoggedRef(origin, recipients, accepted[2], frozenset(owed))
+        digest = body_hash(msgpack.unpackb(message.frame, raw=False)[1])  # logged, so well formed
+        return LoggedRef(origin, recipients, digest, frozenset(owed))
 
     def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
         """Answer a refused frame (envelope or control) with a relay-signed refusal.
