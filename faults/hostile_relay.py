@@ -367,7 +367,7 @@ def _compare(directory: Path) -> str:
                    if "checkpoint_disagrees" in line}
     if result.returncode == 1 and disagreeing and disagreeing <= SPLIT_GROUP:
         return f"disagreements={','.join(sorted(disagreeing))}"
-    return f"compare_missed(exit={result.returncode})"
+    return f"compare_missed(exit={result.returncode},{','.join(sorted(disagreeing))})"
 
 
 def _verify(directory: Path) -> str:

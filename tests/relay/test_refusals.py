@@ -31,13 +31,11 @@ from tests.factories import TestNet, make_network
 from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import Author, now_ms
 
-NOW = now_ms()
-
 
 def _core(net: TestNet) -> RelayCore:
     counter = itertools.count(1)
     core = RelayCore(net.network, net.keys["relay"], lambda n: next(counter).to_bytes(n, "big"))
-    core.connected("BY", NOW)
+    core.connected("BY", now_ms())
     return core
 
 
@@ -74,7 +72,7 @@ def test_bytes_that_are_no_envelope_are_refused_by_their_frame_hash_alone() -> N
     """Garbage has no readable body: the refusal carries only the hash of the bytes."""
     net = make_network()
     core = _core(net)
-    notice, body = _refusal(net, core.receive("BY", b"\x93\x01\xc4", NOW))
+    notice, body = _refusal(net, core.receive("BY", b"\x93\x01\xc4", now_ms()))
     assert (body.code, body.ref, body.hash) == (RejectCode.BAD_FRAME, None, None)
     assert body.frame_hash == hashlib.sha256(b"\x93\x01\xc4").digest()
     assert notice.ref == b""
@@ -100,14 +98,15 @@ def test_a_session_drawing_refusals_too_fast_is_closed_not_answered() -> None:
     """After REFUSALS_BURST signed refusals at once the next is a close with 4429; time refills."""
     net = make_network()
     core = _core(net)
+    now = now_ms()
     for _ in range(REFUSALS_BURST):
-        assert isinstance(core.receive("BY", b"\xc1", NOW)[0], Send)
-    (closing,) = core.receive("BY", b"\xc1", NOW)
+        assert isinstance(core.receive("BY", b"\xc1", now)[0], Send)
+    (closing,) = core.receive("BY", b"\xc1", now)
     assert isinstance(closing, Close)
     assert (closing.party, closing.code) == ("BY", REFUSAL_FLOOD_CLOSE)
     assert closing.reason.startswith("refused_flood: ")
     assert core.counters.refusal_floods == 1
-    later = NOW + 1000 // REFUSALS_PER_S
+    later = now + 1000 // REFUSALS_PER_S
     assert isinstance(core.receive("BY", b"\xc1", later)[0], Send)
 
 
