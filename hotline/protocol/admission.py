@@ -146,7 +146,7 @@ def _bucket(per_minute: float, least: float) -> TokenBucket:
 
 
 class Admission:
-    """Per-sender state: last ``seq``, seen ids, logged messages and receipts, budgets."""
+    """Per-sender state: last ``seq``, seen ids with their body hashes, budgets."""
 
     def __init__(self, network: Network, seen: SeenIds | None = None) -> None:
         self._network = network
@@ -267,8 +267,8 @@ class Admission:
         if (body.sender, body.stage.value) not in logged.owed:
             raise Rejected(
                 RejectCode.REPLAY,
-                f"{body.sender} already sent a {body.stage.value} receipt for "
-                f"{format_id(body.ref)}",
+                f"a {body.stage.value} receipt from {body.sender} for {format_id(body.ref)} "
+                "is not owed: one was admitted already, or that stage takes none",
             )
 
     def _check_links(self, body: RoutedBody) -> None:

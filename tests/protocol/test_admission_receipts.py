@@ -155,7 +155,8 @@ def test_a_receipt_no_longer_owed_is_a_replay() -> None:
     )
     err = _refused(admission, lt.receipt(warning), delivered_logged)
     assert err.reject_code is RejectCode.REPLAY
-    assert "already sent a delivered receipt" in err.detail
+    assert "a delivered receipt from LT" in err.detail
+    assert "is not owed" in err.detail
     closed = LoggedRef("BY", frozenset(), warning.hash, frozenset(), closed=True)
     err = _refused(admission, lt.receipt(warning, Stage.ACKNOWLEDGED), closed)
     assert err.reject_code is RejectCode.REPLAY
