@@ -86,8 +86,11 @@ cluster-demo: $(STAMP) nats-server
 		$(if $(DURATION),--duration $(DURATION))
 
 # `make failover`: under load, SIGKILL a NATS node, then a relay replica, and restart them
-# (ROUNDS times, default 2); ends with `failover: nats_kills=N relay_kills=R accepted=A lost=L
-# duplicates=D` and fails unless nothing was lost or duplicated and the log verifies. ~1 minute.
+# (ROUNDS times, default 2); then hang (SIGSTOP/SIGCONT) the stream's leader, a node a replica is
+# connected to, relay replica r1, and two of the three nodes at once (a quorum loss). Ends with
+# `failover: nats_kills=.. relay_kills=.. nats_freezes=.. relay_freezes=.. quorum_losses=..
+# accepted=.. lost=0 duplicates=0 max_stall_s=S silent_stalls=0` and fails unless nothing was lost
+# or duplicated, the log verifies, no stall was silent and max_stall_s <= 3. About 2 minutes.
 FAILOVER_ARGS ?= --rounds $(or $(ROUNDS),2) $(if $(SEED),--seed $(SEED))
 
 failover: $(STAMP) nats-server

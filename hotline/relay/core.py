@@ -267,6 +267,9 @@ class RelayCore:
         self._answering: set[tuple[bytes, str, str]] = set()  # receipts on their way to the log
         self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
+        # A relay replica's name: written into connected/disconnected entries so that the
+        # figures follow each endpoint's session on whichever replica holds it ("" alone).
+        self.replica = ""
 
     # ------------------------------------------------------------------ replay from the log
 
@@ -365,7 +368,10 @@ class RelayCore:
     def connected(self, party: str, now: int) -> list[Action]:
         """An endpoint authenticated: log it, and send its backlog in order."""
         self.online.add(party)
-        actions: list[Action] = [self._event(EntryKind.CONNECTED, {"party": party}, now)]
+        fields: dict[str, object] = {"party": party}
+        if self.replica:
+            fields["replica"] = self.replica
+        actions: list[Action] = [self._event(EntryKind.CONNECTED, fields, now)]
         actions.extend(self._flush(party, now, force=True))
         return actions
 
@@ -379,7 +385,10 @@ class RelayCore:
 
     def disconnected(self, party: str, reason: str, now: int) -> list[Action]:
         self.online.discard(party)
-        return [self._event(EntryKind.DISCONNECTED, {"party": party, "reason": reason}, now)]
+        fields: dict[str, object] = {"party": party, "reason": reason}
+        if self.replica:
+            fields["replica"] = self.replica
+        return [self._event(EntryKind.DISCONNECTED, fields, now)]
 
     # ------------------------------------------------------------------ receiving
 
@@ -438,6 +447,35 @@ class RelayCore:
         owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
         digest = body_hash(msgpack.unpackb(message.frame, raw=False)[1])  # logged, so well formed
         return LoggedRef(origin, recipients, digest, frozenset(owed))
+
+    def answers_unseen(self, frame: bytes) -> bool:
+        """Whether ``frame`` is a receipt for a message or test this core has not applied.
+
+        A relay replica may not have applied yet what another replica logged and
+        delivered: it answers such a receipt ``busy`` rather than refuse it for good.
+        Read without verifying (admission verifies whatever is then received).
+        """
+        try:
+            outer = msgpack.unpackb(frame, raw=False)
+            if not isinstance(outer, list) or len(outer) != 3 or not isinstance(outer[1], bytes):
+                return False
+            data = unpack_map(outer[1])
+        except Exception:  # noqa: BLE001 - the frame is whatever the peer sent
+            return False
+        ref = data.get("ref")
+        if data.get("t") != "receipt" or not isinstance(ref, bytes):
+            return False
+        return self._origin.get(ref) is None
+
+    def busy(self, party: str, frame: bytes, retry_after_ms: int, why: str,
+             now: int) -> list[Action]:
+        """The relay cannot log now: the signed, temporary refusal ``busy``; nothing recorded.
+
+        The sender keeps the envelope and sends it again after ``retry_after_ms``.
+        """
+        exc = Rejected(RejectCode.BUSY, f"the relay cannot log now ({why}); send it again later",
+                       retry_after_ms=retry_after_ms)
+        return self.refuse(party, frame, exc, now)
 
     def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
         """Answer a refused frame (envelope or control) with a relay-signed refusal.

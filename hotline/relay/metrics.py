@@ -73,6 +73,11 @@ class _RelayCollector(Collector):
             "hotline_endpoints_online", "Endpoints connected now", value=len(relay.online)
         )
         yield GaugeMetricFamily(
+            "hotline_relay_ready",
+            "1 while the relay can log what it accepts, 0 while it answers busy (replicas)",
+            value=1 if relay.ready else 0,
+        )
+        yield GaugeMetricFamily(
             "hotline_pending_deliveries", "Messages owed to recipients",
             value=relay.core.pending_count(),
         )

@@ -83,6 +83,10 @@ _T = TypeVar("_T")
 
 _SLOW_CLOSE_S: Final = 5.0
 """How long a slow reader's close frame may take to get through before the socket is cut."""
+NOT_READY_CLOSE: Final = 1013
+"""WebSocket close code (try again later) for sessions of a replica that cannot log now."""
+BUSY_RETRY_MS: Final = 500
+"""The retry-after a not-ready replica gives with ``busy``."""
 
 
 def wall_clock_ms() -> int:
@@ -137,6 +141,7 @@ class _Connection:
     queued_bytes: int = 0
     waiting_since: float | None = None
     slow: bool = False
+    busy: bool = False  # answered busy: every later envelope too, and closed once drained
 
     def offer(self, data: bytes) -> None:
         if self.slow:
@@ -210,6 +215,7 @@ class Relay:
                 from hotline.relay.replica import Replica  # noqa: PLC0415
 
                 self.replica = Replica(self, config.stream, config.replica_name)
+                self.core.replica = self.replica.name
                 await self.replica.open()
         except BaseException:
             if self.replica is not None:
@@ -219,7 +225,8 @@ class Relay:
             await self.log.close()
             raise
         network_sha256 = _sha256(config.network_toml)
-        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256})
+        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256,
+                                                  **self._replica_field()})
         now = config.clock()
         self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
         previous = self._recorded_network
@@ -248,6 +255,10 @@ class Relay:
         self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
         self._snapshot_ms = config.clock()
         log.info("relay_started", size=self.log.size, data=str(config.data_dir))
+
+    def _replica_field(self) -> dict[str, object]:
+        """``{"replica": name}`` for a relay replica's own events, else nothing."""
+        return {"replica": self.replica.name} if self.replica is not None else {}
 
     def _restore(self, ids: IdIndex) -> None:
         """Rebuild the core and the figures: from a snapshot and the log after it, or the log.
@@ -423,7 +434,7 @@ class Relay:
         self._stopping = True
         for connection in list(self._connections.values()):
             await connection.ws.close(code=1001, message=b"relay stopping")
-        stopped = Event(EntryKind.RELAY_STOPPED, {})
+        stopped = Event(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
         self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self._drain()
@@ -519,7 +530,8 @@ class Relay:
         while True:
             await asyncio.sleep(self.config.tick_ms / 1000)
             now = self.config.clock()
-            self.perform(self.core.tick(now))
+            if self.ready:  # a replica that cannot log signs no tests, judges no deadlines
+                self.perform(self.core.tick(now))
             self._check_stalls()
             await self._maybe_checkpoint(now)
 
@@ -661,7 +673,7 @@ class Relay:
             if message.type is WSMsgType.BINARY:
                 data: bytes = message.data
                 if is_envelope(data):
-                    self.perform(self.core.receive(party, data, self.config.clock()))
+                    self._envelope(connection, data)
                 else:
                     await self._control(connection, data)
             elif message.type is WSMsgType.TEXT:
@@ -671,6 +683,31 @@ class Relay:
                 )
             elif message.type is WSMsgType.ERROR:
                 break
+
+    def _envelope(self, connection: _Connection, data: bytes) -> None:
+        """Receive an envelope, or answer it ``busy`` while this relay cannot log.
+
+        A relay replica also answers ``busy`` to a receipt for a message it has not
+        applied yet (another replica logged it and delivered it): that is lag, not
+        an unknown message.
+
+        A sender's envelopes must be logged in ``seq`` order, so once one is answered
+        ``busy`` no later one of the session is taken (even if the relay is ready
+        again by then; they are not answered either), and the session is closed
+        (1013) as soon as the answer is written: the endpoint sends everything still
+        pending again, in order, on its next session.
+        """
+        party = connection.party
+        if connection.busy:
+            return  # closing: sent again, in order, on the next session
+        why = self.not_ready_reason if not self.ready else ""
+        if not why and self.replica is not None and self.core.answers_unseen(data):
+            why = "the message this receipt answers has not reached this replica yet"
+        if why:
+            self.perform(self.core.busy(party, data, BUSY_RETRY_MS, why, self.config.clock()))
+            connection.busy = True
+            return
+        self.perform(self.core.receive(party, data, self.config.clock()))
 
     def _notice(self, connection: _Connection, data: bytes, exc: Rejected) -> None:
         """Refuse a control frame as envelopes are refused: with a relay-signed refusal."""
@@ -723,6 +760,9 @@ class Relay:
                 return
             connection.queued_bytes -= len(data)
             connection.waiting_since = None if connection.queue.empty() else time.monotonic()
+            if connection.busy and connection.queue.empty():
+                await connection.ws.close(code=NOT_READY_CLOSE, message=b"busy: send again later")
+                return
 
     # ------------------------------------------------------------------ slow readers
 
@@ -780,6 +820,29 @@ class Relay:
         except (TimeoutError, ConnectionError):
             if connection.transport is not None:
                 connection.transport.abort()  # the close frame could not get through
+
+    # ------------------------------------------------------------------ readiness
+
+    @property
+    def ready(self) -> bool:
+        """Whether what is accepted now can be logged (always, on the relay's own store)."""
+        return self.replica is None or self.replica.ready
+
+    @property
+    def not_ready_reason(self) -> str:
+        return "" if self.replica is None else self.replica.not_ready_reason
+
+    def replica_unready(self, reason: str) -> None:
+        """This replica cannot log now: close every session so its endpoint fails over."""
+        message = f"not ready: {reason}".encode()[:120]
+
+        async def close(ws: web.WebSocketResponse) -> None:
+            await ws.close(code=NOT_READY_CLOSE, message=message)
+
+        for connection in list(self._connections.values()):
+            task = asyncio.get_running_loop().create_task(close(connection.ws))
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
 
     # ------------------------------------------------------------------ views
 
