@@ -590,13 +590,15 @@ class Relay:
             heartbeat=self.config.heartbeat_s,
         )
         authenticated: tuple[str, int] | None = None
-        answered = False
+        answered = over_budget = False
         try:
             await ws.prepare(request)
             authenticated = await self._authenticate(ws)
             answered = True
+        except Rejected:
+            over_budget = True  # a valid answer, over the endpoint's session budget
         finally:
-            if authenticated is not None:
+            if authenticated is not None or over_budget:
                 self.guard.succeeded(address)
             elif answered:
                 self.guard.failed(address, self.config.clock())
@@ -626,6 +628,11 @@ class Relay:
         return ws
 
     async def _authenticate(self, ws: web.WebSocketResponse) -> tuple[str, int] | None:
+        """The endpoint and its ``since``, or None (closed 4401) for a failed answer.
+
+        Raises ``Rejected`` (``rate_limited``, after closing with 4401) for a valid
+        answer from an endpoint over its session budget: not a failed guess.
+        """
         challenge = encode_control(
             Challenge(os.urandom(NONCE_SIZE), self.network.relay.id, self.config.clock())
         )
@@ -661,6 +668,14 @@ class Relay:
             log.warning("authentication_refused", code=exc.code, reason=str(exc))
             await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
             return None
+        try:
+            self.core.admission.take_session(endpoint.id, self.config.clock())
+        except Rejected as exc:
+            # Not a failed guess: the endpoint proved itself, it reconnects too often.
+            self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
+            log.warning("session_rate_limited", party=endpoint.id, reason=str(exc))
+            await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
+            raise
         assert self.log is not None
         await ws.send_bytes(encode_control(Welcome(auth.id, self.log.size)))
         if self.checkpoint_note:
@@ -718,6 +733,7 @@ class Relay:
 
     async def _control(self, connection: _Connection, data: bytes) -> None:
         try:
+            self.core.admission.take_control(connection.party, self.config.clock())
             control = decode_control(data)
         except Rejected as exc:
             self._notice(connection, data, exc)
