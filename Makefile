@@ -45,7 +45,8 @@ test: lint
 	done
 
 # `make bench`: hotline beside NATS JetStream and Mosquitto (Debian's servers are installed if
-# missing), a py-spy profile of the relay, then the scale curves; about 7 minutes on 2 cores.
+# missing), a py-spy profile of the relay, then the scale curves; about 20 minutes on 2 cores the
+# first time (the scale curves sign a 3,000,000-record log, then keep it in bench/results/).
 # Results in bench/results/ (not committed); the chart in docs/bench-peers.svg.
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -57,7 +58,9 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/compare.py --install --profile
 	$(BIN)/python bench/scale.py
 
-# The scale curves alone: endpoints connected, relay restart and proofs as the log grows.
+# The scale curves alone: endpoints connected, relay restart and memory, proofs and an endpoint's
+# journal as the log grows to 3,000,000 records (a month); about 15 minutes the first time, about
+# 5 once the logs are cached in bench/results/scale-cache/.
 bench-scale: $(BENCH_STAMP)
 	$(BIN)/python bench/scale.py
 

@@ -67,11 +67,9 @@ class AuditLog:
         self._checkpoint_path = checkpoint_path
         self._committer = GroupCommitter(store)
         self._signed: bytes | None = None
+        self._note_lock = threading.Lock()  # one writer of the checkpoint file at a time
         self._signed_size = -1
         self._signed_root = b""
-        # one writer of the checkpoint file at a time: the ticker's signing thread can still
-        # be running when stop() signs the last checkpoint, and a cosignature replaces it
-        self._checkpoint_lock = threading.Lock()
         if checkpoint_path is not None and checkpoint_path.exists():
             self._adopt(checkpoint_path.read_bytes())
 
@@ -134,9 +132,11 @@ class AuditLog:
     def checkpoint(self) -> bytes:
         """The latest signed checkpoint, signing a new one if the tree grew.
 
-        Blocking (it fsyncs): call it off the event loop.
+        Blocking (it fsyncs): call it off the event loop. Thread-safe: a relay
+        stopping signs its last checkpoint while a cancelled tick's thread may
+        still be signing one; the two never write the file at once.
         """
-        with self._checkpoint_lock:
+        with self._note_lock:
             return self._checkpoint()
 
     def _checkpoint(self) -> bytes:
@@ -160,18 +160,17 @@ class AuditLog:
         ``new`` must carry the log's own signature on the same text as ``old``;
         nothing else may change. Blocking (it fsyncs).
         """
-        with self._checkpoint_lock:
-            self._replace_checkpoint_note(old, new)
-
-    def _replace_checkpoint_note(self, old: bytes, new: bytes) -> None:
-        if old != self._signed:
-            return
-        checkpoint = open_checkpoint(new, self.origin, self._known)
-        if checkpoint.size != self._signed_size or not new.startswith(old.split(b"\n\n")[0]):
-            raise UsageError("a replacement note must sign the same checkpoint")
-        if self._checkpoint_path is not None:
-            create_file(self._checkpoint_path, new)
-        self._signed = new
+        with self._note_lock:
+            if old != self._signed:
+                return
+            checkpoint = open_checkpoint(new, self.origin, self._known)
+            if checkpoint.size != self._signed_size or not new.startswith(
+                old.split(b"\n\n")[0]
+            ):
+                raise UsageError("a replacement note must sign the same checkpoint")
+            if self._checkpoint_path is not None:
+                create_file(self._checkpoint_path, new)
+            self._signed = new
 
     def stop_signing_with(self, retired: Sequence[PublicKey]) -> None:
         """Sign no further checkpoint with these keys (their period has ended)."""

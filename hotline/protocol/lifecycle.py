@@ -14,14 +14,16 @@ Rules:
    order they are logged (relay, figures) or reach the sender (endpoint).
 2. ``acknowledged`` implies ``delivered``: a person cannot see what the system
    never got. An ``acknowledged`` receipt that comes first settles both stages;
-   a ``delivered`` receipt after it changes nothing.
+   a ``delivered`` receipt after it changes nothing (:func:`expects`: the relay
+   admits only receipts that still move the state).
 3. ``rejected`` ends what the recipient owes: nothing more is resent to it or
    watched for it. It reaches neither ``delivered`` nor ``acknowledged``.
 4. ``acknowledged`` and ``rejected`` are final and contradict each other: a
    step missing from :data:`TRANSITIONS` (``rejected`` after ``acknowledged``,
    ``acknowledged`` after ``rejected``) is illegal. It changes nothing; the relay
-   logs the receipt as evidence, the figures ignore it, and the sender's
-   endpoint refuses it with an alarm (``delivery_refused``).
+   refuses it (``replay``: not owed), the figures ignore one found in a log,
+   and the sender's endpoint refuses one delivered to it with an alarm
+   (``delivery_refused``).
 5. A deadline is an alarm only for a stage the recipient still owes
    (:data:`OWES`): once a stage's deadline passes while it is owed, the
    recipient is ``overdue`` for that stage, reported once. A stage settled, by
@@ -59,6 +61,7 @@ __all__ = [
     "RecipientState",
     "Step",
     "advance",
+    "expects",
     "finished",
     "implies",
     "legal",
@@ -161,6 +164,18 @@ def state_of(stages: Iterable[Stage], *, logged: bool) -> RecipientState:
     start = RecipientState.ACCEPTED if logged else RecipientState.QUEUED
     taken = frozenset(stages)
     return state_after((Step.of(stage) for stage in Stage if stage in taken), start)
+
+
+def expects(state: RecipientState) -> frozenset[Stage]:
+    """The receipt stages that would still move a recipient in ``state``: what a relay admits.
+
+    A repeat (``delivered`` again), one implied already (``delivered`` after
+    ``acknowledged``) and an illegal one are not expected.
+    """
+    return frozenset(
+        stage for stage in Stage
+        if legal(state, Step.of(stage)) and advance(state, Step.of(stage)) is not state
+    )
 
 
 def owes(state: RecipientState, stage: Stage) -> bool:

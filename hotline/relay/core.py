@@ -57,7 +57,7 @@ from hotline.auditlog.leaf import (
 )
 from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
-from hotline.protocol.admission import Admission, Verdict, recipients_of
+from hotline.protocol.admission import Admission, LoggedRef, Verdict, recipients_of
 from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
@@ -79,7 +79,15 @@ from hotline.protocol.envelope import (
 )
 from hotline.protocol.ids import is_uuid7, make_id
 from hotline.protocol.keys import SigningKey
-from hotline.protocol.lifecycle import OWES, RecipientState, Step, advance, finished, owes
+from hotline.protocol.lifecycle import (
+    OWES,
+    RecipientState,
+    Step,
+    advance,
+    expects,
+    finished,
+    owes,
+)
 from hotline.protocol.schema import MAX_NOTE, MAX_PATH, unpack_map
 from hotline.protocol.session import (
     REFUSAL_FLOOD_CLOSE,
@@ -234,6 +242,10 @@ RECEIPTS_KEPT: Final = 10_000
 ones are still in the log, and the endpoint can read them from the tiles."""
 
 
+def _answer(receipt: ReceiptBody) -> tuple[bytes, str, str]:
+    return (receipt.ref, receipt.sender, receipt.stage.value)
+
+
 def _refused_ids(frame: bytes) -> tuple[bytes | None, bytes | None]:
     """The refused envelope's id and body hash, as far as its bytes can be read."""
     try:
@@ -285,6 +297,7 @@ class RelayCore:
         self._slot_signed: dict[str, int] = {}  # endpoint → the last slot a test was signed for
         self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
         self._refusal_seq = 0
+        self._answering: set[tuple[bytes, str, str]] = set()  # receipts on their way to the log
         self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
         # A relay replica's name: written into connected/disconnected entries so that the
@@ -349,6 +362,8 @@ class RelayCore:
         it here gets the original accepted receipt, byte for byte.
         """
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         if inflight is None:
             return []
         body = inflight.envelope.body
@@ -369,6 +384,8 @@ class RelayCore:
         next tick, while that slot lasts.
         """
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         if inflight is None:
             return
         body = inflight.envelope.body
@@ -414,12 +431,10 @@ class RelayCore:
             envelope = open_envelope(
                 frame, self.network, max_size=self.network.limits.max_frame_bytes
             )
-            reply_to = None
+            ref = None
             if isinstance(envelope.body, ReceiptBody):
-                reply_to = self._reply_to(envelope.body)
-            verdict = self.admission.check(
-                envelope, authenticated=party, now_ms=now, reply_to=reply_to
-            )
+                ref = self._logged_ref(envelope.body)
+            verdict = self.admission.check(envelope, authenticated=party, now_ms=now, ref=ref)
         except Rejected as exc:
             return self.refuse(party, frame, exc, now)
         body = envelope.body
@@ -436,11 +451,38 @@ class RelayCore:
         token = next(self._tokens)
         self._inflight[token] = _Inflight(envelope, party, now)
         self._inflight_ids[body.id] = [party]
+        if isinstance(body, ReceiptBody):
+            self._answering.add(_answer(body))
         return [Append(encode_envelope_entry(now, envelope.frame), token, now, envelope)]
 
-    def _reply_to(self, receipt: ReceiptBody) -> str | None:
-        """Who a receipt goes back to: the sender of the message or test it answers."""
-        return self._origin.get(receipt.ref)
+    def _logged_ref(self, receipt: ReceiptBody) -> LoggedRef | None:
+        """What admission judges a receipt against: its ref as logged, and what it is owed.
+
+        Built from the messages still owed a receipt, so that it never needs
+        the log: a logged message that is owed nothing any more is ``closed``.
+        """
+        message = self._messages.get(receipt.ref)
+        if message is None:
+            origin = self._origin.get(receipt.ref)
+            if origin is None:
+                return None
+            return LoggedRef(origin, frozenset(), b"", frozenset(), closed=True)
+        origin = message.sender
+        body = message.body
+        if isinstance(body, LinkTestBody):
+            recipients = frozenset(body.to)
+        else:
+            assert isinstance(body, WarningBody | CancelBody | TextBody)
+            recipients = frozenset(recipients_of(self.network, origin, body.to))
+        if isinstance(body, LinkTestBody):  # a test is answered delivered (or refused)
+            owed = {(r, stage.value) for r in message.owing(Stage.DELIVERED)
+                    for stage in (Stage.DELIVERED, Stage.REJECTED)}
+        else:  # what would still move each recipient along the lifecycle table
+            owed = {(r, stage.value) for r, state in message.states.items()
+                    for stage in expects(state)}
+        owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
+        digest = body_hash(msgpack.unpackb(message.frame, raw=False)[1])  # logged, so well formed
+        return LoggedRef(origin, recipients, digest, frozenset(owed))
 
     def answers_unseen(self, frame: bytes) -> bool:
         """Whether ``frame`` is a receipt for a message or test this core has not applied.
@@ -523,6 +565,8 @@ class RelayCore:
     def appended(self, token: int, index: int, now: int) -> list[Action]:
         """The entry asked for with ``token`` is durable at ``index``."""
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         self.size = max(self.size, index + 1)
         if inflight is None:
             return []

@@ -56,6 +56,11 @@ class _RelayCollector(Collector):
         yield CounterMetricFamily(
             "hotline_link_tests", "Link tests sent", value=counters.link_tests
         )
+        yield CounterMetricFamily(
+            "hotline_refusal_floods",
+            "Sessions closed (4429) for drawing signed refusals faster than their budget",
+            value=counters.refusal_floods,
+        )
         log = relay.log
         yield GaugeMetricFamily(
             "hotline_log_entries", "Entries in the audit log", value=log.size if log else 0

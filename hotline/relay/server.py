@@ -170,7 +170,10 @@ class Relay:
         self._snapshot_size = 0  # entries the last saved (or loaded) snapshot covers
         self._snapshot_ms = 0
         self._file_work: set[asyncio.Future[Any]] = set()
-        self._unscanned = 0  # entries under a loaded snapshot not yet re-hashed since start
+        # entries under a loaded snapshot, re-hashed after start: how many, and the root
+        # (signed by this relay) their bytes must give
+        self._unscanned = 0
+        self._unscanned_root = b""
         # set when the relay stopped itself (its store was found altered); halt_reason says why
         self.halted = asyncio.Event()
         self.halt_reason = ""
@@ -252,7 +255,8 @@ class Relay:
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
         if self._unscanned:
             self._tasks.append(asyncio.create_task(self._scan(), name="relay-store-scan"))
-        self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
+        async with self._checkpoint_lock:  # the ticker may already want one too
+            self.checkpoint_note = await self._in_thread(self.log.checkpoint)
         self._snapshot_ms = config.clock()
         log.info("relay_started", size=self.log.size, data=str(config.data_dir))
 
@@ -312,6 +316,8 @@ class Relay:
                 f"the {covered} entries under the signed checkpoint do not hash to its root: "
                 "the store was altered; refusing to start"
             )
+        if begin and covered > begin:  # the re-hash goes on to the signed checkpoint
+            self._unscanned, self._unscanned_root = covered, self.log.signed_root
         log.info("relay_state_restored", snapshot_size=begin, replayed=size - begin)
 
     def _load_snapshot(self, ids: IdIndex, size: int) -> int:
@@ -348,24 +354,30 @@ class Relay:
         self._recorded_keys = keys if isinstance(keys, list) else None
         self._recorded_network = network if isinstance(network, bytes) else None
         self._accounted = self._snapshot_size = self._unscanned = snapshot.size
+        self._unscanned_root = snapshot.root
         log.info("snapshot_loaded", size=snapshot.size)
         return snapshot.size
 
     async def _scan(self) -> None:
-        """Re-hash the entries under the loaded snapshot against the tree, after start.
+        """Re-hash the entries under the loaded snapshot, after start.
 
         A restart from a snapshot does not read those entries, so this is where an
-        entry rewritten on disk (checksum and all) is found: the relay then logs
-        ``store_altered`` and stops itself, as a full restart would have refused to start.
-        The scan pauses three times as long as it works, so it takes at most about a
-        quarter of a core (a minute or so for 3,000,000 entries).
+        entry rewritten on disk (checksum and all) is found: each entry's bytes must
+        hash to its stored leaf, and the tree of all of them must have the root this
+        relay signed (its checkpoint's, or the snapshot's). Otherwise the relay logs
+        ``store_altered`` and stops itself, as a full restart would have refused to
+        start. The scan pauses three times as long as it works, so it takes at most
+        about a quarter of a core (a few minutes for 3,000,000 entries).
         """
         assert self.log is not None
         store, end, step = self.log.store, self._unscanned, 4096
+        tree = Frontier()
         try:
             for start in range(0, end, step):
                 began = time.monotonic()
-                bad = await asyncio.to_thread(_altered_leaf, store, start, min(end, start + step))
+                bad = await asyncio.to_thread(
+                    _altered_leaf, store, tree, start, min(end, start + step)
+                )
                 # at most a quarter of a core: the scan must not crowd out live traffic
                 await asyncio.sleep(3 * (time.monotonic() - began))
                 if bad is not None:
@@ -373,11 +385,16 @@ class Relay:
                         f"entry {bad} does not hash to its leaf in the tree: the store was "
                         "altered; the relay stops"
                     )
-                    log.error("store_altered", index=bad, reason=self.halt_reason)
                     break
             else:
-                log.info("store_scanned", entries=end)
-                return
+                if tree.root() == self._unscanned_root:
+                    log.info("store_scanned", entries=end)
+                    return
+                self.halt_reason = (
+                    f"the {end} entries under the snapshot do not hash to the root this relay "
+                    "signed: the store was altered; the relay stops"
+                )
+            log.error("store_altered", reason=self.halt_reason)
         except HotlineError as exc:
             self.halt_reason = f"the store could not be re-read: {exc.describe()}"
             log.exception("store_scan_failed", reason=self.halt_reason)
@@ -448,7 +465,8 @@ class Relay:
         for work in list(self._file_work):
             with contextlib.suppress(Exception):
                 await work
-        await asyncio.to_thread(self.log.checkpoint)
+        async with self._checkpoint_lock:
+            await asyncio.to_thread(self.log.checkpoint)
         if self.ids is not None:
             with contextlib.suppress(HotlineError, OSError):
                 await self._save_snapshot(self.config.clock(), force=True)
@@ -572,13 +590,15 @@ class Relay:
             heartbeat=self.config.heartbeat_s,
         )
         authenticated: tuple[str, int] | None = None
-        answered = False
+        answered = over_budget = False
         try:
             await ws.prepare(request)
             authenticated = await self._authenticate(ws)
             answered = True
+        except Rejected:
+            over_budget = True  # a valid answer, over the endpoint's session budget
         finally:
-            if authenticated is not None:
+            if authenticated is not None or over_budget:
                 self.guard.succeeded(address)
             elif answered:
                 self.guard.failed(address, self.config.clock())
@@ -608,6 +628,11 @@ class Relay:
         return ws
 
     async def _authenticate(self, ws: web.WebSocketResponse) -> tuple[str, int] | None:
+        """The endpoint and its ``since``, or None (closed 4401) for a failed answer.
+
+        Raises ``Rejected`` (``rate_limited``, after closing with 4401) for a valid
+        answer from an endpoint over its session budget: not a failed guess.
+        """
         challenge = encode_control(
             Challenge(os.urandom(NONCE_SIZE), self.network.relay.id, self.config.clock())
         )
@@ -643,6 +668,14 @@ class Relay:
             log.warning("authentication_refused", code=exc.code, reason=str(exc))
             await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
             return None
+        try:
+            self.core.admission.take_session(endpoint.id, self.config.clock())
+        except Rejected as exc:
+            # Not a failed guess: the endpoint proved itself, it reconnects too often.
+            self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
+            log.warning("session_rate_limited", party=endpoint.id, reason=str(exc))
+            await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
+            raise
         assert self.log is not None
         await ws.send_bytes(encode_control(Welcome(auth.id, self.log.size)))
         if self.checkpoint_note:
@@ -700,6 +733,7 @@ class Relay:
 
     async def _control(self, connection: _Connection, data: bytes) -> None:
         try:
+            self.core.admission.take_control(connection.party, self.config.clock())
             control = decode_control(data)
         except Rejected as exc:
             self._notice(connection, data, exc)
@@ -729,7 +763,9 @@ class Relay:
             except NoteError as exc:
                 log.info("cosignature_ignored", party=connection.party, reason=str(exc))
                 return
-            await asyncio.to_thread(self.log.replace_checkpoint_note, note, updated)
+            await self._in_thread(
+                functools.partial(self.log.replace_checkpoint_note, note, updated)
+            )
             self.checkpoint_note = updated
         log.info("checkpoint_cosigned", party=connection.party, size=checkpoint.size)
 
@@ -838,11 +874,14 @@ class Relay:
 RELAY: Final = web.AppKey("relay", Relay)
 
 
-def _altered_leaf(store: LogStore, start: int, stop: int) -> int | None:
-    """The first index in ``[start, stop)`` whose entry does not hash to its stored leaf."""
+def _altered_leaf(store: LogStore, tree: Frontier, start: int, stop: int) -> int | None:
+    """The first index in ``[start, stop)`` whose entry does not hash to its stored leaf;
+    the entries' leaf hashes are added to ``tree``."""
     for index, entry in enumerate(store.read_range(start, stop), start):
-        if leaf_hash(entry) != store.leaf_hash(index):
+        leaf = leaf_hash(entry)
+        if leaf != store.leaf_hash(index):
             return index
+        tree.append(leaf)
     return None
 
 

@@ -14,6 +14,7 @@ from hotline.protocol.lifecycle import (
     RecipientState,
     Step,
     advance,
+    expects,
     finished,
     implies,
     legal,
@@ -122,3 +123,11 @@ def test_the_set_of_legal_receipts_decides_the_state(stages: list[Stage]) -> Non
             kept.append(stage)
     assert state_of(kept, logged=True) is state
     assert state_of(reversed(kept), logged=True) is state
+
+
+def test_a_relay_expects_only_receipts_that_still_move_the_state() -> None:
+    """Everything before delivery; after it acknowledged or rejected; nothing once final."""
+    assert expects(S.ACCEPTED) == set(Stage)
+    assert expects(S.DELIVERED) == {Stage.ACKNOWLEDGED, Stage.REJECTED}
+    assert expects(S.ACKNOWLEDGED) == frozenset()
+    assert expects(S.REJECTED) == frozenset()

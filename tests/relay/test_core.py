@@ -480,14 +480,20 @@ def test_a_receipt_for_an_offline_sender_waits_for_its_reconnect() -> None:
     assert kept.party == "BY"
 
 
-def test_a_receipt_after_the_message_is_settled_still_reaches_the_sender() -> None:
-    """A late delivered receipt after the acknowledgement is logged and forwarded, owing nothing."""
+def test_a_receipt_the_lifecycle_no_longer_expects_is_refused_and_not_logged() -> None:
+    """After an acknowledgement, a late delivered or a contradicting rejected receipt: replay."""
     edge, author = Edge(new_core()), Author(NET)
-    edge.connect("BY")
+    edge.connect("BY", "LT")
     body, _ = warned(edge, author)
     edge.send("LT", receipt(author, "LT", body, Stage.ACKNOWLEDGED, NOW + 5), NOW + 5)
-    sends = edge.send("LT", receipt(author, "LT", body, Stage.DELIVERED, NOW + 6), NOW + 6)
-    assert [type(c) for c in controls(sends, "BY")] == [Deliver]
+    size = len(edge.log)
+    for stage in (Stage.DELIVERED, Stage.REJECTED):
+        sends = edge.send("LT", receipt(author, "LT", body, stage, NOW + 6), NOW + 6)
+        (notice,) = controls(sends, "LT")
+        assert isinstance(notice, RejectedNotice)
+        assert notice.code == "replay"
+        assert controls(sends, "BY") == []
+    assert len(edge.log) == size
     assert edge.core.state_of(body.id, "LT") is None  # nothing held for it any more
 
 
