@@ -2,7 +2,8 @@
 
 The posted JSON is the body's JSON view (:mod:`hotline.protocol.jsonview`)
 without the header: ``t`` and the type's own fields. The endpoint fills in
-``id``, ``from``, ``ts``, ``kid`` (and the core the ``seq``); for a warning a
+``id``, ``from``, ``ts``, ``kid``, ``operator`` (the logged-in operator who
+posted it; the core fills the ``seq``); for a warning a
 missing ``incident`` becomes a new one, for an update or cancel the incident
 of the message it refers to; a missing ``expires`` of a warning or update is
 ``ts`` + 1 hour. Everything else is checked by the protocol's schema, which
@@ -25,7 +26,7 @@ __all__ = ["COMPOSABLE", "DEFAULT_EXPIRY_MS", "Header", "draft_body", "reference
 
 DEFAULT_EXPIRY_MS: Final = 3_600_000
 COMPOSABLE: Final = frozenset({"warning", "update", "cancel", "text"})
-_FILLED: Final = ("id", "from", "ts", "seq", "kid")
+_FILLED: Final = ("id", "from", "ts", "seq", "kid", "operator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Header:
     ts: int
     kid: bytes
     new_incident: bytes  # used when a warning names no incident
+    operator: str | None = None  # the logged-in operator who posted it
 
 
 def _as_object(data: object) -> Mapping[str, Any]:
@@ -79,6 +81,8 @@ def draft_body(data: object, header: Header, ref_incident: bytes | None = None) 
         kid=header.kid.hex(),
         **{"from": header.sender},
     )
+    if header.operator is not None:
+        fields["operator"] = header.operator
     if "incident" not in fields:
         if kind == BodyType.WARNING.value:
             fields["incident"] = format_id(header.new_incident)

@@ -311,6 +311,7 @@ class EndpointCore:
             action=body.action,
             note=body.note,
             reason=body.reason,
+            operator=body.operator,
         )
         return Output(events=(stored,))
 
@@ -375,6 +376,7 @@ class EndpointCore:
         *,
         action: Action | None = None,
         note: str | None = None,
+        operator: str | None = None,
         test: bool = False,
     ) -> ReceiptQueued:
         body = ReceiptBody(
@@ -388,6 +390,7 @@ class EndpointCore:
             stage=stage,
             action=action,
             note=note,
+            operator=operator,
         )
         _, frame, digest = self._sign(body)
         self.next_seq += 1
@@ -426,7 +429,8 @@ class EndpointCore:
         )
 
     def acknowledge(
-        self, ref: bytes, action: Action | None, note: str | None, now_ms: int
+        self, ref: bytes, action: Action | None, note: str | None, now_ms: int,
+        operator: str | None = None,
     ) -> Output:
         """Our operator saw message ``ref``: a signed acknowledged receipt to its sender."""
         held = self._inbox.get(ref)
@@ -435,11 +439,12 @@ class EndpointCore:
         if held.acknowledged:
             raise AlreadyAcknowledged(f"message {format_id(ref)} was acknowledged before")
         queued = self._write_receipt(
-            ref, held.body_hash, Stage.ACKNOWLEDGED, now_ms, action=action, note=note
+            ref, held.body_hash, Stage.ACKNOWLEDGED, now_ms, action=action, note=note,
+            operator=operator,
         )
         self._inbox[ref] = replace(held, acknowledged=True)
         self.deadlines.reached(ref, self.me, Stage.ACKNOWLEDGED)
-        acknowledged = MessageAcknowledged(ref, held.sender, action, note, now_ms)
+        acknowledged = MessageAcknowledged(ref, held.sender, action, note, now_ms, operator)
         return Output(send=(queued.frame,), events=(acknowledged, queued))
 
     def pending_frames(self) -> tuple[bytes, ...]:

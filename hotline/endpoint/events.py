@@ -113,6 +113,7 @@ class ReceiptStored:
     action: Action | None = None
     note: str | None = None
     reason: str | None = None
+    operator: str | None = None  # who acknowledged, as their receipt names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,7 @@ class MessageAcknowledged:
     action: Action | None
     note: str | None
     acknowledged_ms: int
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from hotline.endpoint.access import ACCESS, Access, access_middleware, host_names
 from hotline.endpoint.compose import Header, draft_body, referenced_id
 from hotline.endpoint.connection import HEARTBEAT_S, Backoff, run_connection
 from hotline.endpoint.core import EndpointCore, Output
@@ -48,7 +49,9 @@ from hotline.endpoint.events import (
 from hotline.endpoint.hub import EventHub
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.endpoint.journal_thread import ThreadedJournal
+from hotline.endpoint.operators import OperatorStore
 from hotline.endpoint.relay_http import RelayHttp, RelayUnavailable, http_base
+from hotline.endpoint.sessions import DEFAULT_IDLE_S, SessionStore
 from hotline.endpoint.views import event_json
 from hotline.endpoint.witness import NeedsProof
 from hotline.errors import ConfigError, Rejected
@@ -110,6 +113,9 @@ class EndpointConfig:
 
     # relay replicas sharing one log: tried in turn, each after the other fails (failover)
     relay_urls: tuple[str, ...] = ()
+    # host names the API answers to besides loopback's and the listening address (--api-name)
+    api_names: tuple[str, ...] = ()
+    session_idle_s: float = DEFAULT_IDLE_S  # an operator's session ends after this long idle
 
     @property
     def ws_url(self) -> str:
@@ -338,8 +344,8 @@ class Endpoint:
 
     # ------------------------------------------------------------------ operator requests
 
-    async def post_message(self, data: object) -> bytes:
-        """Sign, journal and send a posted message; its id. Raises ``Rejected``."""
+    async def post_message(self, data: object, operator: str | None = None) -> bytes:
+        """Sign, journal and send a message ``operator`` posted; its id. Raises ``Rejected``."""
         ref = referenced_id(data)
         ref_incident = None
         if ref is not None:
@@ -352,6 +358,7 @@ class Endpoint:
                 ts=now,
                 kid=self.config.key.public.kid,
                 new_incident=_new_id(now),
+                operator=operator,
             )
             return self.core.send_message(draft_body(data, header, ref_incident), now)
 
@@ -359,9 +366,11 @@ class Endpoint:
         queued = next(e for e in out.events if isinstance(e, MessageQueued))
         return queued.body.id
 
-    async def acknowledge(self, ref: bytes, action: Action | None, note: str | None) -> None:
-        """Our operator acknowledged ``ref``. Raises UnknownMessage, AlreadyAcknowledged."""
-        await self._step(lambda now: self.core.acknowledge(ref, action, note, now))
+    async def acknowledge(
+        self, ref: bytes, action: Action | None, note: str | None, operator: str | None = None
+    ) -> None:
+        """``operator`` acknowledged ``ref``. Raises UnknownMessage, AlreadyAcknowledged."""
+        await self._step(lambda now: self.core.acknowledge(ref, action, note, now, operator))
 
     @property
     def connected(self) -> bool:
@@ -423,8 +432,17 @@ def make_app(config: EndpointConfig) -> web.Application:
     from hotline.endpoint.api import add_routes  # noqa: PLC0415  (api imports this module)
     from hotline.endpoint.cap_routes import add_cap_routes  # noqa: PLC0415  (likewise)
     from hotline.endpoint.feeds import add_feed_routes  # noqa: PLC0415  (likewise)
+    from hotline.endpoint.login_routes import add_login_routes  # noqa: PLC0415  (likewise)
 
-    app = web.Application()
+    app = web.Application(middlewares=[access_middleware])
+    app[ACCESS] = Access(
+        names=host_names(config.host, config.api_names),
+        operators=OperatorStore(config.data_dir),
+        sessions=SessionStore(time.monotonic, config.session_idle_s),
+        cookie=("__Host-" if config.tls.serve is not None else "")
+        + f"hotline_{config.endpoint_id}",
+        secure=config.tls.serve is not None,
+    )
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         endpoint = await Endpoint.open(config)
@@ -440,6 +458,7 @@ def make_app(config: EndpointConfig) -> web.Application:
     app.on_shutdown.append(end_streams)
     add_feed_routes(app, config)  # reads the feeds file now: a bad one stops the start
     add_cap_routes(app)  # before add_routes: /api/messages/{id}.cap is matched first
+    add_login_routes(app)
     add_routes(app)
     return app
 

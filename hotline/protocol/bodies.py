@@ -104,6 +104,7 @@ class WarningBody(_Header):
     advice: Advice | None = None
     text: str | None = None
     lang: str | None = None
+    operator: str | None = None  # who at the sender's console sent it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +128,7 @@ class CancelBody(_Header):
     reason: CancelReason
     text: str | None = None
     lang: str | None = None
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +142,7 @@ class TextBody(_Header):
     text: str
     lang: str
     incident: bytes | None = None
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,6 +156,7 @@ class ReceiptBody(_Header):
     action: Action | None = None
     note: str | None = None
     reason: str | None = None
+    operator: str | None = None  # who acknowledged (acknowledged receipts only)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -56,6 +56,7 @@ __all__ = [
     "HASH_SIZE",
     "MAX_RECIPIENTS",
     "MAX_TEXT",
+    "OPERATOR_NAME",
     "PARTY_ID",
     "body_to_map",
     "decode_body",
@@ -72,6 +73,7 @@ MAX_RECIPIENTS: Final = 64
 MAX_TIME_MS: Final = (1 << 48) - 1
 MAX_SEQ: Final = (1 << 63) - 1
 PARTY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]{0,31}")
+OPERATOR_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _LANG: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
@@ -249,6 +251,13 @@ def _party(path: str, value: object) -> str:
     return value
 
 
+def _operator(path: str, value: object) -> str:
+    if not isinstance(value, str) or not OPERATOR_NAME.fullmatch(value):
+        raise _schema(path, "must be an operator name (1 to 32 letters, digits, '.', '_' or "
+                            "'-', starting with a letter or digit)")
+    return value
+
+
 def _lang(path: str, value: object) -> str:
     if not isinstance(value, str) or not _LANG.fullmatch(value) or len(value) > 35:
         raise _schema(path, "must be a BCP 47 language tag such as en or lt")
@@ -354,6 +363,7 @@ def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningB
     body["predicted"] = None if predicted is None else _read_predicted(predicted)
     body["advice"] = r.opt("advice", _ADVICE)
     _text_and_lang(r, body, required=False)
+    body["operator"] = r.opt("operator", _operator)
     if body["expires"] <= body["ts"]:
         raise _schema(r.path("expires"), "must be later than ts")
     if update:
@@ -371,6 +381,7 @@ def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
     body["ref"] = r.req("ref", _uuid7)
     body["reason"] = r.req("reason", _CANCELREASON)
     _text_and_lang(r, body, required=False)
+    body["operator"] = r.opt("operator", _operator)
     return CancelBody(**body)
 
 
@@ -381,6 +392,7 @@ def _read_text(r: _Reader, head: dict[str, Any]) -> TextBody:
     body["precedence"] = r.req("precedence", _PRECEDENCE)
     _text_and_lang(r, body, required=True)
     body["incident"] = r.opt("incident", _uuid7)
+    body["operator"] = r.opt("operator", _operator)
     return TextBody(**body)
 
 
@@ -393,9 +405,12 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
         action=r.opt("action", _ACTION),
         note=r.opt("note", _text(MAX_NOTE)),
         reason=r.opt("reason", _text(MAX_NOTE)),
+        operator=r.opt("operator", _operator),
     )
     if receipt.action is not None and receipt.stage is not Stage.ACKNOWLEDGED:
         raise _schema(r.path("action"), "belongs only to an acknowledged receipt")
+    if receipt.operator is not None and receipt.stage is not Stage.ACKNOWLEDGED:
+        raise _schema(r.path("operator"), "belongs only to an acknowledged receipt")
     if (receipt.stage is Stage.REJECTED) != (receipt.reason is not None):
         raise _schema(r.path("reason"), "is given for, and only for, a rejected receipt")
     return receipt
