@@ -7,7 +7,8 @@
                             ``__Host-…``); ``401 bad_credentials`` for a wrong name or
                             password (the same answer, after the same Argon2 work, for both)
 ``GET /api/session``        the logged-in operator: ``200 {"operator", "role", "csrf",
-                            "idle_s"}``; ``401`` without a live session
+                            "idle_s"}``; ``200 {"operator": null}`` without a live
+                            session
 ``POST /api/logout``        ends the session (its event streams close) → ``204``
 ==========================  ================================================================
 
@@ -83,7 +84,9 @@ async def login(request: web.Request) -> web.Response:
 
 async def current(request: web.Request) -> web.Response:
     access = request.app[ACCESS]
-    session: Session = request[SESSION]
+    session = request.get(SESSION)
+    if session is None:
+        return web.json_response({"operator": None})
     return web.json_response(_session_json(access, session))
 
 
