@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from enum import StrEnum
@@ -75,6 +76,11 @@ MAX_SEQ: Final = (1 << 63) - 1
 PARTY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]{0,31}")
 OPERATOR_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
+# Characters that make text read otherwise than it is: DEL and the C1 controls, the bidi
+# marks, embeddings, overrides and isolates, and the zero-width characters.
+_DECEPTIVE: Final = re.compile(
+    "[\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 _LANG: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 E = TypeVar("E", bound=StrEnum)
@@ -199,6 +205,13 @@ def _text(limit: int, *, minimum: int = 0) -> Callable[[str, object], str]:
             raise _schema(path, f"must be at most {limit} characters")
         if _CONTROL.search(value):
             raise _schema(path, "must not contain control characters")
+        deceptive = _DECEPTIVE.search(value)
+        if deceptive is not None:
+            char = deceptive.group()
+            name = unicodedata.name(char, "a control character")
+            raise _schema(path, f"must not contain U+{ord(char):04X} ({name}) at position "
+                                f"{deceptive.start()}: invisible and direction-changing "
+                                "characters can make text read otherwise than it is")
         return value
 
     return check
@@ -409,10 +422,10 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
     )
     if receipt.action is not None and receipt.stage is not Stage.ACKNOWLEDGED:
         raise _schema(r.path("action"), "belongs only to an acknowledged receipt")
-    if receipt.operator is not None and receipt.stage is not Stage.ACKNOWLEDGED:
-        raise _schema(r.path("operator"), "belongs only to an acknowledged receipt")
     if (receipt.stage is Stage.REJECTED) != (receipt.reason is not None):
         raise _schema(r.path("reason"), "is given for, and only for, a rejected receipt")
+    if receipt.operator is not None and receipt.stage is not Stage.ACKNOWLEDGED:
+        raise _schema(r.path("operator"), "belongs only to an acknowledged receipt")
     return receipt
 
 
