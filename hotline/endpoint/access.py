@@ -38,6 +38,8 @@ from aiohttp import web
 
 from hotline.endpoint.operators import OperatorStore
 from hotline.endpoint.sessions import Session, SessionStore
+from hotline.errors import ConfigError, PlaintextRefused
+from hotline.tls import is_loopback
 
 __all__ = [
     "ACCESS",
@@ -45,6 +47,7 @@ __all__ = [
     "SESSION",
     "Access",
     "access_middleware",
+    "check_exposure",
     "host_names",
 ]
 
@@ -65,6 +68,26 @@ def host_names(listen_host: str, extra: Iterable[str]) -> frozenset[str]:
     except ValueError:
         names.add(listen_host.lower())
     return frozenset(names)
+
+
+def check_exposure(host: str, tls_served: bool, operators: OperatorStore) -> None:
+    """Refuse to serve the API off loopback without TLS or without an operator to log in.
+
+    Raises PlaintextRefused or ConfigError; ``--unsafe-plaintext`` does not lift this one:
+    passwords and session cookies never cross a network in clear.
+    """
+    if is_loopback(host):
+        return
+    if not tls_served:
+        raise PlaintextRefused(
+            f"refusing to serve the endpoint's console and API on {host}, which is not a "
+            "loopback address, without TLS: operators' passwords and sessions would cross the "
+            "network in clear; give --api-tls-cert and --api-tls-key, or listen on 127.0.0.1 "
+            "(--unsafe-plaintext covers only the relay connection)")
+    if not operators.names():
+        raise ConfigError(
+            f"refusing to serve the console on {host} with no operator to log in: add one "
+            f"with hotline operator add --data {operators.path.parent} NAME")
 
 
 def _host_name(host: str) -> str:

@@ -32,7 +32,13 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from hotline.endpoint.access import ACCESS, Access, access_middleware, host_names
+from hotline.endpoint.access import (
+    ACCESS,
+    Access,
+    access_middleware,
+    check_exposure,
+    host_names,
+)
 from hotline.endpoint.compose import Header, draft_body, referenced_id
 from hotline.endpoint.connection import HEARTBEAT_S, Backoff, run_connection
 from hotline.endpoint.core import EndpointCore, Output
@@ -481,10 +487,12 @@ class RunningEndpoint:
 async def serve_endpoint(config: EndpointConfig) -> AsyncIterator[RunningEndpoint]:
     """Run an endpoint and its API on ``config.host``/``config.port`` for the block.
 
-    The API is served over TLS when ``config.tls.serve`` is set; plaintext off
-    loopback is refused unless ``config.tls.unsafe_plaintext`` is set.
+    The API is served over TLS when ``config.tls.serve`` is set. Off loopback it
+    is refused without TLS (``unsafe_plaintext`` does not lift this) and without
+    an operator who could log in (:func:`~hotline.endpoint.access.check_exposure`).
     """
     tls = config.tls
+    check_exposure(config.host, tls.serve is not None, OperatorStore(config.data_dir))
     transport = listening_transport(
         config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
         what="the endpoint's console and feed API", cert_flags="--api-tls-cert and --api-tls-key",
