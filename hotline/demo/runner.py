@@ -75,8 +75,9 @@ class _Process:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.log_path.open("ab")
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handle = os.fdopen(fd, "ab")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hotline", *self.args,
             stdout=handle, stderr=handle, stdin=asyncio.subprocess.DEVNULL,

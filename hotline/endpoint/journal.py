@@ -33,6 +33,7 @@ runs a journal on one dedicated thread (:mod:`hotline.endpoint.journal_thread`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -247,7 +248,10 @@ class Journal:
     @classmethod
     def open(cls, path: Path, *, initial_seq: int = 1) -> Journal:
         """Open (or create) the journal; a new one starts its ``seq`` at ``initial_seq``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # only this user reads the journal: created 0600 before SQLite opens it (its -wal and
+        # -shm files take the same mode)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")

@@ -116,6 +116,9 @@ class EndpointConfig:
     feeds: Path | None = None  # sensor feeds (feeds.toml); None: DATA/feeds.toml if present
     tls: TlsSettings = field(default_factory=TlsSettings)  # to the relay, and the API's own
     heartbeat_s: float = HEARTBEAT_S  # relay silent this long: ping; no pong in half: reconnect
+    # a connection must send a whole request within this long of connecting or of its last
+    # answer (a client trickling its headers is closed too), like the relay's
+    header_timeout_s: float = 10.0
 
     # relay replicas sharing one log: tried in turn, each after the other fails (failover)
     relay_urls: tuple[str, ...] = ()
@@ -500,7 +503,10 @@ async def serve_endpoint(config: EndpointConfig) -> AsyncIterator[RunningEndpoin
     ssl_context = server_context(tls.serve) if tls.serve is not None else None
     note_transport(transport, endpoint=config.endpoint_id, api_host=config.host)
     app = make_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # keepalive_timeout runs from the connection's start until a whole request has come (and
+    # again after each answer), so it bounds reading headers as well as idle keep-alive
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           keepalive_timeout=config.header_timeout_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)

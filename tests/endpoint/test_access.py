@@ -240,3 +240,39 @@ async def test_every_route_reads_json_strictly(lt: Lt, raw: bytes, why: str) -> 
         status, body = await lt.post(path, raw, **lt.officer, **{"Content-Type": JSON})
         assert (status, body["error"]) == (400, "bad_json"), path
         assert why in body["detail"]
+
+
+async def test_a_client_trickling_its_headers_is_closed(tmp_path: Path) -> None:
+    """A connection that sends a byte of headers at a time is closed at the header timeout."""
+    net = make_network()
+    config = EndpointConfig(
+        network=net.network, endpoint_id="LT", key=net.keys["LT"], data_dir=tmp_path,
+        relay_url=f"ws://127.0.0.1:{closed_port()}/v1/ws", header_timeout_s=0.5,
+    )
+    async with serve_endpoint(config) as running:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        try:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            closed = False
+            async with asyncio.timeout(TIMEOUT):
+                while not closed:
+                    writer.write(b"X")  # one more byte of a header that never ends
+                    try:
+                        closed = await asyncio.wait_for(reader.read(1), 0.1) == b""
+                    except TimeoutError:
+                        continue
+        finally:
+            writer.close()
+    assert closed
+
+
+def test_the_journal_and_its_directory_are_private(tmp_path: Path) -> None:
+    """A new journal is 0600 in a 0700 directory; the operators file is 0600."""
+    from hotline.endpoint.journal import JOURNAL_FILE, Journal  # noqa: PLC0415
+
+    data = tmp_path / "LT"
+    Journal.open(data / JOURNAL_FILE).close()
+    add_operator(data)
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / JOURNAL_FILE).stat().st_mode & 0o777 == 0o600
+    assert (data / "operators.json").stat().st_mode & 0o777 == 0o600
