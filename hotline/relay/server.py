@@ -56,7 +56,7 @@ from hotline.protocol.session import (
     verify_auth,
 )
 from hotline.relay.core import Action, Append, Broadcast, RelayCore, Send
-from hotline.relay.guard import AuthGuard, GuardLimits, Refusal
+from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.http import add_http_routes
 from hotline.relay.metrics import RelayMetrics
 from hotline.tls import TlsSettings, listening_transport, note_transport, server_context
@@ -364,26 +364,19 @@ class Relay:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         address = request.remote or "unknown"
-        refusal = self.guard.opening(address, self.config.clock())
-        if refusal is not None:
-            return self._refuse_session(address, refusal)
+        ticket = self.guard.opening()
+        if isinstance(ticket, Refusal):
+            return self._refuse_session(address, ticket)
         ws = web.WebSocketResponse(
             max_msg_size=4 * self.network.limits.max_frame_bytes,
             heartbeat=self.config.heartbeat_s,
         )
         authenticated: tuple[str, int] | None = None
-        answered = False
         try:
             await ws.prepare(request)
-            authenticated = await self._authenticate(ws)
-            answered = True
+            authenticated = await self._authenticate(ws, ticket, address)
         finally:
-            if authenticated is not None:
-                self.guard.succeeded(address)
-            elif answered:
-                self.guard.failed(address, self.config.clock())
-            else:
-                self.guard.gone(address)
+            ticket.gone()  # closed before it answered (a no-op once the answer was judged)
         if authenticated is None:
             return ws
         party, since = authenticated
@@ -407,7 +400,11 @@ class Relay:
             log.info("endpoint_disconnected", party=party, code=ws.close_code)
         return ws
 
-    async def _authenticate(self, ws: web.WebSocketResponse) -> tuple[str, int] | None:
+    async def _authenticate(
+        self, ws: web.WebSocketResponse, ticket: Ticket, address: str
+    ) -> tuple[str, int] | None:
+        """The party and its ``since`` once its answer verifies (never refused for failures
+        counted before); None after closing a wrong or missing answer."""
         challenge = encode_control(
             Challenge(os.urandom(NONCE_SIZE), self.network.relay.id, self.config.clock())
         )
@@ -421,14 +418,21 @@ class Relay:
             code = RejectCode.NOT_AUTHENTICATED.value
             self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
             log.warning("authentication_timed_out", after_s=self.config.auth_timeout_s)
+            ticket.gone()
             await ws.close(code=AUTH_FAILED_CLOSE, message=b"not_authenticated: no answer in time")
             return None
+        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                            WSMsgType.ERROR):
+            ticket.gone()  # it left without answering: nothing to count against anyone
+            return None
+        claimed = ""
         try:
             if message.type is not WSMsgType.BINARY:
                 raise Rejected(RejectCode.BAD_FRAME, "expected a binary auth message")
             auth = decode_control(message.data)
             if not isinstance(auth, Auth):
                 raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before anything else")
+            claimed = auth.id
             endpoint = self.network.endpoints.get(auth.id)
             if endpoint is None:
                 raise Rejected(RejectCode.UNKNOWN_SENDER, f"{auth.id!r} is not an endpoint")
@@ -437,9 +441,16 @@ class Relay:
             )
         except Rejected as exc:
             self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
-            log.warning("authentication_refused", code=exc.code, reason=str(exc))
-            await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
+            locked = ticket.failed(address, claimed, self.config.clock())
+            reason = exc.describe()
+            if locked is not None:
+                retry_s = max(1, math.ceil(locked.retry_after_ms / 1000))
+                reason = f"{RejectCode.RATE_LIMITED.value}: {locked.reason}; retry in {retry_s} s"
+            log.warning("authentication_refused", code=exc.code, reason=str(exc), peer=address,
+                        claimed=claimed[:64], locked=locked is not None)
+            await ws.close(code=AUTH_FAILED_CLOSE, message=reason.encode()[:120])
             return None
+        ticket.succeeded()
         assert self.log is not None
         await ws.send_bytes(encode_control(Welcome(auth.id, self.log.size)))
         if self.checkpoint_note:
@@ -515,7 +526,7 @@ class Relay:
     # ------------------------------------------------------------------ slow readers
 
     def _refuse_session(self, address: str, refusal: Refusal) -> web.Response:
-        """HTTP 429 before the WebSocket opens: the address failed too often, or floods."""
+        """HTTP 429 before the WebSocket opens: too many sockets are authenticating."""
         retry_s = max(1, math.ceil(refusal.retry_after_ms / 1000))
         code = RejectCode.RATE_LIMITED.value
         self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
