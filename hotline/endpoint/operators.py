@@ -18,6 +18,7 @@ every login, so an operator added to a running endpoint can log in at once.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -44,8 +45,13 @@ MIN_PASSWORD: Final = 8
 MAX_PASSWORD: Final = 1024
 
 _HASHER: Final = PasswordHasher()
-# checked against when the name is unknown, so a wrong name costs the same time as a wrong password
-_DUMMY_HASH: Final = _HASHER.hash("no operator has this password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the name is unknown, so a wrong name costs what a wrong password
+    does (made at the first login, not at import: every ``hotline`` command imports this)."""
+    return _HASHER.hash("no operator has this password")
 
 
 class Role(enum.StrEnum):
@@ -132,7 +138,7 @@ class OperatorStore:
         if len(password) > MAX_PASSWORD:
             return None
         try:
-            _HASHER.verify(_DUMMY_HASH if entry is None else entry.hash, password)
+            _HASHER.verify(_dummy_hash() if entry is None else entry.hash, password)
         except (VerificationError, InvalidHashError):
             return None
         return None if entry is None else Operator(entry.name, entry.role)
