@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from hotline.endpoint.service import serve_endpoint
 from hotline.errors import ConfigError, PlaintextRefused
-from hotline.testing.operators import add_operator
-from hotline.tls import ClientTls, TlsSettings
+from hotline.testing.operators import OPERATOR, PASSWORD, add_operator
+from hotline.tls import ClientTls, TlsSettings, client_connector
 from tests.factories import TestNet
 from tests.tls.conftest import Pki, endpoint_config
 
@@ -42,3 +43,21 @@ async def test_all_interfaces_with_tls_needs_an_operator(
     add_operator(config.data_dir)
     async with serve_endpoint(config) as running:
         assert running.scheme == "https"
+
+
+async def test_under_tls_the_session_cookie_is_secure_and_host_prefixed(
+    net: TestNet, pki: Pki, tmp_path: Path
+) -> None:
+    """Over https the login sets __Host-hotline_BY with Secure, HttpOnly and SameSite=Strict."""
+    config = endpoint_config(net, tmp_path, "BY", OFFLINE_RELAY, ClientTls(),
+                             serve=pki.serve("BY"))
+    add_operator(config.data_dir)
+    async with serve_endpoint(config) as running, aiohttp.ClientSession(
+        connector=client_connector(ClientTls(ca=pki.ca))
+    ) as http, http.post(running.url + "/api/login",
+                         json={"name": OPERATOR, "password": PASSWORD}) as response:
+        assert response.status == 200
+        cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-hotline_BY=")
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"secure", "httponly", "samesite=strict", "path=/"} <= attributes
