@@ -16,13 +16,17 @@ Two curves, each on relays run as their own process (``hotline relay``) on
   (sent to verified at SINK) and round trip (sent to the ``delivered`` receipt
   verified back at the sender), p50 and p99; the CPU share of the relay and of
   this process (all the endpoints), and the relay's peak RSS.
-- **Log size.** A log of K real signed entries (warnings, receipts, link tests,
-  made by :class:`hotline.testing.traffic.Traffic` as ``bench/auditlog.py``
-  makes them, written through the file store), then ``hotline relay`` started
-  on it: the time from exec until ``/healthz`` answers, the relay's peak RSS
-  (``VmHWM``) then, and the time of inclusion and consistency proofs over HTTP
-  at that size, and the relay's CPU share while it then idles for 3 s with no
-  endpoint connected. The same log grows from one size to the next.
+- **Log size.** A log of K real signed entries spanning days (a network in
+  steady operation: link tests and their answers every round, a warning with
+  its receipts every 90 minutes; made by ``bench/yearlog.py``, 3,000,000
+  records span 31 days), grown from one size to the next and kept in
+  ``bench/results/scale-cache/`` between runs. At each size ``hotline relay``
+  is started once to bring its snapshot up to date (reported as the first
+  start), stopped, and then started again and measured: the time from exec
+  until ``/healthz`` answers, the relay's peak RSS (``VmHWM``) after it has
+  then idled 3 s (so the background re-hash of the entries under the snapshot
+  is counted too), the time of inclusion and consistency proofs over HTTP at
+  that size, and its CPU share while idle.
 
 Writes ``OUT/scale.json`` and ``OUT/scale.md`` (also printed).
 """
@@ -35,39 +39,36 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import aiohttp
+from endpoint_journal import endpoint_point
 from peers.hotline_peer import RelayProcess, client_for, lift_rate_limit, start_relay
 from peers.procstat import cpu_seconds, peak_rss_mib
 from peers.workload import percentile
 from relay import Client, sealed_warning
+from yearlog import grow, span_days
 
-from hotline.auditlog.filestore import FileStore
-from hotline.auditlog.leaf import encode_envelope_entry
-from hotline.auditlog.log import STORE_DIR
-from hotline.bootstrap import NETWORK_FILE, key_path
-from hotline.keyfile import load_signing_key
+from hotline.bootstrap import NETWORK_FILE
 from hotline.logs import configure_logging
 from hotline.network_file import load_network
 from hotline.protocol.bodies import LinkTestBody, ReceiptBody, WarningBody
 from hotline.protocol.envelope import open_envelope, seal
 from hotline.protocol.session import Deliver, RejectedNotice, decode_control
 from hotline.protocol.vocab import Action, Stage
-from hotline.testing.traffic import START_MS, Traffic
 
 BENCH: Final = Path(__file__).resolve().parent
 SINK: Final = "SINK"
-CHUNK: Final = 10_000
+CACHE: Final = BENCH / "results" / "scale-cache" / "yearlog-1"
 HEALTH_TIMEOUT_S: Final = 900.0
 IDLE_S: Final = 3.0
 
@@ -208,48 +209,6 @@ async def endpoints_point(scratch: Path, connected: int, rate: float, seconds: f
 
 # ---------------------------------------------------------------------------- log size
 
-_WORKER: dict[str, Traffic] = {}
-
-
-def _worker_init(config: str) -> None:
-    directory = Path(config).parent
-    network = load_network(Path(config))
-    keys = {p: load_signing_key(key_path(directory, p))
-            for p in (network.relay.id, *network.endpoints)}
-    _WORKER["traffic"] = Traffic(network, keys)
-
-
-def _chunk(number: int, count: int) -> list[bytes]:
-    """``count`` signed frames; each chunk's ids are distinct from every other chunk's."""
-    base = _WORKER["traffic"]
-    traffic = Traffic(base.network, base.keys, counter=number * 1_000_000_000)
-    return list(traffic.frames(count))
-
-
-def _chunks(config: Path, start: int, stop: int, workers: int) -> Iterator[list[bytes]]:
-    counts = [min(CHUNK, stop - s) for s in range(start, stop, CHUNK)]
-    numbers = range(start // CHUNK + 1, start // CHUNK + 1 + len(counts))
-    with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(str(config),)) as pool:
-        yield from pool.map(_chunk, numbers, counts)
-
-
-def grow_log(config: Path, data: Path, size: int, workers: int) -> float:
-    """Append real signed entries to the relay's store until it holds ``size``; seconds taken."""
-    started = time.perf_counter()
-    store = FileStore(data / STORE_DIR)
-    try:
-        begin = store.size
-        if begin >= size:
-            return 0.0
-        for frames in _chunks(config, begin, size, workers):
-            base = store.size
-            store.append_batch([encode_envelope_entry(START_MS + base + i, frame)
-                                for i, frame in enumerate(frames)])
-    finally:
-        store.close()
-    return time.perf_counter() - started
-
-
 async def _wait_healthy(relay: RelayProcess, session: aiohttp.ClientSession) -> dict[str, int]:
     deadline = time.perf_counter() + HEALTH_TIMEOUT_S
     while time.perf_counter() < deadline:
@@ -297,13 +256,13 @@ async def restart_point(config: Path, data: Path, state: Path, size: int,
         async with aiohttp.ClientSession() as session:
             health = await _wait_healthy(relay, session)
             ready = time.perf_counter() - started
-            rss = peak_rss_mib(relay.server.pid)
+            rss_ready = peak_rss_mib(relay.server.pid)
             published = int(health["checkpoint_size"])
             figures: dict[str, float] = {
-                "records": size, "log_size": int(health["log_size"]), "restart_s": ready,
-                "peak_rss_mib": rss,
+                "records": int(health["log_size"]), "restart_s": ready,
+                "rss_at_ready_mib": rss_ready,
             }
-            if published > 1:
+            if published > 1 and proofs:
                 figures.update(await _proof_times(session, relay, published, proofs))
             # The relay idle, no endpoint connected: what its 100 ms tick costs at this size.
             before, idle_from = cpu_seconds(relay.server.pid), time.perf_counter()
@@ -311,16 +270,77 @@ async def restart_point(config: Path, data: Path, state: Path, size: int,
             figures["idle_cpu_share"] = (
                 (cpu_seconds(relay.server.pid) - before) / (time.perf_counter() - idle_from)
             )
+            figures["peak_rss_mib"] = peak_rss_mib(relay.server.pid)
+            figures["asked_records"] = size
             return figures
     finally:
         await asyncio.to_thread(relay.server.stop, 120.0)
 
 
+def _disk_mib(data: Path) -> float:
+    return sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / (1 << 20)
+
+
+async def size_point(config: Path, cache: Path, size: int, *, scratch: Path,
+                     args: argparse.Namespace) -> dict[str, float]:
+    """The log of ``size`` records (made, or taken from the cache), started once, then measured.
+
+    The logs are grown in ``cache/master``, which no relay ever runs on, and copied at each
+    size: a relay's own entries (relay_started, its link tests, dated now) would otherwise
+    sit before older synthetic ones, and the log would no longer pass ``audit verify``.
+    """
+    data = cache / f"log-{size}"
+    prepared = data / "prepared.json"
+    if not prepared.exists():
+        if data.exists():
+            shutil.rmtree(data)  # a run stopped half-way through making it
+        master = cache / "master"
+        wrote = await asyncio.to_thread(grow, config, master, size, args.workers)
+        await asyncio.to_thread(shutil.copytree, master, data)
+        first = await restart_point(config, data, scratch / f"first-{size}", size, 0)
+        prepared.write_text(json.dumps({
+            "write_s": wrote, "first_start_s": first["restart_s"],
+            "first_start_peak_rss_mib": first["peak_rss_mib"],
+        }) + "\n")
+    row = await restart_point(config, data, scratch / f"relay-{size}", size, args.proofs)
+    row.update(json.loads(prepared.read_text()))
+    row["span_days"] = span_days(int(row["records"]), len(load_network(config).endpoints))
+    row["disk_mib"] = _disk_mib(data)
+    return row
+
+
 # ---------------------------------------------------------------------------- report
 
 
+async def journal_points(config: Path, cache: Path, scratch: Path,
+                         counts: Sequence[int]) -> list[dict[str, float]]:
+    """An endpoint's journal after each number of answered link tests, restarted and measured.
+
+    Each size starts from a copy of the one before (the journals are small: answers are
+    pruned once the relay has them), kept in the cache between runs.
+    """
+    rows: list[dict[str, float]] = []
+    previous: Path | None = None
+    for count in counts:
+        data = cache / f"journal-{count}"
+        if not (data / "complete").exists():
+            if data.exists():
+                await asyncio.to_thread(shutil.rmtree, data)
+            if previous is not None:
+                await asyncio.to_thread(shutil.copytree, previous, data)
+        row = await endpoint_point(config, data, scratch / f"endpoint-{count}", count)
+        await asyncio.to_thread((data / "complete").write_text, "1\n")
+        rows.append(row)
+        previous = data
+        print(f"journal {count:>9,} link tests ({row['days_at_5s']:.0f} days): "
+              f"{row['journal_rows']:,.0f} rows, {row['journal_mib']:.1f} MiB, endpoint "
+              f"restart {row['restart_s']:.2f} s, peak RSS {row['peak_rss_mib']:.0f} MiB",
+              flush=True)
+    return rows
+
+
 def markdown(endpoints: Sequence[dict[str, float]], sizes: Sequence[dict[str, float]],
-             rate: float) -> str:
+             rate: float, journals: Sequence[dict[str, float]] = ()) -> str:
     lines = ["# hotline as it grows", ""]
     if endpoints:
         repeats = int(endpoints[0].get("repeats", 1))
@@ -348,6 +368,24 @@ def markdown(endpoints: Sequence[dict[str, float]], sizes: Sequence[dict[str, fl
                       if "inclusion_p50_ms" in r else "| n/a | n/a | n/a | n/a |")
             lines.append(f"| {r['records']:,.0f} | {r['restart_s']:.2f} s "
                          f"| {r['peak_rss_mib']:.0f} MiB | {r['idle_cpu_share']:.1%} " + proofs)
+        lines += ["", "The same logs: days spanned, first start (snapshot made), disk:", "",
+                  "| records | days | first start | its peak RSS | disk |",
+                  "| ---: | ---: | ---: | ---: | ---: |"]
+        for r in sizes:
+            if "span_days" in r:
+                lines.append(f"| {r['records']:,.0f} | {r['span_days']:.1f} "
+                             f"| {r['first_start_s']:.1f} s "
+                             f"| {r['first_start_peak_rss_mib']:.0f} MiB "
+                             f"| {r['disk_mib']:,.0f} MiB |")
+        lines.append("")
+    if journals:
+        lines += ["An endpoint's journal after answering link tests (5 s apart):", "",
+                  "| link tests | days | journal rows | journal size | endpoint restart "
+                  "| endpoint peak RSS |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in journals:
+            lines.append(f"| {r['tests_answered']:,.0f} | {r['days_at_5s']:.0f} "
+                         f"| {r['journal_rows']:,.0f} | {r['journal_mib']:.1f} MiB "
+                         f"| {r['restart_s']:.2f} s | {r['peak_rss_mib']:.0f} MiB |")
         lines.append("")
     return "\n".join(lines)
 
@@ -359,6 +397,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                                               "python": sys.version.split()[0]}}
     endpoint_rows: list[dict[str, float]] = []
     size_rows: list[dict[str, float]] = []
+    journal_rows: list[dict[str, float]] = []
+    journal_counts = [int(n) for n in args.journal_tests.split(",") if n.strip()]
     with tempfile.TemporaryDirectory(prefix="hotline-scale-") as scratch_name:
         scratch = Path(scratch_name)
         runs: dict[int, list[dict[str, float]]] = {count: [] for count in endpoint_counts}
@@ -380,26 +420,35 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         ]
         results["endpoint_runs"] = [row for rows in runs.values() for row in rows]
         if sizes:
-            config = lift_rate_limit(_default_network(scratch / "log-net"))
-            data = scratch / "grown-log"
-            baseline = await restart_point(config, data, scratch / "relay-0", 0, args.proofs)
+            cache = args.cache
+            cache.mkdir(parents=True, exist_ok=True)
+            config = cache / "net" / NETWORK_FILE
+            if not config.exists():
+                _default_network(cache / "net")
+            baseline = await restart_point(config, scratch / "empty-log", scratch / "relay-0", 0,
+                                           args.proofs)
             size_rows.append(baseline)
             print(f"records {0:>9,}: restart {baseline['restart_s']:.2f} s, "
                   f"peak RSS {baseline['peak_rss_mib']:.0f} MiB", flush=True)
             for size in sizes:
-                wrote = await asyncio.to_thread(grow_log, config, data, size, args.workers)
-                row = await restart_point(config, data, scratch / f"relay-{size}", size,
-                                          args.proofs)
-                row["write_s"] = wrote
+                row = await size_point(config, cache, size, scratch=scratch, args=args)
                 size_rows.append(row)
-                print(f"records {size:>9,}: restart {row['restart_s']:.2f} s, peak RSS "
-                      f"{row['peak_rss_mib']:.0f} MiB, idle CPU {row['idle_cpu_share']:.1%}, "
-                      "inclusion p50 "
-                      f"{row.get('inclusion_p50_ms', 0):.2f} ms (log written in {wrote:.0f} s)",
-                      flush=True)
+                print(f"records {row['records']:>9,.0f} ({row['span_days']:.1f} days): restart "
+                      f"{row['restart_s']:.2f} s, peak RSS {row['peak_rss_mib']:.0f} MiB, idle "
+                      f"CPU {row['idle_cpu_share']:.1%}, inclusion p50 "
+                      f"{row.get('inclusion_p50_ms', 0):.2f} ms (first start "
+                      f"{row['first_start_s']:.1f} s, {row['first_start_peak_rss_mib']:.0f} MiB; "
+                      f"log written in {row['write_s']:.0f} s)", flush=True)
+        if journal_counts:
+            args.cache.mkdir(parents=True, exist_ok=True)
+            net = args.cache / "net" / NETWORK_FILE
+            if not net.exists():
+                _default_network(args.cache / "net")
+            journal_rows = await journal_points(net, args.cache, scratch, journal_counts)
     results["endpoints"] = endpoint_rows
     results["log_sizes"] = size_rows
-    report = markdown(endpoint_rows, size_rows, args.rate)
+    results["endpoint_journal"] = journal_rows
+    report = markdown(endpoint_rows, size_rows, args.rate, journal_rows)
     print()
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -424,12 +473,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each point, interleaved; the medians are reported")
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
-    parser.add_argument("--sizes", default="10000,100000,1000000",
+    parser.add_argument("--sizes", default="10000,100000,1000000,3000000",
                         help="log sizes, comma-separated, rising ('' to skip)")
+    parser.add_argument("--journal-tests", default="10000,100000,1000000",
+                        help="link tests an endpoint has answered, comma-separated, rising "
+                             "('' to skip)")
     parser.add_argument("--proofs", type=int, default=200, help="proofs of each kind per size")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes that sign the log's entries")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument("--cache", type=Path, default=CACHE,
+                        help="where the grown logs are kept between runs (delete to make anew)")
     args = parser.parse_args(argv)
     configure_logging(level=30)
     asyncio.run(main_async(args))

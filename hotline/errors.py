@@ -46,6 +46,7 @@ __all__ = [
     "ProofError",
     "RejectCode",
     "Rejected",
+    "SnapshotMismatch",
     "StoreError",
     "TlsError",
     "UsageError",
@@ -67,6 +68,12 @@ class RejectCode(enum.StrEnum):
     LINK_FORBIDDEN = "link_forbidden"
     RATE_LIMITED = "rate_limited"
     SCHEMA = "schema"
+    BUSY = "busy"
+
+    @property
+    def temporary(self) -> bool:
+        """A temporary refusal: the same frame may be sent again after ``retry_after_ms``."""
+        return self in (RejectCode.RATE_LIMITED, RejectCode.BUSY)
 
 
 class HotlineError(Exception):
@@ -90,14 +97,18 @@ class Rejected(HotlineError):
     """A frame from the other side is refused; nothing it carried was acted on.
 
     ``path`` names the offending field for ``schema`` rejections
-    (``track.lat``), and is empty otherwise.
+    (``track.lat``), and is empty otherwise. ``retry_after_ms`` says when a
+    temporary refusal (``rate_limited``, ``busy``) may be retried; 0 if unknown.
     """
 
-    def __init__(self, code: RejectCode, sentence: str, path: str = "") -> None:
+    def __init__(
+        self, code: RejectCode, sentence: str, path: str = "", *, retry_after_ms: int = 0
+    ) -> None:
         super().__init__(f"{path}: {sentence}" if path else sentence)
         self.code = code.value
         self.reject_code: Final = code
         self.path: Final = path
+        self.retry_after_ms: Final = retry_after_ms
         self.detail: Final = sentence
 
 
@@ -165,6 +176,12 @@ class StoreError(AuditError):
     """A log store is damaged, truncated or altered beyond a torn tail."""
 
     code = "bad_store"
+
+
+class SnapshotMismatch(AuditError):
+    """A relay-state snapshot does not match the log (or is torn, foreign or stale): unused."""
+
+    code = "snapshot_mismatch"
 
 
 class VerificationFailed(AuditError):

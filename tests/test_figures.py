@@ -17,8 +17,17 @@ from hypothesis import strategies as st
 
 import hotline.figures
 from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
-from hotline.errors import VerificationFailed
-from hotline.figures import Latency, LinkFigures, median, nearest_rank, render_text
+from hotline.errors import UsageError, VerificationFailed
+from hotline.figures import (
+    HOP_COLUMNS,
+    LINK_COLUMNS,
+    Latency,
+    LinkFigures,
+    median,
+    nearest_rank,
+    render_legend,
+    render_text,
+)
 from hotline.protocol.bodies import (
     Body,
     CancelBody,
@@ -309,7 +318,8 @@ def test_clock_offset_is_the_median_of_the_test_samples() -> None:
 def test_availability_counts_in_time_late_and_old_unanswered_tests() -> None:
     """In time counts for, late and old-unanswered count against, a young unanswered not at all."""
     book = LogBook()
-    book.answered_test("LT", T0, 500)  # in time
+    book.event(EntryKind.CONNECTED, T0 - 1, party="LT")
+    book.answered_test("LT", T0, 200)  # in time
     book.answered_test("LT", T0 + 10_000, TIMEOUT + 1_000)  # late
     book.link_test("LT", T0 + 20_000)  # never answered, old by the end
     book.link_test("LT", T0 + 30_000)  # never answered, still young at the end
@@ -318,7 +328,7 @@ def test_availability_counts_in_time_late_and_old_unanswered_tests() -> None:
     lt = hop(snapshot, "LT")
     assert (lt["tests"], lt["answered"]) == (4, 2)
     assert lt["availability"] == pytest.approx(1 / 3)
-    assert lt["rtt_ms"] == {"p50": 500, "p90": TIMEOUT + 1_000, "p99": TIMEOUT + 1_000,
+    assert lt["rtt_ms"] == {"p50": 200, "p90": TIMEOUT + 1_000, "p99": TIMEOUT + 1_000,
                             "max": TIMEOUT + 1_000, "count": 2}
     assert link(snapshot, "BY", "LT")["availability"] == lt["availability"]
     assert link(snapshot, "LT", "BY")["availability"] is None  # no test to BY decided
@@ -327,6 +337,7 @@ def test_availability_counts_in_time_late_and_old_unanswered_tests() -> None:
 def test_a_young_unanswered_test_fails_once_now_passes_its_timeout() -> None:
     """The same unanswered test is undecided at its timeout and failed one millisecond later."""
     book = LogBook()
+    book.event(EntryKind.CONNECTED, T0 - 1, party="LV")
     book.answered_test("LV", T0, TIMEOUT)  # exactly at the timeout is in time
     book.link_test("LV", T0 + 5_000)
     book.event(EntryKind.CONNECTED, T0 + 5_000 + TIMEOUT, party="LV")
@@ -346,8 +357,51 @@ def test_availability_is_null_until_a_test_is_decided() -> None:
 def test_a_long_forgotten_test_stays_failed() -> None:
     """An unanswered test dropped from memory after hours still counts against availability."""
     book = LogBook()
+    book.event(EntryKind.CONNECTED, T0 - 1, party="PL")
     book.link_test("PL", T0)
     book.answered_test("PL", T0 + 3_600_000, 10)
+    assert hop(book.snapshot(), "PL")["availability"] == 0.5
+
+
+def test_tests_before_an_endpoint_first_connects_do_not_count_against_it() -> None:
+    """An endpoint not yet up fails no test; once it has connected, a lost test counts."""
+    book = LogBook()
+    book.link_test("EE", T0)  # EE has never connected: not up yet
+    book.event(EntryKind.CONNECTED, T0 + 1_000, party="EE")
+    book.answered_test("EE", T0 + 5_000, 10)
+    book.event(EntryKind.DISCONNECTED, T0 + 6_000, party="EE", reason="closed 1001")
+    book.link_test("EE", T0 + 10_000)  # down after it was up: counts
+    book.event(EntryKind.CONNECTED, T0 + 10_000 + TIMEOUT + 1, party="EE")
+    ee = hop(book.snapshot(), "EE")
+    assert (ee["tests"], ee["answered"], ee["availability"]) == (3, 1, 0.5)
+
+
+def test_a_relay_shutdown_voids_the_tests_it_did_not_see_time_out() -> None:
+    """A test still open when the relay stops or restarts never counts against the endpoint."""
+    book = LogBook()
+    book.event(EntryKind.CONNECTED, T0, party="LT")
+    book.answered_test("LT", T0 + 1_000, 10)
+    book.link_test("LT", T0 + 5_000)  # open when the relay stops
+    book.event(EntryKind.RELAY_STOPPED, T0 + 5_500)
+    book.link_test("LT", T0 + 9_000)  # an old relay's test, cut by a crash and restart
+    book.event(EntryKind.RELAY_STARTED, T0 + 9_100, version="1", network_sha256=b"\0" * 32)
+    book.link_test("LT", T0 + 9_200)  # LT still reconnecting after the restart
+    book.event(EntryKind.CONNECTED, T0 + 9_500, party="LT")
+    book.answered_test("LT", T0 + 12_000, 10)
+    book.event(EntryKind.CONNECTED, T0 + 60_000, party="BY")
+    lt = hop(book.snapshot(), "LT")
+    assert (lt["tests"], lt["answered"], lt["availability"]) == (5, 2, 1.0)
+
+
+def test_a_test_still_unanswered_after_the_reconnect_grace_counts() -> None:
+    """After a relay restart, an endpoint that stays away past one interval fails its tests."""
+    book = LogBook()
+    book.event(EntryKind.CONNECTED, T0, party="PL")
+    book.answered_test("PL", T0 + 1_000, 10)
+    book.event(EntryKind.RELAY_STARTED, T0 + 2_000, version="1", network_sha256=b"\0" * 32)
+    interval = book.net.network.link_test_interval_ms
+    book.link_test("PL", T0 + 2_000 + interval)
+    book.event(EntryKind.CONNECTED, T0 + 2_000 + interval + TIMEOUT + 1, party="BY")
     assert hop(book.snapshot(), "PL")["availability"] == 0.5
 
 
@@ -526,3 +580,59 @@ def test_importing_figures_loads_no_event_loop() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_link_that_carried_nothing_shows_no_availability() -> None:
+    """A link with no message shows — for availability, not a share of link tests."""
+    figures = everything().figures().figures()
+    text = render_text(figures)
+    for row in figures.links:
+        (line,) = [x for x in text.splitlines() if x.startswith(f"{row.origin}→{row.recipient} ")]
+        assert ("—" in line.split()) == (row.messages == 0)
+
+
+def test_the_legend_defines_every_column_in_the_words_of_docs_relay() -> None:
+    """One legend line per column of both tables, each also a row of docs/relay.md."""
+    docs = (Path(__file__).parent.parent / "docs" / "relay.md").read_text(encoding="utf-8")
+    legend = render_legend()
+    for name, meaning in (*LINK_COLUMNS, *HOP_COLUMNS):
+        assert f"| `{name}` | {meaning} |" in docs
+        assert meaning in legend
+    header = render_text(everything().figures().figures()).splitlines()[1].split()
+    assert " ".join(header) == " ".join(name for name, _ in LINK_COLUMNS)
+
+
+# ----------------------------------------------------------------------------- saved state
+
+
+@pytest.mark.parametrize("cut", [1, 5, 9, 14])
+def test_state_saved_anywhere_and_loaded_ends_with_the_same_figures(cut: int) -> None:
+    """Folding, saving through MessagePack, loading and folding on equals folding straight."""
+    book = one_warning_two_recipients()
+    book.event(EntryKind.CONNECTED, T0 + 70_000, party="LT")
+    for i, rtt in enumerate((20, 40, 6_000, 60)):
+        book.answered_test("LT", T0 + 71_000 + i * 5_000, rtt, clock_ahead_ms=300)
+    book.link_test("LT", T0 + 95_000)
+    book.event(EntryKind.RELAY_STOPPED, T0 + 95_500)
+    book.event(EntryKind.RELAY_STARTED, T0 + 96_000, version="1", network_sha256=b"\0" * 32)
+    assert len(book.entries) > cut
+    first = LinkFigures(book.net.network)
+    for index, entry in enumerate(book.entries[:cut]):
+        first.add_entry(index, entry)
+    saved = msgpack.unpackb(msgpack.packb(first.state()), strict_map_key=False)
+    loaded = LinkFigures.from_state(book.net.network, saved)
+    assert loaded.snapshot() == first.snapshot()
+    for index, entry in enumerate(book.entries[cut:], cut):
+        loaded.add_entry(index, entry)
+    assert loaded.snapshot() == book.snapshot()
+    assert loaded.state() == book.figures().state()
+
+
+def test_a_saved_state_that_does_not_parse_is_refused() -> None:
+    """A state with a missing or mistyped part raises UsageError, not a crash later."""
+    state = one_warning_two_recipients().figures().state()
+    broken = dict(state, hops=[["LT", [1, 2], [], []]])
+    with pytest.raises(UsageError):
+        LinkFigures.from_state(NET.network, broken)
+    with pytest.raises(UsageError):
+        LinkFigures.from_state(NET.network, {"exact": False})

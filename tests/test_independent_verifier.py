@@ -296,6 +296,24 @@ def test_doc_snippet_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("verified: BY -> ['LT']")
 
 
+def test_cli_output_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    """`hotline envelope verify … | head` whose reader is gone: exit 141, no traceback."""
+    frame_file = tmp_path / "example.env"
+    frame_file.write_bytes(doc_hex("envelope"))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "hotline", "envelope", "verify", "--network",
+             str(VECTORS / "network.toml"), str(frame_file)],
+            stdout=write_end, stderr=subprocess.PIPE, check=False, timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == b""
+
+
 def test_cli_verifies_the_doc_example(tmp_path: Path) -> None:
     """`hotline envelope verify` accepts the doc's envelope with the vector network."""
     frame_file = tmp_path / "example.env"

@@ -21,7 +21,7 @@ PURE_MODULES = sorted(
     + [
         PACKAGE / "auditlog" / name
         for name in ("merkle.py", "note.py", "checkpoint.py", "cosignature.py", "tiles.py",
-                     "leaf.py", "hashlevels.py")
+                     "leaf.py", "hashlevels.py", "rules.py")
     ]
     + [PACKAGE / "endpoint" / f"{name}.py" for name in ENDPOINT_CORE]
     + [PACKAGE / "relay" / "core.py", PACKAGE / "relay" / "guard.py"]

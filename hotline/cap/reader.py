@@ -30,8 +30,17 @@ else ``sent``
                                         (default en)
 ``responseType``                        ``advice``: Monitor, Prepare, Avoid /
                                         Evacuate / Shelter → avoid, AllClear
-``references`` (last entry)             ``ref`` (must be a hotline message id)
+``references`` (last entry)             ``ref`` when it names a hotline message id;
+                                        else left to the endpoint, which looks the
+                                        entry up among the CAP identities it knows
 ``parameter`` ``hotline:NAME``          the hotline field NAME (see ``codes.PARAMETERS``)
+``identifier``, ``sender``, ``sent``,   ``cap``: the CAP alert's identity and what
+every ``info``'s ``language``,          hotline has no field for, signed with the
+``event``, ``headline``,                body so that the export gives them back
+``description`` (after the first),
+every ``area``'s ``areaDesc``,
+``polygon``, ``circle``, ``altitude``,
+``ceiling``
 ======================================  =============================================
 
 ``incident`` is ``hotline:incident``, else the first UUIDv7 in ``incidents``;
@@ -65,6 +74,7 @@ from hotline.cap.codes import (
     INCIDENT_TAG,
     RESPONSE_TO_ADVICE,
     RESPONSE_TYPES,
+    SENDER_PREFIX,
     SEVERITIES,
     STATUS_FROM_CAP,
     URGENCIES,
@@ -93,6 +103,7 @@ from hotline.cap.xmlsafe import DOCUMENT, parse_untrusted
 from hotline.errors import Rejected, UsageError
 from hotline.protocol.ids import format_id, is_uuid7, make_id, parse_id
 from hotline.protocol.jsonview import json_to_body
+from hotline.protocol.schema import MAX_CAP_AREAS, MAX_CAP_INFOS
 from hotline.protocol.vocab import BodyType, Precedence
 
 __all__ = ["CapInput", "cap_to_body_json"]
@@ -109,14 +120,18 @@ class CapInput:
 
     ``body`` is the JSON view without the header; ``identifier``, ``sender``
     and ``sent_ms`` are the CAP alert's own identity (CAP names a message by
-    the three together), kept out of the body: the endpoint gives the message
-    a hotline id of its own.
+    the three together), also in the body's ``cap``: the endpoint gives the
+    message a hotline id of its own. ``references`` are the entries of an
+    Update's or Cancel's ``references`` (``sender, identifier, sent_ms``); when
+    the last names no hotline message id, ``body`` has no ``ref`` and the
+    endpoint looks the entry up.
     """
 
     body: dict[str, Any]
     identifier: str
     sender: str
     sent_ms: int
+    references: tuple[tuple[str, str, int], ...] = ()
 
 
 def _recipients(params: dict[str, Param], default_to: str | list[str]) -> object:
@@ -137,26 +152,111 @@ def _recipients(params: dict[str, Param], default_to: str | list[str]) -> object
 # ----------------------------------------------------------------------------- the alert
 
 
-def _references_last(alert: Node) -> tuple[str, str]:
-    """The hotline message id in the last entry of ``references``, and its path."""
+def _references(alert: Node) -> tuple[tuple[str, str, int], ...]:
+    """Every ``sender,identifier,sent`` entry of ``references``, oldest first."""
     node = alert.req("references", " for an Update or Cancel: it names the message")
     entries = node.text.split()
     if not entries:
         raise schema_error(node.path, "must list at least one sender,identifier,sent entry")
+    out: list[tuple[str, str, int]] = []
     for entry in entries:
         if entry.count(",") != 2:
             raise schema_error(node.path, f"entry {entry[:60]!r} is not sender,identifier,sent")
-    _sender, identifier, sent = entries[-1].split(",")
+        sender, identifier, sent = entry.split(",")
+        if not sender or not identifier:
+            raise schema_error(node.path, f"entry {entry[:60]!r} has an empty sender or "
+                                          "identifier")
+        try:
+            out.append((sender, identifier, parse_cap_time(sent)))
+        except ValueError as exc:
+            raise schema_error(node.path, f"the sent time of entry {entry[:60]!r} {exc}") from None
+    return tuple(out)
+
+
+def _put_ref(alert: Node, out: Fields) -> tuple[tuple[str, str, int], ...]:
+    """``ref`` from the last reference when it is a hotline message id; all the entries."""
+    entries = _references(alert)
+    ref = uuid_text(entries[-1][1])
+    if ref is not None and is_uuid7(parse_id(ref)):
+        out.put("ref", ref, f"{alert.path}.references" if alert.path else "references",
+                "the last reference")
+    return entries
+
+
+# ----------------------------------------------------------------------------- the origin
+
+
+def _shapes(area: Node, name: str) -> list[str]:
+    shapes: list[str] = []
+    for node in area.all(name):
+        text = " ".join(node.text.split())
+        try:
+            (parse_circle if name == "circle" else parse_polygon)(text)
+        except ValueError as exc:
+            raise schema_error(node.path, str(exc)) from None
+        shapes.append(text)
+    return shapes
+
+
+def _feet(node: Node | None) -> float | None:
+    if node is None:
+        return None
     try:
-        parse_cap_time(sent)
+        return float(parse_decimal(node.text))
     except ValueError as exc:
-        raise schema_error(node.path, f"the sent time of the last entry {exc}") from None
-    ref = uuid_text(identifier)
-    if ref is None:
-        raise schema_error(
-            node.path, f"the last entry must name a hotline message id (a UUID), not {identifier!r}"
-        )
-    return ref, node.path
+        raise schema_error(node.path, f"must be a height in feet: {exc}") from None
+
+
+def _origin_area(area: Node) -> dict[str, Any]:
+    desc = area.opt("areaDesc")
+    out: dict[str, Any] = {"desc": "" if desc is None else desc.text.strip()}
+    for name in ("polygon", "circle"):
+        shapes = _shapes(area, name)
+        if shapes:
+            out[name] = shapes
+    for name in ("altitude", "ceiling"):
+        feet = _feet(area.opt(name))
+        if feet is not None:
+            out[name] = feet
+    return out
+
+
+def _origin_info(info: Node, first: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    language = info.opt("language")
+    if language is not None:
+        out["lang"] = language.text.strip()
+    for name in ("event", "headline") if first else ("event", "headline", "description"):
+        node = info.opt(name)
+        if node is not None:
+            out[name] = node.text
+    areas = [_origin_area(a) for a in info.all("area")]
+    if areas:
+        out["area"] = areas
+    return out
+
+
+def _origin(alert: Node, ident: tuple[str, str, int], out: Fields) -> None:
+    """``cap``: the alert's identity, and every info's and area's fields hotline has none for.
+
+    The first info's ``description`` is the body's ``text`` already. A hotline
+    export (sender ``hotline:…``) has nothing beyond its body, so it gets none.
+    """
+    sender, identifier, sent_ms = ident
+    if sender.startswith(SENDER_PREFIX):
+        return
+    cap: dict[str, Any] = {"sender": sender, "identifier": identifier, "sent": sent_ms}
+    infos = alert.all("info")
+    if infos:
+        cap["info"] = [_origin_info(info, i == 0) for i, info in enumerate(infos)]
+    out.put("cap", cap, DOCUMENT)
+
+
+def _cap_path(path: str) -> str:
+    """The CAP element a ``cap.…`` field of the body came from."""
+    rest = path.removeprefix("cap.")
+    rest = re.sub(r"\.desc$", ".areaDesc", rest)
+    return re.sub(r"\.lang$", ".language", rest)
 
 
 def _incident(
@@ -361,12 +461,11 @@ def _warning(
     _predicted(info, params, out)
     _advice(info, out)
     _text(info, None, out)
-    if kind is BodyType.UPDATE:
-        ref, path = _references_last(alert)
-        out.put("ref", ref, path, "the last reference")
 
 
-def _cancel(alert: Node, default_to: str | list[str], out: Fields) -> None:
+def _cancel(
+    alert: Node, default_to: str | list[str], out: Fields
+) -> tuple[tuple[str, str, int], ...]:
     infos = alert.all("info")
     info = infos[0] if infos else None
     params = hotline_parameters(info) if info is not None else {}
@@ -379,14 +478,14 @@ def _cancel(alert: Node, default_to: str | list[str], out: Fields) -> None:
     precedence = Precedence.ROUTINE if info is None else _precedence(info)
     out.put("precedence", precedence.value, f"{info.path}.urgency" if info else DOCUMENT)
     _incident(alert, params, out, None)
-    ref, path = _references_last(alert)
-    out.put("ref", ref, path, "the last reference")
+    references = _put_ref(alert, out)
     reason = params.get("hotline:reason")
     if reason is None:
         out.put("reason", "other", DOCUMENT)
     else:
         out.put("reason", reason.value.strip(), reason.path, reason.name)
     _text(info, alert.opt("note"), out)
+    return references
 
 
 def _check(out: Fields, now_ms: int) -> None:
@@ -401,9 +500,13 @@ def _check(out: Fields, now_ms: int) -> None:
     }
     probe.update(out.body)
     probe.setdefault("incident", _PROBE_ID)
+    if probe["t"] != BodyType.WARNING.value:
+        probe.setdefault("ref", _PROBE_ID)
     try:
         json_to_body(probe)
     except Rejected as exc:
+        if exc.path.startswith("cap."):
+            raise schema_error(_cap_path(exc.path), exc.detail) from None
         raise out.blame(exc) from None
 
 
@@ -434,8 +537,18 @@ def cap_to_body_json(
             "msgType", f"must be Alert, Update or Cancel; hotline takes no {msg_type}"
         )
     out = Fields()
+    infos = alert.all("info")
+    if len(infos) > MAX_CAP_INFOS:
+        raise schema_error(infos[MAX_CAP_INFOS].path,
+                           f"is one info too many: hotline keeps at most {MAX_CAP_INFOS}")
+    for info in infos:
+        areas = info.all("area")
+        if len(areas) > MAX_CAP_AREAS:
+            raise schema_error(areas[MAX_CAP_AREAS].path,
+                               f"is one area too many: hotline keeps at most {MAX_CAP_AREAS}")
+    references: tuple[tuple[str, str, int], ...] = ()
     if kind is BodyType.CANCEL:
-        _cancel(alert, default_to, out)
+        references = _cancel(alert, default_to, out)
     else:
         _warning(
             alert,
@@ -445,5 +558,8 @@ def cap_to_body_json(
             default_to=default_to,
             out=out,
         )
+    if kind is BodyType.UPDATE:
+        references = _put_ref(alert, out)
+    _origin(alert, (sender, identifier, sent_ms), out)
     _check(out, now_ms)
-    return CapInput(out.body, identifier, sender, sent_ms)
+    return CapInput(out.body, identifier, sender, sent_ms, references)

@@ -18,6 +18,13 @@ content (the losses are listed in ``docs/cap.md``):
   km (at least 0.001), ``altitude`` in feet when the altitude is above mean sea
   level (``hotline:alt_m`` and ``hotline:alt_ref`` otherwise).
 
+A body read from someone else's CAP carries ``cap`` (protocol §3.10): then
+``identifier``, ``sender`` and ``sent`` are that alert's own, every ``info`` it
+had is written again (``language``, ``event``, ``headline``, ``description``)
+and every ``area`` as it was (``areaDesc``, polygons, circles, altitude,
+ceiling) instead of the track's circle; the first ``info`` carries the hotline
+fields as above.
+
 An Ack (``ack=True``) carries no ``info``: it references the message and takes
 its status. The output is built with :mod:`xml.etree.ElementTree`, which escapes
 text; characters XML 1.0 cannot hold (U+FFFE, U+FFFF) become U+FFFD.
@@ -44,14 +51,23 @@ from hotline.cap.codes import (
     STATUS_TO_CAP,
     certainty_of,
 )
-from hotline.cap.geo import decimal_text, metres_to_feet, metres_to_km
+from hotline.cap.geo import (
+    decimal_text,
+    metres_to_feet,
+    metres_to_km,
+    parse_circle,
+    parse_polygon,
+)
 from hotline.cap.times import format_cap_time
 from hotline.errors import UsageError
 from hotline.protocol.bodies import (
     ALL_RECIPIENTS,
     Body,
     CancelBody,
+    CapArea,
+    CapInfo,
     Recipients,
+    Track,
     UpdateBody,
     WarningBody,
 )
@@ -108,13 +124,15 @@ def _references(
     if ack:
         target = body.id
         default = (cap_sender(body.sender), format_id(body.id), body.ts)
+        if body.cap is not None:
+            default = (body.cap.sender, body.cap.identifier, body.cap.sent)
     elif isinstance(body, UpdateBody | CancelBody):
         target = body.ref
         default = (sender, format_id(body.ref), uuid7_time_ms(body.ref))
     else:
         return None
     entries = list(given) or [default]
-    if entries[-1][1] != format_id(target):
+    if entries[-1][0].startswith(SENDER_PREFIX) and entries[-1][1] != format_id(target):
         raise UsageError(
             f"the last reference must name the message {format_id(target)}, not {entries[-1][1]!r}"
         )
@@ -136,10 +154,63 @@ def _to_text(to: Recipients) -> str:
     return ALL_RECIPIENTS if to == ALL_RECIPIENTS else " ".join(to)
 
 
-def _warning_info(info: ET.Element, body: WarningBody) -> None:
+def _info_text(info: ET.Element, body: WarningBody | CancelBody, origin: CapInfo | None) -> None:
+    """``headline`` (kept from the origin) and ``description`` (the body's text)."""
+    headline = None if origin is None else origin.headline
+    if headline is not None:
+        _add(info, "headline", headline)
+    if body.text is not None and body.text != headline:
+        _add(info, "description", body.text)
+
+
+def _areas(info: ET.Element, areas: Sequence[CapArea]) -> None:
+    for kept in areas:
+        area = _add(info, "area")
+        _add(area, "areaDesc", kept.desc)
+        for polygon in kept.polygon or ():
+            _add(area, "polygon", polygon)
+        for circle in kept.circle or ():
+            _add(area, "circle", circle)
+        if kept.altitude is not None:
+            _add(area, "altitude", _plain(Decimal(decimal_text(kept.altitude))))
+        if kept.ceiling is not None:
+            _add(area, "ceiling", _plain(Decimal(decimal_text(kept.ceiling))))
+
+
+def _other_info(
+    alert: ET.Element, body: WarningBody | CancelBody, origin: CapInfo, event: str
+) -> None:
+    """A second or later ``info`` of the origin, with the first's codes and times."""
+    info = _add(alert, "info")
+    if origin.lang is not None:
+        _add(info, "language", origin.lang)
+    _add(info, "category", "Security")
+    _add(info, "event", origin.event or event)
+    if isinstance(body, WarningBody):
+        if body.advice is not None:
+            _add(info, "responseType", ADVICE_TO_RESPONSE[body.advice])
+    else:
+        _add(info, "responseType", "AllClear")
+    urgency, severity = PRECEDENCE_TO_URGENCY_SEVERITY[body.precedence]
+    _add(info, "urgency", urgency)
+    _add(info, "severity", severity)
+    if isinstance(body, WarningBody):
+        _add(info, "certainty", certainty_of(body.track.confidence))
+        _add(info, "onset", _time(body.track.observed_at, "track.observed_at"))
+        _add(info, "expires", _time(body.expires, "expires", round_up=True))
+    else:
+        _add(info, "certainty", "Unknown")
+    if origin.headline is not None:
+        _add(info, "headline", origin.headline)
+    if origin.description is not None:
+        _add(info, "description", origin.description)
+    _areas(info, origin.area or ())
+
+
+def _warning_info(info: ET.Element, body: WarningBody, origin: CapInfo | None) -> None:
     track = body.track
     _add(info, "category", "Security")
-    _add(info, "event", EVENT_BY_OBJECT[track.object])
+    _add(info, "event", (origin and origin.event) or EVENT_BY_OBJECT[track.object])
     if body.advice is not None:
         _add(info, "responseType", ADVICE_TO_RESPONSE[body.advice])
     urgency, severity = PRECEDENCE_TO_URGENCY_SEVERITY[body.precedence]
@@ -148,8 +219,7 @@ def _warning_info(info: ET.Element, body: WarningBody) -> None:
     _add(info, "certainty", certainty_of(track.confidence))
     _add(info, "onset", _time(track.observed_at, "track.observed_at"))
     _add(info, "expires", _time(body.expires, "expires", round_up=True))
-    if body.text is not None:
-        _add(info, "description", body.text)
+    _info_text(info, body, origin)
     pairs = [
         ("hotline:to", _to_text(body.to)),
         ("hotline:incident", format_id(body.incident)),
@@ -179,6 +249,35 @@ def _warning_info(info: ET.Element, body: WarningBody) -> None:
             if value is not None:
                 pairs.append((f"hotline:{key}", decimal_text(value)))
     _parameters(info, pairs)
+    if origin is not None and origin.area:
+        if not _gives_the_track(origin.area, track):
+            _track_area(info, body)  # read back first, so the track is never lost
+        _areas(info, origin.area)
+        return
+    _track_area(info, body)
+
+
+def _gives_the_track(areas: Sequence[CapArea], track: Track) -> bool:
+    """Whether reading ``areas`` back gives ``track``'s position, radius and kind of
+    altitude (the reader takes them from the first area with a circle or polygon)."""
+    for area in areas:
+        shape = (area.circle or area.polygon or (None,))[0]
+        if shape is None:
+            continue
+        try:
+            where = parse_circle(shape) if area.circle else parse_polygon(shape)
+        except ValueError:
+            return False
+        return (
+            (where.lat, where.lon) == (track.lat, track.lon)
+            and where.radius_m == track.pos_err_m
+            and (area.altitude is not None) == (track.alt_ref is AltRef.MSL)
+        )
+    return False
+
+
+def _track_area(info: ET.Element, body: WarningBody) -> None:
+    track, predicted = body.track, body.predicted
     area = _add(info, "area")
     desc = "track position"
     if predicted is not None:
@@ -194,16 +293,15 @@ def _warning_info(info: ET.Element, body: WarningBody) -> None:
         _add(area, "altitude", _plain(metres_to_feet(track.alt_m)))
 
 
-def _cancel_info(info: ET.Element, body: CancelBody) -> None:
+def _cancel_info(info: ET.Element, body: CancelBody, origin: CapInfo | None) -> None:
     _add(info, "category", "Security")
-    _add(info, "event", CANCEL_EVENT)
+    _add(info, "event", (origin and origin.event) or CANCEL_EVENT)
     _add(info, "responseType", "AllClear")
     urgency, severity = PRECEDENCE_TO_URGENCY_SEVERITY[body.precedence]
     _add(info, "urgency", urgency)
     _add(info, "severity", severity)
     _add(info, "certainty", "Unknown")
-    if body.text is not None:
-        _add(info, "description", body.text)
+    _info_text(info, body, origin)
     _parameters(
         info,
         [
@@ -212,6 +310,8 @@ def _cancel_info(info: ET.Element, body: CancelBody) -> None:
             ("hotline:reason", body.reason.value),
         ],
     )
+    if origin is not None and origin.area:
+        _areas(info, origin.area)
 
 
 def body_to_cap(
@@ -249,6 +349,9 @@ def body_to_cap(
     else:
         identifier = format_id(body.id)
         msg_type = "Alert" if body.type.value == "warning" else body.type.value.capitalize()
+        if body.cap is not None:
+            identifier, sender = body.cap.identifier, body.cap.sender
+            sent = _time(body.cap.sent, "cap.sent")
     alert = ET.Element(f"{{{CAP_NS}}}alert")
     _add(alert, "identifier", identifier)
     _add(alert, "sender", sender)
@@ -262,13 +365,20 @@ def body_to_cap(
         _add(alert, "references", refs)
     _add(alert, "incidents", format_id(body.incident))
     if not ack:
+        kept = () if body.cap is None else body.cap.info or ()
+        first = kept[0] if kept else None
         info = _add(alert, "info")
-        if body.lang is not None:
-            _add(info, "language", body.lang)
+        lang = body.lang if first is None else first.lang  # read back: no language is en
+        if lang is not None:
+            _add(info, "language", lang)
         if isinstance(body, WarningBody):
-            _warning_info(info, body)
+            _warning_info(info, body, first)
+            event = EVENT_BY_OBJECT[body.track.object]
         else:
-            _cancel_info(info, body)
+            _cancel_info(info, body, first)
+            event = CANCEL_EVENT
+        for later in kept[1:]:
+            _other_info(alert, body, later, event)
     ET.indent(alert)
     data: bytes = ET.tostring(
         alert, encoding="utf-8", xml_declaration=True, default_namespace=CAP_NS

@@ -31,8 +31,9 @@ from hotline.auditlog.merkle import (
 )
 from hotline.auditlog.proofjson import consistency_json, inclusion_json
 from hotline.auditlog.timeline import TimelineFilter, timeline
-from hotline.auditlog.verify import verify_bundle
+from hotline.auditlog.verify import audit_bundle
 from hotline.cli.common import Commands, NetworkArg
+from hotline.cli.compare_cmd import add_compare
 from hotline.errors import ConfigError, NoteError, StoreError, UsageError
 from hotline.figures import LinkFigures, render_text
 from hotline.network import Network
@@ -87,7 +88,14 @@ def register(commands: Commands) -> None:
     report.add_argument("bundle", type=Path)
     report.add_argument("--network", type=NetworkArg, help="network.toml (default: the bundle's)")
     report.add_argument("--format", choices=("text", "json"), default="text")
+    report.add_argument(
+        "--exact", action="store_true",
+        help="exact percentiles from every sample (memory grows with the log), instead of "
+             "the relay's histograms (within 0.4%%, the figures the relay serves)",
+    )
     report.set_defaults(handler=run_report)
+
+    add_compare(verbs)
 
 
 @contextmanager
@@ -149,11 +157,16 @@ def run_verify(args: argparse.Namespace) -> int:
     extras = [path.read_bytes() for path in args.checkpoint]
     size = bundle.checkpoint().size
     with _progress(size, "verify") as progress:
-        report = verify_bundle(
+        report = audit_bundle(
             bundle, extra_checkpoints=extras, full_schema=args.full_schema, progress=progress
         )
-    print(report.summary())
-    return 0
+    if report.ok:
+        print(report.summary())
+        return 0
+    sys.stderr.write(f"verify_failed: {report.summary()}\n")
+    for line in report.lines():
+        sys.stderr.write(line + "\n")
+    return 1
 
 
 def run_prove(args: argparse.Namespace) -> int:
@@ -248,7 +261,7 @@ def run_replay(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     bundle = _bundle(args)
     size = bundle.checkpoint().size
-    figures = LinkFigures(bundle.network)
+    figures = LinkFigures(bundle.network, exact=args.exact)
     with _progress(size, "report") as progress:
         for index, entry in bundle.entries(size):
             figures.add_entry(index, entry)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hotline.auditlog.streamconfig import load_store_file
 from hotline.cli.common import Commands, NetworkArg
-from hotline.errors import ConfigError, TlsError
+from hotline.errors import ConfigError, StoreError, TlsError
 from hotline.keyfile import load_other_keys
 from hotline.relay.server import RelayConfig, start_relay
 from hotline.tls import ServerTls, TlsSettings
@@ -93,10 +93,16 @@ async def serve(config: RelayConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    halted = running.relay.halted
     try:
-        await stop.wait()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(halted.wait())]
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
     finally:
         await running.stop()
+    if halted.is_set():
+        raise StoreError(running.relay.halt_reason)
 
 
 def run(args: argparse.Namespace) -> int:

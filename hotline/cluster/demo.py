@@ -94,9 +94,10 @@ class ClusterDemo(Demo):
                     await self._show_placement(session)
                     await self._play_with_officers(session, duration_s)
                 finally:
-                    await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
+                    # The replicas first, so the endpoints' own shutdown fails no link test.
                     await self.replicas["r2"].stop()
                     await self.replicas["r1"].stop()
+                    await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
         finally:
             await asyncio.to_thread(self.nats.stop)
         return self.result

@@ -30,6 +30,7 @@ import aiohttp
 import structlog
 
 from hotline.bootstrap import NETWORK_FILE, create_network
+from hotline.demo.parent import parent_interrupted
 from hotline.demo.scenario import Scenario, Step
 from hotline.endpoint.feedconfig import append_feed, load_feeds, new_token
 from hotline.endpoint.login_client import log_in
@@ -46,6 +47,9 @@ log = structlog.get_logger()
 _READY_TIMEOUT_S: Final = 30.0
 _DEMO_FEED: Final = "demo-sensors"
 _RELAY_CHECKS: Final = ("/healthz", "/v1/links", "/metrics", "/checkpoint")
+OFFICERS: Final = ("off", "scenario", "all")
+"""Which messages the simulated officers acknowledge: none, the scenario's, or every one."""
+_PARENT_POLL_S: Final = 0.5
 
 
 def _now_ms() -> int:
@@ -54,11 +58,17 @@ def _now_ms() -> int:
 
 @dataclass
 class DemoResult:
+    """What this run did: messages the scenario sent, acknowledgements the simulated
+    officers gave (one per message and recipient), the relay's pages, and the log entries
+    this run wrote before the shutdown began (``log_start`` to ``log_end``)."""
+
     checks: dict[str, int] = field(default_factory=dict)  # relay path → HTTP status
     sent: int = 0
     acknowledged: int = 0
     failures: list[str] = field(default_factory=list)
     links: dict[str, Any] = field(default_factory=dict)
+    log_start: int = 0
+    log_end: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -97,8 +107,12 @@ class _Process:
 
 class Demo:
     def __init__(
-        self, data: Path, base_port: int, scenario: Scenario, *, host: str = "127.0.0.1"
+        self, data: Path, base_port: int, scenario: Scenario, *, host: str = "127.0.0.1",
+        officers: str = "scenario",
     ) -> None:
+        if officers not in OFFICERS:
+            raise UsageError(f"--officers must be one of {', '.join(OFFICERS)}, not {officers!r}")
+        self.officers_mode = officers
         self.data = data
         self.base_port = base_port
         self.scenario = scenario
@@ -132,6 +146,7 @@ class Demo:
         self.sent: dict[str, dict[str, Any]] = {}  # scenario key → what was sent
         self.offline: set[str] = set()
         self.acked: set[tuple[str, str]] = set()
+        self.scenario_ids: set[str] = set()  # what the scenario sent: its officers' to answer
         self.stop_requested = asyncio.Event()
 
     def _network(self) -> Network:
@@ -233,8 +248,10 @@ class Demo:
                 log.info("demo_started", relay=self.relay_http, endpoints=self.ports)
                 await self._play_with_officers(session, duration_s)
             finally:
-                await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
+                # The relay first: its relay_stopped entry closes the availability window, so
+                # the endpoints going down one by one afterwards cannot fail a link test.
                 await self.relay.stop()
+                await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
         return self.result
 
     async def _play_with_officers(
@@ -284,6 +301,10 @@ class Demo:
                 self.result.checks[path] = response.status
                 if path == "/v1/links" and response.status == 200:
                     self.result.links = await response.json()
+                if path == "/healthz" and response.status == 200:
+                    size = (await response.json()).get("log_size")
+                    if isinstance(size, int):
+                        self.result.log_end = size  # the shutdown's entries are not reported
 
     # ------------------------------------------------------------------ steps
 
@@ -294,6 +315,7 @@ class Demo:
             if response.status != 202:
                 raise UsageError(f"{party} refused a {body['t']}: {answer}")
         self.result.sent += 1
+        self.scenario_ids.add(str(answer["id"]))
         return str(answer["id"])
 
     async def _step(self, session: aiohttp.ClientSession, step: Step) -> None:
@@ -374,6 +396,7 @@ class Demo:
             if response.status != 202:
                 raise UsageError(f"{party} refused an alert: {answer}")
         self.result.sent += 1
+        self.scenario_ids.add(str(answer["id"]))
         log.info("demo_alert_posted", endpoint=party, id=answer["id"], t=answer["t"],
                  incident=answer["incident"])
         key = fields.get("key")
@@ -406,7 +429,11 @@ class Demo:
     # ------------------------------------------------------------------ duty officers
 
     async def _officers(self, session: aiohttp.ClientSession) -> None:
-        """Each endpoint's officer acknowledges what arrives after a human delay."""
+        """Each endpoint's officer acknowledges what arrives after a human delay: the
+        scenario's messages (``--officers scenario``, so a person trying the console is not
+        raced), every message (``all``), or nothing (``off``)."""
+        if self.officers_mode == "off":
+            return
         while True:
             for party, officer in self.scenario.officers.items():
                 if party in self.offline or party not in self.ports:
@@ -429,6 +456,8 @@ class Demo:
         for item in inbox.get("messages", inbox) if isinstance(inbox, dict) else inbox:
             message_id = str(item["id"])
             if item.get("acknowledged") or (party, message_id) in self.acked:
+                continue
+            if self.officers_mode == "scenario" and message_id not in self.scenario_ids:
                 continue
             received = int(item.get("received_ms") or item.get("received_at") or now)
             if now - received < after_s * 1000:
@@ -465,10 +494,22 @@ async def run_until_stopped(demo: Demo, duration_s: float | None) -> DemoResult:
         else:
             task.cancel()
 
+    async def watch_parent() -> None:
+        """``kill -INT`` on ``make demo`` reaches make only (hotline.demo.parent)."""
+        while not task.done():
+            if parent_interrupted():
+                log.info("demo_parent_interrupted")
+                interrupt()
+                return
+            await asyncio.sleep(_PARENT_POLL_S)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
+    watcher = asyncio.create_task(watch_parent())
     try:
         return await task
     except asyncio.CancelledError:
         demo.result.failures.append("interrupted before the scenario was played")
         return demo.result
+    finally:
+        watcher.cancel()

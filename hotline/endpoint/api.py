@@ -12,6 +12,11 @@
                               endpoint event under its snake_case name
 ``GET /api/links``            our relay connection, the last link test answered
                               and the relay's ``/v1/links`` figures when reachable
+``GET /api/links/history``    latency of our messages from the journal, per link,
+                              for the console's chart (``?window_s=``, 60 to
+                              86400, default 1800): ``{"now_ms", "window_ms",
+                              "series": {"accepted": [[sent_ms, ms], …],
+                              "delivered/LT": …}}``
 ``GET /api/checkpoint``       the last checkpoint we judged: size, root, age,
                               consistent
 ``GET /healthz``              liveness
@@ -29,6 +34,7 @@ most 8 levels deep); ``400 bad_json`` otherwise, ``413 too_large`` over 256 KiB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Final
 
@@ -59,6 +65,10 @@ __all__ = ["add_routes"]
 _MAX_BODY: Final = 256 * 1024
 _SSE_KEEPALIVE_S: Final = 15.0
 _LINKS_TIMEOUT_S: Final = 2.0
+_HISTORY_DEFAULT_S: Final = 1800
+_HISTORY_MIN_S: Final = 60
+_HISTORY_MAX_S: Final = 86_400
+_ALARMS_KEPT: Final = 200
 
 
 def _error(status: int, error: str, field: str, detail: str) -> web.Response:
@@ -139,20 +149,65 @@ async def acknowledge(request: web.Request) -> web.Response:
     return web.json_response({"id": format_id(ref), "acknowledged": True}, status=202)
 
 
+_PAGE_MAX: Final = 500
+
+
+def _page_query(request: web.Request) -> tuple[int, str | None] | web.Response:
+    """``limit`` (1 to 500, default 500) and the ``before`` cursor, or the 400 to answer."""
+    text = request.query.get("limit", str(_PAGE_MAX))
+    if not text.isdigit() or not 1 <= int(text) <= _PAGE_MAX:
+        return _error(400, "bad_query", "limit", f"limit is a whole number from 1 to {_PAGE_MAX}")
+    return int(text), request.query.get("before")
+
+
 async def inbox(request: web.Request) -> web.Response:
-    items = await _endpoint(request).journal.call(lambda j: j.inbox())
-    return web.json_response({"messages": [inbox_json(i) for i in items]})
+    query = _page_query(request)
+    if isinstance(query, web.Response):
+        return query
+    limit, text = query
+    before = None
+    if text is not None:
+        parts = text.split("-")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            return _error(400, "bad_query", "before",
+                          "before is the next cursor of an earlier page (digits-digits)")
+        before = (int(parts[0]), int(parts[1]))
+    items, cursor = await _endpoint(request).journal.call(lambda j: j.inbox_page(limit, before))
+    return web.json_response({
+        "messages": [inbox_json(i) for i in items],
+        "next": None if cursor is None else f"{cursor[0]}-{cursor[1]}",
+    })
 
 
 async def outbox(request: web.Request) -> web.Response:
-    items = await _endpoint(request).journal.call(lambda j: j.outbox())
-    return web.json_response({"messages": [outbox_json(i) for i in items]})
+    query = _page_query(request)
+    if isinstance(query, web.Response):
+        return query
+    limit, text = query
+    if text is not None and not text.isdigit():
+        return _error(400, "bad_query", "before",
+                      "before is the next cursor of an earlier page (digits)")
+    before = None if text is None else int(text)
+    items, cursor = await _endpoint(request).journal.call(
+        lambda j: j.outbox_page(limit, before)
+    )
+    return web.json_response({
+        "messages": [outbox_json(i) for i in items],
+        "next": None if cursor is None else str(cursor),
+    })
 
 
 async def checkpoint(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     item = await endpoint.journal.call(lambda j: j.last_checkpoint())
     return web.json_response(checkpoint_json(item, endpoint.config.clock()))
+
+
+async def alarms(request: web.Request) -> web.Response:
+    """The alarm history, newest first: missed deadlines, refusals, and the relay caught out."""
+    endpoint = _endpoint(request)
+    records = await endpoint.journal.call(lambda j: j.events(_ALARMS_KEPT, alarms_only=True))
+    return web.json_response({"alarms": [history_json(r) for r in records]})
 
 
 async def links(request: web.Request) -> web.Response:
@@ -179,6 +234,25 @@ async def links(request: web.Request) -> web.Response:
             "relay_links": relay_links,
         }
     )
+
+
+async def links_history(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    raw = request.query.get("window_s", str(_HISTORY_DEFAULT_S))
+    if not raw.isdigit() or not _HISTORY_MIN_S <= int(raw) <= _HISTORY_MAX_S:
+        return web.json_response(
+            {"error": "bad_query", "field": "window_s",
+             "detail": f"must be whole seconds from {_HISTORY_MIN_S} to {_HISTORY_MAX_S}"},
+            status=400,
+        )
+    window_ms = int(raw) * 1000
+    now = endpoint.config.clock()
+    series = await endpoint.journal.call(lambda j: j.latency_history(now - window_ms))
+    return web.json_response({
+        "now_ms": now,
+        "window_ms": window_ms,
+        "series": {key: [list(p) for p in points] for key, points in series.items()},
+    })
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -223,21 +297,22 @@ async def events(request: web.Request) -> web.StreamResponse:
             }
         )
         await response.prepare(request)
-        await response.write(_sse("snapshot", snapshot))
-        while True:
-            try:
-                event: Event | None = await asyncio.wait_for(
-                    subscription.next(), timeout=_SSE_KEEPALIVE_S
-                )
-            except TimeoutError:
-                if session is not None and session.logged_out:
+        with contextlib.suppress(ConnectionResetError):  # the console went away: stop
+            await response.write(_sse("snapshot", snapshot))
+            while True:
+                try:
+                    event: Event | None = await asyncio.wait_for(
+                        subscription.next(), timeout=_SSE_KEEPALIVE_S
+                    )
+                except TimeoutError:
+                    if session is not None and session.logged_out:
+                        break
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event is None or (session is not None and session.logged_out):
                     break
-                await response.write(b": keep-alive\n\n")
-                continue
-            if event is None or (session is not None and session.logged_out):
-                break
-            payload = event_json(event)
-            await response.write(_sse(str(payload["event"]), payload))
+                payload = event_json(event)
+                await response.write(_sse(str(payload["event"]), payload))
     return response
 
 
@@ -248,6 +323,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/outbox", outbox)
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/links", links)
+    app.router.add_get("/api/links/history", links_history)
+    app.router.add_get("/api/alarms", alarms)
     app.router.add_get("/api/checkpoint", checkpoint)
     app.router.add_get("/healthz", healthz)
     add_console_routes(app)

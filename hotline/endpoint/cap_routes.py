@@ -23,15 +23,20 @@ unsupported_media_type`` (field ``content-type``), ``413 too_large`` (field
 ``references`` when an Update or Cancel names no warning or update this endpoint
 sent or received; ``incidents`` when it names another incident than that
 message's), ``409 idempotency_conflict``, ``429 rate_limited``. An Update or
-Cancel takes the incident of the message it references, from the journal. A
-post without an Idempotency-Key is keyed by its CAP identity (``sender`` and
-``identifier``), so the same CAP alert posted twice is one message.
+Cancel names the message it follows by its last ``references`` entry: the
+message whose CAP identity (``sender``, ``identifier``, in the journal's
+``cap_identities``) it is, ours first, else the hotline message id it names;
+it takes that message's incident. A post without an Idempotency-Key is keyed
+by its CAP identity, so the same CAP alert posted twice is one message; the
+identity posted again by another feed or under another key is ``409``.
 
 Writing (:func:`hotline.cap.body_to_cap`): ``sender`` is ``hotline:<origin>``,
-``sent`` the message's ``ts``; an update's or cancel's ``references`` list the
-messages it follows back to the warning, as far as the journal knows them,
-oldest first. An Ack's ``sender`` is the acknowledging party, its
-``identifier`` the acknowledged receipt's id and ``sent`` that receipt's ``ts``.
+``sent`` the message's ``ts`` (a message read from CAP keeps its sender's
+``identifier``, ``sender`` and ``sent``); an update's or cancel's
+``references`` list the messages it follows back to the warning, as far as the
+journal knows them, oldest first, each by its CAP identity. An Ack's
+``sender`` is the acknowledging party, its ``identifier`` the acknowledged
+receipt's id and ``sent`` that receipt's ``ts``.
 Refusals: ``404 not_found`` (unknown id), ``404 no_cap_form`` (a text message),
 ``404 not_acknowledged``.
 """
@@ -45,7 +50,7 @@ from typing import Final
 from aiohttp import web
 
 from hotline.cap import MAX_CAP_BYTES, CapInput, body_to_cap, cap_sender, cap_to_body_json
-from hotline.endpoint.errors import PayloadTooLarge
+from hotline.endpoint.errors import IdempotencyConflict, PayloadTooLarge
 from hotline.endpoint.feedconfig import Feed
 from hotline.endpoint.feeds import (
     Draft,
@@ -77,14 +82,45 @@ def _identity_key(cap: CapInput) -> str:
     return f"cap:{digest}"
 
 
+async def _referenced(service: FeedService, cap: CapInput) -> bytes:
+    """The message an Update or Cancel names by its last reference: the message carrying
+    that CAP identity (``sender,identifier``), else the hotline message id it is."""
+    endpoint = service.endpoint
+    sender, identifier, _sent = cap.references[-1]
+    found = await endpoint.journal.call(lambda j: j.cap_message(sender, identifier, endpoint.me))
+    if found is not None:
+        return found[0]
+    if "ref" in cap.body:
+        return parse_id(cap.body["ref"])
+    raise Rejected(
+        RejectCode.SCHEMA,
+        f"the last reference names {sender},{identifier}, which is no CAP alert and no "
+        "hotline message id this endpoint sent or received",
+        "references",
+    )
+
+
 async def _cap_plan(service: FeedService, cap: CapInput) -> Draft:
-    """The CAP body to post; an Update or Cancel takes the incident of the message it names."""
+    """The CAP body to post; an Update or Cancel takes the incident of the message it names.
+
+    A CAP identity (sender and identifier) names one message of ours: another post of
+    it (from another feed, or under another Idempotency-Key) is 409.
+    """
+    endpoint = service.endpoint
+    taken = await endpoint.journal.call(
+        lambda j: j.cap_message(cap.sender, cap.identifier, endpoint.me)
+    )
+    if taken is not None and taken[1] == endpoint.me:
+        raise IdempotencyConflict(
+            f"the CAP sender {cap.sender} already used the identifier {cap.identifier} for "
+            f"message {format_id(taken[0])}; a new alert needs a new identifier"
+        )
     body = dict(cap.body)
     kind = BodyType(body["t"])
     if kind is BodyType.WARNING:
         return Draft(body, kind, parse_id(body["incident"]))
-    ref = parse_id(body["ref"])
-    stored = await service.endpoint.journal.call(lambda j: j.stored_message(ref))
+    ref = await _referenced(service, cap)
+    stored = await endpoint.journal.call(lambda j: j.stored_message(ref))
     if stored is None or stored.type not in _FOLLOWED or stored.incident is None:
         raise Rejected(
             RejectCode.SCHEMA,
@@ -99,6 +135,7 @@ async def _cap_plan(service: FeedService, cap: CapInput) -> Draft:
             f"must be the incident of the referenced message, {format_id(stored.incident)}",
             "incidents",
         )
+    body["ref"] = format_id(ref)
     body["incident"] = format_id(stored.incident)
     return Draft(body, kind, stored.incident)
 
@@ -132,6 +169,14 @@ def _not_found(error: str, detail: str) -> web.Response:
     return error_response(404, error, "id", detail)
 
 
+def _cap_identity(stored: StoredMessage) -> tuple[str, str, int]:
+    """How CAP names a stored message: its ``cap`` origin's identity, else hotline's."""
+    cap = json.loads(stored.body_json).get("cap")
+    if isinstance(cap, dict):
+        return (str(cap["sender"]), str(cap["identifier"]), int(cap["sent"]))
+    return (cap_sender(stored.sender), format_id(stored.id), stored.ts)
+
+
 def _references(journal: Journal, stored: StoredMessage) -> list[tuple[str, str, int]]:
     """``(sender, identifier, sent_ms)`` of the messages ``stored`` follows, oldest first
     (blocking: runs on the journal's thread)."""
@@ -143,7 +188,7 @@ def _references(journal: Journal, stored: StoredMessage) -> list[tuple[str, str,
         earlier = journal.stored_message(parse_id(ref))
         if earlier is None:
             break
-        chain.append((cap_sender(earlier.sender), format_id(earlier.id), earlier.ts))
+        chain.append(_cap_identity(earlier))
         ref = json.loads(earlier.body_json).get("ref")
     chain.reverse()
     return chain

@@ -4,9 +4,12 @@
 ``GET /``                                 the console page (``console/index.html``)
 ``GET /console/{name}``                   the page's script, style sheet and icon
 ``GET /console/i18n/{lang}.json``         a message catalogue (en, ru, be, lt, lv, et, pl)
-``GET /console/config.json``              ``{endpoint, language, languages, peers}``:
-                                          who we are, the operator's default language,
-                                          the languages offered and our linked endpoints
+``GET /console/config.json``              ``{endpoint, language, languages, peers,
+                                          offline_alarm_ms}``: who we are, the
+                                          operator's default language, the languages
+                                          offered, our linked endpoints, and how long a
+                                          peer may be offline before the console raises
+                                          an alarm (the flash delivery deadline)
 ========================================  ============================================
 
 Only the files listed in :data:`_ASSETS` and the catalogues of
@@ -27,6 +30,7 @@ from aiohttp import web
 
 from hotline.endpoint.service import ENDPOINT
 from hotline.network import LANGUAGES
+from hotline.protocol.vocab import Precedence
 
 __all__ = ["CONTENT_SECURITY_POLICY", "add_console_routes"]
 
@@ -92,6 +96,7 @@ async def config(request: web.Request) -> web.Response:
             "language": network.endpoints[endpoint.me].language,
             "languages": list(LANGUAGES),
             "peers": list(network.peers(endpoint.me)),
+            "offline_alarm_ms": network.deadlines[Precedence.FLASH].delivered_ms,
         },
         headers=_HEADERS,
     )

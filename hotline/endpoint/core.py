@@ -43,6 +43,7 @@ from typing import Final
 import msgpack
 
 from hotline.auditlog.cosignature import cosign
+from hotline.endpoint.alarms import RelaySuspected
 from hotline.endpoint.deadlines import DeadlineTracker
 from hotline.endpoint.errors import AlreadyAcknowledged, UnknownMessage
 from hotline.endpoint.events import (
@@ -61,6 +62,8 @@ from hotline.endpoint.events import (
     ReceiptQueued,
     ReceiptStored,
 )
+from hotline.endpoint.guard import Guard, PeerProofNeed
+from hotline.endpoint.refusals import judge_refusal
 from hotline.endpoint.state import (
     Answer,
     CoreState,
@@ -84,7 +87,9 @@ from hotline.protocol.bodies import (
     AcceptedBody,
     LinkTestBody,
     ReceiptBody,
+    RefusedBody,
     RoutedBody,
+    SeenCheckpoint,
 )
 from hotline.protocol.envelope import Envelope, body_hash, open_envelope, seal_bytes
 from hotline.protocol.ids import format_id
@@ -104,7 +109,7 @@ from hotline.protocol.session import (
     encode_control,
     is_envelope,
 )
-from hotline.protocol.vocab import Action, Stage
+from hotline.protocol.vocab import Action, Precedence, Stage
 
 __all__ = ["EndpointCore", "IdMaker", "Output"]
 
@@ -172,6 +177,13 @@ class EndpointCore:
             else:
                 self.deadlines.watch_received(held.id, me, held.precedence, held.received_ms)
         self.witness = Witness(network.relay.origin, network.relay.periods, state.checkpoint)
+        self.guard = Guard(network, me, lambda ref: ref in self._inbox)
+        self._retry_at: dict[bytes, int] = {}  # pending id → when to send it again
+        self._rearm: list[tuple[bytes, Precedence]] = [
+            (sent.id, sent.precedence)
+            for sent in state.sent
+            if sent.accepted_ms is None and not sent.rejected and sent.id in self._pending
+        ]
 
     # ------------------------------------------------------------------ session
 
@@ -206,12 +218,12 @@ class EndpointCore:
             envelope = open_envelope(frame, self.network, max_size=self._max_frame)
             body = envelope.body
             if isinstance(body, LinkTestBody):
-                return self._link_test(envelope, body, now_ms)
+                return self._link_test(envelope, body, index, now_ms)
             if isinstance(body, ReceiptBody):
                 return self._receipt(envelope, body, index, now_ms)
-            if isinstance(body, AcceptedBody):
+            if isinstance(body, AcceptedBody | RefusedBody):
                 raise Rejected(
-                    RejectCode.SCHEMA, "an accepted receipt is not delivered, it answers us", "t"
+                    RejectCode.SCHEMA, f"a relay's {body.type} is not delivered, it answers us", "t"
                 )
             return self._message(envelope, body, index, now_ms)
         except Rejected as exc:
@@ -235,7 +247,9 @@ class EndpointCore:
     def _from_relay(self, sender: str) -> bool:
         return sender == self.network.relay.id
 
-    def _link_test(self, envelope: Envelope, body: LinkTestBody, now_ms: int) -> Output:
+    def _link_test(
+        self, envelope: Envelope, body: LinkTestBody, index: int, now_ms: int
+    ) -> Output:
         if not self._from_relay(body.sender):
             raise Rejected(RejectCode.SCHEMA, "only the relay sends link tests", "t")
         if self.me not in body.to:
@@ -245,13 +259,15 @@ class EndpointCore:
         answer = self._test_answers.get(body.id)
         if answer is not None:
             return Output(send=(answer.frame,))
+        self.guard.link_test(body.ts, now_ms)
+        alarms = self.guard.delivered_entry(index, envelope.hash, body.id, body.sender, now_ms)
         queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms, test=True)
         self._test_answers[body.id] = Answer(body.id, queued.body.id, queued.frame)
         if len(self._test_answers) > _TEST_ANSWERS_KEPT:
             del self._test_answers[next(iter(self._test_answers))]
         return Output(
             send=(queued.frame,),
-            events=(LinkTestAnswered(body.id, body.ts, now_ms), queued),
+            events=(LinkTestAnswered(body.id, body.ts, now_ms), queued, *alarms),
         )
 
     def _message(
@@ -269,18 +285,21 @@ class EndpointCore:
             if held.body_hash != envelope.hash:
                 raise Rejected(RejectCode.REPLAY, "this id was already used for another message")
             duplicate = DuplicateIgnored(body.id, sender, now_ms, index)
+            again = self.guard.delivered_again(body.id, sender, index, now_ms)
             answer = self._answers.get(body.id)
             if answer is not None:
-                return Output(send=(answer.frame,), events=(duplicate,))
+                return Output(send=(answer.frame,), events=(duplicate, *again))
             queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms)
-            return Output(send=(queued.frame,), events=(duplicate, queued))
+            return Output(send=(queued.frame,), events=(duplicate, queued, *again))
         self._inbox[body.id] = HeldMessage(
             body.id, sender, envelope.hash, body.precedence, now_ms, acknowledged=False
         )
         self.deadlines.watch_received(body.id, self.me, body.precedence, now_ms)
+        alarms = self.guard.delivered(index, envelope.hash, body, now_ms)
+        alarms.extend(self._peer_view(body.sender, body.id, body.cp, index, now_ms))
         received = MessageReceived(envelope.frame, body, envelope.hash, now_ms, index)
         queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms)
-        return Output(send=(queued.frame,), events=(received, queued))
+        return Output(send=(queued.frame,), events=(received, queued, *alarms))
 
     def _receipt(
         self, envelope: Envelope, body: ReceiptBody, index: int, now_ms: int
@@ -298,6 +317,8 @@ class EndpointCore:
         if body.hash != sent.body_hash:
             raise Rejected(RejectCode.SCHEMA, "is not the SHA-256 of the message we sent", "hash")
         self.since = max(self.since, index)
+        alarms = self.guard.delivered_entry(index, envelope.hash, body.id, body.sender, now_ms)
+        alarms.extend(self._peer_view(body.sender, body.id, body.cp, index, now_ms))
         self._sent[body.ref] = replace(sent, reached=sent.reached | {(body.sender, body.stage)})
         self.deadlines.reached(body.ref, body.sender, body.stage)
         stored = ReceiptStored(
@@ -313,7 +334,7 @@ class EndpointCore:
             reason=body.reason,
             operator=body.operator,
         )
-        return Output(events=(stored,))
+        return Output(events=(stored, *alarms))
 
     # ------------------------------------------------------------------ relay answers
 
@@ -333,22 +354,32 @@ class EndpointCore:
         except Rejected as exc:
             return self._refuse(frame, -1, exc, now_ms)
         del self._pending[body.ref]
+        alarms = self.guard.accepted(body.ref, body.index, body.hash, now_ms)
         sent = self._sent.get(body.ref)
         if sent is not None and sent.accepted_ms is None:
             self._sent[body.ref] = replace(sent, accepted_ms=now_ms)
             self.deadlines.watch_sent(body.ref, sent.recipients, sent.precedence, now_ms)
         accepted = MessageAccepted(body.ref, body.index, body.ts, now_ms, pending.receipt)
-        return Output(events=(accepted,))
+        return Output(events=(accepted, *alarms))
 
     def _rejected(self, notice: RejectedNotice, now_ms: int) -> Output:
-        pending = self._pending.pop(notice.ref, None)
-        if pending is None:
-            if notice.ref:
-                return Output()  # a late answer for something settled already
-            event = MessageRejected(
-                b"", notice.code, notice.sentence, notice.path, now_ms, receipt=False
-            )
-            return Output(events=(event,))
+        """A refusal counts only if the relay signed it for something we sent (refusals.py)."""
+        judged = judge_refusal(notice, self._pending.values(), self.network, self._max_frame,
+                               now_ms)
+        if isinstance(judged, RelaySuspected):
+            return Output(events=(judged,))  # the envelope stays pending, its bound running
+        if judged is None:
+            return Output()  # a late answer for something settled already
+        refusal, pending, unfounded = judged
+        if refusal.code.temporary:
+            due = now_ms + (refusal.retry_after_ms or self.network.limits.retry_interval_ms)
+            self._retry_at[pending.id] = due
+            return Output()  # sent again at ``due`` by tick; the accept bound keeps running
+        self.guard.settled(pending.id)
+        del self._pending[pending.id]
+        self._retry_at.pop(pending.id, None)
+        notice = RejectedNotice(pending.id, refusal.code.value, refusal.sentence,
+                                refusal.path or "", notice.frame)
         sent = self._sent.get(notice.ref)
         if sent is not None:
             self._sent[notice.ref] = replace(sent, rejected=True)
@@ -359,7 +390,7 @@ class EndpointCore:
         rejected = MessageRejected(
             notice.ref, notice.code, notice.sentence, notice.path, now_ms, pending.receipt
         )
-        return Output(events=(rejected,))
+        return Output(events=(rejected, *unfounded))
 
     # ------------------------------------------------------------------ our own envelopes
 
@@ -378,6 +409,7 @@ class EndpointCore:
         note: str | None = None,
         operator: str | None = None,
         test: bool = False,
+        watch: Precedence | None = None,
     ) -> ReceiptQueued:
         body = ReceiptBody(
             id=self._new_id(now_ms),
@@ -385,6 +417,7 @@ class EndpointCore:
             ts=now_ms,
             seq=self.next_seq,
             kid=self._key.public.kid,
+            cp=self._seen(),
             ref=ref,
             hash=ref_hash,
             stage=stage,
@@ -397,6 +430,8 @@ class EndpointCore:
         self._pending[body.id] = PendingEnvelope(body.seq, body.id, frame, digest, receipt=True)
         if stage is Stage.DELIVERED and not test:
             self._answers[ref] = Answer(ref, body.id, frame)
+        if watch is not None:
+            self.guard.expect_accept(body.id, watch, now_ms)
         return ReceiptQueued(frame, body, digest, now_ms, link_test=test)
 
     def send_message(self, draft: RoutedBody, now_ms: int) -> Output:
@@ -417,13 +452,14 @@ class EndpointCore:
                 raise Rejected(
                     RejectCode.LINK_FORBIDDEN, f"there is no link {self.me}-{party}", "to"
                 )
-        body = replace(draft, seq=self.next_seq, kid=self._key.public.kid)
+        body = replace(draft, seq=self.next_seq, kid=self._key.public.kid, cp=self._seen())
         _, frame, digest = self._sign(body)
         self.next_seq += 1
         self._pending[body.id] = PendingEnvelope(body.seq, body.id, frame, digest, receipt=False)
         self._sent[body.id] = SentMessage(
             body.id, digest, recipients, body.precedence, accepted_ms=None, rejected=False
         )
+        self.guard.expect_accept(body.id, body.precedence, now_ms)
         return Output(
             send=(frame,), events=(MessageQueued(frame, body, digest, recipients, now_ms),)
         )
@@ -440,6 +476,7 @@ class EndpointCore:
             raise AlreadyAcknowledged(f"message {format_id(ref)} was acknowledged before")
         queued = self._write_receipt(
             ref, held.body_hash, Stage.ACKNOWLEDGED, now_ms, action=action, note=note,
+            watch=held.precedence,
             operator=operator,
         )
         self._inbox[ref] = replace(held, acknowledged=True)
@@ -454,8 +491,66 @@ class EndpointCore:
     # ------------------------------------------------------------------ time
 
     def tick(self, now_ms: int) -> Output:
-        """Missed deadlines as of ``now_ms``, each reported once."""
-        return Output(events=tuple(self.deadlines.due(now_ms)))
+        """Missed deadlines and the relay's missed bounds as of ``now_ms``, each reported once."""
+        for ref, precedence in self._rearm:
+            self.guard.expect_accept(ref, precedence, now_ms)  # queued before a restart
+        self._rearm = []
+        again = []
+        for ref, due in list(self._retry_at.items()):
+            if due <= now_ms:
+                del self._retry_at[ref]
+                pending = self._pending.get(ref)
+                if pending is not None:
+                    again.append(pending.frame)  # refused for now (rate_limited): once more
+        return Output(send=tuple(again),
+                      events=(*self.deadlines.due(now_ms), *self.guard.tick(now_ms)))
+
+    def connection(self, *, up: bool, now_ms: int) -> None:
+        """The relay welcomed us (``up``), or the session ended."""
+        self.guard.connection(up=up, now_ms=now_ms)
+
+    # ------------------------------------------------------------------ watching the log
+
+    def _seen(self) -> SeenCheckpoint | None:
+        """The checkpoint we vouch for in what we sign: the latest we witnessed."""
+        held = self.witness.held
+        if held is None or held.size == 0:
+            return None
+        return SeenCheckpoint(size=held.size, root=held.root)
+
+    def _peer_view(
+        self, sender: str, ref: bytes, seen: SeenCheckpoint | None, index: int, now_ms: int
+    ) -> list[RelaySuspected]:
+        if seen is None:
+            return []
+        return self.guard.peer_view(sender, ref, seen, self.witness.held, index=index,
+                                    now_ms=now_ms)
+
+    def log_entries(self, start: int, entries: tuple[bytes, ...], now_ms: int) -> Output:
+        """Entries ``start``, ``start + 1``, … read under the checkpoint we hold, in order.
+
+        The edge has checked that every entry up to the held size hashes to its root.
+        """
+        alarms: list[RelaySuspected] = []
+        for offset, entry in enumerate(entries):
+            alarms.extend(self.guard.logged(start + offset, entry, now_ms))
+        return Output(events=tuple(alarms))
+
+    def entries_mismatch(self, computed_root: bytes, now_ms: int) -> Output:
+        """The entries served for the held checkpoint hash to another root."""
+        held = self.witness.held
+        if held is None:
+            return Output()
+        return Output(events=tuple(self.guard.mismatch(held, computed_root, now_ms)))
+
+    def peer_proofs_needed(self) -> list[PeerProofNeed]:
+        return self.guard.peer_proofs_needed(self.witness.held)
+
+    def peer_proof(self, need: PeerProofNeed, proof: ConsistencyProof, now_ms: int) -> Output:
+        held = self.witness.held
+        if held is None:
+            return Output()
+        return Output(events=tuple(self.guard.peer_proof(need, held, proof, now_ms)))
 
     # ------------------------------------------------------------------ witnessing
 
@@ -463,6 +558,8 @@ class EndpointCore:
         """Judge a checkpoint note; a larger tree needs a proof (:meth:`complete_checkpoint`)."""
         verdict = self.witness.observe(note, now_ms)
         if isinstance(verdict, NeedsProof):
+            if not verdict.older:
+                self.guard.proof_pending(verdict.held.size, now_ms)
             return verdict
         if isinstance(verdict, Refused):
             return Output(events=(CheckpointRefused(note, verdict.reason, now_ms),))
@@ -482,6 +579,7 @@ class EndpointCore:
         return self._settle(verdict, now_ms)
 
     def _settle(self, verdict: Fresh | Inconsistent, now_ms: int) -> Output:
+        self.guard.proof_done()
         if isinstance(verdict, Inconsistent):
             event = CheckpointInconsistent(
                 verdict.checkpoint.size,

@@ -9,7 +9,8 @@ single byte of it is sent.
 ``RelayConnected`` and ``RelayDisconnected`` come from the edge (the
 connection), never from the core. Events whose ``alarm`` is true deserve a
 duty officer's attention: missed deadlines, refused deliveries, rejections of
-what we sent, and anything wrong with the relay's checkpoints.
+what we sent, anything wrong with the relay's checkpoints, and every way the
+relay was caught misbehaving (:class:`RelaySuspected`, from the core's guard).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
+from hotline.endpoint.alarms import RelaySuspected
 from hotline.protocol.bodies import ReceiptBody, RoutedBody
 from hotline.protocol.vocab import Action, Precedence, Stage
 
@@ -39,6 +41,7 @@ __all__ = [
     "ReceiptStored",
     "RelayConnected",
     "RelayDisconnected",
+    "RelaySuspected",
     "Role",
     "event_name",
 ]
@@ -262,6 +265,7 @@ Event = (
     | Overdue
     | RelayConnected
     | RelayDisconnected
+    | RelaySuspected
 )
 
 _NAMES: dict[type, str] = {
@@ -285,5 +289,11 @@ _NAMES: dict[type, str] = {
 
 
 def event_name(event: Event) -> str:
-    """The stable snake_case name of an event (log lines, SSE, the journal)."""
+    """The stable snake_case name of an event (log lines, SSE, the journal).
+
+    An alarm against the relay is named for what the relay was caught doing
+    (``not_accepted``, ``split_view``, …: :class:`~hotline.endpoint.alarms.AlarmKind`).
+    """
+    if isinstance(event, RelaySuspected):
+        return event.kind.value
     return _NAMES[type(event)]

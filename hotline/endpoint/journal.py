@@ -15,11 +15,17 @@ Tables (``DIR/journal.sqlite3``):
 ``overdue``   deadlines already reported (each is reported once)
 ``events``    the event and alarm history
 ``state``     ``next_seq`` (our next ``seq``), ``since`` (the receipts cursor),
-              the last link test answered
+              the last link test answered, how many were answered and how many
+              answers the relay has logged (a link test's answer is deleted from
+              ``outbox`` once the relay accepts it: the count is what stays)
 ``feed_posts``  what sensor feeds posted and the message each became: the
               feed, its Idempotency-Key and request hash (replays), the sensor
               track (``sensor_id``, ``track_id``: correlation), the draft handed
               to the endpoint until it is signed, the message's type, incident and id
+``cap_identities``  the CAP identity (``sender``, ``identifier``) of every
+              message sent or received with a ``cap`` field, per hotline party:
+              one message per CAP sender and identifier and party, so an
+              Update can name its alert by the sender's own identifier
 ============  =================================================================
 
 Tables added after the first release are created with ``CREATE TABLE IF NOT
@@ -57,6 +63,7 @@ from hotline.endpoint.events import (
     ReceiptStored,
     RelayConnected,
     RelayDisconnected,
+    RelaySuspected,
     event_name,
 )
 from hotline.endpoint.records import (
@@ -82,7 +89,7 @@ from hotline.endpoint.state import (
     SentMessage,
 )
 from hotline.errors import UsageError
-from hotline.protocol.bodies import ALL_RECIPIENTS
+from hotline.protocol.bodies import ALL_RECIPIENTS, RoutedBody
 from hotline.protocol.ids import format_id
 from hotline.protocol.jsonview import body_to_json
 from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
@@ -201,6 +208,13 @@ CREATE TABLE IF NOT EXISTS feed_posts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS feed_posts_track ON feed_posts (feed, sensor_id, track_id);
 CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident);
+CREATE TABLE IF NOT EXISTS cap_identities (
+    cap_sender TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    party TEXT NOT NULL,
+    message_id BLOB NOT NULL UNIQUE,
+    PRIMARY KEY (cap_sender, identifier, party)
+) STRICT;
 """
 
 # columns added after the first release, each added in place to a journal that lacks it
@@ -392,6 +406,7 @@ class Journal:
                  body.precedence.value, body.status.value, body.incident),
             )
             self._set_state("next_seq", body.seq + 1)
+            self._note_cap_identity(body)
         elif isinstance(event, ReceiptQueued):
             receipt = event.body
             db.execute(
@@ -417,6 +432,7 @@ class Journal:
                  body.status.value, body.incident, event.frame, event.body_hash,
                  _json(body_to_json(body)), body.ts, event.received_ms, event.index),
             )
+            self._note_cap_identity(body)
         elif isinstance(event, DuplicateIgnored):
             db.execute("UPDATE inbox SET duplicates = duplicates + 1 WHERE id = ?", (event.id,))
         elif isinstance(event, ReceiptStored):
@@ -432,11 +448,21 @@ class Journal:
             if event.index > self.since():
                 self._set_state("since", event.index)
         elif isinstance(event, MessageAccepted):
-            db.execute(
-                "UPDATE outbox SET accepted_index = ?, accepted_ts = ?, accepted_received_ms = ? "
-                "WHERE id = ? AND accepted_index IS NULL",
-                (event.index, event.accepted_ts, event.received_ms, event.id),
-            )
+            # A link test's answer, once the relay has it, is in the relay's log; here only
+            # the count is kept, so the journal does not grow by a row per test forever.
+            pruned = db.execute(
+                "DELETE FROM outbox WHERE id = ? AND link_test = 1 AND accepted_index IS NULL",
+                (event.id,),
+            ).rowcount
+            if pruned:
+                self._set_state("test_answers_logged",
+                                int(self._state("test_answers_logged") or 0) + 1)
+            else:
+                db.execute(
+                    "UPDATE outbox SET accepted_index = ?, accepted_ts = ?, "
+                    "accepted_received_ms = ? WHERE id = ? AND accepted_index IS NULL",
+                    (event.index, event.accepted_ts, event.received_ms, event.id),
+                )
         elif isinstance(event, MessageRejected):
             db.execute(
                 "UPDATE outbox SET rejected_code = ?, rejected_sentence = ?, rejected_path = ?, "
@@ -475,6 +501,57 @@ class Journal:
             )
         self._history(event)
 
+    def _note_cap_identity(self, body: RoutedBody) -> None:
+        cap = getattr(body, "cap", None)
+        if cap is not None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO cap_identities (cap_sender, identifier, party, "
+                "message_id) VALUES (?, ?, ?, ?)",
+                (cap.sender, cap.identifier, body.sender, body.id),
+            )
+
+    def latency_history(
+        self, since_ms: int, limit: int = 2000
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Per link, ``(sent_ms, latency_ms)`` of our messages sent since ``since_ms``, oldest
+        first, at most ``limit`` (the newest) per series: ``accepted`` is the relay's
+        ``accepted`` receipt back at us, ``delivered/LT`` LT's ``delivered`` receipt back at
+        us, both by our clock from when we journaled the message."""
+        series: dict[str, list[tuple[int, int]]] = {}
+        rows = self._db.execute(
+            "SELECT created_ms, accepted_received_ms - created_ms FROM outbox "
+            "WHERE t IN ('warning', 'update', 'cancel', 'text') AND created_ms >= ? "
+            "AND accepted_received_ms IS NOT NULL ORDER BY created_ms DESC LIMIT ?",
+            (since_ms, limit),
+        ).fetchall()
+        if rows:
+            series["accepted"] = [(int(t), max(0, int(v))) for t, v in reversed(rows)]
+        rows = self._db.execute(
+            "SELECT s.party, o.created_ms, s.received_ms - o.created_ms FROM stages s "
+            "JOIN outbox o ON o.id = s.ref WHERE s.stage = 'delivered' AND o.created_ms >= ? "
+            "ORDER BY o.created_ms DESC",
+            (since_ms,),
+        ).fetchall()
+        for party, t, v in reversed(rows):
+            points = series.setdefault(f"delivered/{party}", [])
+            points.append((int(t), max(0, int(v))))
+        for key, points in series.items():
+            series[key] = points[-limit:]
+        return series
+
+    def cap_message(
+        self, cap_sender: str, identifier: str, prefer: str
+    ) -> tuple[bytes, str] | None:
+        """The message carrying the CAP identity (``cap_sender``, ``identifier``) and the
+        party that sent it: the one party ``prefer`` sent if any, else the first that
+        reached us."""
+        row = self._db.execute(
+            "SELECT message_id, party FROM cap_identities WHERE cap_sender = ? "
+            "AND identifier = ? ORDER BY party <> ?, rowid LIMIT 1",
+            (cap_sender, identifier, prefer),
+        ).fetchone()
+        return None if row is None else (bytes(row[0]), str(row[1]))
+
     def _history(self, event: Event) -> None:
         row = _history_row(event)
         if row is None:
@@ -495,6 +572,38 @@ class Journal:
             (limit,),
         ).fetchall()
         return tuple(_inbox_item(row) for row in rows)
+
+    def inbox_page(
+        self, limit: int, before: tuple[int, int] | None = None
+    ) -> tuple[tuple[InboxItem, ...], tuple[int, int] | None]:
+        """Up to ``limit`` received messages, newest first, older than the cursor ``before``
+        (``received_ms``, row); and the cursor of the next page, None after the last."""
+        where, args = "", [limit + 1]
+        if before is not None:
+            where = " WHERE (received_ms, rowid) < (?, ?)"
+            args = [before[0], before[1], limit + 1]
+        rows = self._db.execute(
+            _SELECT_INBOX.replace("SELECT ", "SELECT rowid, ", 1) + where
+            + " ORDER BY received_ms DESC, rowid DESC LIMIT ?", args,
+        ).fetchall()
+        page = rows[:limit]
+        cursor = (page[-1][8], page[-1][0]) if len(rows) > limit else None
+        return tuple(_inbox_item(row[1:]) for row in page), cursor
+
+    def outbox_page(
+        self, limit: int, before: int | None = None
+    ) -> tuple[tuple[OutboxItem, ...], int | None]:
+        """Up to ``limit`` sent messages, newest first, with ``seq`` below ``before``; and the
+        cursor (a ``seq``) of the next page, None after the last."""
+        where, args = "", [limit + 1]
+        if before is not None:
+            where, args = " AND seq < ?", [before, limit + 1]
+        rows = self._db.execute(
+            _SELECT_OUTBOX + where + " ORDER BY seq DESC LIMIT ?", args
+        ).fetchall()
+        page = rows[:limit]
+        cursor = int(page[-1][1]) if len(rows) > limit else None
+        return tuple(self._outbox_item(row) for row in page), cursor
 
     def inbox_item(self, id_: bytes) -> InboxItem | None:
         row = self._db.execute(
@@ -850,4 +959,8 @@ def _history_row(event: Event) -> _HistoryRow | None:
         return (event.at_ms, None, None, None, {"log_size": event.log_size})
     if isinstance(event, RelayDisconnected):
         return (event.at_ms, None, None, None, {"reason": event.reason})
+    if isinstance(event, RelaySuspected):
+        return (event.at_ms, event.ref or None, event.party or None, None,
+                {"sentence": event.sentence, "index": event.index,
+                 "evidence": dict(event.evidence)})
     return None  # ReceiptQueued, LinkTestAnswered: routine, kept in outbox and state

@@ -1,4 +1,4 @@
-"""The relay's HTTP side as an endpoint uses it: proofs, checkpoints, link figures.
+"""The relay's HTTP side as an endpoint uses it: proofs, log entries, link figures.
 
 The base URL comes from the relay's WebSocket URL: ``ws`` becomes ``http``
 (``wss`` becomes ``https``) and a trailing ``/v1/ws`` is dropped. Third-party
@@ -13,6 +13,7 @@ from typing import Final
 
 import aiohttp
 
+from hotline.auditlog.tiles import TILE_WIDTH, decode_entry_bundle, entries_path
 from hotline.endpoint.witness import ConsistencyProof
 from hotline.errors import HotlineError
 
@@ -73,14 +74,15 @@ def parse_consistency(data: object) -> ConsistencyProof:
 class RelayHttp:
     """Fetches from the relay's HTTP side through one client session."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base: str, agent: str = "") -> None:
         self._session = session
         self.base = base
+        self._headers = {"User-Agent": f"hotline-endpoint/{agent}"} if agent else {}
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> object:
         try:
             async with self._session.get(
-                self.base + path, params=params, timeout=_TIMEOUT
+                self.base + path, params=params, timeout=_TIMEOUT, headers=self._headers
             ) as response:
                 if response.status != 200:
                     raise RelayUnavailable(f"GET {path} answered HTTP {response.status}")
@@ -88,6 +90,32 @@ class RelayHttp:
                 return data
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise RelayUnavailable(f"GET {path} failed: {exc!r}") from exc
+
+    async def _get_bytes(self, path: str) -> bytes:
+        try:
+            async with self._session.get(
+                self.base + path, timeout=_TIMEOUT, headers=self._headers
+            ) as response:
+                if response.status != 200:
+                    raise RelayUnavailable(f"GET {path} answered HTTP {response.status}")
+                return await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RelayUnavailable(f"GET {path} failed: {exc!r}") from exc
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        """Log entries ``start`` to ``end - 1``, read from the relay's entry tiles."""
+        out: list[bytes] = []
+        for number in range(start // TILE_WIDTH, (end + TILE_WIDTH - 1) // TILE_WIDTH):
+            first = number * TILE_WIDTH
+            width = min(TILE_WIDTH, end - first)
+            path = "/" + entries_path(number, width)
+            data = await self._get_bytes(path)
+            try:
+                bundle = decode_entry_bundle(data, width)
+            except HotlineError as exc:
+                raise RelayUnavailable(f"GET {path} is not an entry bundle: {exc}") from exc
+            out.extend(bundle[max(start - first, 0):])
+        return out
 
     async def consistency(self, old: int, new: int) -> ConsistencyProof:
         data = await self._get("/v1/proof/consistency", {"old": str(old), "new": str(new)})

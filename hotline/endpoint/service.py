@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from hotline.auditlog.merkle import Frontier, leaf_hash
 from hotline.endpoint.access import (
     ACCESS,
     Access,
@@ -52,6 +54,7 @@ from hotline.endpoint.events import (
     RelayDisconnected,
     event_name,
 )
+from hotline.endpoint.guard import PeerProofNeed
 from hotline.endpoint.hub import EventHub
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.endpoint.journal_thread import ThreadedJournal
@@ -59,7 +62,7 @@ from hotline.endpoint.operators import OperatorStore
 from hotline.endpoint.relay_http import RelayHttp, RelayUnavailable, http_base
 from hotline.endpoint.sessions import DEFAULT_IDLE_S, SessionStore
 from hotline.endpoint.views import event_json
-from hotline.endpoint.witness import NeedsProof
+from hotline.endpoint.witness import ConsistencyProof, NeedsProof
 from hotline.errors import ConfigError, Rejected
 from hotline.network import Network
 from hotline.protocol.ids import format_id, make_id
@@ -111,6 +114,7 @@ class EndpointConfig:
     port: int = 0
     relay_url: str | None = None
     tick_s: float = 0.5
+    monitor_s: float = 0.5  # how often the log is read up to the witnessed checkpoint
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], int] = wall_clock_ms
     feeds: Path | None = None  # sensor feeds (feeds.toml); None: DATA/feeds.toml if present
@@ -151,7 +155,8 @@ class Endpoint:
         self.journal = journal
         self.core = core
         self.hub = EventHub()
-        self.relay_http = RelayHttp(session, http_base(config.ws_url))
+        self.relay_http = RelayHttp(session, http_base(config.ws_url), agent=config.endpoint_id)
+        self._monitored = Frontier()  # the log entries read and checked so far
         self.relay_url_now = ""  # the relay URL being tried or used
         self._session = session
         self._ws_session: aiohttp.ClientSession | None = None  # the relay WebSocket's, from start
@@ -209,6 +214,7 @@ class Endpoint:
             ),
             asyncio.create_task(self._ticker(), name=f"endpoint-{self.me}-ticker"),
             asyncio.create_task(self._witness(), name=f"endpoint-{self.me}-witness"),
+            asyncio.create_task(self._monitor(), name=f"endpoint-{self.me}-monitor"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
@@ -270,6 +276,7 @@ class Endpoint:
         self.welcomed = True
         now = self._clock()
         self.connected_since_ms = now
+        self.core.connection(up=True, now_ms=now)
         connected = RelayConnected(now, size)
         await self.journal.record((connected,))
         self._log(connected, transmitted=True)
@@ -309,6 +316,7 @@ class Endpoint:
             self._ws = None
             self.welcomed = False
             self.connected_since_ms = None
+            self.core.connection(up=False, now_ms=self._clock())
             if was_welcomed or reason != self.last_disconnect:
                 event = RelayDisconnected(self._clock(), reason)
                 await self.journal.record((event,))
@@ -351,6 +359,49 @@ class Endpoint:
                     return
             need = result
 
+    async def _monitor(self) -> None:
+        """Read the log under each checkpoint we witness, check it, compare peers' views.
+
+        Entries are fetched from the relay's entry tiles up to the held checkpoint's
+        size and must hash to its root before the core sees them; each checkpoint a
+        peer signed into a body is compared with ours through a consistency proof.
+        """
+        while True:
+            await asyncio.sleep(self.config.monitor_s)
+            await self._read_log()
+            for need in self.core.peer_proofs_needed():
+                try:
+                    proof = await self.relay_http.consistency(need.old, need.new)
+                except RelayUnavailable as exc:
+                    log.warning("consistency_proof_unavailable", endpoint=self.me,
+                                old=need.old, new=need.new, reason=exc.sentence, peer=True)
+                    continue
+                await self._step(functools.partial(self._peer_proof, need, proof))
+
+    def _peer_proof(self, need: PeerProofNeed, proof: ConsistencyProof, now: int) -> Output:
+        return self.core.peer_proof(need, proof, now)
+
+    async def _read_log(self) -> None:
+        held = self.core.witness.held
+        start = self._monitored.size
+        if held is None or held.size <= start:
+            return
+        try:
+            entries = await self.relay_http.entries(start, held.size)
+        except RelayUnavailable as exc:
+            log.warning("log_entries_unavailable", endpoint=self.me, start=start,
+                        size=held.size, reason=exc.sentence)
+            return
+        trial = self._monitored.copy()
+        for entry in entries:
+            trial.append(leaf_hash(entry))
+        root = trial.root()
+        if root != held.root:
+            await self._step(lambda now: self.core.entries_mismatch(root, now))
+            return
+        self._monitored = trial
+        await self._step(lambda now: self.core.log_entries(start, tuple(entries), now))
+
     # ------------------------------------------------------------------ operator requests
 
     async def post_message(self, data: object, operator: str | None = None) -> bytes:
@@ -367,6 +418,7 @@ class Endpoint:
                 ts=now,
                 kid=self.config.key.public.kid,
                 new_incident=_new_id(now),
+                skew_ms=self.config.network.limits.clock_skew_ms,
                 operator=operator,
             )
             return self.core.send_message(draft_body(data, header, ref_incident), now)

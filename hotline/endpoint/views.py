@@ -27,6 +27,7 @@ from hotline.endpoint.events import (
     ReceiptQueued,
     ReceiptStored,
     RelayConnected,
+    RelaySuspected,
     event_name,
 )
 from hotline.endpoint.records import (
@@ -238,6 +239,10 @@ def _payload(event: Event) -> JsonObject:
                 "due_ms": event.due_ms, "at_ms": event.at_ms}
     if isinstance(event, RelayConnected):
         return {"at_ms": event.at_ms, "log_size": event.log_size}
+    if isinstance(event, RelaySuspected):
+        return {"id": _id(event.ref or None), "party": event.party or None,
+                "index": event.index, "sentence": event.sentence,
+                "evidence": dict(event.evidence), "at_ms": event.at_ms}
     return {"at_ms": event.at_ms, "reason": event.reason}
 
 

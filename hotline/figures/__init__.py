@@ -15,9 +15,11 @@ from __future__ import annotations
 from hotline.figures.accumulator import LinkFigures
 from hotline.figures.rows import Figures, HopRow, LinkRow
 from hotline.figures.stats import Latency, median, nearest_rank
-from hotline.figures.text import render_text
+from hotline.figures.text import HOP_COLUMNS, LINK_COLUMNS, render_legend, render_text
 
 __all__ = [
+    "HOP_COLUMNS",
+    "LINK_COLUMNS",
     "Figures",
     "HopRow",
     "Latency",
@@ -25,5 +27,6 @@ __all__ = [
     "LinkRow",
     "median",
     "nearest_rank",
+    "render_legend",
     "render_text",
 ]

@@ -18,11 +18,18 @@ Invariants:
   the one measured; repeats (after a redelivery) change nothing.
 - **Offsets are applied late.** End-to-end samples are kept raw (the
   recipient's clock minus the origin's) and corrected by the clock offsets
-  current when the figures are asked for, so a live snapshot and a report
-  over the same entries agree exactly.
+  current when the figures are asked for (a constant shift per link, which
+  moves every order statistic by the same amount), so a live snapshot and a
+  report over the same entries agree exactly.
 - **A link test fails only once it is decided.** A test counts against
   availability when answered after ``link_test_timeout_ms`` or, unanswered,
   once "now" is past its timeout; a younger unanswered test counts neither way.
+- **A test fails only while both ends were up.** A late or unanswered test
+  counts against its endpoint only if that endpoint had connected before the
+  test was logged, was not still reconnecting after a relay start (the first
+  link-test interval after ``relay_started``), and no ``relay_stopped`` or
+  ``relay_started`` entry came before its timeout passed; a test answered in
+  time always counts for it.
 
 Memory: per-message state lives while some recipient still owes a final
 answer (``rejected``, or both ``delivered`` and ``acknowledged``); a message a
@@ -33,19 +40,26 @@ so an ``overdue`` or ``redelivered`` event logged just after the final receipt
 still finds its link; an event about an older id is ignored. An unanswered
 link test is kept until it is answered or older than the late-answer horizon
 (ten timeouts, at least ten minutes), and then counted as failed and
-forgotten. Latency samples are kept as plain lists, one number per sample.
+forgotten. Latency samples go into fixed-bucket histograms
+(:mod:`hotline.figures.histogram`): memory does not grow with their number, and
+percentiles are within 0.4 % of the exact ones (``exact=True`` keeps every
+sample instead, for ``hotline audit report --exact``). ``state()`` and
+``from_state()`` save and restore everything, so the relay can restart from a
+snapshot instead of the whole log.
 """
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from hotline.auditlog.leaf import EntryKind, Event, decode_entry
 from hotline.errors import EntryError, Rejected, UsageError, VerificationFailed
+from hotline.figures.histogram import SIGNIFICANT_BITS, ExactSamples, Histogram, Samples
 from hotline.figures.rows import Figures, HopRow, LinkRow
-from hotline.figures.stats import Latency, Number, median, plain
+from hotline.figures.stats import Number, plain
 from hotline.network import Network
 from hotline.protocol.admission import recipients_of
 from hotline.protocol.bodies import (
@@ -67,10 +81,23 @@ _LATE_ANSWER_TIMEOUTS: Final = 10
 _LATE_ANSWER_MIN_MS: Final = 600_000
 
 
+SampleFactory = Callable[[int], Samples]  # significant bits → an empty set of samples
+_BITS: Final = {  # significant bits per kind of sample; 8 keeps within 0.4 % of the value
+    "raw_e2e_ms": 12,  # skewed clocks inflate the raw value; the offset is subtracted later
+    "offset_half_ms": 16,  # exact up to 32 s, since it corrects every end-to-end time
+}
+_LINK_COUNTERS: Final = ("messages", "delivered", "acknowledged", "rejected", "overdue",
+                         "redelivered")
+_LINK_SAMPLES: Final = ("delivery_ms", "ack_ms", "raw_e2e_ms", "lead_ms", "lead_delivered_ms")
+_HOP_COUNTERS: Final = ("tests", "in_time", "late", "forgotten", "failed_late", "voided")
+_HOP_SAMPLES: Final = ("rtt_ms", "offset_half_ms")
+
+
 @dataclass(slots=True)
 class _Link:
-    """Running totals and raw samples of one directed link."""
+    """Running totals and latency histograms of one directed link."""
 
+    new: SampleFactory
     messages: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     delivered: int = 0
@@ -78,24 +105,37 @@ class _Link:
     rejected: int = 0
     overdue: int = 0
     redelivered: int = 0
-    delivery_ms: list[int] = field(default_factory=list)
-    ack_ms: list[int] = field(default_factory=list)
-    raw_e2e_ms: list[int] = field(default_factory=list)  # receipt.ts - message.ts, uncorrected
-    lead_s: list[float] = field(default_factory=list)
-    lead_delivered_s: list[float] = field(default_factory=list)
+    delivery_ms: Samples = field(init=False)
+    ack_ms: Samples = field(init=False)
+    raw_e2e_ms: Samples = field(init=False)  # receipt.ts - message.ts, uncorrected
+    lead_ms: Samples = field(init=False)  # crossing_at - relay_ts of the acknowledgement
+    lead_delivered_ms: Samples = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in _LINK_SAMPLES:
+            setattr(self, name, self.new(_BITS.get(name, SIGNIFICANT_BITS)))
 
 
 @dataclass(slots=True)
 class _Hop:
     """Link tests to one endpoint and its connection state."""
 
+    new: SampleFactory
     tests: int = 0
     in_time: int = 0
-    late: int = 0
-    forgotten: int = 0  # unanswered beyond the late-answer horizon
-    rtt_ms: list[int] = field(default_factory=list)
-    offset_ms: list[float] = field(default_factory=list)
+    late: int = 0  # answered after the timeout (a failure only if the test counted)
+    forgotten: int = 0  # counted tests unanswered beyond the late-answer horizon
+    failed_late: int = 0  # late answers to tests that counted
+    voided: int = 0  # tests whose timeout the relay did not live to see
+    rtt_ms: Samples = field(init=False)
+    offset_half_ms: Samples = field(init=False)  # 2 * (receipt.ts - mid-trip relay time)
     connected: bool | None = None
+    joined: bool = False  # connected at least once
+    back_since_start: bool = False  # connected since the latest relay_started
+
+    def __post_init__(self) -> None:
+        for name in _HOP_SAMPLES:
+            setattr(self, name, self.new(_BITS.get(name, SIGNIFICANT_BITS)))
 
     @property
     def answered(self) -> int:
@@ -106,6 +146,7 @@ class _Hop:
 class _Test:
     recipient: str
     relay_ts: int
+    counts: bool  # a failure of this test counts against the endpoint
 
 
 @dataclass(slots=True)
@@ -135,19 +176,24 @@ class _Message:
 class LinkFigures:
     """Fold log entries, in log order, into the per-link figures; see the module docstring."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, *, exact: bool = False) -> None:
         self._network: Final = network
+        self._new: SampleFactory = _exact_samples if exact else Histogram
+        self._exact: Final = exact
         self._timeout_ms: Final = network.link_test_timeout_ms
         self._horizon_ms: Final = max(
             _LATE_ANSWER_MIN_MS, _LATE_ANSWER_TIMEOUTS * network.link_test_timeout_ms
         )
         self._links: dict[tuple[str, str], _Link] = {}
-        self._hops: dict[str, _Hop] = {endpoint: _Hop() for endpoint in network.endpoints}
+        self._hops: dict[str, _Hop] = {
+            endpoint: _Hop(self._new) for endpoint in network.endpoints
+        }
         self._messages: dict[bytes, _Message] = {}
         self._finished: OrderedDict[bytes, str] = OrderedDict()
         self._tests: OrderedDict[bytes, _Test] = OrderedDict()
         self._entries = 0
         self._now: int | None = None
+        self._started_at: int | None = None  # relay_ts of the latest relay_started
         for pair in network.links:
             a, b = sorted(pair)
             self._link(a, b)
@@ -211,12 +257,26 @@ class LinkFigures:
         elif event.kind in (EntryKind.CONNECTED, EntryKind.DISCONNECTED):
             party = fields.get("party")
             if isinstance(party, str):
-                self._hop(party).connected = event.kind is EntryKind.CONNECTED
+                hop = self._hop(party)
+                hop.connected = event.kind is EntryKind.CONNECTED
+                if hop.connected:
+                    hop.joined = hop.back_since_start = True
         elif event.kind in (EntryKind.RELAY_STARTED, EntryKind.RELAY_STOPPED):
             # A relay that stops or restarts holds no connections any more.
             for hop in self._hops.values():
                 if hop.connected:
                     hop.connected = False
+                hop.back_since_start = False
+            if event.kind is EntryKind.RELAY_STARTED:
+                self._started_at = relay_ts
+            self._void_open_tests(relay_ts)
+
+    def _void_open_tests(self, relay_ts: int) -> None:
+        """The relay went down: tests whose timeout had not passed cannot fail any more."""
+        for test_id, test in list(self._tests.items()):
+            if relay_ts - test.relay_ts <= self._timeout_ms:
+                del self._tests[test_id]
+                self._hop(test.recipient).voided += 1
 
     def _advance(self, relay_ts: int) -> None:
         if self._now is None or relay_ts > self._now:
@@ -226,18 +286,19 @@ class LinkFigures:
             if self._now - test.relay_ts <= self._horizon_ms:
                 break
             del self._tests[test_id]
-            self._hop(test.recipient).forgotten += 1
+            if test.counts:
+                self._hop(test.recipient).forgotten += 1
 
     def _link(self, origin: str, recipient: str) -> _Link:
         link = self._links.get((origin, recipient))
         if link is None:
-            link = self._links[origin, recipient] = _Link()
+            link = self._links[origin, recipient] = _Link(self._new)
         return link
 
     def _hop(self, endpoint: str) -> _Hop:
         hop = self._hops.get(endpoint)
         if hop is None:
-            hop = self._hops[endpoint] = _Hop()
+            hop = self._hops[endpoint] = _Hop(self._new)
         return hop
 
     def _link_of(self, ref: object, recipient: object) -> _Link | None:
@@ -274,8 +335,14 @@ class LinkFigures:
         if body.sender != self._network.relay.id or body.id in self._tests:
             return
         recipient = body.to[0]  # the schema allows exactly one
-        self._hop(recipient).tests += 1
-        self._tests[body.id] = _Test(recipient, relay_ts)
+        hop = self._hop(recipient)
+        hop.tests += 1
+        reconnecting = (
+            not hop.back_since_start
+            and self._started_at is not None
+            and relay_ts - self._started_at < self._network.link_test_interval_ms
+        )
+        self._tests[body.id] = _Test(recipient, relay_ts, hop.joined and not reconnecting)
 
     def _add_receipt(self, relay_ts: int, receipt: ReceiptBody) -> None:
         message = self._messages.get(receipt.ref)
@@ -289,19 +356,19 @@ class LinkFigures:
         if receipt.stage is Stage.DELIVERED and answers.delivered_at is None:
             answers.delivered_at = relay_ts
             link.delivered += 1
-            link.delivery_ms.append(relay_ts - message.relay_ts)
-            link.raw_e2e_ms.append(receipt.ts - message.ts)
+            link.delivery_ms.add(relay_ts - message.relay_ts)
+            link.raw_e2e_ms.add(receipt.ts - message.ts)
             if message.crossing_at is not None:
-                link.lead_delivered_s.append((message.crossing_at - relay_ts) / 1000)
+                link.lead_delivered_ms.add(message.crossing_at - relay_ts)
             if answers.acknowledged_at is not None:
-                link.ack_ms.append(answers.acknowledged_at - relay_ts)
+                link.ack_ms.add(answers.acknowledged_at - relay_ts)
         elif receipt.stage is Stage.ACKNOWLEDGED and answers.acknowledged_at is None:
             answers.acknowledged_at = relay_ts
             link.acknowledged += 1
             if message.crossing_at is not None:
-                link.lead_s.append((message.crossing_at - relay_ts) / 1000)
+                link.lead_ms.add(message.crossing_at - relay_ts)
             if answers.delivered_at is not None:
-                link.ack_ms.append(relay_ts - answers.delivered_at)
+                link.ack_ms.add(relay_ts - answers.delivered_at)
         elif receipt.stage is Stage.REJECTED and not answers.rejected:
             answers.rejected = True
             link.rejected += 1
@@ -327,14 +394,16 @@ class LinkFigures:
             hop.in_time += 1
         else:
             hop.late += 1
-        hop.rtt_ms.append(rtt)
-        hop.offset_ms.append(receipt.ts - (test.relay_ts + relay_ts) / 2)
+            hop.failed_late += test.counts
+        hop.rtt_ms.add(rtt)
+        # the recipient's clock less the relay's at mid-trip, in half milliseconds
+        hop.offset_half_ms.add(2 * receipt.ts - test.relay_ts - relay_ts)
 
     # ------------------------------------------------------------------ reading
 
     def figures(self) -> Figures:
         """Every link and hop as of the entries folded in so far."""
-        offsets = {party: median(hop.offset_ms) for party, hop in self._hops.items()}
+        offsets = {party: _offset(hop) for party, hop in self._hops.items()}
         availability = self._availability()
         links = tuple(
             self._link_row(origin, recipient, link, offsets, availability.get(recipient))
@@ -346,7 +415,7 @@ class LinkFigures:
                 tests=hop.tests,
                 answered=hop.answered,
                 availability=availability[endpoint],
-                rtt_ms=Latency.of(hop.rtt_ms),
+                rtt_ms=hop.rtt_ms.latency(),
                 clock_offset_ms=offsets[endpoint],
                 connected=hop.connected,
             )
@@ -364,11 +433,11 @@ class LinkFigures:
             now = self._now
             timed_out.update(
                 test.recipient for test in self._tests.values()
-                if now - test.relay_ts > self._timeout_ms
+                if test.counts and now - test.relay_ts > self._timeout_ms
             )
         out: dict[str, float | None] = {}
         for endpoint, hop in self._hops.items():
-            decided = hop.answered + hop.forgotten + timed_out[endpoint]
+            decided = hop.in_time + hop.failed_late + hop.forgotten + timed_out[endpoint]
             out[endpoint] = hop.in_time / decided if decided else None
         return out
 
@@ -396,10 +465,96 @@ class LinkFigures:
             rejected=link.rejected,
             overdue=link.overdue,
             redelivered=link.redelivered,
-            delivery_ms=Latency.of(link.delivery_ms),
-            ack_ms=Latency.of(link.ack_ms),
-            e2e_ms=Latency.of(plain(raw - shift) for raw in link.raw_e2e_ms),
-            lead_time_s=Latency.of(link.lead_s),
-            lead_time_delivered_s=Latency.of(link.lead_delivered_s),
+            delivery_ms=link.delivery_ms.latency(),
+            ack_ms=link.ack_ms.latency(),
+            e2e_ms=link.raw_e2e_ms.latency(shift=shift),
+            lead_time_s=link.lead_ms.latency(scale=1000),
+            lead_time_delivered_s=link.lead_delivered_ms.latency(scale=1000),
             availability=availability,
         )
+
+    # ------------------------------------------------------------------ saving
+
+    def state(self) -> dict[str, Any]:
+        """Everything folded so far as plain values (MessagePack-ready); see from_state."""
+        return {
+            "exact": self._exact,
+            "entries": self._entries,
+            "now": self._now,
+            "started_at": self._started_at,
+            "links": [
+                [origin, recipient, [getattr(link, n) for n in _LINK_COUNTERS],
+                 [[kind, status, n] for (kind, status), n in sorted(link.counts.items())],
+                 [getattr(link, n).state() for n in _LINK_SAMPLES]]
+                for (origin, recipient), link in sorted(self._links.items())
+            ],
+            "hops": [
+                [endpoint, [getattr(hop, n) for n in _HOP_COUNTERS],
+                 [getattr(hop, n).state() for n in _HOP_SAMPLES],
+                 [hop.connected, hop.joined, hop.back_since_start]]
+                for endpoint, hop in sorted(self._hops.items())
+            ],
+            "messages": [
+                [message_id, m.origin, m.relay_ts, m.ts, m.crossing_at,
+                 [[r, a.delivered_at, a.acknowledged_at, a.rejected]
+                  for r, a in m.waiting.items()]]
+                for message_id, m in self._messages.items()
+            ],
+            "finished": [[message_id, origin] for message_id, origin in self._finished.items()],
+            "tests": [[test_id, t.recipient, t.relay_ts, t.counts]
+                      for test_id, t in self._tests.items()],
+        }
+
+    @classmethod
+    def from_state(cls, network: Network, state: dict[str, Any]) -> LinkFigures:
+        """The accumulator ``state()`` described; UsageError if it is not one.
+
+        ``network`` must be the one the state was folded with (the relay
+        checks that before it trusts a snapshot).
+        """
+        try:
+            figures = cls(network, exact=bool(state["exact"]))
+            figures._entries = int(state["entries"])
+            figures._now = state["now"]
+            figures._started_at = state["started_at"]
+            load = figures._load_samples
+            for origin, recipient, counters, counts, samples in state["links"]:
+                link = figures._link(origin, recipient)
+                for name, value in zip(_LINK_COUNTERS, counters, strict=True):
+                    setattr(link, name, int(value))
+                link.counts = Counter({(kind, status): int(n) for kind, status, n in counts})
+                for name, value in zip(_LINK_SAMPLES, samples, strict=True):
+                    setattr(link, name, load(value))
+            for endpoint, counters, samples, flags in state["hops"]:
+                hop = figures._hop(endpoint)
+                for name, value in zip(_HOP_COUNTERS, counters, strict=True):
+                    setattr(hop, name, int(value))
+                for name, value in zip(_HOP_SAMPLES, samples, strict=True):
+                    setattr(hop, name, load(value))
+                hop.connected, hop.joined, hop.back_since_start = flags
+            for message_id, origin, relay_ts, ts, crossing_at, waiting in state["messages"]:
+                figures._messages[message_id] = _Message(origin, relay_ts, ts, crossing_at, {
+                    r: _Answers(delivered, acknowledged, rejected)
+                    for r, delivered, acknowledged, rejected in waiting
+                })
+            figures._finished = OrderedDict((i, origin) for i, origin in state["finished"])
+            figures._tests = OrderedDict(
+                (i, _Test(recipient, relay_ts, counts))
+                for i, recipient, relay_ts, counts in state["tests"]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"not a saved state of the per-link figures: {exc}") from exc
+        return figures
+
+    def _load_samples(self, state: list[int]) -> Samples:
+        return ExactSamples(state) if self._exact else Histogram.from_state(state)
+
+
+def _exact_samples(bits: int) -> Samples:
+    return ExactSamples()
+
+
+def _offset(hop: _Hop) -> Number | None:
+    """The endpoint's clock offset: the median (nearest rank) of its link tests' offsets."""
+    half_ms = hop.offset_half_ms.percentile(50)
+    return None if half_ms is None else plain(half_ms / 2)

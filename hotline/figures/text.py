@@ -10,7 +10,39 @@ from __future__ import annotations
 from hotline.figures.rows import Figures, HopRow, LinkRow
 from hotline.figures.stats import Number
 
-__all__ = ["render_text"]
+__all__ = ["HOP_COLUMNS", "LINK_COLUMNS", "render_legend", "render_text"]
+
+LINK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("link", "the directed link, origin→recipient"),
+    ("msgs", "warnings, updates, cancels and texts the origin sent on the link"),
+    ("deliv", "of those, delivered: the recipient's delivered receipt is in the log"),
+    ("acked", "of those, acknowledged by the recipient's duty officer"),
+    ("rej", "of those, refused by the recipient with a rejected receipt"),
+    ("dlv p50", "delivery latency in ms, the relay's acceptance → the recipient's delivered "
+                "receipt logged: median"),
+    ("dlv p99", "the same, 99th percentile"),
+    ("ack p99", "acknowledgement latency in ms, delivered → acknowledged receipt: "
+                "99th percentile"),
+    ("e2e p50", "end-to-end latency in ms, the origin's ts → the recipient's delivery, "
+                "corrected for clock offsets: median"),
+    ("avail", "availability: the share of the relay's link tests to the recipient answered "
+              "in time; — for a link that carried no message"),
+    ("overdue", "deadlines missed on the link (delivered or acknowledged), each counted once"),
+    ("redeliv", "resends by the relay of a message whose delivered receipt had not come"),
+)
+"""The link table's columns and what each means (docs/relay.md has the same words)."""
+
+HOP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("hop", "the relay ↔ endpoint hop, named by the endpoint"),
+    ("tests", "link tests the relay sent to the endpoint"),
+    ("answered", "of those, answered with a delivered receipt"),
+    ("avail", "answered in time / tests"),
+    ("rtt p50", "round trip of a link test in ms, test logged → answer logged: median"),
+    ("rtt p99", "the same, 99th percentile"),
+    ("offset", "the endpoint's clock minus the relay's in ms, estimated from link tests"),
+    ("connected", "whether the endpoint was connected at the last entry counted"),
+)
+"""The hop table's columns and what each means (docs/relay.md has the same words)."""
 
 _LINK_HEADER = (
     f"{'link':<12} {'msgs':>6} {'deliv':>6} {'acked':>6} {'rej':>4} {'dlv p50':>8} "
@@ -32,10 +64,11 @@ def _share(value: float | None) -> str:
 
 def _link_line(row: LinkRow) -> str:
     name = f"{row.origin}→{row.recipient}"
+    availability = _share(row.availability) if row.messages else "—"
     return (
         f"{name:<12} {row.messages:>6} {row.delivered:>6} {row.acknowledged:>6} "
         f"{row.rejected:>4} {_ms(row.delivery_ms.p50):>8} {_ms(row.delivery_ms.p99):>8} "
-        f"{_ms(row.ack_ms.p99):>8} {_ms(row.e2e_ms.p50):>8} {_share(row.availability):>7} "
+        f"{_ms(row.ack_ms.p99):>8} {_ms(row.e2e_ms.p50):>8} {availability:>7} "
         f"{row.overdue:>7} {row.redelivered:>7}"
     )
 
@@ -58,6 +91,15 @@ def _reciprocity(links: tuple[LinkRow, ...]) -> list[str]:
             f"{a}↔{b}: {a}→{b} {sent.get((a, b), 0)} / {b}→{a} {sent.get((b, a), 0)}"
         )
     return lines
+
+
+def render_legend() -> str:
+    """One line per column of the link and hop tables, with what it means."""
+    lines = ["legend: links"]
+    lines += [f"  {name:<9} {meaning}" for name, meaning in LINK_COLUMNS]
+    lines += ["legend: hops"]
+    lines += [f"  {name:<9} {meaning}" for name, meaning in HOP_COLUMNS]
+    return "\n".join(lines) + "\n"
 
 
 def render_text(figures: Figures) -> str:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
@@ -45,10 +45,11 @@ from hotline.protocol.bodies import (
     LinkTestBody,
     ReceiptBody,
     Recipients,
+    RefusedBody,
 )
 from hotline.protocol.envelope import Envelope, period_problem
 
-__all__ = ["Admission", "Verdict", "recipients_of"]
+__all__ = ["Admission", "SeenIds", "Verdict", "recipients_of"]
 
 _BURST_SHARE: Final = 6  # the burst allowance is ten seconds' worth of the rate, at least 10
 
@@ -65,6 +66,14 @@ def recipients_of(network: Network, sender: str, to: Recipients) -> tuple[str, .
     return to
 
 
+class SeenIds(Protocol):
+    """id → body hash of every envelope logged or being logged (a dict will do)."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
@@ -74,10 +83,10 @@ class _Bucket:
 class Admission:
     """Per-sender state: last ``seq``, seen ids with their body hashes, rate buckets."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, seen: SeenIds | None = None) -> None:
         self._network = network
         self._last_seq: dict[str, int] = {}
-        self._seen: dict[bytes, bytes] = {}
+        self._seen: SeenIds = {} if seen is None else seen
         self._buckets: dict[str, _Bucket] = {}
         rate = network.limits.messages_per_minute
         self._per_ms = rate / 60_000
@@ -103,7 +112,7 @@ class Admission:
         period = self._network.period_of(body.sender, body.kid)
         if period is not None and period.not_after is not None and now_ms >= period.not_after:
             raise Rejected(RejectCode.BAD_SIGNATURE, period_problem(period, body.sender, now_ms))
-        if isinstance(body, LinkTestBody | AcceptedBody):
+        if isinstance(body, LinkTestBody | AcceptedBody | RefusedBody):
             raise Rejected(RejectCode.SCHEMA, f"only the relay sends {body.type} messages", "t")
         seen = self._seen.get(body.id)
         if seen is not None:
@@ -153,7 +162,7 @@ class Admission:
                     RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{reply_to}"
                 )
             return
-        assert not isinstance(body, LinkTestBody | AcceptedBody)
+        assert not isinstance(body, LinkTestBody | AcceptedBody | RefusedBody)
         recipients = recipients_of(self._network, body.sender, body.to)
         if not recipients:
             raise Rejected(RejectCode.LINK_FORBIDDEN, f"{body.sender} has no linked endpoint")
@@ -180,8 +189,17 @@ class Admission:
                 RejectCode.RATE_LIMITED,
                 f"{sender} is over {self._network.limits.messages_per_minute} messages "
                 f"a minute; retry in {wait_ms} ms",
+                retry_after_ms=wait_ms,
             )
         bucket.tokens -= 1
+
+    def last_seqs(self) -> dict[str, int]:
+        """The highest ``seq`` logged per sender (saved in the relay's snapshots)."""
+        return dict(self._last_seq)
+
+    def restore_last_seqs(self, last_seqs: dict[str, int]) -> None:
+        """Start from saved ``last_seqs`` (a snapshot the relay matched to its log)."""
+        self._last_seq = dict(last_seqs)
 
     def record(self, envelope: Envelope) -> None:
         """Remember a durably accepted envelope (its id, body hash and seq)."""

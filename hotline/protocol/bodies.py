@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal
 
+from hotline.errors import RejectCode
 from hotline.protocol.vocab import (
     Action,
     Advice,
@@ -34,11 +35,17 @@ __all__ = [
     "AcceptedBody",
     "Body",
     "CancelBody",
+    "CapArea",
+    "CapInfo",
+    "CapOrigin",
     "LinkTestBody",
     "Predicted",
     "ReceiptBody",
     "Recipients",
+    "RefusedBody",
+    "RelayBody",
     "RoutedBody",
+    "SeenCheckpoint",
     "TextBody",
     "Track",
     "UpdateBody",
@@ -81,12 +88,58 @@ class Predicted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CapArea:
+    """One CAP ``area`` as its sender wrote it: description, shapes (CAP text), feet."""
+
+    desc: str
+    polygon: tuple[str, ...] | None = None
+    circle: tuple[str, ...] | None = None
+    altitude: float | None = None
+    ceiling: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapInfo:
+    """One CAP ``info`` block's fields that have no hotline equivalent."""
+
+    lang: str | None = None
+    event: str | None = None
+    headline: str | None = None
+    description: str | None = None
+    area: tuple[CapArea, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapOrigin:
+    """The CAP alert a message was read from: its identity and what hotline has no field for."""
+
+    sender: str
+    identifier: str
+    sent: int
+    info: tuple[CapInfo, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeenCheckpoint:
+    """The latest relay checkpoint the author witnessed when it signed (protocol §3.2).
+
+    Carried inside endpoint-signed bodies so that checkpoints travel end to end
+    through the relay itself: a recipient compares it with its own view, and a
+    relay showing two histories cannot hide it from the parties it splits.
+    """
+
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Header:
     id: bytes
     sender: str
     ts: int
     seq: int
     kid: bytes
+    cp: SeenCheckpoint | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +157,7 @@ class WarningBody(_Header):
     advice: Advice | None = None
     text: str | None = None
     lang: str | None = None
+    cap: CapOrigin | None = None
     operator: str | None = None  # who at the sender's console sent it
 
 
@@ -128,6 +182,7 @@ class CancelBody(_Header):
     reason: CancelReason
     text: str | None = None
     lang: str | None = None
+    cap: CapOrigin | None = None
     operator: str | None = None
 
 
@@ -177,5 +232,28 @@ class AcceptedBody(_Header):
     index: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedBody(_Header):
+    """The relay's signed refusal of a frame (never logged; it answers the sender alone).
+
+    ``frame_hash`` is SHA-256 of the whole frame as received; ``ref`` and
+    ``hash`` (the refused body's id and SHA-256) are given when its body could
+    be read. ``retry_after_ms`` is given for, and only for, temporary codes.
+    """
+
+    type: ClassVar[BodyType] = BodyType.REFUSED
+    ref: bytes | None = None
+    hash: bytes | None = None
+    frame_hash: bytes
+    code: RejectCode
+    sentence: str
+    path: str | None = None
+    retry_after_ms: int | None = None
+
+
 RoutedBody = WarningBody | CancelBody | TextBody
-Body = WarningBody | CancelBody | TextBody | ReceiptBody | LinkTestBody | AcceptedBody
+Body = (
+    WarningBody | CancelBody | TextBody | ReceiptBody | LinkTestBody | AcceptedBody | RefusedBody
+)
+RelayBody = LinkTestBody | AcceptedBody | RefusedBody
+"""The bodies only the relay signs."""

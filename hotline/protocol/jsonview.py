@@ -1,8 +1,8 @@
 """Bodies as JSON for people and integrators, and back.
 
 The JSON view is the wire map with its binary fields written as text: ids
-(``id``, ``incident``, ``ref``) in canonical UUID form, ``hash`` and ``kid`` in
-lowercase hex. Everything else is the same value under the same key, so the
+(``id``, ``incident``, ``ref``) in canonical UUID form, ``hash``, ``frame_hash``, ``kid`` and
+``cp.root`` in lowercase hex. Everything else is the same value under the same key, so the
 schema of :mod:`hotline.protocol.schema` applies unchanged (and names the same
 paths) whichever way a body came in.
 """
@@ -21,7 +21,7 @@ from hotline.protocol.schema import body_to_map, map_to_body
 __all__ = ["body_to_json", "json_to_body", "json_to_map"]
 
 _ID_FIELDS: Final = frozenset({"id", "incident", "ref"})
-_HEX_FIELDS: Final = frozenset({"hash", "kid"})
+_HEX_FIELDS: Final = frozenset({"hash", "kid", "frame_hash"})
 _HEX: Final = re.compile(r"(?:[0-9a-f]{2})*")
 
 
@@ -37,12 +37,21 @@ def json_to_map(data: Mapping[str, Any]) -> dict[str, Any]:
                     RejectCode.SCHEMA, "must be a UUID such as 0190f1c2-…", key
                 ) from None
         elif key in _HEX_FIELDS and isinstance(value, str):
-            if not _HEX.fullmatch(value):
-                raise Rejected(RejectCode.SCHEMA, "must be lowercase hex digits", key)
-            out[key] = bytes.fromhex(value)
+            out[key] = _from_hex(value, key)
+        elif key == "cp" and isinstance(value, Mapping):
+            out[key] = {
+                k: _from_hex(v, f"cp.{k}") if k == "root" and isinstance(v, str) else v
+                for k, v in value.items()
+            }
         else:
             out[key] = value
     return out
+
+
+def _from_hex(value: str, path: str) -> bytes:
+    if not _HEX.fullmatch(value):
+        raise Rejected(RejectCode.SCHEMA, "must be lowercase hex digits", path)
+    return bytes.fromhex(value)
 
 
 def json_to_body(data: Mapping[str, Any]) -> Body:
@@ -65,6 +74,8 @@ def body_to_json(body: Body) -> dict[str, Any]:
             out[key] = format_id(value)
         elif key in _HEX_FIELDS and isinstance(value, bytes):
             out[key] = value.hex()
+        elif key == "cp" and isinstance(value, dict):
+            out[key] = {k: v.hex() if isinstance(v, bytes) else v for k, v in value.items()}
         else:
             out[key] = _to_json(value)
     return out

@@ -17,7 +17,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
@@ -29,10 +29,15 @@ from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
     CancelBody,
+    CapArea,
+    CapInfo,
+    CapOrigin,
     LinkTestBody,
     Predicted,
     ReceiptBody,
     Recipients,
+    RefusedBody,
+    SeenCheckpoint,
     TextBody,
     Track,
     UpdateBody,
@@ -55,6 +60,7 @@ from hotline.protocol.vocab import (
 
 __all__ = [
     "HASH_SIZE",
+    "MAX_PATH",
     "MAX_RECIPIENTS",
     "MAX_TEXT",
     "OPERATOR_NAME",
@@ -256,6 +262,8 @@ _CANCELREASON: Final = _enum(CancelReason)
 _STAGE: Final = _enum(Stage)
 _ACTION: Final = _enum(Action)
 _BODYTYPE: Final = _enum(BodyType)
+_REJECTCODE: Final = _enum(RejectCode)
+MAX_PATH: Final = 200
 
 
 def _party(path: str, value: object) -> str:
@@ -343,6 +351,83 @@ def _read_predicted(r: _Reader) -> Predicted:
     return predicted
 
 
+# ----------------------------------------------------------------------------- cap (§3.10)
+
+MAX_CAP_INFOS: Final = 4
+MAX_CAP_AREAS: Final = 16
+MAX_CAP_SHAPES: Final = 8
+_CAP_NAME: Final = re.compile(r"[^\s,<&]{1,255}")
+
+
+def _cap_name(path: str, value: object) -> str:
+    if not isinstance(value, str) or not _CAP_NAME.fullmatch(value):
+        raise _schema(path, "must be 1 to 255 characters without spaces, commas, < or &")
+    return value
+
+
+def _list_of(
+    limit: int, item: Callable[[str, object], T]
+) -> Callable[[str, object], tuple[T, ...]]:
+    def check(path: str, value: object) -> tuple[T, ...]:
+        if not isinstance(value, list) or not value:
+            raise _schema(path, "must be a non-empty array")
+        if len(value) > limit:
+            raise _schema(path, f"must hold at most {limit} items")
+        return tuple(item(f"{path}[{i}]", v) for i, v in enumerate(value))
+
+    return check
+
+
+def _map_of(read: Callable[[_Reader], T]) -> Callable[[str, object], T]:
+    def check(path: str, value: object) -> T:
+        if not isinstance(value, dict):
+            raise _schema(path, "must be a map")
+        return read(_Reader(value, path + "."))
+
+    return check
+
+
+def _read_cap_area(r: _Reader) -> CapArea:
+    area = CapArea(
+        desc=r.req("desc", _text(MAX_NOTE)),
+        polygon=r.opt("polygon", _list_of(MAX_CAP_SHAPES, _text(MAX_TEXT, minimum=1))),
+        circle=r.opt("circle", _list_of(MAX_CAP_SHAPES, _text(MAX_SHORT * 2, minimum=1))),
+        altitude=r.opt("altitude", _float(-1e7, 1e7)),
+        ceiling=r.opt("ceiling", _float(-1e7, 1e7)),
+    )
+    r.finish()
+    if area.ceiling is not None and area.altitude is None:
+        raise _schema(r.path("ceiling"), "needs an altitude")
+    return area
+
+
+def _read_cap_info(r: _Reader) -> CapInfo:
+    info = CapInfo(
+        lang=r.opt("lang", _lang),
+        event=r.opt("event", _text(MAX_NOTE)),
+        headline=r.opt("headline", _text(MAX_NOTE)),
+        description=r.opt("description", _text(MAX_TEXT)),
+        area=r.opt("area", _list_of(MAX_CAP_AREAS, _map_of(_read_cap_area))),
+    )
+    r.finish()
+    return info
+
+
+def _read_cap(r: _Reader) -> CapOrigin:
+    origin = CapOrigin(
+        sender=r.req("sender", _cap_name),
+        identifier=r.req("identifier", _cap_name),
+        sent=r.req("sent", _TIME),
+        info=r.opt("info", _list_of(MAX_CAP_INFOS, _map_of(_read_cap_info))),
+    )
+    r.finish()
+    return origin
+
+
+def _opt_cap(r: _Reader) -> CapOrigin | None:
+    return r.opt("cap", _map_of(_read_cap))
+
+
 def _header(r: _Reader) -> dict[str, Any]:
     return {
         "id": r.req("id", _uuid7),
@@ -351,6 +436,24 @@ def _header(r: _Reader) -> dict[str, Any]:
         "seq": r.req("seq", _int(0, MAX_SEQ)),
         "kid": r.req("kid", _bin(KID_SIZE, "a key id")),
     }
+
+
+def _read_seen(r: _Reader) -> SeenCheckpoint:
+    seen = SeenCheckpoint(
+        size=r.req("size", _int(1, MAX_SEQ)),
+        root=r.req("root", _bin(HASH_SIZE, "a SHA-256 hash")),
+    )
+    r.finish()
+    return seen
+
+
+def _endpoint_header(r: _Reader) -> dict[str, Any]:
+    """The header of a body an endpoint signs: the common fields and the optional ``cp``."""
+    head = _header(r)
+    seen = r.opt_sub("cp")
+    if seen is not None:
+        head["cp"] = _read_seen(seen)
+    return head
 
 
 def _text_and_lang(r: _Reader, body: dict[str, Any], *, required: bool) -> None:
@@ -376,6 +479,7 @@ def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningB
     body["predicted"] = None if predicted is None else _read_predicted(predicted)
     body["advice"] = r.opt("advice", _ADVICE)
     _text_and_lang(r, body, required=False)
+    body["cap"] = _opt_cap(r)
     body["operator"] = r.opt("operator", _operator)
     if body["expires"] <= body["ts"]:
         raise _schema(r.path("expires"), "must be later than ts")
@@ -394,6 +498,7 @@ def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
     body["ref"] = r.req("ref", _uuid7)
     body["reason"] = r.req("reason", _CANCELREASON)
     _text_and_lang(r, body, required=False)
+    body["cap"] = _opt_cap(r)
     body["operator"] = r.opt("operator", _operator)
     return CancelBody(**body)
 
@@ -429,11 +534,33 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
     return receipt
 
 
+def _read_refused(r: _Reader, head: dict[str, Any]) -> RefusedBody:
+    refused = RefusedBody(
+        **head,
+        ref=r.opt("ref", _uuid7),
+        hash=r.opt("hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        frame_hash=r.req("frame_hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        code=r.req("code", _REJECTCODE),
+        sentence=r.req("sentence", _text(MAX_NOTE, minimum=1)),
+        path=r.opt("path", _text(MAX_PATH)),
+        retry_after_ms=r.opt("retry_after_ms", _int(0, MAX_TIME_MS)),
+    )
+    if refused.path is not None and refused.code is not RejectCode.SCHEMA:
+        raise _schema(r.path("path"), "is given only for a schema refusal")
+    if refused.code.temporary != (refused.retry_after_ms is not None):
+        raise _schema(
+            r.path("retry_after_ms"),
+            "is given for, and only for, a temporary refusal (rate_limited, busy)",
+        )
+    return refused
+
+
 def map_to_body(data: Mapping[str, Any]) -> Body:
     """A typed body from a decoded map, or ``Rejected`` naming the first bad field."""
     r = _Reader(data)
     kind = r.req("t", _BODYTYPE)
-    head = _header(r)
+    relay_only = kind in (BodyType.TEST, BodyType.ACCEPTED)
+    head = _header(r) if relay_only else _endpoint_header(r)
     body: Body
     if kind is BodyType.WARNING:
         body = _read_warning(r, head, update=False)
@@ -447,6 +574,8 @@ def map_to_body(data: Mapping[str, Any]) -> Body:
         body = _read_receipt(r, head)
     elif kind is BodyType.TEST:
         body = LinkTestBody(**head, to=r.req("to", _single_recipient))
+    elif kind is BodyType.REFUSED:
+        body = _read_refused(r, head)
     else:
         body = AcceptedBody(
             **head,
@@ -471,7 +600,7 @@ def _plain(value: object) -> object:
         return value.value
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, Track | Predicted):
+    if is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: _plain(getattr(value, f.name))
             for f in fields(value)

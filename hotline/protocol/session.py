@@ -16,8 +16,11 @@ Relay → endpoint:
                for one of its messages)
 ``accepted``   ``frame``: the relay-signed ``accepted`` receipt of a message
                this endpoint sent (not itself logged: it names the log index)
-``rejected``   ``ref`` (the refused message's id, or empty), ``code``,
-               ``sentence``, ``path``
+``rejected``   ``frame``: the relay-signed ``refused`` body of the refusal
+               (protocol version 2); and, repeating it for version 1
+               readers, ``ref`` (the refused message's id, or empty),
+               ``code``, ``sentence``, ``path``. A version 1 relay sends no
+               ``frame`` (decoded as empty bytes)
 ``checkpoint`` ``note``: a newly signed checkpoint (C2SP signed note bytes)
 =============  ==============================================================
 
@@ -35,7 +38,9 @@ Endpoint → relay:
 Before ``welcome`` only ``auth`` is accepted; a failed ``auth`` closes the
 socket with code 4401 and the reason ``<code>: <sentence>``. An endpoint that
 stops reading is closed with 4408 (``slow_reader: …``); what it was owed stays
-queued at the relay and is delivered when it connects again.
+queued at the relay and is delivered when it connects again. An endpoint that
+draws signed refusals faster than the relay signs them is closed with 4429
+(``refused_flood: …``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from hotline.protocol.schema import unpack_map
 __all__ = [
     "AUTH_FAILED_CLOSE",
     "NONCE_SIZE",
+    "REFUSAL_FLOOD_CLOSE",
     "SLOW_READER_CLOSE",
     "Accepted",
     "Auth",
@@ -75,6 +81,8 @@ AUTH_FAILED_CLOSE: Final = 4401
 PROTOCOL_ERROR_CLOSE: Final = 4400
 SLOW_READER_CLOSE: Final = 4408
 """The relay closes a session whose endpoint stopped reading (its send queue stalled)."""
+REFUSAL_FLOOD_CLOSE: Final = 4429
+"""The relay closes a session that drew signed refusals faster than its budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +118,13 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class RejectedNotice:
+    """A refusal; ``frame`` is the relay-signed ``refused`` envelope (empty from a v1 relay)."""
+
     ref: bytes
     code: str
     sentence: str
     path: str = ""
+    frame: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +150,17 @@ _NAMES: Final[dict[type, str]] = {
     Cosign: "cosign",
 }
 _TYPES: Final = {name: kind for kind, name in _NAMES.items()}
+_OPTIONAL: Final[dict[tuple[str, str], object]] = {
+    ("auth", "since"): -1,
+    ("rejected", "frame"): b"",  # a version 1 relay sends none
+}
 _FIELDS: Final[dict[str, dict[str, type]]] = {
     "challenge": {"nonce": bytes, "relay": str, "ts": int},
     "auth": {"id": str, "sig": bytes, "since": int},
     "welcome": {"id": str, "size": int},
     "deliver": {"index": int, "frame": bytes},
     "accepted": {"frame": bytes},
-    "rejected": {"ref": bytes, "code": str, "sentence": str, "path": str},
+    "rejected": {"ref": bytes, "code": str, "sentence": str, "path": str, "frame": bytes},
     "checkpoint": {"note": bytes},
     "cosign": {"line": str},
 }
@@ -163,7 +178,10 @@ def encode_control(message: Control) -> bytes:
     name = _NAMES[type(message)]
     fields: dict[str, Any] = {"t": name}
     for key in _FIELDS[name]:
-        fields[key] = getattr(message, key)
+        value = getattr(message, key)
+        if name == "rejected" and key == "frame" and not value:
+            continue  # an unsigned notice (as a version 1 relay sends) has no frame
+        fields[key] = value
     data: bytes = msgpack.packb(fields, use_bin_type=True)
     return data
 
@@ -177,8 +195,8 @@ def decode_control(data: bytes) -> Control:
     expected = _FIELDS[name]
     for key, kind in expected.items():
         value = fields.get(key)
-        if value is None and name == "auth" and key == "since":
-            fields[key] = -1
+        if value is None and (name, key) in _OPTIONAL:
+            fields[key] = _OPTIONAL[name, key]
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise Rejected(RejectCode.SCHEMA, f"must be {kind.__name__}", key)

@@ -30,6 +30,7 @@ class BodyType(enum.StrEnum):
     RECEIPT = "receipt"
     TEST = "test"
     ACCEPTED = "accepted"
+    REFUSED = "refused"
 
 
 class Status(enum.StrEnum):

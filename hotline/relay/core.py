@@ -7,7 +7,8 @@
 - :class:`Append` — durably append a log entry, then call
   :meth:`RelayCore.appended` with the index (in the order the appends were
   asked for on that connection);
-- :class:`Broadcast` — send bytes to every connected endpoint.
+- :class:`Broadcast` — send bytes to every connected endpoint;
+- :class:`Close` — close an endpoint's session with a code and reason.
 
 Rules it keeps:
 
@@ -23,6 +24,11 @@ Rules it keeps:
    is a ``replay``.
 4. Missed deadlines become ``overdue`` log events, once per message, recipient
    and stage.
+4a. Every refusal is answered with a ``refused`` body signed by the relay
+   (never logged). Signing costs CPU, so each endpoint may draw
+   :data:`REFUSALS_BURST` refusals at once and :data:`REFUSALS_PER_S` a second
+   after that; beyond it its session is closed with
+   :data:`~hotline.protocol.session.REFUSAL_FLOOD_CLOSE` instead.
 5. Link tests go to every endpoint each ``link_test_interval_ms``; they are
    logged (so availability can be recomputed) and never queued behind, or ahead
    of, a real warning: an offline endpoint's test is logged but not sent. Test
@@ -33,13 +39,14 @@ Rules it keeps:
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+import msgpack
 
 from hotline.auditlog.leaf import (
     EntryKind,
@@ -48,7 +55,7 @@ from hotline.auditlog.leaf import (
     encode_envelope_entry,
     encode_event_entry,
 )
-from hotline.errors import Rejected
+from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
 from hotline.protocol.admission import Admission, Verdict, recipients_of
 from hotline.protocol.bodies import (
@@ -57,21 +64,43 @@ from hotline.protocol.bodies import (
     CancelBody,
     LinkTestBody,
     ReceiptBody,
+    RefusedBody,
     TextBody,
     WarningBody,
 )
-from hotline.protocol.envelope import Envelope, open_envelope, read_envelope, seal, sealed
-from hotline.protocol.ids import make_id
+from hotline.protocol.budget import TokenBucket
+from hotline.protocol.envelope import (
+    Envelope,
+    body_hash,
+    open_envelope,
+    read_envelope,
+    seal,
+    sealed,
+)
+from hotline.protocol.ids import is_uuid7, make_id
 from hotline.protocol.keys import SigningKey
+from hotline.protocol.schema import MAX_NOTE, MAX_PATH, unpack_map
 from hotline.protocol.session import (
+    REFUSAL_FLOOD_CLOSE,
     Accepted,
     Deliver,
     RejectedNotice,
     encode_control,
 )
 from hotline.protocol.vocab import Stage
+from hotline.relay.idmaps import AcceptedIds, IdMaps, Origins
 
-__all__ = ["Append", "Broadcast", "Note", "RelayCore", "RelayCounters", "Send"]
+__all__ = [
+    "REFUSALS_BURST",
+    "REFUSALS_PER_S",
+    "Append",
+    "Broadcast",
+    "Close",
+    "Note",
+    "RelayCore",
+    "RelayCounters",
+    "Send",
+]
 
 RandomSource = Callable[[int], bytes]
 
@@ -85,6 +114,15 @@ class Send:
 @dataclass(frozen=True, slots=True)
 class Broadcast:
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close ``party``'s session with a WebSocket close ``code`` and ``reason``."""
+
+    party: str
+    code: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +140,7 @@ class Append:
     event: Event | None = None
 
 
-Action = Send | Append | Broadcast
+Action = Send | Append | Broadcast | Close
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +162,7 @@ class RelayCounters:
     redeliveries: int = 0
     overdue: dict[str, int] = field(default_factory=dict)  # by stage
     link_tests: int = 0
+    refusal_floods: int = 0  # sessions closed for drawing refusals too fast
 
 
 @dataclass(slots=True)
@@ -161,28 +200,52 @@ class _Inflight:
 _TEST_RANK: Final = 99
 TESTS_KEPT_FOR: Final = 10
 """An unanswered link test is forgotten after this many link-test timeouts."""
+REFUSALS_BURST: Final = 200
+"""Signed refusals an endpoint may draw at once (about 10 ms of signing)."""
+REFUSALS_PER_S: Final = 20
+"""Signed refusals an endpoint may draw each second once its burst is spent."""
 RECEIPTS_KEPT: Final = 10_000
 """Receipts kept per sender for resending after a reconnect (``auth.since``); older
 ones are still in the log, and the endpoint can read them from the tiles."""
 
 
+def _refused_ids(frame: bytes) -> tuple[bytes | None, bytes | None]:
+    """The refused envelope's id and body hash, as far as its bytes can be read."""
+    try:
+        outer = msgpack.unpackb(frame, raw=False)
+    except Exception:  # noqa: BLE001 - the frame is whatever the peer sent
+        return None, None
+    if not isinstance(outer, list) or len(outer) != 3 or not isinstance(outer[1], bytes):
+        return None, None
+    digest = body_hash(outer[1])
+    try:
+        ident = unpack_map(outer[1]).get("id")
+    except Rejected:
+        return None, digest
+    return (ident if isinstance(ident, bytes) and is_uuid7(ident) else None), digest
+
+
 class RelayCore:
     """Admission, ordering, delivery, receipts, deadlines and link tests."""
 
-    def __init__(self, network: Network, key: SigningKey, random: RandomSource) -> None:
+    def __init__(
+        self, network: Network, key: SigningKey, random: RandomSource, *,
+        ids: IdMaps | None = None,
+    ) -> None:
         self.network: Final = network
         self._key = key
         self._random = random
-        self.admission = Admission(network)
+        maps = IdMaps.in_memory() if ids is None else ids  # per-id state: see idmaps
+        self.admission = Admission(network, seen=maps.seen)
         self.counters = RelayCounters()
         self.notes: list[Note] = []  # drained by the edge after every call
         self.online: set[str] = set()
         self._tokens = itertools.count()
         self._inflight: dict[int, _Inflight] = {}
         self._inflight_ids: dict[bytes, list[str]] = {}
-        self._accepted: dict[bytes, tuple[int, int, bytes]] = {}  # id → (index, relay_ts, hash)
+        self._accepted: AcceptedIds = maps.accepted  # id → (index, relay_ts, hash)
         self._messages: dict[bytes, _Message] = {}  # messages still owed a receipt
-        self._origin: dict[bytes, str] = {}  # every logged message or test id → its sender
+        self._origin: Origins = maps.origins  # every logged message or test id → its sender
         self._queues: dict[str, dict[bytes, _Pending]] = {e: {} for e in network.endpoints}
         self._receipts_for: dict[str, deque[tuple[int, bytes]]] = {
             e: deque(maxlen=RECEIPTS_KEPT) for e in network.endpoints
@@ -196,6 +259,8 @@ class RelayCore:
         }
         self._slot_signed: dict[str, int] = {}  # endpoint → the last slot a test was signed for
         self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
+        self._refusal_seq = 0
+        self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
 
     # ------------------------------------------------------------------ replay from the log
@@ -322,11 +387,7 @@ class RelayCore:
                 envelope, authenticated=party, now_ms=now, reply_to=reply_to
             )
         except Rejected as exc:
-            self.counters.rejected[exc.code] = self.counters.rejected.get(exc.code, 0) + 1
-            self.notes.append(Note("envelope_rejected", {
-                "party": party, "code": exc.code, "path": exc.path, "reason": exc.detail,
-            }))
-            return [Send(party, self._rejection(frame, exc))]
+            return self.refuse(party, frame, exc, now)
         body = envelope.body
         if verdict is Verdict.DUPLICATE:
             self.counters.duplicates += 1
@@ -347,11 +408,54 @@ class RelayCore:
         """Who a receipt goes back to: the sender of the message or test it answers."""
         return self._origin.get(receipt.ref)
 
-    def _rejection(self, frame: bytes, exc: Rejected) -> bytes:
-        ref = b""
-        with contextlib.suppress(Rejected):
-            ref = open_envelope(frame, self.network, max_size=1 << 30).body.id
-        return encode_control(RejectedNotice(ref, exc.code, exc.detail, exc.path))
+    def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
+        """Answer a refused frame (envelope or control) with a relay-signed refusal.
+
+        An endpoint that draws refusals faster than its budget (rule 4a) has its
+        session closed instead of being answered.
+        """
+        self.counters.rejected[exc.code] = self.counters.rejected.get(exc.code, 0) + 1
+        self.notes.append(Note("envelope_rejected", {
+            "party": party, "code": exc.code, "path": exc.path, "reason": exc.detail,
+        }))
+        wait_ms = self._refusal_budget.take(party, now)
+        if wait_ms:
+            self.counters.refusal_floods += 1
+            self.notes.append(Note("refusal_flood_closed", {"party": party, "wait_ms": wait_ms}))
+            return [Close(
+                party, REFUSAL_FLOOD_CLOSE,
+                f"refused_flood: more than {REFUSALS_BURST} refused frames at once; "
+                f"retry in {wait_ms} ms",
+            )]
+        return [Send(party, self._rejection(frame, exc, now))]
+
+    def _rejection(self, frame: bytes, exc: Rejected, now: int) -> bytes:
+        """The ``rejected`` control: the relay-signed ``refused`` body and its v1 fields."""
+        ref, digest = _refused_ids(frame)
+        code = exc.reject_code
+        retry_after_ms: int | None = None
+        if code.temporary:
+            retry_after_ms = exc.retry_after_ms or self.network.limits.retry_interval_ms
+        path = exc.path[:MAX_PATH] if code is RejectCode.SCHEMA and exc.path else None
+        self._refusal_seq = max(self._refusal_seq + 1, now * 1000)
+        body = RefusedBody(
+            id=make_id(now, self._random(10)),
+            sender=self.network.relay.id,
+            ts=now,
+            seq=self._refusal_seq,
+            kid=self._key.public.kid,
+            ref=ref,
+            hash=digest,
+            frame_hash=body_hash(frame),
+            code=code,
+            sentence=exc.detail[:MAX_NOTE] or code.value,
+            path=path,
+            retry_after_ms=retry_after_ms,
+        )
+        signed = seal(body, self._key)
+        return encode_control(
+            RejectedNotice(ref or b"", exc.code, exc.detail, exc.path, frame=signed)
+        )
 
     def appended(self, token: int, index: int, now: int) -> list[Action]:
         """The entry asked for with ``token`` is durable at ``index``."""
@@ -372,7 +476,7 @@ class RelayCore:
         elif isinstance(body, ReceiptBody):
             fields["ref"] = body.ref.hex()
             fields["stage"] = body.stage.value
-            fields["link"] = f"{body.sender}-{self._origin.get(body.ref, '?')}"
+            fields["link"] = f"{body.sender}-{self._origin.get(body.ref) or '?'}"
         if isinstance(body, LinkTestBody):
             self.counters.link_tests += 1
         else:
@@ -401,9 +505,9 @@ class RelayCore:
         self, index: int, relay_ts: int, envelope: Envelope, *, restoring: bool, now: int = 0
     ) -> list[Action]:
         body = envelope.body
-        self._accepted[body.id] = (index, relay_ts, envelope.hash)
         if restoring:
             self.admission.record(envelope)
+        self._accepted[body.id] = (index, relay_ts, envelope.hash)
         if isinstance(body, WarningBody | CancelBody | TextBody | LinkTestBody):
             self._origin[body.id] = body.sender
         if isinstance(body, WarningBody | CancelBody | TextBody):
@@ -618,3 +722,57 @@ class RelayCore:
 
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
+
+    # ------------------------------------------------------------------ snapshots
+
+    def state(self) -> dict[str, Any]:
+        """What restart would rebuild from the log, as plain values (MessagePack-ready).
+
+        The per-id maps are not in it: they are kept elsewhere (see idmaps).
+        """
+        return {
+            "size": self.size,
+            "test_seq": self._test_seq,
+            "slot_logged": dict(self._slot_logged),
+            "last_seq": self.admission.last_seqs(),
+            "messages": [
+                [m.frame, m.index, m.relay_ts, sorted(m.waiting_delivery), sorted(m.waiting_ack),
+                 dict(m.delivered_at), sorted([r, s] for r, s in m.overdue_sent)]
+                for m in self._messages.values()
+            ],
+            "receipts_for": {
+                party: [[index, frame] for index, frame in kept]
+                for party, kept in self._receipts_for.items()
+            },
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Start from ``state()`` saved by a relay of this network (the caller matched it to
+        the log). Message frames are not verified again: they were verified when logged."""
+        self.size = int(state["size"])
+        self._test_seq = int(state["test_seq"])
+        self._slot_logged = {str(k): int(v) for k, v in state["slot_logged"].items()}
+        self.admission.restore_last_seqs(state["last_seq"])
+        for frame, index, relay_ts, waiting, waiting_ack, delivered_at, overdue in state[
+            "messages"
+        ]:
+            envelope = read_envelope(frame, self.network, max_size=1 << 30).verified(
+                unsafe_signature_checked=True
+            )
+            body = envelope.body
+            routed = isinstance(body, WarningBody | CancelBody | TextBody)
+            rank = (
+                body.precedence.rank if isinstance(body, WarningBody | CancelBody | TextBody)
+                else _TEST_RANK
+            )
+            message = _Message(
+                index, relay_ts, body.sender, frame, body, rank, set(waiting), set(waiting_ack),
+                dict(delivered_at), {(str(r), str(s)) for r, s in overdue},
+            )
+            self._messages[body.id] = message
+            if routed:
+                for recipient in message.waiting_delivery:
+                    self._queues.setdefault(recipient, {})[body.id] = _Pending(message)
+        for party, kept in state["receipts_for"].items():
+            if party in self._receipts_for:
+                self._receipts_for[party].extend((int(i), bytes(f)) for i, f in kept)

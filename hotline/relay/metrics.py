@@ -19,9 +19,8 @@ __all__ = ["RelayMetrics"]
 
 
 class _RelayCollector(Collector):
-    def __init__(self, relay: Relay, figures: LinkFigures) -> None:
+    def __init__(self, relay: Relay) -> None:
         self._relay = relay
-        self._figures = figures
 
     def collect(self) -> Iterator[Metric]:
         relay = self._relay
@@ -72,7 +71,7 @@ class _RelayCollector(Collector):
             "hotline_pending_deliveries", "Messages owed to recipients",
             value=relay.core.pending_count(),
         )
-        snapshot = self._figures.snapshot()
+        snapshot = relay.figures.snapshot()  # the relay's current figures (a restore replaces them)
         availability = GaugeMetricFamily(
             "hotline_link_availability", "Share of link tests answered in time",
             labels=["endpoint"],
@@ -107,7 +106,7 @@ class RelayMetrics:
     def __init__(self, relay: Relay) -> None:
         self.figures = LinkFigures(relay.network)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_RelayCollector(relay, self.figures))
+        self.registry.register(_RelayCollector(relay))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

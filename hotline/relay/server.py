@@ -21,10 +21,10 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -35,8 +35,17 @@ from hotline.auditlog.leaf import EntryKind, Event, encode_event_entry
 from hotline.auditlog.log import AuditLog
 from hotline.auditlog.merkle import Frontier, leaf_hash
 from hotline.auditlog.note import NoteSignature, parse_note
+from hotline.auditlog.store import LogStore
 from hotline.auditlog.streamconfig import StreamSettings
-from hotline.errors import HotlineError, NoteError, RejectCode, Rejected, StoreError
+from hotline.errors import (
+    HotlineError,
+    NoteError,
+    RejectCode,
+    Rejected,
+    SnapshotMismatch,
+    StoreError,
+)
+from hotline.figures import LinkFigures
 from hotline.network import Network
 from hotline.protocol.envelope import Envelope
 from hotline.protocol.keys import PublicKey, SigningKey
@@ -48,17 +57,18 @@ from hotline.protocol.session import (
     Challenge,
     CheckpointNote,
     Cosign,
-    RejectedNotice,
     Welcome,
     decode_control,
     encode_control,
     is_envelope,
     verify_auth,
 )
-from hotline.relay.core import Action, Append, Broadcast, RelayCore, Send
+from hotline.relay.core import Action, Append, Broadcast, Close, RelayCore, Send
 from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.http import add_http_routes
+from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
 from hotline.relay.metrics import RelayMetrics
+from hotline.relay.snapshot import SNAPSHOT_FILE, Snapshot, load_snapshot, save_snapshot
 from hotline.tls import TlsSettings, listening_transport, note_transport, server_context
 
 if TYPE_CHECKING:
@@ -69,6 +79,7 @@ __all__ = ["RELAY", "Relay", "RelayConfig", "RunningRelay", "start_relay"]
 log = structlog.get_logger()
 
 Clock = Callable[[], int]
+_T = TypeVar("_T")
 
 _SLOW_CLOSE_S: Final = 5.0
 """How long a slow reader's close frame may take to get through before the socket is cut."""
@@ -104,6 +115,10 @@ class RelayConfig:
     # [store] kind = "nats": the log is a JetStream stream shared with other replicas
     stream: StreamSettings | None = None
     replica_name: str = ""
+    # relay-state snapshots (restart replays only what was logged after the last one): one
+    # after this many entries, or this long after the last if anything was logged since
+    snapshot_every: int = 10_000
+    snapshot_interval_ms: int = 600_000
 
 
 @dataclass(eq=False)
@@ -143,8 +158,17 @@ class Relay:
         self.network: Final = config.network
         self.core = RelayCore(config.network, config.key, os.urandom)
         self.log: AuditLog | None = None
+        self.ids: IdIndex | None = None  # opened with the log; the core's per-id maps
         self.metrics = RelayMetrics(self)
         self.figures = self.metrics.figures
+        self._accounted = 0  # entries folded into the core and the figures, in log order
+        self._snapshot_size = 0  # entries the last saved (or loaded) snapshot covers
+        self._snapshot_ms = 0
+        self._file_work: set[asyncio.Future[Any]] = set()
+        self._unscanned = 0  # entries under a loaded snapshot not yet re-hashed since start
+        # set when the relay stopped itself (its store was found altered); halt_reason says why
+        self.halted = asyncio.Event()
+        self.halt_reason = ""
         self._connections: dict[str, _Connection] = {}
         self._completions: deque[tuple[Append, asyncio.Task[int]]] = deque()
         self._completion_ready = asyncio.Event()
@@ -179,7 +203,8 @@ class Relay:
             )
         )
         try:
-            await asyncio.to_thread(self._restore)
+            self.ids = IdIndex(config.data_dir / ID_INDEX_FILE, self.network, self.log.store.read)
+            await asyncio.to_thread(self._restore, self.ids)
             if config.stream is not None:
                 # Imported here: nats-py is only needed when the log is on a stream.
                 from hotline.relay.replica import Replica  # noqa: PLC0415
@@ -189,6 +214,8 @@ class Relay:
         except BaseException:
             if self.replica is not None:
                 await self.replica.close(timeout_s=0)
+            if self.ids is not None:
+                self.ids.close()
             await self.log.close()
             raise
         network_sha256 = _sha256(config.network_toml)
@@ -216,37 +243,179 @@ class Relay:
             log.info("keys_recorded", keys=len(keys))
         self._tasks.append(asyncio.create_task(self._complete(), name="relay-completions"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
+        if self._unscanned:
+            self._tasks.append(asyncio.create_task(self._scan(), name="relay-store-scan"))
         self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
+        self._snapshot_ms = config.clock()
         log.info("relay_started", size=self.log.size, data=str(config.data_dir))
 
-    def _restore(self) -> None:
-        """Rebuild the core and the figures from the log, in order.
+    def _restore(self, ids: IdIndex) -> None:
+        """Rebuild the core and the figures: from a snapshot and the log after it, or the log.
 
-        The entries under the last signed checkpoint were verified before they
-        were logged; instead of checking their signatures again, the tree is
-        recomputed from their bytes and must have the signed root, or the relay
-        refuses to start. Entries after it are verified in full.
+        A snapshot is used only if it matches the log (see hotline.relay.snapshot);
+        otherwise it is discarded and the whole log replayed. The id index is cut or
+        extended to the entry the replay starts at. The entries under the last
+        signed checkpoint were verified before they were logged; instead of
+        checking their signatures again, their bytes must hash to the leaves of
+        the tree whose root was signed, or the relay refuses to start. Entries
+        after it are verified in full.
         """
         assert self.log is not None
         store = self.log.store
         size = store.size
+        self.core = RelayCore(self.network, self.config.key, os.urandom, ids=ids.maps)
+        begin = self._load_snapshot(ids, size)
+        if ids.size > begin:
+            ids.cut(begin)
+        elif ids.size < begin:
+            added = ids.catch_up(_entries(store, ids.size, begin), begin)
+            log.info("id_index_caught_up", rows=added, size=begin)
         covered = max(0, self.log.signed_size)
-        tree = Frontier()
-        for start in range(0, size, 1024):
+        tree = Frontier() if begin == 0 else None
+        for start in range(begin, size, 1024):
             for offset, entry in enumerate(store.read_range(start, min(size, start + 1024))):
                 index = start + offset
                 trusted = index < covered
                 if trusted:
-                    tree.append(leaf_hash(entry))
+                    leaf = leaf_hash(entry)
+                    if tree is not None:
+                        tree.append(leaf)
+                    elif leaf != store.leaf_hash(index):
+                        raise StoreError(
+                            f"entry {index} does not hash to its leaf under the signed "
+                            "checkpoint: the store was altered; refusing to start"
+                        )
                 relay_ts, content = self.core.restore(
                     index, entry, unsafe_signed_root_covers=trusted
                 )
                 self._account(index, relay_ts, content)
-        if covered and tree.root() != self.log.signed_root:
+            if index + 1 - ids.size >= 50_000:
+                ids.flush(index + 1)
+        ids.flush(size)
+        root = (
+            None if not covered
+            else tree.root() if tree is not None else store.subtree_hash(0, covered)
+        )
+        if covered and root != self.log.signed_root:
             raise StoreError(
                 f"the {covered} entries under the signed checkpoint do not hash to its root: "
                 "the store was altered; refusing to start"
             )
+        log.info("relay_state_restored", snapshot_size=begin, replayed=size - begin)
+
+    def _load_snapshot(self, ids: IdIndex, size: int) -> int:
+        """Load a snapshot that matches the log; the number of entries it covers (0: none)."""
+        path = self.config.data_dir / SNAPSHOT_FILE
+        try:
+            snapshot = load_snapshot(
+                path, self.config.key.public, _sha256(self.config.network_toml)
+            )
+            if snapshot is None:
+                return 0
+            if not 0 < snapshot.size <= size:
+                raise SnapshotMismatch(
+                    f"it covers {snapshot.size} entries and the log holds {size}"
+                )
+            if self.log is not None and snapshot.size <= self.log.store.size and (
+                self.log.store.subtree_hash(0, snapshot.size) != snapshot.root
+            ):
+                raise SnapshotMismatch(
+                    f"the log's first {snapshot.size} entries do not have its tree root"
+                )
+            try:
+                figures = LinkFigures.from_state(self.network, snapshot.figures)
+                self.core.load_state(snapshot.core)
+                keys = snapshot.relay["recorded_keys"]
+                network = snapshot.relay["recorded_network"]
+            except (HotlineError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise SnapshotMismatch(f"its state does not load: {exc}") from exc
+        except SnapshotMismatch as exc:
+            log.warning("snapshot_discarded", path=str(path), reason=str(exc))
+            self.core = RelayCore(self.network, self.config.key, os.urandom, ids=ids.maps)
+            return 0
+        self.figures = figures
+        self._recorded_keys = keys if isinstance(keys, list) else None
+        self._recorded_network = network if isinstance(network, bytes) else None
+        self._accounted = self._snapshot_size = self._unscanned = snapshot.size
+        log.info("snapshot_loaded", size=snapshot.size)
+        return snapshot.size
+
+    async def _scan(self) -> None:
+        """Re-hash the entries under the loaded snapshot against the tree, after start.
+
+        A restart from a snapshot does not read those entries, so this is where an
+        entry rewritten on disk (checksum and all) is found: the relay then logs
+        ``store_altered`` and stops itself, as a full restart would have refused to start.
+        The scan pauses three times as long as it works, so it takes at most about a
+        quarter of a core (a minute or so for 3,000,000 entries).
+        """
+        assert self.log is not None
+        store, end, step = self.log.store, self._unscanned, 4096
+        try:
+            for start in range(0, end, step):
+                began = time.monotonic()
+                bad = await asyncio.to_thread(_altered_leaf, store, start, min(end, start + step))
+                # at most a quarter of a core: the scan must not crowd out live traffic
+                await asyncio.sleep(3 * (time.monotonic() - began))
+                if bad is not None:
+                    self.halt_reason = (
+                        f"entry {bad} does not hash to its leaf in the tree: the store was "
+                        "altered; the relay stops"
+                    )
+                    log.error("store_altered", index=bad, reason=self.halt_reason)
+                    break
+            else:
+                log.info("store_scanned", entries=end)
+                return
+        except HotlineError as exc:
+            self.halt_reason = f"the store could not be re-read: {exc.describe()}"
+            log.exception("store_scan_failed", reason=self.halt_reason)
+        self.halted.set()
+        task = asyncio.current_task()
+        if task in self._tasks:
+            self._tasks.remove(task)  # stop() cancels the others; this one does the stopping
+        await self.stop()
+
+    def _snapshot(self) -> Snapshot | None:
+        """The state after the entries folded so far, to save (taken between two events)."""
+        assert self.log is not None
+        assert self.ids is not None
+        size = self._accounted
+        if size == 0:
+            return None
+        self.ids.flush(size)
+        return Snapshot(
+            size=size, root=self.log.store.subtree_hash(0, size),
+            network_sha256=_sha256(self.config.network_toml), core=self.core.state(),
+            figures=self.figures.state(),
+            relay={"recorded_keys": self._recorded_keys,
+                   "recorded_network": self._recorded_network},
+        )
+
+    async def _save_snapshot(self, now: int, *, force: bool = False) -> None:
+        grown = self._accounted - self._snapshot_size
+        due = force or grown >= self.config.snapshot_every or (
+            now - self._snapshot_ms >= self.config.snapshot_interval_ms
+        )
+        if grown <= 0 or not due:
+            return
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return
+        self._snapshot_size, self._snapshot_ms = snapshot.size, now
+        path = self.config.data_dir / SNAPSHOT_FILE
+        written = await self._in_thread(
+            functools.partial(save_snapshot, path, snapshot, self.config.key)
+        )
+        log.info("snapshot_saved", size=snapshot.size, bytes=written)
+
+    async def _in_thread(self, work: Callable[[], _T]) -> _T:
+        """Run file work in a thread that stop() waits for even if its caller is cancelled,
+        so that two writers of the same file (checkpoint, snapshot) never overlap."""
+        future = asyncio.ensure_future(asyncio.to_thread(work))
+        self._file_work.add(future)
+        future.add_done_callback(self._file_work.discard)
+        return await asyncio.shield(future)
 
     async def stop(self) -> None:
         if self.log is None or self._stopping:
@@ -265,11 +434,19 @@ class Relay:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for work in list(self._file_work):
+            with contextlib.suppress(Exception):
+                await work
         await asyncio.to_thread(self.log.checkpoint)
+        if self.ids is not None:
+            with contextlib.suppress(HotlineError, OSError):
+                await self._save_snapshot(self.config.clock(), force=True)
+            self.ids.close()
         await self.log.close()
         log.info("relay_stopped", size=self.log.size)
 
     def _account(self, index: int, relay_ts: int, content: Envelope | Event) -> None:
+        self._accounted = max(self._accounted, index + 1)
         if isinstance(content, Event):
             if content.kind is EntryKind.KEYS_CHANGED:
                 recorded = content.fields.get("keys")
@@ -304,6 +481,14 @@ class Relay:
             elif isinstance(action, Broadcast):
                 for connection in list(self._connections.values()):
                     self._offer(connection, action.data)
+            elif isinstance(action, Close):
+                connection = self._connections.get(action.party)
+                if connection is not None and not connection.ws.closed:
+                    closer = asyncio.get_running_loop().create_task(
+                        self._close_with(connection, action.code, action.reason)
+                    )
+                    self._closers.add(closer)
+                    closer.add_done_callback(self._closers.discard)
             elif self.replica is not None:
                 self.replica.publish(action)
             else:
@@ -354,8 +539,11 @@ class Relay:
             self.log.stop_signing_with(expired)
             log.info("checkpoint_key_retired", kids=[k.kid.hex() for k in expired])
         async with self._checkpoint_lock:
-            note = await asyncio.to_thread(self.log.checkpoint)
+            note = await self._in_thread(self.log.checkpoint)
         self._last_checkpoint_ms = now
+        if self.ids is not None:
+            self.ids.flush(self._accounted)
+            await self._save_snapshot(now)
         if note != self.checkpoint_note:
             self.checkpoint_note = note
             self.perform([Broadcast(encode_control(CheckpointNote(note)))])
@@ -429,6 +617,9 @@ class Relay:
         try:
             if message.type is not WSMsgType.BINARY:
                 raise Rejected(RejectCode.BAD_FRAME, "expected a binary auth message")
+            if is_envelope(message.data):
+                raise Rejected(RejectCode.NOT_AUTHENTICATED,
+                               "an envelope came before auth; answer the challenge first")
             auth = decode_control(message.data)
             if not isinstance(auth, Auth):
                 raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before anything else")
@@ -470,23 +661,28 @@ class Relay:
                 else:
                     await self._control(connection, data)
             elif message.type is WSMsgType.TEXT:
-                self._notice(connection, RejectCode.BAD_FRAME, "messages are binary MessagePack")
+                self._notice(
+                    connection, message.data.encode(),
+                    Rejected(RejectCode.BAD_FRAME, "messages are binary MessagePack"),
+                )
             elif message.type is WSMsgType.ERROR:
                 break
 
-    def _notice(self, connection: _Connection, code: RejectCode, sentence: str) -> None:
-        self.core.counters.rejected[code.value] = self.core.counters.rejected.get(code.value, 0) + 1
-        self._offer(connection, encode_control(RejectedNotice(b"", code.value, sentence, "")))
+    def _notice(self, connection: _Connection, data: bytes, exc: Rejected) -> None:
+        """Refuse a control frame as envelopes are refused: with a relay-signed refusal."""
+        self.perform(self.core.refuse(connection.party, data, exc, self.config.clock()))
 
     async def _control(self, connection: _Connection, data: bytes) -> None:
         try:
             control = decode_control(data)
         except Rejected as exc:
-            self._notice(connection, exc.reject_code, str(exc))
+            self._notice(connection, data, exc)
             return
         if not isinstance(control, Cosign):
             name = type(control).__name__
-            self._notice(connection, RejectCode.SCHEMA, f"{name} is not for the relay to receive")
+            self._notice(connection, data, Rejected(
+                RejectCode.SCHEMA, f"{name} is not for the relay to receive", "t"
+            ))
             return
         await self._cosign(connection, control)
 
@@ -568,10 +764,13 @@ class Relay:
         task.add_done_callback(self._closers.discard)
 
     async def _close_slowly(self, connection: _Connection, why: str) -> None:
-        reason = f"slow_reader: {why}".encode()[:120]
+        await self._close_with(connection, SLOW_READER_CLOSE, f"slow_reader: {why}")
+
+    async def _close_with(self, connection: _Connection, code: int, reason: str) -> None:
+        """Close a session with ``code``; abort the transport if the close cannot get through."""
         try:
             await asyncio.wait_for(
-                connection.ws.close(code=SLOW_READER_CLOSE, message=reason), _SLOW_CLOSE_S
+                connection.ws.close(code=code, message=reason.encode()[:120]), _SLOW_CLOSE_S
             )
         except (TimeoutError, ConnectionError):
             if connection.transport is not None:
@@ -585,6 +784,19 @@ class Relay:
 
 
 RELAY: Final = web.AppKey("relay", Relay)
+
+
+def _altered_leaf(store: LogStore, start: int, stop: int) -> int | None:
+    """The first index in ``[start, stop)`` whose entry does not hash to its stored leaf."""
+    for index, entry in enumerate(store.read_range(start, stop), start):
+        if leaf_hash(entry) != store.leaf_hash(index):
+            return index
+    return None
+
+
+def _entries(store: LogStore, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+    for first in range(start, stop, 1024):
+        yield from enumerate(store.read_range(first, min(stop, first + 1024)), first)
 
 
 def _sha256(data: bytes) -> bytes:

@@ -54,7 +54,7 @@ def test_verify_can_check_the_whole_schema(
 def test_verify_names_the_bad_entry_and_exits_non_zero(
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A damaged bundle: exit 1, and stderr names the entry by index."""
+    """A damaged bundle: exit 1, and stderr counts the findings and names the entry by index."""
     copy = tmp_path / "b"
     shutil.copytree(bundle, copy)
     file = copy / "tile" / "entries" / "001.p/44"
@@ -64,7 +64,11 @@ def test_verify_names_the_bad_entry_and_exits_non_zero(
     code, out, err = _run(["audit", "verify", str(copy)], capsys)
     assert code == 1
     assert out == ""
-    assert err.startswith("verify_failed: entry 2")
+    first, *rest = err.splitlines()
+    assert first.startswith("verify_failed: 1 finding(s) in 300 entries: 0 against the relay")
+    assert len(rest) == 1
+    assert rest[0].startswith("corrupt: entry 2")
+    assert "leaf_mismatch" in rest[0]
     assert "\r" not in err  # no progress bar when not on a terminal
 
 

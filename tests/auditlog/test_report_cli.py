@@ -75,6 +75,32 @@ def test_json_report_equals_the_accumulator_fed_the_same_entries(
     assert any(hop["answered"] for hop in report["hops"])
 
 
+def test_exact_report_keeps_counts_and_differs_only_within_a_percent(
+    bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--exact gives exact nearest-rank percentiles: same counts, each within 1 % of the default."""
+    capsys.readouterr()
+    code, out, _ = _run(["audit", "report", str(bundle), "--format", "json", "--exact"], capsys)
+    assert code == 0
+    exact = json.loads(out)
+    figures = LinkFigures(NET.network, exact=True)
+    for index, entry in enumerate(ENTRIES):
+        figures.add_entry(index, entry)
+    assert exact == json.loads(json.dumps(figures.snapshot()))
+    approximate = _direct()
+    compared = 0
+    for row, approx_row in zip(exact["links"], approximate["links"], strict=True):
+        assert row["delivered"] == approx_row["delivered"]
+        for name in ("delivery_ms", "ack_ms", "e2e_ms", "lead_time_s"):
+            assert row[name]["count"] == approx_row[name]["count"]
+            assert row[name]["max"] == approx_row[name]["max"]
+            for p in ("p50", "p90", "p99"):
+                if row[name][p] is not None:
+                    compared += 1
+                    assert abs(approx_row[name][p] - row[name][p]) <= abs(row[name][p]) / 100
+    assert compared > 0
+
+
 def test_report_with_an_explicit_network_agrees(
     bundle: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -264,15 +264,28 @@ def test_only_alert_update_and_cancel_are_read(msg_type: str) -> None:
     [
         "",
         "sender-only",
-        "a,not-a-uuid,2025-11-24T16:00:00+00:00",
+        ",x,2025-11-24T16:00:00+00:00",
         f"a,{MSG_ID},2025-11-24T16:00:00Z",
         f"a,{MSG_ID},2025-11-24T16:00:00+00:00 a,b",
-        "a,019ab697-e800-4000-8000-000000000001,2025-11-24T16:00:00+00:00",
     ],
 )
-def test_an_update_needs_a_reference_to_a_hotline_message(references: str) -> None:
-    """references must end with sender,identifier,sent naming a UUIDv7 message id."""
+def test_an_update_needs_well_formed_references(references: str) -> None:
+    """references must be sender,identifier,sent entries with a CAP time."""
     assert refusal(alert_xml(msg_type="Update", references=references)).path == "references"
+
+
+@pytest.mark.parametrize("identifier", ["not-a-uuid", "019ab697-e800-4000-8000-000000000001"])
+def test_a_reference_by_the_senders_own_identifier_is_left_to_the_endpoint(
+    identifier: str,
+) -> None:
+    """A last reference that is no hotline id (a UUIDv7) gives no ref, only the entries."""
+    cap = cap_to_body_json(alert_xml(
+        msg_type="Update",
+        references=f"a@x,T-0,2025-11-24T15:00:00+02:00 a@x,{identifier},2025-11-24T16:00:00+00:00",
+    ), now_ms=NOW)
+    assert "ref" not in cap.body
+    assert cap.references == (("a@x", "T-0", 1_763_989_200_000),
+                              ("a@x", identifier, 1_764_000_000_000))
 
 
 @pytest.mark.parametrize("element", ["identifier", "sender", "sent", "status", "msgType"])

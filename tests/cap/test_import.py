@@ -131,11 +131,15 @@ SAMPLES = [
 def test_samples_read_as_exact_bodies(
     name: str, expected: dict[str, Any], identifier: str, sent_ms: int
 ) -> None:
-    """Each sample gives exactly the expected body, keys in wire order, identity apart."""
+    """Each sample gives exactly the expected body, keys in wire order, and its identity
+    both beside the body and in its ``cap``."""
     result = cap_to_body_json(sample(name), now_ms=NOW)
-    assert result.body == expected
-    assert list(result.body) == list(expected)
+    body = dict(result.body)
+    cap = body.pop("cap")
+    assert body == expected
+    assert list(body) == list(expected)
     assert (result.identifier, result.sent_ms) == (identifier, sent_ms)
+    assert (cap["sender"], cap["identifier"], cap["sent"]) == (result.sender, identifier, sent_ms)
     assert result.sender.endswith("sensors.lt.example") or name == "alert_polygon.xml"
 
 

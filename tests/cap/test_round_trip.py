@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hotline.cap import body_to_cap, cap_sender, cap_to_body_json
 from hotline.errors import Rejected
-from hotline.protocol.bodies import CancelBody, UpdateBody, WarningBody
+from hotline.protocol.bodies import CancelBody, CapArea, CapInfo, CapOrigin, UpdateBody, WarningBody
 from hotline.protocol.ids import format_id
 from hotline.protocol.jsonview import body_to_json
 from hotline.protocol.vocab import AltRef
@@ -100,3 +100,16 @@ def test_an_acknowledgement_is_not_read_back() -> None:
 def test_any_body_round_trips_modulo_documented_losses(body: WarningBody | CancelBody) -> None:
     """For every warning, update and cancel, export then import gives its content back."""
     assert_same(round_trip(body), expected_after_round_trip(body))
+
+
+def test_cap_areas_that_disagree_with_the_track_do_not_lose_it() -> None:
+    """A cap field (protocol §3.10) whose first area is not the track's position: the export
+    writes the track's circle first, so it reads back as the same track."""
+    body = samples.full_warning()
+    cap = CapOrigin(sender="ops@x.example", identifier="A-1", sent=body.ts, info=(
+        CapInfo(event="Drone", area=(CapArea(desc="elsewhere", circle=("10,10 5",)),)),))
+    with_cap = replace(body, cap=cap)
+    xml = body_to_cap(with_cap, sender=cap_sender(body.sender), sent_ms=body.ts)
+    again = cap_to_body_json(xml, now_ms=body.ts).body
+    assert again["track"] == expected_after_round_trip(body)["track"]
+    assert again["cap"]["info"][0]["area"][-1] == {"desc": "elsewhere", "circle": ["10,10 5"]}

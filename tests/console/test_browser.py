@@ -27,6 +27,7 @@ from playwright.async_api import (
     expect,
 )
 
+from hotline.endpoint.alarms import AlarmKind, RelaySuspected
 from hotline.endpoint.events import CheckpointInconsistent
 from hotline.endpoint.service import RunningEndpoint, wall_clock_ms
 from hotline.network import Deadline
@@ -220,8 +221,9 @@ async def test_a_flash_warning_goes_from_one_console_to_another_and_back_acknowl
         await expect(acked).to_contain_text("Matu radarā")
         await expect(acked.locator(".operator")).to_contain_text(OPERATOR)  # who acknowledged
         await expect(stages.locator('td[data-stage="delivered"]')).to_have_class("reached")
+        await by.page.click("#tab-links")  # the links and health view, one click away
         await expect(by.page.locator("#links tr[data-link=LT]")).to_be_visible()
-        await expect(by.page.locator("#latency-chart .series").first).to_be_visible()
+        await expect(by.page.locator("#latency-chart [data-series]").first).to_be_visible()
         await expect(by.page.locator("#checkpoint")).to_have_attribute("data-consistent", "true")
         await by.screenshot("console-BY.png")
 
@@ -399,13 +401,16 @@ async def test_a_missed_acknowledgement_deadline_alarms_both_consoles(
             banner = side.page.locator("#system-banner")
             await expect(banner).to_be_visible()
             await expect(banner).to_contain_text(_code("en", "event", "overdue"))
-            await expect(side.page.locator("#alarms li[data-event=overdue]").first).to_be_visible()
+            await expect(side.page.locator("#alarms li[data-event=overdue]").first).to_be_attached()
         await expect(row.locator(".head")).to_contain_text(_ui("en", "ack_overdue"))
         await expect(note).to_be_focused()
         await expect(note).to_have_value("typing while the deadline passes")
         late = by.page.locator(
             f'#outbox li[data-id="{message_id}"] tr[data-party="LT"] td[data-stage="acknowledged"]')
         await expect(late).to_have_class("overdue")
+        await by.page.click("#tab-links")  # the alarm list is in the links and health view
+        await expect(by.page.locator("#alarms li[data-event=overdue]").first).to_be_visible()
+        await by.page.click("#tab-outbox")
         await by.screenshot("console-BY-overdue.png")
         await by.page.click("#system-seen")
         await expect(by.page.locator("#system-banner")).to_be_hidden()
@@ -433,4 +438,24 @@ async def test_an_inconsistent_checkpoint_is_a_red_alarm(tmp_path: Path, browser
         banner = lt.page.locator("#system-banner")
         await expect(banner).to_be_visible()
         await expect(banner).to_contain_text(_code("en", "event", "checkpoint_inconsistent"))
+        assert lt.errors == []
+
+
+async def test_the_relay_caught_out_is_a_named_alarm_in_the_console(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A split view raised by the guard shows in the alarm list, named and with its evidence."""
+    net = network_with_languages({"BY": "be", "LT": "en"})
+    async with lone_endpoint(net, "LT", tmp_path) as lt_endpoint, console(
+        browser, lt_endpoint
+    ) as lt:
+        sentence = "BY signed that it saw the relay's tree at size 40; we hold size 41"
+        lt_endpoint.endpoint.hub.publish(RelaySuspected(
+            AlarmKind.SPLIT_VIEW, sentence, wall_clock_ms(), party="BY",
+            evidence=(("their_size", 40), ("our_size", 41)),
+        ))
+        banner = lt.page.locator("#system-banner")
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text(_code("en", "event", "split_view"))
+        await expect(lt.page.locator("#alarms")).to_contain_text(sentence)
         assert lt.errors == []

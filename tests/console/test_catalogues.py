@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from hotline.endpoint.alarms import AlarmKind
 from hotline.endpoint.events import _NAMES as EVENT_NAMES
 from hotline.network import LANGUAGES
 from hotline.protocol.vocab import (
@@ -42,7 +43,7 @@ ENGLISH = catalogue("en")
 
 def _expected_codes() -> dict[str, list[str]]:
     codes = {group: [e.value for e in kind] for group, kind in CODE_GROUPS.items()}
-    codes["event"] = list(EVENT_NAMES.values())
+    codes["event"] = [*EVENT_NAMES.values(), *(kind.value for kind in AlarmKind)]
     return codes
 
 
@@ -108,3 +109,12 @@ def test_every_code_group_the_page_names_exists() -> None:
     groups |= set(re.findall(r"`(\w+):\$\{", js))
     assert groups, "the page names no code groups: the scan is broken"
     assert groups <= set(_expected_codes()), sorted(groups - set(_expected_codes()))
+
+
+def test_the_console_listens_for_every_event_the_endpoint_streams() -> None:
+    """Every event name on /api/events, alarm kinds included, is one the console subscribes to."""
+    js = read_text("console.js")
+    listed = re.search(r"const EVENT_NAMES = \[(.*?)\];", js, re.S)
+    assert listed is not None
+    names = set(re.findall(r'"(\w+)"', listed.group(1)))
+    assert names == {*EVENT_NAMES.values(), *(kind.value for kind in AlarmKind)}

@@ -12,7 +12,8 @@ import pytest
 
 from hotline.endpoint.console_routes import CONTENT_SECURITY_POLICY
 from hotline.endpoint.service import RunningEndpoint
-from hotline.network import LANGUAGES
+from hotline.network import DEFAULT_DEADLINES, LANGUAGES
+from hotline.protocol.vocab import Precedence
 from tests.console.files import CONSOLE, read_text, shipped_texts
 from tests.console.running import lone_endpoint, network_with_languages
 
@@ -75,11 +76,13 @@ async def test_every_catalogue_is_served_as_json(lt: RunningEndpoint, lang: str)
 
 
 async def test_config_names_the_endpoint_its_language_and_its_peers(lt: RunningEndpoint) -> None:
-    """/console/config.json gives who we are, our configured language and our linked peers."""
+    """/console/config.json gives who we are, our configured language, our linked peers and
+    how long a peer may be offline before an alarm (the flash delivery deadline)."""
     status, ctype, _, body = await _get(lt.url + "/console/config.json")
     assert (status, ctype) == (200, "application/json")
     assert json.loads(body) == {
         "endpoint": "LT", "language": "lt", "languages": list(LANGUAGES), "peers": ["BY", "PL"],
+        "offline_alarm_ms": DEFAULT_DEADLINES[Precedence.FLASH].delivered_ms,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -10,18 +11,26 @@ from hotline.auditlog.merkle import ListHasher, consistency_proof, leaf_hash, ro
 from hotline.endpoint.core import EndpointCore
 from hotline.endpoint.state import CoreState
 from hotline.endpoint.witness import ConsistencyProof
+from hotline.errors import RejectCode
 from hotline.protocol.bodies import (
     AcceptedBody,
     LinkTestBody,
     ReceiptBody,
     Recipients,
+    RefusedBody,
     TextBody,
     Track,
     WarningBody,
 )
 from hotline.protocol.envelope import body_hash, open_envelope
 from hotline.protocol.ids import make_id
-from hotline.protocol.session import Accepted, CheckpointNote, Deliver, encode_control
+from hotline.protocol.session import (
+    Accepted,
+    CheckpointNote,
+    Deliver,
+    RejectedNotice,
+    encode_control,
+)
 from hotline.protocol.vocab import ObjectKind, Precedence, Source, Stage, Status
 from tests.factories import TestNet
 
@@ -110,6 +119,34 @@ class Author:
             index=index,
         )
         return encode_control(Accepted(self.net.seal(body, signer)))
+
+    def refused(
+        self,
+        frame: bytes,
+        code: str,
+        sentence: str,
+        path: str = "",
+        ts: int = T0,
+        retry_after_ms: int | None = None,
+        signer: str = "relay",
+    ) -> bytes:
+        """The relay's ``rejected`` control for one of our frames, its refusal signed."""
+        envelope = open_envelope(frame, self.net.network)
+        reject_code = RejectCode(code)
+        if reject_code.temporary and retry_after_ms is None:
+            retry_after_ms = 1_000
+        body = RefusedBody(
+            **self._head("relay", ts),  # type: ignore[arg-type]
+            ref=envelope.body.id,
+            hash=envelope.hash,
+            frame_hash=hashlib.sha256(frame).digest(),
+            code=reject_code,
+            sentence=sentence,
+            path=path or None,
+            retry_after_ms=retry_after_ms,
+        )
+        signed = self.net.seal(body, signer)
+        return encode_control(RejectedNotice(envelope.body.id, code, sentence, path, signed))
 
 
 def deliver(frame: bytes, index: int = 0) -> bytes:

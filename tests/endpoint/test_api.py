@@ -177,6 +177,46 @@ async def test_inbox_lists_a_message_once_however_often_it_came(api: Api) -> Non
     assert not first["acknowledged"]
 
 
+async def test_inbox_and_outbox_come_in_pages_that_cover_everything_once(api: Api) -> None:
+    """limit and the next cursor walk every message once, newest first, then next is null."""
+    author = Author(api.net)
+    received = [await api.receive(api.net.seal(author.text()), i) for i in range(1, 6)]
+    sent = []
+    for _ in range(5):
+        status, body = await api.post("/api/messages", warning_json())
+        assert status == 202
+        sent.append(body["id"])
+    for path, expected in (("/api/inbox", received), ("/api/outbox", sent)):
+        seen: list[str] = []
+        query = "?limit=2"
+        pages = 0
+        while True:
+            status, page = await api.get(path + query)
+            assert status == 200
+            assert len(page["messages"]) <= 2
+            seen += [m["id"] for m in page["messages"]]
+            pages += 1
+            if page["next"] is None:
+                break
+            query = f"?limit=2&before={page['next']}"
+        assert seen == expected[::-1]
+        assert pages == 3
+
+
+@pytest.mark.parametrize(("path", "query", "field"), [
+    ("/api/inbox", "?limit=0", "limit"), ("/api/outbox", "?limit=501", "limit"),
+    ("/api/inbox", "?limit=x", "limit"), ("/api/inbox", "?before=12", "before"),
+    ("/api/outbox", "?before=1-2", "before"),
+])
+async def test_a_bad_page_query_is_400_naming_the_field(
+    api: Api, path: str, query: str, field: str
+) -> None:
+    """A limit out of 1..500 or a cursor not of the page's form is refused, naming it."""
+    status, body = await api.get(path + query)
+    assert status == 400
+    assert (body["error"], body["field"]) == ("bad_query", field)
+
+
 async def test_acknowledging_is_202_then_409(api: Api) -> None:
     """Acknowledging a received message is 202; doing it again is 409."""
     message_id = await api.receive(api.net.seal(Author(api.net).warning()))

@@ -27,7 +27,6 @@ from hotline.protocol.schema import encode_body
 from hotline.protocol.session import (
     Auth,
     Challenge,
-    RejectedNotice,
     Welcome,
     decode_control,
     encode_control,
@@ -114,8 +113,9 @@ def test_duplicate_after_a_rejected_receipt_gets_a_new_receipt(
     """When the relay refused our receipt, a redelivered message is answered by a new one."""
     core = make_core(net)
     frame = net.seal(author.warning())
-    first = receipt_of(net, core.receive(deliver(frame), T0))
-    core.receive(encode_control(RejectedNotice(first.id, "stale", "too old", "")), T0)
+    delivered = core.receive(deliver(frame), T0)
+    first = receipt_of(net, delivered)
+    core.receive(author.refused(delivered.send[0], "replay", "seen before"), T0)
     again = core.receive(deliver(frame), T0 + 40_000)
     assert kinds(again) == [DuplicateIgnored, ReceiptQueued]
     second = receipt_of(net, again)
@@ -272,8 +272,9 @@ def test_rejected_notice_marks_the_message_rejected(net: TestNet, author: Author
     core = make_core(net)
     frame = send(core, author)
     ref = open_envelope(frame, net.network).body.id
-    out = core.receive(encode_control(RejectedNotice(ref, "stale", "ts is old", "")), T0)
+    out = core.receive(author.refused(frame, "replay", "this id was used before"), T0)
     assert kinds(out) == [MessageRejected]
+    assert open_envelope(frame, net.network).body.id == ref
     assert out.events[0].alarm
     assert core.pending_frames() == ()
 

@@ -11,7 +11,6 @@ from hotline.endpoint.core import EndpointCore, Output
 from hotline.endpoint.events import DuplicateIgnored, RelayConnected
 from hotline.endpoint.journal import JOURNAL_FILE, Journal
 from hotline.protocol.envelope import open_envelope
-from hotline.protocol.session import RejectedNotice, encode_control
 from hotline.protocol.vocab import Action, Stage
 from tests.endpoint.builders import T0, Author, Ids, deliver
 from tests.factories import TestNet, make_network
@@ -122,8 +121,7 @@ def test_unaccepted_envelopes_come_back_in_order(path: Path, net: TestNet) -> No
     ]
     frames += step(journal, core.receive(deliver(net.seal(author.link_test())), T0)).send
     step(journal, core.receive(author.accepted(frames[1], 10), T0))
-    rejected = open_envelope(frames[2], net.network).body.id
-    step(journal, core.receive(encode_control(RejectedNotice(rejected, "stale", "old")), T0))
+    step(journal, core.receive(author.refused(frames[2], "replay", "seen before"), T0))
     journal.close()
 
     journal = Journal.open(path)
@@ -139,7 +137,7 @@ def test_unaccepted_envelopes_come_back_in_order(path: Path, net: TestNet) -> No
     assert restored.pending_frames() == (frames[0], frames[3], frames[4])
     assert accepted.accepted_index == 10
     assert refused.rejection is not None
-    assert refused.rejection.code == "stale"
+    assert refused.rejection.code == "replay"
 
 
 def test_receipt_stages_and_since_are_kept(path: Path, net: TestNet) -> None:
@@ -186,3 +184,31 @@ def test_a_failed_batch_leaves_nothing_behind(path: Path, net: TestNet) -> None:
         assert journal.events() == ()
     finally:
         journal.close()
+
+
+def test_answered_link_tests_leave_only_their_counts(path: Path, net: TestNet) -> None:
+    """A link test's answer stays in the outbox until the relay accepts it, then only counts;
+    an unaccepted answer still comes back after reopening, to be resent."""
+    author = Author(net)
+    journal = Journal.open(path)
+    core = core_from(journal, net, Ids())
+    answers = [
+        step(journal, core.receive(deliver(net.seal(author.link_test())), T0 + i)).send[0]
+        for i in range(300)
+    ]
+    for index, frame in enumerate(answers[:-1]):
+        step(journal, core.receive(author.accepted(frame, 100 + index), T0 + 500))
+    journal.close()
+
+    journal = Journal.open(path)
+    try:
+        rows = journal._db.execute("SELECT COUNT(*) FROM outbox WHERE link_test = 1").fetchone()
+        logged = journal._state("test_answers_logged")
+        tests = journal.link_tests()
+        pending = journal.unaccepted()
+    finally:
+        journal.close()
+    assert rows[0] == 1
+    assert logged == 299
+    assert tests.answered == 300
+    assert [p.frame for p in pending] == [answers[-1]]

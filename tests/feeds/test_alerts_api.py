@@ -143,6 +143,42 @@ async def test_a_schema_error_is_422_naming_the_field(lt: Lt) -> None:
     assert await lt.outbox() == []
 
 
+async def test_an_observation_time_in_seconds_is_422_naming_the_unit(lt: Lt) -> None:
+    """observed_at in seconds (it would land in 1970) is 422 on track.observed_at, nothing sent."""
+    alert = alert_json()
+    alert["track"]["observed_at"] //= 1000
+    reply = await lt.feed.alert(alert)
+    assert (reply.status, reply.json["error"], reply.json["field"]) == (
+        422, "schema", "track.observed_at")
+    assert "milliseconds since the epoch; this looks like seconds" in reply.json["detail"]
+    assert await lt.outbox() == []
+
+
+async def test_an_observation_in_the_future_is_422(lt: Lt) -> None:
+    """observed_at past now plus the network's clock skew is 422 on track.observed_at."""
+    alert = alert_json()
+    alert["track"]["observed_at"] += 10 * 60_000
+    reply = await lt.feed.alert(alert)
+    assert (reply.status, reply.json["field"]) == (422, "track.observed_at")
+    assert "clock skew" in reply.json["detail"]
+    assert await lt.outbox() == []
+
+
+@pytest.mark.parametrize(("where", "field"), [
+    (("predicted", "crossing_at"), "predicted.crossing_at"), (("expires",), "expires")])
+async def test_other_times_before_2000_are_422(
+    lt: Lt, where: tuple[str, ...], field: str
+) -> None:
+    """A crossing time or expiry before 2000-01-01 is 422 naming its field."""
+    alert = alert_json(predicted={"border": "BY-LT", "crossing_at": 1_764_000_000})
+    if where == ("expires",):
+        alert["predicted"]["crossing_at"] *= 1000
+        alert["expires"] = 12
+    reply = await lt.feed.alert(alert)
+    assert (reply.status, reply.json["field"]) == (422, field)
+    assert await lt.outbox() == []
+
+
 @pytest.mark.parametrize("field", ["t", "incident", "ref"])
 async def test_fields_the_endpoint_chooses_are_422(lt: Lt, field: str) -> None:
     """t, incident and ref are the endpoint's to choose: posting one is 422 naming it."""

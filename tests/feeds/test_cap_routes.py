@@ -128,7 +128,8 @@ async def test_an_update_of_an_unknown_message_is_422_at_references(lt: Lt) -> N
 
 async def test_the_same_cap_alert_twice_is_one_message(lt: Lt) -> None:
     """Without an Idempotency-Key, the CAP identity keys the post: a resend is the same message;
-    the same identity with other content is 409."""
+    the same identity with other content, or under another key, is 409 (one message per CAP
+    sender and identifier); a new identifier under a key is a new message."""
     xml = cap_alert("R7-5")
     first = await lt.feed.cap(xml)
     again = await lt.feed.cap(xml)
@@ -137,8 +138,11 @@ async def test_the_same_cap_alert_twice_is_one_message(lt: Lt) -> None:
     changed = await lt.feed.cap(xml.replace(b"Bepilotis", b"Du bepiloviai"))
     assert (changed.status, changed.json["error"]) == (409, "idempotency_conflict")
     keyed = await lt.feed.cap(xml, key="explicit")
-    assert keyed.status == 202
-    assert keyed.json["id"] != first.json["id"]
+    assert (keyed.status, keyed.json["error"]) == (409, "idempotency_conflict")
+    assert "R7-5" in keyed.json["detail"]
+    fresh = await lt.feed.cap(cap_alert("R7-6"), key="explicit")
+    assert fresh.status == 202
+    assert fresh.json["id"] != first.json["id"]
 
 
 async def test_cap_posts_share_the_feeds_rate_limit(lt: Lt) -> None:
@@ -220,7 +224,8 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
 
 
 async def test_a_cap_alert_reaches_by_and_exports_valid_cap_on_both_sides(pair: Pair) -> None:
-    """CAP Alert in at LT → a warning at BY; both export it as valid CAP with LT as sender."""
+    """CAP Alert in at LT → a warning at BY; both export it as valid CAP under the CAP
+    sender's own identity."""
     with pair.by.endpoint.hub.subscribe() as by_events:
         posted = await pair.feed.cap(cap_alert())
         assert posted.status == 202
@@ -235,8 +240,8 @@ async def test_a_cap_alert_reaches_by_and_exports_valid_cap_on_both_sides(pair: 
         status, xml, content_type = await client.get(f"/api/messages/{message_id}.cap")
         assert (status, content_type) == (200, CAP_TYPE)
         assert_valid_cap(xml)
-        assert text_of(xml, "identifier") == message_id
-        assert text_of(xml, "sender") == "hotline:LT"
+        assert text_of(xml, "identifier") == "LT-R7-1"
+        assert text_of(xml, "sender") == "feed@test.example"
         assert text_of(xml, "msgType") == "Alert"
         assert text_of(xml, "incidents") == posted.json["incident"]
         assert parameters(xml)["hotline:sensor_id"] == "LT-R7"
@@ -268,14 +273,14 @@ async def test_the_acknowledgement_exports_as_a_cap_ack(pair: Pair) -> None:
         assert text_of(xml, "sender") == "hotline:BY"
         assert text_of(xml, "identifier") == format_id(stored.receipt_id)
         references = text_of(xml, "references") or ""
-        assert references.split(",")[:2] == ["hotline:LT", message_id]
+        assert references.split(",")[:2] == ["feed@test.example", "LT-R7-1"]
     status, _, _ = await pair.feed.get(f"/api/messages/{message_id}.cap?ack=1&party=PL")
     assert status == 404
 
 
 async def test_cap_update_and_cancel_follow_the_incident(pair: Pair) -> None:
-    """A CAP Update and Cancel naming LT's warning reach BY in its incident; their exports
-    reference the messages before them."""
+    """A CAP Update and Cancel naming LT's warning by hotline id reach BY in its incident;
+    their exports reference the messages before them by their CAP identities."""
     with pair.by.endpoint.hub.subscribe() as by_events:
         warning = (await pair.feed.cap(cap_alert())).json
         ref_ms = uuid7_time_ms(parse_id(warning["id"]))
@@ -297,8 +302,8 @@ async def test_cap_update_and_cancel_follow_the_incident(pair: Pair) -> None:
     assert_valid_cap(xml)
     assert text_of(xml, "msgType") == "Cancel"
     entries = (text_of(xml, "references") or "").split()
-    assert [e.split(",")[1] for e in entries] == [warning["id"], update.json["id"]]
-    assert all(e.startswith("hotline:LT,") for e in entries)
+    assert [e.split(",")[1] for e in entries] == ["LT-R7-1", "R7-2"]
+    assert all(e.startswith("feed@test.example,") for e in entries)
 
 
 async def test_an_update_naming_another_incident_is_422(pair: Pair) -> None:

@@ -8,6 +8,9 @@ from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
     CancelBody,
+    CapArea,
+    CapInfo,
+    CapOrigin,
     LinkTestBody,
     Predicted,
     ReceiptBody,
@@ -94,6 +97,31 @@ def headers(draw: st.DrawFn) -> dict[str, object]:
         "seq": draw(st.integers(0, (1 << 63) - 1)),
         "kid": KID,
     }
+
+
+cap_names = st.from_regex(r"[A-Za-z0-9@.:_-]{1,40}", fullmatch=True)
+cap_areas = st.builds(
+    CapArea,
+    desc=text,
+    polygon=st.none() | st.lists(text.filter(bool), min_size=1, max_size=3).map(tuple),
+    circle=st.none() | st.lists(st.just("54.1,25.2 1.5"), min_size=1, max_size=2).map(tuple),
+    altitude=st.none() | floats(-1000, 60000),
+)
+cap_infos = st.builds(
+    CapInfo,
+    lang=st.none() | langs,
+    event=st.none() | text,
+    headline=st.none() | text,
+    description=st.none() | text,
+    area=st.none() | st.lists(cap_areas, min_size=1, max_size=3).map(tuple),
+)
+caps = st.builds(
+    CapOrigin,
+    sender=cap_names,
+    identifier=cap_names,
+    sent=times,
+    info=st.none() | st.lists(cap_infos, min_size=1, max_size=4).map(tuple),
+)
 
 
 @st.composite

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotline.errors import RejectCode, Rejected
-from hotline.protocol.bodies import Body, WarningBody
+from hotline.protocol.bodies import Body, CancelBody, CapOrigin, WarningBody
 from hotline.protocol.jsonview import body_to_json, json_to_body
 from hotline.protocol.schema import body_to_map, decode_body, encode_body, map_to_body
 from tests.protocol import strategies as s
@@ -35,6 +35,42 @@ def test_json_view_round_trips(body: Body) -> None:
 def test_header_comes_first_in_wire_order(body: Body) -> None:
     """The wire map starts with t, id, from, ts, seq, kid."""
     assert list(body_to_map(body))[:6] == ["t", "id", "from", "ts", "seq", "kid"]
+
+
+@given(st.one_of(s.warnings(), s.warnings(update=True), s.cancels()), s.caps)
+def test_a_cap_origin_round_trips_on_the_wire_and_in_json(
+    body: WarningBody | CancelBody, cap: CapOrigin
+) -> None:
+    """The optional cap field (protocol §3.10) survives encoding and the JSON view."""
+    with_cap = replace(body, cap=cap)
+    assert decode_body(encode_body(with_cap)) == with_cap
+    assert json_to_body(body_to_json(with_cap)) == with_cap
+    assert "cap" not in body_to_map(body)  # bodies without it are unchanged
+
+
+@pytest.mark.parametrize(
+    ("cap", "path", "words"),
+    [
+        ({"sender": "a b", "identifier": "X", "sent": 1}, "cap.sender", "without spaces"),
+        ({"identifier": "X", "sent": 1}, "cap.sender", "required"),
+        ({"sender": "a", "identifier": "X", "sent": 1, "info": []}, "cap.info", "non-empty"),
+        ({"sender": "a", "identifier": "X", "sent": 1, "info": [{"area": [{}]}]},
+         "cap.info[0].area[0].desc", "required"),
+        ({"sender": "a", "identifier": "X", "sent": 1,
+          "info": [{"area": [{"desc": "d", "ceiling": 5.0}]}]},
+         "cap.info[0].area[0].ceiling", "altitude"),
+        ({"sender": "a", "identifier": "X", "sent": 1, "info": [{"colour": "red"}]},
+         "cap.info[0].colour", "not a field"),
+        ({"sender": "a", "identifier": "X", "sent": 1, "info": [{}] * 5}, "cap.info",
+         "at most 4"),
+    ],
+)
+def test_a_bad_cap_field_names_its_path(cap: dict[str, Any], path: str, words: str) -> None:
+    """Every rule of the cap field refuses with schema and the path of the bad part."""
+    with pytest.raises(Rejected) as caught:
+        map_to_body(_warning_map(cap=cap))
+    assert (caught.value.reject_code, caught.value.path) == (RejectCode.SCHEMA, path)
+    assert words in caught.value.detail
 
 
 @given(s.warnings())

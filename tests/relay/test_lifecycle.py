@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted, Deliver, RejectedNotice
 from hotline.protocol.vocab import Precedence, Stage
 from hotline.relay.server import RunningRelay, start_relay
+from hotline.relay.snapshot import SNAPSHOT_FILE
 from tests.factories import TestNet
 from tests.relay.client import RawClient
 from tests.relay.conftest import Author, relay_config
@@ -197,5 +199,19 @@ async def test_a_relay_refuses_to_start_on_an_altered_log(net: TestNet, tmp_path
     data = segment.read_bytes()
     assert data.count(encode_record(index, entry)) == 1
     segment.write_bytes(data.replace(encode_record(index, entry), encode_record(index, altered)))
+    snapshot = tmp_path / "relay" / SNAPSHOT_FILE
+    saved = snapshot.read_bytes()
+    snapshot.unlink()  # no snapshot: the whole log is replayed and the alteration found
     with pytest.raises(StoreError, match="altered"):
         await start_relay(config)
+    # From a snapshot the relay starts without reading the entries under it; it re-hashes
+    # them after it starts, finds the alteration and stops itself.
+    snapshot.write_bytes(saved)
+    running = await start_relay(config)
+    try:
+        async with asyncio.timeout(30):
+            await running.relay.halted.wait()
+        assert "altered" in running.relay.halt_reason
+        assert f"entry {index} " in running.relay.halt_reason
+    finally:
+        await running.stop()

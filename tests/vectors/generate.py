@@ -239,6 +239,16 @@ def _receipt(n: int, party: str, seq: int, stage: str, **extra: Any) -> dict[str
     }
 
 
+SEEN_ROOT: Final = hashlib.sha256(b"a checkpoint root, for the vectors").digest()
+
+
+def _with_checkpoint(wire: dict[str, Any], size: int = 1234) -> dict[str, Any]:
+    """``wire`` with ``cp`` right after the header, where a signer writes it."""
+    head = {k: wire[k] for k in ("t", "id", "from", "ts", "seq", "kid")}
+    rest = {k: v for k, v in wire.items() if k not in head}
+    return {**head, "cp": {"size": size, "root": SEEN_ROOT}, **rest}
+
+
 def _link_test() -> dict[str, Any]:
     return {**_header("test", 9, "relay", 7, T0 + 5_000), "to": ["LT"]}
 
@@ -249,6 +259,31 @@ def _accepted() -> dict[str, Any]:
         "ref": uid(2),
         "hash": hashlib.sha256(_packed(_full_warning())).digest(),
         "index": 0,
+    }
+
+
+def _refused_rate_limited() -> dict[str, Any]:
+    """The relay's signed refusal of a (hypothetical) resend of the warning: rate_limited."""
+    resend = _sign(_packed(_full_warning()), "BY")
+    return {
+        **_header("refused", 11, "relay", 1_764_000_000_020_000, T0 + 20),
+        "ref": uid(2),
+        "hash": hashlib.sha256(_packed(_full_warning())).digest(),
+        "frame_hash": hashlib.sha256(_frame(1, _packed(_full_warning()), resend)).digest(),
+        "code": "rate_limited",
+        "sentence": "BY is over 600 messages a minute; retry in 120 ms",
+        "retry_after_ms": 120,
+    }
+
+
+def _refused_schema() -> dict[str, Any]:
+    """The relay's signed refusal of garbage that is no envelope: no ref, no hash."""
+    return {
+        **_header("refused", 12, "relay", 1_764_000_000_030_000, T0 + 30),
+        "frame_hash": hashlib.sha256(b"\xc1\x00\x01").digest(),
+        "code": "schema",
+        "sentence": "must be one of warning, update, cancel, text, receipt",
+        "path": "t",
     }
 
 
@@ -382,8 +417,28 @@ def _ok_cases() -> list[Case]:
             "PL's rejected receipt with its reason",
             _receipt(8, "PL", 1, "rejected", reason="incident unknown to PL"),
         ),
+        _ok(
+            "text_with_checkpoint",
+            "a text carrying the checkpoint its author witnessed last (cp, protocol §3.2.1)",
+            _with_checkpoint(_changed(doc_example(), "id", uid(31))),
+        ),
+        _ok(
+            "receipt_with_checkpoint",
+            "LT's acknowledged receipt carrying the checkpoint LT witnessed last",
+            _with_checkpoint(_receipt(32, "LT", 4, "acknowledged", action="monitoring")),
+        ),
         _ok("test", "the relay's link test to LT", _link_test()),
         _ok("accepted", "the relay's accepted receipt for the warning", _accepted()),
+        _ok(
+            "refused_rate_limited",
+            "the relay's signed refusal of a resend of the warning, with its retry-after",
+            _refused_rate_limited(),
+        ),
+        _ok(
+            "refused_schema",
+            "the relay's signed refusal of bytes whose body it could not read: no ref, no hash",
+            _refused_schema(),
+        ),
         _ok(
             "number_as_integer", "a MessagePack integer is a valid number (track.lat = 55)", as_int
         ),
@@ -644,6 +699,14 @@ def _schema_cases() -> list[Case]:
             "predicted.border",
         ),
         _schema("to_repeats", "to names LT twice", _changed(text, "to", ["LT", "LT"]), "to"),
+        _schema("cp_size_zero", "cp.size = 0: the empty tree is never carried",
+                _with_checkpoint(text, size=0), "cp.size"),
+        _schema("cp_root_short", "cp.root of 31 bytes",
+                _changed(_with_checkpoint(text), "cp.root", SEEN_ROOT[:31]), "cp.root"),
+        _schema("cp_unknown_field", "cp with a field it does not have",
+                _changed(_with_checkpoint(text), "cp.note", "x"), "cp.note"),
+        _schema("cp_on_a_test", "the relay's link test carries no cp",
+                _with_checkpoint(_link_test()), "cp"),
         _schema("to_empty", "to is an empty list", _changed(text, "to", []), "to"),
         _schema(
             "to_bad_id",
@@ -687,6 +750,24 @@ def _schema_cases() -> list[Case]:
         ),
         _schema("hash_short", "a 31-byte hash", _changed(receipt, "hash", bytes(31)), "hash"),
         _schema("test_to_all", "a link test to '*'", _changed(_link_test(), "to", "*"), "to"),
+        _schema(
+            "refused_temporary_without_retry",
+            "a rate_limited refusal without retry_after_ms",
+            _changed(_refused_rate_limited(), "retry_after_ms", _REMOVE),
+            "retry_after_ms",
+        ),
+        _schema(
+            "refused_final_with_retry",
+            "a link_forbidden refusal with retry_after_ms",
+            _changed(_refused_rate_limited(), "code", "link_forbidden"),
+            "retry_after_ms",
+        ),
+        _schema(
+            "refused_path_not_schema",
+            "a path on a refusal whose code is not schema",
+            _changed(_changed(_refused_schema(), "code", "stale"), "path", "expires"),
+            "path",
+        ),
         _schema(
             "note_bidi_override",
             "a note wrapped in RIGHT-TO-LEFT OVERRIDE and POP DIRECTIONAL FORMATTING",

@@ -15,6 +15,9 @@
 (function () {
   const LANG_KEY = "hotline.console.lang";
   const SOUND_KEY = "hotline.console.sound";
+  const VIEW_KEY = "hotline.console.view";
+  const DRAFT_KEY = "hotline.console.draft";
+  const VIEWS = ["inbox", "outbox", "links", "compose"];
   const NATIVE = {
     en: "English", ru: "Русский", be: "Беларуская", lt: "Lietuvių",
     lv: "Latviešu", et: "Eesti", pl: "Polski",
@@ -22,7 +25,7 @@
   const ALARM_PRECEDENCE = new Set(["flash", "immediate"]);
   const ROUTED = new Set(["warning", "update", "cancel", "text"]);
   const LINKS_POLL_MS = 5000;
-  const CHART_WINDOW_MS = 5 * 60 * 1000;
+  const CHART_WINDOW_MS = 30 * 60 * 1000;
   const MAX_ALARMS = 100;
   const MAX_POINTS = 300;
   const EVENT_NAMES = [
@@ -31,6 +34,10 @@
     "link_test_answered", "message_acknowledged", "checkpoint_witnessed",
     "checkpoint_inconsistent", "checkpoint_refused", "overdue", "relay_connected",
     "relay_disconnected",
+    // the relay caught out (hotline/endpoint/alarms.py): each kind is its own event name
+    "not_accepted", "refusal_unsigned", "refusal_unfounded", "delivery_late",
+    "delivery_reordered", "delivery_stale", "not_in_log", "inclusion_unproven",
+    "consistency_unproven", "split_view", "entries_mismatch", "log_rule_broken", "withheld",
   ];
 
   const S = {
@@ -59,6 +66,10 @@
     es: null,
     retryMs: 1000,
     sse: "connecting",
+    online: new Map(),
+    offlineSince: new Map(),
+    offlineAlarmed: new Set(),
+    draftRef: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -186,6 +197,17 @@
   }
 
   // ------------------------------------------------------------------ message parts
+
+  function sessionStore(key, value) {
+    try {
+      if (value === null) sessionStorage.removeItem(key);
+      else sessionStorage.setItem(key, value);
+    } catch (e) { /* storage disabled: nothing is kept */ }
+  }
+
+  function sessionRecall(key) {
+    try { return sessionStorage.getItem(key); } catch (e) { return null; }
+  }
 
   function precedenceBadge(p) {
     return h("span", { class: `badge prec-${p}`, code: `precedence:${p}` });
@@ -340,6 +362,52 @@
       if (nowOpen) S.expanded.add(id); else S.expanded.delete(id);
     });
     return [btn, panel];
+  }
+
+  // ------------------------------------------------------------------ views
+
+  function wide() {
+    return window.matchMedia("(min-width: 1000px)").matches;
+  }
+
+  /** Show a view: the only one on a narrow screen; on a wide one, ``outbox`` and ``links``
+   * share the middle column. ``focus`` moves the keyboard focus to it. */
+  function showView(view, focus) {
+    if (!VIEWS.includes(view)) return;
+    const body = document.body;
+    body.dataset.view = view;
+    if (view === "outbox" || view === "links") body.dataset.mid = view;
+    for (const b of document.querySelectorAll(".view-tab")) {
+      b.setAttribute("aria-current", b.dataset.view === view ? "true" : "false");
+    }
+    sessionStore(VIEW_KEY, view);
+    if (view === "links") drawChart();
+    if (focus) {
+      const target = $(b2id(view));
+      if (target) {
+        target.focus({ preventScroll: true });
+        if (target.scrollIntoView) target.scrollIntoView({ block: "start" });
+      }
+    }
+  }
+
+  function b2id(view) {
+    return { inbox: "inbox-section", outbox: "outbox-section", links: "health-view",
+      compose: "compose-section" }[view];
+  }
+
+  function setupViews() {
+    for (const b of document.querySelectorAll(".view-tab")) {
+      b.addEventListener("click", () => showView(b.dataset.view, true));
+    }
+    for (const a of document.querySelectorAll("a.skip")) {
+      a.addEventListener("click", () => {
+        showView(a.getAttribute("href") === "#compose-section" ? "compose" : "inbox", true);
+      });
+    }
+    const kept = sessionRecall(VIEW_KEY);
+    document.body.dataset.mid = "outbox";
+    showView(VIEWS.includes(kept) ? kept : "inbox", false);
   }
 
   // ------------------------------------------------------------------ incoming
@@ -527,6 +595,7 @@
     $("inbox-empty").hidden = items.length > 0;
     const waiting = items.filter((m) => !m.acknowledged).length;
     $("inbox-count").textContent = waiting ? t("n_awaiting", { n: waiting }) : "";
+    $("tab-inbox-count").textContent = waiting ? String(waiting) : "";
     renderBanner();
   }
 
@@ -553,14 +622,17 @@
     banner.hidden = false;
   }
 
+  /** The banner's Acknowledge: the incoming view, the message's acknowledgement form in
+   * view (its details open), the focus in its action field. */
   function goToAlarm() {
     const id = $("alarm-banner").dataset.id;
     if (!id) return;
+    showView("inbox", false);
     const li = S.inboxEls.get(id);
     const form = S.ackForms.get(id);
-    if (li) li.scrollIntoView({ block: "nearest" });
     const target = form ? form.querySelector("select") : li;
-    if (target) target.focus();
+    if (li) li.scrollIntoView({ block: "center" });
+    if (target) target.focus({ preventScroll: true });
   }
 
   // ------------------------------------------------------------------ outgoing
@@ -600,8 +672,15 @@
       deliveredCell = stageCell("delivered", r.delivered.received_ms, created);
     } else {
       const late = S.overdueOut.has(`${item.id}|${party}|delivered`);
-      deliveredCell = stageCell("delivered", null, created,
-        [h("span", { i18n: late ? "overdue" : "waiting" })], late ? "overdue" : "");
+      const offline = S.online.get(party) === false;
+      const words = late ? h("span", { i18n: "overdue" }) : offline
+        ? h("span", { class: "offline-note", text: t("waiting_offline", { party }) })
+        : h("span", { i18n: "waiting" });
+      const extra = late && offline
+        ? [words, " ", h("span", { class: "offline-note", text: t("waiting_offline", { party }) })]
+        : [words];
+      deliveredCell = stageCell("delivered", null, created, extra,
+        late ? "overdue" : offline ? "offline" : "");
     }
 
     let ackCell;
@@ -681,7 +760,8 @@
       const flags = Object.keys(item.recipients || {}).map((p) => [
         S.overdueOut.has(`${item.id}|${p}|delivered`), S.overdueOut.has(`${item.id}|${p}|acknowledged`),
       ]);
-      const sig = JSON.stringify([item, flags]);
+      const offline = Object.keys(item.recipients || {}).map((p) => S.online.get(p) === false);
+      const sig = JSON.stringify([item, flags, offline]);
       let li = S.outboxEls.get(item.id);
       if (!li || force || li.hotlineSig !== sig) {
         li = buildOut(item);
@@ -712,14 +792,31 @@
       S.links = await getJson("/api/links");
       if (S.links.relay) S.relayConnected = !!S.links.relay.connected;
       if (S.links.link_test) S.linkTest = S.links.link_test;
-      sampleFigures(Date.now());
+      noteOnline(Date.now());
       renderLinks();
       renderStates();
+      renderOutbox();
+    } catch (e) {
+      /* the next poll tries again */
+    }
+    await loadHistory();
+    setTimeout(pollLinks, LINKS_POLL_MS);
+  }
+
+  /** The chart's series from the endpoint's journal, so a reload keeps its history. */
+  async function loadHistory() {
+    try {
+      const data = await getJson(`/api/links/history?window_s=${CHART_WINDOW_MS / 1000}`);
+      const test = S.series.get("test");
+      S.series = new Map();
+      for (const [key, points] of Object.entries(data.series || {})) {
+        S.series.set(key, points.map(([at, v]) => ({ t: at, v })));
+      }
+      if (test) S.series.set("test", test);
       drawChart();
     } catch (e) {
       /* the next poll tries again */
     }
-    setTimeout(pollLinks, LINKS_POLL_MS);
   }
 
   function addPoint(key, point) {
@@ -729,18 +826,47 @@
     if (s.length > MAX_POINTS) s.splice(0, s.length - MAX_POINTS);
   }
 
-  function sampleFigures(now) {
+  /** Which peers the relay sees connected (one never connected counts as offline); a peer
+   * offline longer than the flash delivery
+   * deadline (the tightest promise on its link) raises one alarm per outage. */
+  function noteOnline(now) {
     const rl = S.links && S.links.relay_links;
     if (!rl || !S.config) return;
-    const me = S.config.endpoint;
-    for (const row of rl.links || []) {
-      if (row.from === me && row.delivery_ms && typeof row.delivery_ms.p50 === "number") {
-        addPoint(`link/${row.to}`, { t: now, v: row.delivery_ms.p50 });
+    const threshold = S.config.offline_alarm_ms || 0;
+    for (const hop of rl.hops || []) {
+      if (!S.config.peers.includes(hop.endpoint)) continue;
+      const online = hop.connected === true;  // null: not connected since the log began
+      S.online.set(hop.endpoint, online);
+      if (online) {
+        S.offlineSince.delete(hop.endpoint);
+        S.offlineAlarmed.delete(hop.endpoint);
+        continue;
+      }
+      if (!S.offlineSince.has(hop.endpoint)) S.offlineSince.set(hop.endpoint, now);
+      const since = S.offlineSince.get(hop.endpoint);
+      if (now - since >= threshold && !S.offlineAlarmed.has(hop.endpoint)) {
+        S.offlineAlarmed.add(hop.endpoint);
+        pushAlarm({ event: "peer_offline", party: hop.endpoint, since_ms: since, at_ms: now, live: true });
       }
     }
-    const hop = (rl.hops || []).find((x) => x.endpoint === me);
-    if (hop && hop.rtt_ms && typeof hop.rtt_ms.p50 === "number") {
-      addPoint("rtt", { t: now, v: hop.rtt_ms.p50 });
+    renderOfflineMarks();
+    const off = S.config.peers.filter((p) => S.online.get(p) === false);
+    $("tab-links-state").textContent = off.length ? `${t("online_no")}: ${off.join(", ")}` : "";
+  }
+
+  /** "offline" next to each recipient box in the compose form whose endpoint is offline. */
+  function renderOfflineMarks() {
+    for (const box of document.querySelectorAll('#to-boxes input[name="to"]')) {
+      const holder = box.parentElement;
+      let mark = holder.querySelector(".offline-mark");
+      const offline = S.online.get(box.value) === false;
+      if (offline && !mark) {
+        mark = h("span", { class: "offline-mark", i18n: "online_no" });
+        holder.append(" ", mark);
+      } else if (!offline && mark) {
+        mark.remove();
+      }
+      holder.dataset.online = offline ? "false" : "true";
     }
   }
 
@@ -800,22 +926,32 @@
   function seriesLabel(key) {
     const me = S.config ? S.config.endpoint : "";
     if (key === "test") return t("chart_link_test", { me });
-    if (key === "rtt") return t("chart_rtt", { me });
-    return t("chart_delivery", { link: `${me} → ${key.slice(5)}` });
+    if (key === "accepted") return t("chart_accepted", { me });
+    return t("chart_delivered", { link: `${me} → ${key.slice(key.indexOf("/") + 1)}` });
   }
 
+  /** The latency chart on a logarithmic axis (1 ms to a power of ten above the highest
+   * point), so one slow delivery does not flatten every other line; the points of the
+   * slowest one percent are drawn as red dots. */
   function drawChart() {
     const svg = $("latency-chart");
     const NS = svg.namespaceURI;
-    const W = 400, H = 130, L = 40, R = 8, T = 8, B = 18;
+    const W = 400, H = 150, L = 44, R = 8, T = 8, B = 18;
     const now = Date.now();
-    const x0 = now - CHART_WINDOW_MS;
     const keys = [...S.series.keys()].sort();
-    let max = 0;
-    for (const k of keys) for (const p of S.series.get(k)) if (p.t >= x0) max = Math.max(max, p.v);
-    const top = niceCeiling(Math.max(max, 10));
-    const sx = (time) => L + ((time - x0) / CHART_WINDOW_MS) * (W - L - R);
-    const sy = (v) => T + (1 - v / top) * (H - T - B);
+    let earliest = now;
+    for (const k of keys) for (const p of S.series.get(k)) if (p.t >= now - CHART_WINDOW_MS) earliest = Math.min(earliest, p.t);
+    // the window: the history there is, between 5 and 30 minutes, in whole minutes
+    const span = Math.min(CHART_WINDOW_MS, Math.max(5 * 60000, Math.ceil((now - earliest) / 60000) * 60000));
+    const x0 = now - span;
+    const values = [];
+    for (const k of keys) for (const p of S.series.get(k)) if (p.t >= x0) values.push(Math.max(1, p.v));
+    values.sort((a, b) => a - b);
+    const max = values.length ? values[values.length - 1] : 10;
+    const p99 = values.length ? values[Math.floor((values.length - 1) * 0.99)] : max;
+    const decades = Math.max(1, Math.ceil(Math.log10(Math.max(max, 10)) - 1e-9));
+    const sx = (time) => L + ((time - x0) / span) * (W - L - R);
+    const sy = (v) => T + (1 - Math.log10(Math.max(1, v)) / decades) * (H - T - B);
     const el = (tag, attrs, text) => {
       const e = document.createElementNS(NS, tag);
       for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
@@ -823,26 +959,34 @@
       return e;
     };
     const parts = [];
-    for (const frac of [0, 0.5, 1]) {
-      const y = sy(top * frac);
-      parts.push(el("line", { x1: L, x2: W - R, y1: y, y2: y, class: frac === 0 ? "axis" : "grid-line" }));
-      parts.push(el("text", { x: L - 4, y: y + 3, "text-anchor": "end", class: "tick" }, num(top * frac)));
+    for (let d = 0; d <= decades; d++) {
+      const y = sy(10 ** d);
+      parts.push(el("line", { x1: L, x2: W - R, y1: y, y2: y, class: d === 0 ? "axis" : "grid-line" }));
+      parts.push(el("text", { x: L - 4, y: y + 3, "text-anchor": "end", class: "tick" }, tickText(10 ** d)));
     }
     parts.push(el("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
-    parts.push(el("text", { x: L, y: H - 4, class: "tick" }, t("chart_window", { n: 5 })));
+    parts.push(el("text", { x: L, y: H - 4, class: "tick" }, t("chart_window", { n: span / 60000 })));
     parts.push(el("text", { x: W - R, y: H - 4, "text-anchor": "end", class: "tick" }, t("chart_now")));
     const legend = [];
     keys.forEach((k, i) => {
       const pts = S.series.get(k).filter((p) => p.t >= x0);
       if (!pts.length) return;
       const cls = `c${i % 7}`;
+      const group = el("g", { class: `series-group ${cls}`, "data-series": k });
       const d = pts.map((p) => `${sx(p.t).toFixed(1)},${sy(p.v).toFixed(1)}`).join(" ");
-      if (pts.length === 1) {
-        parts.push(el("circle", { cx: sx(pts[0].t), cy: sy(pts[0].v), r: 2.5, class: `series ${cls}` }));
-      } else {
-        parts.push(el("polyline", { points: d, class: `series ${cls}` }));
+      if (pts.length > 1) group.append(el("polyline", { points: d, class: `series ${cls}` }));
+      for (const p of pts) {
+        const outlier = values.length >= 20 && p.v > p99;
+        const dot = el("circle", {
+          cx: sx(p.t).toFixed(1), cy: sy(p.v).toFixed(1), r: outlier ? 3 : 1.8,
+          class: outlier ? "outlier" : `point ${cls}`,
+        });
+        dot.append(el("title", {}, `${seriesLabel(k)}: ${num(p.v)} ${t("unit_ms")}`));
+        group.append(dot);
       }
-      legend.push(h("li", null, [h("span", { class: `swatch ${cls}`, "aria-hidden": "true" }), seriesLabel(k)]));
+      parts.push(group);
+      legend.push(h("li", { dataset: { series: k } }, [
+        h("span", { class: `swatch ${cls}`, "aria-hidden": "true" }), seriesLabel(k)]));
     });
     if (!legend.length) {
       parts.push(el("text", { x: (L + W - R) / 2, y: (T + H - B) / 2, "text-anchor": "middle", class: "no-data" },
@@ -852,10 +996,9 @@
     $("chart-legend").replaceChildren(...legend);
   }
 
-  function niceCeiling(v) {
-    const p = 10 ** Math.floor(Math.log10(v));
-    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+  function tickText(ms) {
+    if (ms >= 1000) return `${ms / 1000} ${t("unit_s")}`;
+    return `${ms} ${t("unit_ms")}`;
   }
 
   // ------------------------------------------------------------------ checkpoint, alarms, states
@@ -913,7 +1056,11 @@
         return t("alarm_checkpoint_inconsistent", { size: a.size, reason: a.reason });
       case "checkpoint_refused":
         return t("alarm_checkpoint_refused", { reason: a.reason });
+      case "peer_offline":
+        return t("peer_offline_for", { party: a.party, time: dur(a.at_ms - a.since_ms) });
       default:
+        // the relay caught out (docs/threat-model.md): the kind, then the evidence's sentence
+        if (a.sentence) return t("alarm_relay", { what: code("event", a.event), sentence: a.sentence });
         return code("event", a.event);
     }
   }
@@ -930,7 +1077,7 @@
       class: i < S.unseen ? "" : "old", dataset: { event: a.event },
     }, [
       h("time", { text: hms(a.at_ms), title: stamp(a.at_ms) }),
-      h("strong", { code: `event:${a.event}` }),
+      a.event === "peer_offline" ? h("strong", { i18n: "peer_offline" }) : h("strong", { code: `event:${a.event}` }),
       ": ",
       alarmText(a),
     ]));
@@ -938,7 +1085,9 @@
     $("alarms-empty").hidden = items.length > 0;
     const banner = $("system-banner");
     if (S.unseen > 0 && S.alarms.length) {
-      let text = `${code("event", S.alarms[0].event)}: ${alarmText(S.alarms[0])}`;
+      const first = S.alarms[0];
+      const title = first.event === "peer_offline" ? t("peer_offline") : code("event", first.event);
+      let text = `${title}: ${alarmText(first)}`;
       if (S.unseen > 1) text += ` ${t("more_alarms", { n: S.unseen - 1 })}`;
       $("system-text").textContent = text;
       banner.hidden = false;
@@ -1162,6 +1311,7 @@
         renderLinks();
         break;
       default:
+        if (e.alarm) pushAlarm({ ...e, live: true }); // the relay caught out: its own kind
         break;
     }
   }
@@ -1238,14 +1388,51 @@
     form.addEventListener("submit", submitCompose);
     form.addEventListener("reset", () => {
       clearErrors();
+      clearDraft();
       $("compose-status").textContent = "";
       setTimeout(showComposeFields, 0);
     });
     form.addEventListener("input", (ev) => {
       const field = ev.target.closest(".field");
       if (field) clearFieldError(field);
+      saveDraft();
     });
+    form.addEventListener("change", saveDraft);
     showComposeFields();
+    restoreDraft();
+  }
+
+  /** The compose form's values, kept in the tab's session storage so a reload keeps them. */
+  function saveDraft() {
+    const form = $("compose");
+    const draft = { t: composeType(), to: [], values: {} };
+    for (const box of form.querySelectorAll('input[name="to"]')) if (box.checked) draft.to.push(box.value);
+    for (const e of form.querySelectorAll("input[id], select[id], textarea[id]")) {
+      if (e.type === "radio" || e.type === "checkbox") continue;
+      draft.values[e.id] = e.value;
+    }
+    sessionStore(`${DRAFT_KEY}.${S.config.endpoint}`, JSON.stringify(draft));
+  }
+
+  function restoreDraft() {
+    let draft = null;
+    try { draft = JSON.parse(sessionRecall(`${DRAFT_KEY}.${S.config.endpoint}`) || "null"); } catch (e) { draft = null; }
+    if (!draft || typeof draft !== "object") return;
+    const radio = document.querySelector(`#compose input[name="t"][value="${draft.t}"]`);
+    if (radio) radio.checked = true;
+    const to = Array.isArray(draft.to) ? draft.to : [];
+    for (const box of document.querySelectorAll('#compose input[name="to"]')) box.checked = to.includes(box.value);
+    for (const [id, value] of Object.entries(draft.values || {})) {
+      const e = $(id);
+      if (!e || !$("compose").contains(e) || typeof value !== "string") continue;
+      if (id === "f-ref") { S.draftRef = value; continue; }
+      e.value = value;
+    }
+    showComposeFields();
+  }
+
+  function clearDraft() {
+    sessionStore(`${DRAFT_KEY}.${S.config.endpoint}`, null);
   }
 
   function renderRefOptions() {
@@ -1270,6 +1457,10 @@
     if (!same) {
       select.replaceChildren(...options);
       select.value = usable.some((m) => m.id === current) ? current : "";
+    }
+    if (S.draftRef && usable.some((m) => m.id === S.draftRef)) {
+      select.value = S.draftRef;
+      S.draftRef = null;
     }
   }
 
@@ -1450,6 +1641,7 @@
       if (r.status === 202 && data && data.id) {
         $("compose-status").textContent = t("sent_ok", { id: short(data.id) });
         $("f-text").value = "";
+        clearDraft();
       } else if (data && typeof data.error === "string") {
         focusField(showError(String(data.field || ""), String(data.detail || ""), data.error));
       } else {
@@ -1536,6 +1728,7 @@
       renderAlarms();
     });
 
+    setupViews();
     await window.HotlineLogin.ready();
     setupCompose();
     connect();
