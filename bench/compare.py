@@ -5,7 +5,13 @@
 A sends a warning (hotline's ~550-byte signed frame; opaque bytes of the same
 size on the peers), it reaches B, and B's acknowledgement reaches A; with one
 round trip in flight (``reqack-w1``) and with up to 100 (``reqack-w100``).
-See ``bench/peers/`` for exactly what each system does.
+See ``bench/peers/`` for exactly what each system does. ``nats-ed25519`` is
+the NATS workload with hotline's Ed25519 signing and verification in its
+clients; ``ceiling`` (``reqack-w100`` only) is no system but the machine's
+signature ceiling: one process per core doing nothing but the Ed25519
+operations of a hotline round trip (``peers.signatures``). The hotline rows
+carry ``sig_us_per_msg``, the relay's mandatory signature CPU per round trip,
+timed right after each of their runs.
 
 Every server runs on 127.0.0.1 on a port the OS picks, with throw-away state,
 for the whole run, and is stopped by its PID at the end. Rounds are
@@ -43,11 +49,17 @@ from peers.procstat import cpu_seconds
 from peers.profile import read_folded, start_recording
 from peers.report import markdown, medians
 from peers.servers import Server, binary, ensure_installed, start_mosquitto, start_nats
+from peers.signatures import SignatureOp, ceiling, relay_cpu_us, round_trip_ops
 from peers.workload import MODES, Driver, Mode, Row
 
 from hotline.logs import configure_logging
 
-SYSTEMS: Final = ("hotline", "hotline-cluster", "nats", "mosquitto")
+SYSTEMS: Final = ("hotline", "hotline-cluster", "nats", "nats-ed25519", "mosquitto", "ceiling")
+CEILING: Final = "ceiling"
+CEILING_MODE: Final = "reqack-w100"
+# The Debian packages each system needs.
+PACKAGES: Final = {"hotline-cluster": ("nats-server",), "nats": ("nats-server",),
+                   "nats-ed25519": ("nats-server",), "mosquitto": ("mosquitto",)}
 BENCH: Final = Path(__file__).resolve().parent
 
 
@@ -58,6 +70,7 @@ class Bench:
     servers: list[Server] = field(default_factory=list)
     drivers: dict[str, Driver] = field(default_factory=dict)
     hotline: HotlinePeer | None = None
+    ops: tuple[SignatureOp, ...] = ()
 
     async def close(self) -> None:
         for driver in self.drivers.values():
@@ -91,7 +104,7 @@ def machine(systems: Sequence[str], sizes: tuple[int, int]) -> dict[str, str]:
         "payloads": f"warning {sizes[0]} bytes, acknowledgement {sizes[1]} bytes",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
-    if "nats" in systems or "hotline-cluster" in systems:
+    if {"nats", "nats-ed25519", "hotline-cluster"} & set(systems):
         facts["nats-server"] = _version([binary("nats-server") or "nats-server", "--version"])
     if "mosquitto" in systems:
         facts["mosquitto"] = _version([binary("mosquitto") or "mosquitto", "-h"])
@@ -101,6 +114,7 @@ def machine(systems: Sequence[str], sizes: tuple[int, int]) -> dict[str, str]:
 async def open_bench(systems: Sequence[str], scratch: Path, bench: Bench) -> tuple[int, int]:
     config = prepare_network(scratch / "net", "ws://127.0.0.1:8700/v1/ws")
     sizes = await frame_sizes(config)
+    bench.ops = await round_trip_ops(config)
     if "hotline" in systems:
         bench.hotline = HotlinePeer(config, scratch / "hotline")
         bench.drivers["hotline"] = Driver(bench.hotline)
@@ -119,6 +133,13 @@ async def open_bench(systems: Sequence[str], scratch: Path, bench: Bench) -> tup
         bench.servers.append(server)
         bench.drivers["nats"] = Driver(NatsPeer(server.port, server.pid, warning_size=sizes[0],
                                                 ack_size=sizes[1]))
+    if "nats-ed25519" in systems:
+        from peers.nats_ed25519_peer import NatsEd25519Peer  # noqa: PLC0415
+
+        server = start_nats(scratch / "nats-ed25519")
+        bench.servers.append(server)
+        bench.drivers["nats-ed25519"] = Driver(NatsEd25519Peer(
+            server.port, server.pid, warning_size=sizes[0], ack_size=sizes[1]))
     if "mosquitto" in systems:
         server = start_mosquitto(scratch)
         bench.servers.append(server)
@@ -138,10 +159,19 @@ async def run_rounds(bench: Bench, systems: Sequence[str], modes: Sequence[Mode]
         shift = number % len(systems)
         for system in [*systems[shift:], *systems[:shift]]:
             for mode in modes:
-                sample = await bench.drivers[system].measure(
-                    mode.window, warmup=args.warmup, count=args.messages, seconds=args.seconds
-                )
-                row = Row.of(system, mode.name, number, sample)
+                if system == CEILING:
+                    if mode.name != CEILING_MODE:
+                        continue
+                    found = await asyncio.to_thread(ceiling, bench.ops, args.seconds)
+                    row = Row.of(system, mode.name, number, found.sample)
+                else:
+                    sample = await bench.drivers[system].measure(
+                        mode.window, warmup=args.warmup, count=args.messages,
+                        seconds=args.seconds
+                    )
+                    signatures = (relay_cpu_us(bench.ops) if system.startswith("hotline")
+                                  else None)
+                    row = Row.of(system, mode.name, number, sample, sig_us_per_msg=signatures)
                 rows.append(row)
                 print(f"{number:>5}  {system:<10} {mode.name:<12} {row.msgs_per_s:>9,.0f} "
                       f"{row.p50_ms:>8.2f} {row.p99_ms:>8.2f} {row.server_cpu_us_per_msg:>10,.0f}"
@@ -184,10 +214,7 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
         raise SystemExit(f"--systems takes some of {', '.join(SYSTEMS)}, not {args.systems!r}")
     modes = [m for m in MODES if m.name in args.modes.split(",")]
     if args.install:
-        ensure_installed(
-            [s.replace("nats", "nats-server") for s in systems if s != "hotline-cluster"]
-            + (["nats-server"] if "hotline-cluster" in systems else [])
-        )
+        ensure_installed(sorted({p for s in systems for p in PACKAGES.get(s, ())}))
     bench = Bench()
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as scratch:
         try:
@@ -207,7 +234,9 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
     (args.out / "latest.md").write_text(report)
     if args.chart is not None and args.chart.name:
         caption = (f"Log scales. Medians of {args.rounds} rounds; {facts['machine']}; "
-                   f"{facts['date']}. Made by bench/compare.py.")
+                   f"{facts['date']}. Made by bench/compare.py.\nceiling: the Ed25519 "
+                   f"operations of a round trip alone, on both cores; its server CPU is the "
+                   f"relay's share of them.")
         args.chart.write_text(svg_chart(medians(rows), caption))
         print(f"chart: {args.chart}")
     return rows

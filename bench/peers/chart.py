@@ -17,7 +17,12 @@ from peers.report import Median
 
 __all__ = ["svg_chart"]
 
-COLOURS: Final = ("#c0392b", "#2471a3", "#229954", "#7d3c98", "#b9770e")
+COLOURS: Final = ("#c0392b", "#e67e22", "#2471a3", "#7d3c98", "#229954", "#555555", "#b9770e")
+# Each known system keeps its colour whichever of them ran.
+SYSTEM_COLOURS: Final = {"hotline": 0, "hotline-cluster": 1, "nats": 2, "nats-ed25519": 3,
+                         "mosquitto": 4, "ceiling": 5}
+# The ceiling is a loop, not a carrier: it has no latency to show.
+NO_LATENCY: Final = frozenset({"ceiling"})
 PANELS: Final = (
     ("msgs_per_s", "round trips per second (higher is better)"),
     ("p50_ms", "p50 round-trip latency, ms (lower is better)"),
@@ -38,6 +43,10 @@ def _label(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _colour(system: str, position: int) -> str:
+    return COLOURS[SYSTEM_COLOURS.get(system, position) % len(COLOURS)]
+
+
 def _decades(values: Sequence[float]) -> tuple[int, int]:
     positive = [v for v in values if v > 0]
     low = math.floor(math.log10(min(positive))) if positive else 0
@@ -47,6 +56,7 @@ def _decades(values: Sequence[float]) -> tuple[int, int]:
 
 def _panel(x0: float, metric: str, title: str, medians: Sequence[Median], *,
            systems: list[str], modes: list[str]) -> list[str]:
+    medians = [m for m in medians if metric != "p50_ms" or m.system not in NO_LATENCY]
     values = [m.values[metric] for m in medians]
     low, high = _decades(values)
     plot_h = PANEL_H - BOTTOM
@@ -75,7 +85,7 @@ def _panel(x0: float, metric: str, title: str, medians: Sequence[Median], *,
             value = hit[0].values[metric]
             bx, top = gx + s * bar_w, y(value)
             out.append(f'<rect x="{bx + 2:.1f}" y="{top:.1f}" width="{bar_w - 4:.1f}" '
-                       f'height="{TOP + plot_h - top:.1f}" fill="{COLOURS[s % len(COLOURS)]}"/>')
+                       f'height="{TOP + plot_h - top:.1f}" fill="{_colour(system, s)}"/>')
             out.append(f'<text x="{bx + bar_w / 2:.1f}" y="{top - 4:.1f}" class="value">'
                        f"{_label(value)}</text>")
         out.append(f'<text x="{x0 + LEFT + g * group_w + group_w / 2:.1f}" '
@@ -89,7 +99,8 @@ def svg_chart(medians: Sequence[Median], caption: str) -> str:
     systems = list(dict.fromkeys(m.system for m in medians))
     modes = list(dict.fromkeys(m.mode for m in medians))
     width = PANEL_W * len(PANELS) + 10
-    height = TOP + PANEL_H + 24
+    notes = caption.splitlines() or [""]
+    height = TOP + PANEL_H + 10 + 14 * len(notes)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
@@ -104,11 +115,13 @@ def svg_chart(medians: Sequence[Median], caption: str) -> str:
     x = 10.0
     for s, system in enumerate(systems):
         parts.append(f'<rect x="{x:.1f}" y="10" width="12" height="12" '
-                     f'fill="{COLOURS[s % len(COLOURS)]}"/>')
+                     f'fill="{_colour(system, s)}"/>')
         parts.append(f'<text x="{x + 16:.1f}" y="20" class="legend">{escape(system)}</text>')
         x += 26 + 7 * len(system)
     for p, (metric, title) in enumerate(PANELS):
         parts += _panel(p * PANEL_W, metric, title, medians, systems=systems, modes=modes)
-    parts.append(f'<text x="10" y="{height - 10}" class="caption">{escape(caption)}</text>')
+    for n, note in enumerate(notes):
+        parts.append(f'<text x="10" y="{height - 10 - 14 * (len(notes) - 1 - n)}" '
+                     f'class="caption">{escape(note)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

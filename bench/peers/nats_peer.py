@@ -79,15 +79,18 @@ class NatsPeer:
         js_b = self._js_b
 
         async def at_b(msg: Msg) -> None:
-            stored = await js_b.publish_async(
-                ACK_SUBJECT, padded(token_of(msg.data), self._ack_size)
-            )
+            answer = self._answer(msg.data)
+            if answer is None:
+                return
+            stored = await js_b.publish_async(ACK_SUBJECT, answer)
             task = asyncio.create_task(self._ack_after(stored, msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         async def at_a(msg: Msg) -> None:
-            on_ack(token_of(msg.data))
+            token = self._acknowledged(msg.data)
+            if token is not None:
+                on_ack(token)
             await msg.ack()
 
         # nats-py fills in the config it is given (durable name, deliver subject,
@@ -96,6 +99,14 @@ class NatsPeer:
                                    manual_ack=True, config=_consumer())
         await self._js_a.subscribe(ACK_SUBJECT, durable="A", stream=ACK_STREAM, cb=at_a,
                                    manual_ack=True, config=_consumer())
+
+    def _answer(self, warning: bytes) -> bytes | None:
+        """B's acknowledgement of ``warning`` (None: do not answer it)."""
+        return padded(token_of(warning), self._ack_size)
+
+    def _acknowledged(self, acknowledgement: bytes) -> int | None:
+        """The token an acknowledgement reaching A answers (None: it does not count)."""
+        return token_of(acknowledgement)
 
     async def _ack_after(self, stored: asyncio.Future[PubAck], msg: Msg) -> None:
         try:

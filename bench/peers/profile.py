@@ -21,6 +21,7 @@ from typing import Final
 __all__ = ["Profile", "py_spy", "read_folded", "start_recording"]
 
 _FRAME: Final = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+_LIBRARY: Final = re.compile(r"(?:site-packages|/lib/python3\.\d+)/")
 
 # What a sample was doing: the first of these whose marker is in any frame of its stack.
 PARTS: Final = (
@@ -34,6 +35,8 @@ PARTS: Final = (
     ("envelope decoding and encoding (schema, msgpack)",
      ("(hotline.protocol.schema)", "(msgpack.", "(hotline.protocol.session)")),
     ("deadlines, retries and link tests (the 100 ms tick)", ("RelayCore.tick",)),
+    ("dedup index and state snapshots",
+     ("(hotline.relay.idindex)", "(hotline.relay.idmaps)", "(hotline.relay.snapshot)")),
     ("per-link figures", ("(hotline.figures.",)),
     ("relay logic (core, admission, edge)",
      ("(hotline.relay.", "(hotline.protocol.")),
@@ -67,10 +70,11 @@ def _place(frame: str) -> tuple[str, str]:
     if match is None:
         return frame.strip(), "?"
     path = match["file"]
-    for marker in ("site-packages/", "lib/python3.11/", "/work/main/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
+    library = _LIBRARY.search(path)
+    if library is not None:
+        path = path[library.end():]
+    elif "/hotline/" in path:  # hotline's own code, wherever the clone is
+        path = path[path.rindex("/hotline/") + 1:]
     module = path.removesuffix(".py").replace("/", ".")
     return f"{match['func']} ({module})", module
 

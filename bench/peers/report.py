@@ -7,6 +7,7 @@ median of those ratios reported; it is not the ratio of the medians.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from typing import Final
 
 from peers.workload import Row
 
-__all__ = ["METRICS", "Median", "Ratio", "markdown", "medians", "ratios"]
+__all__ = ["GOALS", "METRICS", "Goal", "Median", "Outcome", "Ratio", "goals", "markdown",
+           "medians", "ratios"]
 
 # Each figure: its Row field, its column heading, how to print it.
 METRICS: Final = (
@@ -25,6 +27,67 @@ METRICS: Final = (
     ("client_cpu_us_per_msg", "client CPU µs/msg", "{:,.0f}"),
 )
 REFERENCE: Final = "hotline"
+SIGNATURES: Final = "sig_us_per_msg"
+CPU: Final = "cpu_us_per_msg"  # server and client CPU per round trip together
+# Against the signature ceiling only rates compare: its "latency" is one loop's time.
+RATE_ONLY: Final = frozenset({"ceiling"})
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """``numerator / denominator`` (each a system's figure in ``mode``) against ``bound``."""
+
+    title: str
+    mode: str
+    numerator: tuple[str, str]
+    denominator: tuple[str, str]
+    bound: float
+    at_most: bool
+
+    def holds(self, value: float) -> bool:
+        return value <= self.bound if self.at_most else value >= self.bound
+
+    @property
+    def target(self) -> str:
+        return f"{'≤' if self.at_most else '≥'} {self.bound:g}"
+
+
+# The goals of issue 15 (docs/performance.md), each a ratio within one run.
+GOALS: Final = (
+    Goal("relay CPU per round trip / the relay's mandatory signature CPU", "reqack-w100",
+         ("hotline", "server_cpu_us_per_msg"), ("hotline", SIGNATURES), 2.0, at_most=True),
+    Goal("hotline round trips/s / the signature ceiling", "reqack-w100",
+         ("hotline", "msgs_per_s"), ("ceiling", "msgs_per_s"), 0.6, at_most=False),
+    Goal("hotline round trips/s / nats-ed25519", "reqack-w100",
+         ("hotline", "msgs_per_s"), ("nats-ed25519", "msgs_per_s"), 0.6, at_most=False),
+    Goal("hotline p50 / nats-ed25519 p50", "reqack-w1",
+         ("hotline", "p50_ms"), ("nats-ed25519", "p50_ms"), 2.0, at_most=True),
+    Goal("hotline-cluster round trips/s / hotline", "reqack-w100",
+         ("hotline-cluster", "msgs_per_s"), ("hotline", "msgs_per_s"), 0.5, at_most=False),
+    # Cross-checks that a loaded machine does not move: on a shared machine a system's rate
+    # depends on how the cores were shared during its run, its CPU per round trip far less.
+    # The rate two cores would give at that CPU, over the ceiling's / nats-ed25519's.
+    Goal("cross-check: ceiling CPU / hotline CPU per round trip (relay and clients)",
+         "reqack-w100", ("ceiling", CPU), ("hotline", CPU), 0.6, at_most=False),
+    Goal("cross-check: nats-ed25519 CPU / hotline CPU per round trip (server and clients)",
+         "reqack-w100", ("nats-ed25519", CPU), ("hotline", CPU), 0.6, at_most=False),
+    Goal("cross-check: hotline CPU / hotline-cluster CPU per round trip (servers and clients)",
+         "reqack-w100", ("hotline", CPU), ("hotline-cluster", CPU), 0.5, at_most=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A goal judged on one run: on the medians, and the median of same-round ratios."""
+
+    goal: Goal
+    of_medians: float
+    of_rounds: float
+    rounds: int
+
+    @property
+    def met(self) -> bool:
+        return self.goal.holds(self.of_medians)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +96,7 @@ class Median:
     mode: str
     rounds: int
     values: dict[str, float]
+    sig_us_per_msg: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +109,10 @@ class Ratio:
 
 
 def _value(row: Row, metric: str) -> float:
-    value: float = getattr(row, metric)
-    return float(value)
+    if metric == CPU:
+        return row.server_cpu_us_per_msg + row.client_cpu_us_per_msg
+    value: float | None = getattr(row, metric)
+    return float("nan") if value is None else float(value)
 
 
 def _ordered(names: Iterable[str]) -> list[str]:
@@ -60,10 +126,11 @@ def medians(rows: Sequence[Row]) -> list[Median]:
     for mode in dict.fromkeys(r.mode for r in rows):
         for system in _ordered(r.system for r in rows if r.mode == mode):
             group = [r for r in rows if r.mode == mode and r.system == system]
+            signatures = [r.sig_us_per_msg for r in group if r.sig_us_per_msg is not None]
             out.append(Median(system, mode, len(group), {
                 metric: statistics.median(_value(r, metric) for r in group)
                 for metric, _, _ in METRICS
-            }))
+            }, statistics.median(signatures) if signatures else None))
     return out
 
 
@@ -76,6 +143,8 @@ def ratios(rows: Sequence[Row]) -> list[Ratio]:
         mine = {r.round: r for r in rows if r.mode == mode and r.system == REFERENCE}
         for metric, _, _ in METRICS:
             for peer in peers:
+                if peer in RATE_ONLY and metric != "msgs_per_s":
+                    continue
                 theirs = {r.round: r for r in rows if r.mode == mode and r.system == peer}
                 per_round = [
                     _value(mine[n], metric) / _value(theirs[n], metric)
@@ -88,6 +157,25 @@ def ratios(rows: Sequence[Row]) -> list[Ratio]:
     return out
 
 
+def goals(rows: Sequence[Row], wanted: Sequence[Goal] = GOALS) -> list[Outcome]:
+    """Each goal whose systems both ran: the ratio of the medians and of same-round figures."""
+    out = []
+    for goal in wanted:
+        def figures(side: tuple[str, str], goal: Goal = goal) -> dict[int, float]:
+            system, metric = side
+            return {r.round: _value(r, metric) for r in rows
+                    if r.mode == goal.mode and r.system == system
+                    and not math.isnan(_value(r, metric))}
+        top, bottom = figures(goal.numerator), figures(goal.denominator)
+        shared = sorted(top.keys() & bottom.keys())
+        if not shared or not all(bottom[n] > 0 for n in shared):
+            continue
+        of_medians = statistics.median(top.values()) / statistics.median(bottom.values())
+        of_rounds = statistics.median(top[n] / bottom[n] for n in shared)
+        out.append(Outcome(goal, of_medians, of_rounds, len(shared)))
+    return out
+
+
 def _ratio_text(value: float) -> str:
     return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
 
@@ -97,11 +185,13 @@ def markdown(rows: Sequence[Row], machine: dict[str, str]) -> str:
     lines += [f"- {key}: {value}" for key, value in machine.items()]
     rounds = len({r.round for r in rows})
     lines += ["", f"Medians over {rounds} round(s):", ""]
-    headings = [heading for _, heading, _ in METRICS]
+    headings = [heading for _, heading, _ in METRICS] + ["relay signature CPU µs/msg"]
     lines.append("| system | mode | " + " | ".join(headings) + " |")
     lines.append("| --- | --- |" + " ---: |" * len(headings))
     for median in medians(rows):
         cells = [fmt.format(median.values[metric]) for metric, _, fmt in METRICS]
+        sig = median.sig_us_per_msg
+        cells.append("" if sig is None else f"{sig:,.0f}")
         lines.append(f"| {median.system} | {median.mode} | " + " | ".join(cells) + " |")
     found = ratios(rows)
     if found:
@@ -118,4 +208,14 @@ def markdown(rows: Sequence[Row], machine: dict[str, str]) -> str:
                     hit = [r for r in found if (r.mode, r.metric, r.peer) == (mode, metric, peer)]
                     cells.append(_ratio_text(hit[0].value) if hit else "n/a")
                 lines.append(f"| {mode} | {names[metric]} | " + " | ".join(cells) + " |")
+    judged = goals(rows)
+    if judged:
+        lines += ["", "Goals (docs/performance.md), judged on the medians:", "",
+                  "| mode | goal | target | on the medians | median of same-round ratios "
+                  "| met |", "| --- | --- | ---: | ---: | ---: | --- |"]
+        for outcome in judged:
+            goal = outcome.goal
+            lines.append(f"| {goal.mode} | {goal.title} | {goal.target} | "
+                         f"{outcome.of_medians:.2f} | {outcome.of_rounds:.2f} | "
+                         f"{'yes' if outcome.met else 'no'} |")
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -127,9 +127,11 @@ class Row:
     client_cpu_us_per_msg: float
     messages: int
     round: int
+    sig_us_per_msg: float | None = None
 
     @classmethod
-    def of(cls, system: str, mode: str, round_: int, sample: Sample) -> Row:
+    def of(cls, system: str, mode: str, round_: int, sample: Sample,
+           sig_us_per_msg: float | None = None) -> Row:
         n = sample.messages
         return cls(
             system=system,
@@ -141,10 +143,11 @@ class Row:
             client_cpu_us_per_msg=sample.client_cpu_s / n * 1e6,
             messages=n,
             round=round_,
+            sig_us_per_msg=sig_us_per_msg,
         )
 
     def to_json(self) -> dict[str, str | int | float]:
-        return {
+        row: dict[str, str | int | float] = {
             "system": self.system,
             "mode": self.mode,
             "msgs_per_s": round(self.msgs_per_s, 1),
@@ -155,9 +158,12 @@ class Row:
             "messages": self.messages,
             "round": self.round,
         }
+        if self.sig_us_per_msg is not None:
+            row["sig_us_per_msg"] = round(self.sig_us_per_msg, 1)
+        return row
 
     @classmethod
-    def from_json(cls, row: dict[str, object]) -> Row:
+    def from_json(cls, row: Mapping[str, object]) -> Row:
         def number(key: str) -> float:
             value = row[key]
             if not isinstance(value, int | float):
@@ -170,6 +176,7 @@ class Row:
             server_cpu_us_per_msg=number("server_cpu_us_per_msg"),
             client_cpu_us_per_msg=number("client_cpu_us_per_msg"),
             messages=int(number("messages")), round=int(number("round")),
+            sig_us_per_msg=number("sig_us_per_msg") if "sig_us_per_msg" in row else None,
         )
 
 

@@ -25,8 +25,8 @@ LINK_COLUMNS: tuple[tuple[str, str], ...] = (
                 "99th percentile"),
     ("e2e p50", "end-to-end latency in ms, the origin's ts → the recipient's delivery, "
                 "corrected for clock offsets: median"),
-    ("avail", "availability: the share of the relay's link tests to the recipient answered "
-              "in time; — for a link that carried no message"),
+    ("avail", "availability of the recipient (its hop's avail); — for a link that carried "
+              "no message"),
     ("overdue", "deadlines missed on the link (delivered or acknowledged), each counted once"),
     ("redeliv", "resends by the relay of a message whose delivered receipt had not come"),
 )
@@ -36,11 +36,13 @@ HOP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hop", "the relay ↔ endpoint hop, named by the endpoint"),
     ("tests", "link tests the relay sent to the endpoint"),
     ("answered", "of those, answered with a delivered receipt"),
-    ("avail", "answered in time / tests"),
+    ("avail", "link tests answered in time / (in time + failed), a test failing only while "
+              "both ends were up"),
     ("rtt p50", "round trip of a link test in ms, test logged → answer logged: median"),
     ("rtt p99", "the same, 99th percentile"),
     ("offset", "the endpoint's clock minus the relay's in ms, estimated from link tests"),
-    ("connected", "whether the endpoint was connected at the last entry counted"),
+    ("connected", "whether the endpoint was connected at the last entry counted (the demo "
+                  "counts up to just before its shutdown)"),
 )
 """The hop table's columns and what each means (docs/relay.md has the same words)."""
 

@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPARE = ROOT / "bench" / "compare.py"
-ROW_KEYS = {"system", "mode", "msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg", "round"}
+ROW_KEYS = {"system", "mode", "msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg",
+            "client_cpu_us_per_msg", "round"}
 MODES = {"reqack-w1", "reqack-w100"}
 
 
@@ -22,13 +23,13 @@ def _installed(name: str) -> bool:
 
 
 def _systems() -> list[str]:
-    """hotline always; NATS and Mosquitto only where their servers (and nats-py) are installed."""
+    """hotline and the ceiling always; the peers only where their servers (and nats-py) are."""
     systems = ["hotline"]
     if _installed("nats-server") and importlib.util.find_spec("nats") is not None:
-        systems.append("nats")
+        systems += ["nats", "nats-ed25519"]
     if _installed("mosquitto"):
         systems.append("mosquitto")
-    return systems
+    return [*systems, "ceiling"]
 
 
 def _run(tmp_path: Path, systems: list[str]) -> list[dict[str, object]]:
@@ -36,7 +37,7 @@ def _run(tmp_path: Path, systems: list[str]) -> list[dict[str, object]]:
         [sys.executable, str(COMPARE), "--systems", ",".join(systems), "--rounds", "1",
          "--seconds", "1", "--messages", "20", "--warmup", "5", "--out", str(tmp_path),
          "--chart", str(tmp_path / "chart.svg")],
-        check=True, timeout=60, capture_output=True, cwd=ROOT,
+        check=True, timeout=180, capture_output=True, cwd=ROOT,
     )
     rows: list[dict[str, object]] = json.loads((tmp_path / "latest.json").read_text())
     return rows
@@ -47,10 +48,17 @@ def test_each_system_and_mode_gives_one_row_of_the_documented_shape(tmp_path: Pa
     """A row per system and mode, each with the documented keys, rates and latencies above 0."""
     systems = _systems()
     rows = _run(tmp_path, systems)
-    assert {(r["system"], r["mode"]) for r in rows} == {(s, m) for s in systems for m in MODES}
+    expected = {(s, m) for s in systems for m in MODES if s != "ceiling"}
+    assert {(r["system"], r["mode"]) for r in rows} == expected | {("ceiling", "reqack-w100")}
     for row in rows:
         assert row.keys() >= ROW_KEYS
-        assert str(row["system"]).startswith(("hotline", "nats", "mosquitto"))
+        assert str(row["system"]).startswith(("hotline", "nats", "mosquitto", "ceiling"))
+        if str(row["system"]).startswith("hotline"):
+            signatures = row["sig_us_per_msg"]
+            assert isinstance(signatures, int | float)
+            assert signatures > 0
+        else:
+            assert "sig_us_per_msg" not in row
         assert row["round"] == 0
         for key in ("msgs_per_s", "p50_ms", "p99_ms"):
             value = row[key]
@@ -61,6 +69,11 @@ def test_each_system_and_mode_gives_one_row_of_the_documented_shape(tmp_path: Pa
         assert float(str(row["p50_ms"])) <= float(str(row["p99_ms"]))
     table = (tmp_path / "latest.md").read_text()
     assert "| hotline | reqack-w1 |" in table
-    if len(systems) > 1:
-        assert f"hotline / {systems[1]}" in table
-    assert (tmp_path / "chart.svg").read_text().startswith("<svg")
+    assert "hotline / ceiling" in table
+    assert "| reqack-w100 | hotline round trips/s / the signature ceiling | ≥ 0.6 |" in table
+    if "nats-ed25519" in systems:
+        assert "| reqack-w1 | hotline p50 / nats-ed25519 p50 | ≤ 2 |" in table
+    chart = (tmp_path / "chart.svg").read_text()
+    assert chart.startswith("<svg")
+    for system in systems:
+        assert f">{system}</text>" in chart

@@ -188,12 +188,15 @@ async def test_no_section_overlaps_and_links_are_one_click_away(
     tmp_path: Path, browser: Browser, width: int
 ) -> None:
     """At each width no two shown sections overlap nor leave the page, in every view; one
-    click on the Links tab shows the links table and chart in the viewport."""
+    click on the Links tab shows the links table and chart in the viewport; the language
+    switch is labelled in English too."""
     net = network_with_languages({"BY": "be", "LT": "lt"})
     async with lone_endpoint(net, "LT", tmp_path) as lt:
         await fill_the_endpoint(Author(net), lt)
         async with page_at(browser, lt, WIDTHS[width]) as page:
             await expect(page.locator("#alarm-banner")).to_be_visible()
+            # the language switch is findable by someone who reads no Lithuanian
+            await expect(page.locator("#lang-label")).to_have_text("Kalba / Language")
             shown = await assert_no_overlap(page, f"{width} px, first view")
             assert "#inbox-section" in shown
             if width >= 1000:

@@ -1673,6 +1673,8 @@
     document.documentElement.lang = lang;
     if (remember) store(LANG_KEY, lang);
     applyI18n(document);
+    // the switch stays findable for an operator who does not read the configured language
+    if (lang !== "en") $("lang-label").textContent = `${t("language")} / Language`;
     if (S.config) document.title = `${t("title")} — ${S.config.endpoint}`;
     renderAll(true);
   }
