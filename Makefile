@@ -32,7 +32,8 @@ test: lint
 	$(BIN)/pytest
 
 # `make bench`: hotline beside NATS JetStream and Mosquitto (Debian's servers are installed if
-# missing), a py-spy profile of the relay, then the scale curves; about 7 minutes on 2 cores.
+# missing), a py-spy profile of the relay, then the scale curves; about 20 minutes on 2 cores the
+# first time (the scale curves sign a 3,000,000-record log, then keep it in bench/results/).
 # Results in bench/results/ (not committed); the chart in docs/bench-peers.svg.
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -44,7 +45,9 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/compare.py --install --profile
 	$(BIN)/python bench/scale.py
 
-# The scale curves alone: endpoints connected, relay restart and proofs as the log grows.
+# The scale curves alone: endpoints connected, relay restart and memory, proofs and an endpoint's
+# journal as the log grows to 3,000,000 records (a month); about 15 minutes the first time, about
+# 5 once the logs are cached in bench/results/scale-cache/.
 bench-scale: $(BENCH_STAMP)
 	$(BIN)/python bench/scale.py
 
@@ -86,8 +89,11 @@ cluster-demo: $(STAMP) nats-server
 		$(if $(DURATION),--duration $(DURATION))
 
 # `make failover`: under load, SIGKILL a NATS node, then a relay replica, and restart them
-# (ROUNDS times, default 2); ends with `failover: nats_kills=N relay_kills=R accepted=A lost=L
-# duplicates=D` and fails unless nothing was lost or duplicated and the log verifies. ~1 minute.
+# (ROUNDS times, default 2); then hang (SIGSTOP/SIGCONT) the stream's leader, a node a replica is
+# connected to, relay replica r1, and two of the three nodes at once (a quorum loss). Ends with
+# `failover: nats_kills=.. relay_kills=.. nats_freezes=.. relay_freezes=.. quorum_losses=..
+# accepted=.. lost=0 duplicates=0 max_stall_s=S silent_stalls=0` and fails unless nothing was lost
+# or duplicated, the log verifies, no stall was silent and max_stall_s <= 3. About 2 minutes.
 FAILOVER_ARGS ?= --rounds $(or $(ROUNDS),2) $(if $(SEED),--seed $(SEED))
 
 failover: $(STAMP) nats-server

@@ -71,6 +71,7 @@ SINK: Final = "SINK"
 CACHE: Final = BENCH / "results" / "scale-cache" / "yearlog-1"
 HEALTH_TIMEOUT_S: Final = 900.0
 IDLE_S: Final = 3.0
+_IDLE: dict[str, float] = {"s": IDLE_S}  # --idle
 
 # ---------------------------------------------------------------------------- endpoints
 
@@ -266,7 +267,7 @@ async def restart_point(config: Path, data: Path, state: Path, size: int,
                 figures.update(await _proof_times(session, relay, published, proofs))
             # The relay idle, no endpoint connected: what its 100 ms tick costs at this size.
             before, idle_from = cpu_seconds(relay.server.pid), time.perf_counter()
-            await asyncio.sleep(IDLE_S)
+            await asyncio.sleep(_IDLE["s"])
             figures["idle_cpu_share"] = (
                 (cpu_seconds(relay.server.pid) - before) / (time.perf_counter() - idle_from)
             )
@@ -327,7 +328,8 @@ async def journal_points(config: Path, cache: Path, scratch: Path,
             if data.exists():
                 await asyncio.to_thread(shutil.rmtree, data)
             if previous is not None:
-                await asyncio.to_thread(shutil.copytree, previous, data)
+                await asyncio.to_thread(shutil.copytree, previous, data,
+                                        ignore=shutil.ignore_patterns("complete"))
         row = await endpoint_point(config, data, scratch / f"endpoint-{count}", count)
         await asyncio.to_thread((data / "complete").write_text, "1\n")
         rows.append(row)
@@ -475,17 +477,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
     parser.add_argument("--sizes", default="10000,100000,1000000,3000000",
                         help="log sizes, comma-separated, rising ('' to skip)")
-    parser.add_argument("--journal-tests", default="10000,100000,1000000",
+    parser.add_argument("--journal-tests", default="10000,100000,300000",
                         help="link tests an endpoint has answered, comma-separated, rising "
                              "('' to skip)")
     parser.add_argument("--proofs", type=int, default=200, help="proofs of each kind per size")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes that sign the log's entries")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument("--idle", type=float, default=IDLE_S,
+                        help="seconds each measured relay idles before its RSS is read")
     parser.add_argument("--cache", type=Path, default=CACHE,
                         help="where the grown logs are kept between runs (delete to make anew)")
     args = parser.parse_args(argv)
     configure_logging(level=30)
+    _IDLE["s"] = args.idle
     asyncio.run(main_async(args))
     return 0
 

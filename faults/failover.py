@@ -13,15 +13,36 @@ restarts it likewise. For every relay kill it measures how long until every
 endpoint is connected to the surviving replica; for every kill, how many
 messages the endpoints accepted (202) while the process was down.
 
+Then the hangs, each for ``--freeze`` seconds (SIGSTOP, then SIGCONT), which is
+what a partition, a stuck disk or a paused VM look like: the stream's leader
+node; a node that is not the leader and that a relay replica is connected to;
+relay replica r1 (how long until every endpoint is on r2, how long until the
+endpoints that prefer r1 are back on it, and whether both replicas'
+``/v1/links`` show every endpoint connected afterwards); and two of the three
+nodes at once, a quorum loss (nothing can be logged; the endpoints must be
+told ``busy`` and raise ``relay_unavailable``).
+
+All along, every endpoint's event stream is followed (``faults.stalls``): a
+stall is a time an endpoint had messages waiting and none accepted.
+``max_stall_s`` is the longest, outside the quorum-loss windows and the
+leaderless windows (from a kill or freeze of the stream's leader until another
+node leads it: JetStream elects after its raft election timeout, 4 to 9 s, and
+stores nothing meanwhile; the endpoints are told ``busy`` there too);
+``silent_stalls`` counts stalls longer than 5 s during which the endpoint
+raised no ``relay_unavailable``.
+
 Afterwards the load stops, delivery settles, every process is stopped (r2
 before r1, so r1's mirror ends with the whole stream), and the harness checks
 what ``make faults`` checks: every 202 was accepted and logged at the index of
 its signed receipt, reached each recipient's inbox exactly once, no id is
 logged twice, every witnessed checkpoint was consistent, and the exported log
 verifies; and that the two replicas' mirrors are one history. The last line
-printed is ``failover: nats_kills=N relay_kills=R accepted=A lost=L duplicates=D``;
+printed is ``failover: nats_kills=N relay_kills=R nats_freezes=F relay_freezes=G
+quorum_losses=Q accepted=A lost=L duplicates=D max_stall_s=S silent_stalls=Z``;
 the exit status is non-zero when anything was lost or duplicated, the log did
-not verify, or a checkpoint was inconsistent.
+not verify, a checkpoint was inconsistent, a stall was silent, ``max_stall_s``
+exceeded ``--max-stall``, or a replica's ``/v1/links`` showed a connected
+endpoint as disconnected after the relay thawed.
 """
 
 from __future__ import annotations
@@ -41,23 +62,35 @@ from pathlib import Path
 from typing import Final
 
 import aiohttp
+import nats.errors
+import nats.js.errors
 
 from faults.check import JournalView, missing, read_journals, read_log
 from faults.load import Load, LoadStats
 from faults.procs import Proc, run_in_directory, settle_journals
+from faults.stalls import StallWatch, summarise
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.log import STORE_DIR
+from hotline.auditlog.natsstore import StreamClient, StreamSettings
 from hotline.bootstrap import NETWORK_FILE, create_network
-from hotline.cluster.natsnodes import LoopbackCluster
+from hotline.cluster.natsnodes import LoopbackCluster, NatsNode
+from hotline.errors import StoreError
 from hotline.logs import configure_logging
 from hotline.testing.operators import LoggedIn, add_operator
 from hotline.testing.ports import free_port
+
+_NATS_QUERY_ERRORS: Final = (nats.errors.Error, nats.js.errors.Error, OSError)
 
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
 REPLICAS: Final = ("r1", "r2")
 FIRST_CHOICE: Final = {"BY": "r1", "LT": "r2", "LV": "r1", "EE": "r2", "PL": "r1"}
 SETTLE_TIMEOUT_S: Final = 120.0
 FAILOVER_TIMEOUT_S: Final = 30.0
+LINKS_TIMEOUT_S: Final = 10.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _say(text: str) -> None:
@@ -80,6 +113,15 @@ class Figures:
     relay_failover_s: list[float] = field(default_factory=list)
     sent_while_nats_down: list[int] = field(default_factory=list)
     sent_while_relay_down: list[int] = field(default_factory=list)
+    hung_relay_left_s: list[float] = field(default_factory=list)  # until all on the other
+    spread_back_s: list[float] = field(default_factory=list)  # after the thaw
+    links_ok: list[bool] = field(default_factory=list)  # /v1/links after a relay thaw
+    leader_elected_s: list[float] = field(default_factory=list)  # after the leader froze
+    quorum_windows: list[tuple[int, int]] = field(default_factory=list)  # wall ms
+    # from a kill or freeze of the stream leader until another node leads (wall ms): the
+    # stream can store nothing meanwhile, as in a quorum loss
+    leaderless: list[tuple[int, int]] = field(default_factory=list)
+    freezes: dict[str, int] = field(default_factory=lambda: {"nats": 0, "relay": 0, "quorum": 0})
 
 
 class HaNetwork:
@@ -144,6 +186,26 @@ class HaNetwork:
                 return set((await response.json())["online"])
         return set()
 
+    async def health(self, session: aiohttp.ClientSession, replica: str) -> dict[str, object]:
+        """The replica's /healthz body ({} if it does not answer)."""
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            timeout = aiohttp.ClientTimeout(total=2)
+            async with session.get(self.http[replica] + "/healthz", timeout=timeout) as answer:
+                body = await answer.json()
+                return body if isinstance(body, dict) else {}
+        return {}
+
+    async def links_connected(self, session: aiohttp.ClientSession, replica: str) -> set[str]:
+        """The endpoints the replica's /v1/links shows as connected."""
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            async with session.get(self.http[replica] + "/v1/links") as answer:
+                hops = (await answer.json())["hops"]
+                return {hop["endpoint"] for hop in hops if hop.get("connected")}
+        return set()
+
+    def node_on_port(self, port: int) -> NatsNode | None:
+        return next((n for n in self.nats.nodes if n.port == port), None)
+
     async def stop(self) -> None:
         """Endpoints, then r2, then r1 (whose mirror so ends with the whole stream), then NATS."""
         await asyncio.gather(*(p.stop() for p in self.endpoints.values()))
@@ -163,13 +225,17 @@ async def _settle(ha: HaNetwork) -> JournalView:
     return await settle_journals(ha.data_dirs, SETTLE_TIMEOUT_S)
 
 
-async def _kill_nats(ha: HaNetwork, load: Load, rng: random.Random, down_s: float,
-                     figures: Figures) -> None:
+async def _kill_nats(ha: HaNetwork, client: StreamClient, load: Load, rng: random.Random, *,
+                     down_s: float, figures: Figures) -> None:
     node = rng.choice(ha.nats.nodes)
     before = load.stats.total_sent
+    leader = await _stream_leader(client)
+    began = _now_ms()
     ha.nats.kill(node)
-    _say(f"killed nats-server {node.name}")
-    await asyncio.sleep(down_s)
+    _say(f"killed nats-server {node.name}{' (the stream leader)' if leader == node.name else ''}")
+    if leader == node.name:
+        await _leaderless(client, node.name, began, figures)
+    await asyncio.sleep(max(0.0, down_s - (_now_ms() - began) / 1000))
     await asyncio.to_thread(ha.nats.restart, node)
     figures.sent_while_nats_down.append(load.stats.total_sent - before)
     _say(f"restarted nats-server {node.name}")
@@ -196,6 +262,155 @@ async def _kill_relay(ha: HaNetwork, session: aiohttp.ClientSession, load: Load,
     _say(f"restarted relay {victim}")
 
 
+async def _stream_leader(client: StreamClient) -> str | None:
+    """The name of the node leading the log's stream (None while there is none)."""
+    with contextlib.suppress(StoreError, TimeoutError, *_NATS_QUERY_ERRORS):
+        async with asyncio.timeout(1.5):
+            info = await client.js.stream_info(client.settings.stream)
+        cluster = info.cluster
+        return None if cluster is None else cluster.leader
+    return None
+
+
+async def _wait_leader(client: StreamClient, other_than: str, timeout_s: float) -> float | None:
+    """Seconds until a node other than ``other_than`` leads the stream (None: not in time)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        leader = await _stream_leader(client)
+        if leader is not None and leader != other_than:
+            return time.monotonic() - began
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def _leaderless(client: StreamClient, gone: str, began_ms: int, figures: Figures) -> None:
+    """Record the window until a node other than ``gone`` leads the stream."""
+    elected = await _wait_leader(client, gone, FAILOVER_TIMEOUT_S)
+    if elected is None:
+        return
+    figures.leader_elected_s.append((_now_ms() - began_ms) / 1000)
+    figures.leaderless.append((began_ms, _now_ms()))
+    _say(f"new stream leader {figures.leader_elected_s[-1]:.1f} s after {gone} went")
+
+
+async def _freeze_leader(ha: HaNetwork, client: StreamClient, freeze_s: float,
+                         figures: Figures) -> None:
+    leader = await _stream_leader(client)
+    node = next((n for n in ha.nats.nodes if n.name == leader), None)
+    if node is None:
+        _say("no stream leader found: leader freeze skipped")
+        return
+    began = _now_ms()
+    ha.nats.freeze(node)
+    frozen = time.monotonic()
+    _say(f"froze nats-server {node.name} (the stream leader)")
+    await _leaderless(client, node.name, began, figures)
+    await asyncio.sleep(max(0.0, freeze_s - (time.monotonic() - frozen)))
+    ha.nats.thaw(node)
+    figures.freezes["nats"] += 1
+    _say(f"thawed nats-server {node.name}")
+
+
+async def _freeze_follower(ha: HaNetwork, session: aiohttp.ClientSession,
+                           client: StreamClient, freeze_s: float, figures: Figures) -> None:
+    """Freeze a node that does not lead the stream and that a replica is connected to."""
+    leader = await _stream_leader(client)
+    used: list[NatsNode] = []
+    for replica in REPLICAS:
+        server = str((await ha.health(session, replica)).get("nats_server", ""))
+        port = server.rpartition(":")[2]
+        node = ha.node_on_port(int(port)) if port.isdigit() else None
+        if node is not None and node.name != leader and node not in used:
+            used.append(node)
+    what = "not the leader; a replica's node"
+    if not used:
+        what = "not the leader; every replica was on the leader"
+        used = [n for n in ha.nats.nodes if n.name != leader]
+    node = used[0]
+    ha.nats.freeze(node)
+    _say(f"froze nats-server {node.name} ({what})")
+    await asyncio.sleep(freeze_s)
+    ha.nats.thaw(node)
+    figures.freezes["nats"] += 1
+    _say(f"thawed nats-server {node.name}")
+
+
+async def _wait_home(ha: HaNetwork, session: aiohttp.ClientSession, replica: str) -> float | None:
+    """Seconds until the endpoints that prefer ``replica`` are on it (None: not in time)."""
+    began = time.monotonic()
+    home = {e for e, first in FIRST_CHOICE.items() if first == replica}
+    while home - await ha.online(session, replica):
+        if time.monotonic() - began > FAILOVER_TIMEOUT_S:
+            _say(f"{', '.join(sorted(home))} did not return to {replica}")
+            return None
+        await asyncio.sleep(0.1)
+    return time.monotonic() - began
+
+
+async def _freeze_relay(ha: HaNetwork, session: aiohttp.ClientSession, victim: str,
+                        freeze_s: float, figures: Figures) -> None:
+    survivor = next(n for n in REPLICAS if n != victim)
+    await _wait_home(ha, session, victim)  # so that the freeze strands someone
+    ha.relays[victim].freeze()
+    frozen = time.monotonic()
+    _say(f"froze relay {victim}")
+    while set(ENDPOINTS) - await ha.online(session, survivor):
+        if time.monotonic() - frozen > freeze_s + FAILOVER_TIMEOUT_S:
+            _say(f"endpoints did not all leave the hung {victim}")
+            break
+        await asyncio.sleep(0.05)
+    else:
+        figures.hung_relay_left_s.append(time.monotonic() - frozen)
+        _say(f"every endpoint on {survivor} {figures.hung_relay_left_s[-1]:.2f} s "
+             f"after {victim} hung")
+    await asyncio.sleep(max(0.0, freeze_s - (time.monotonic() - frozen)))
+    ha.relays[victim].thaw()
+    figures.freezes["relay"] += 1
+    _say(f"thawed relay {victim}")
+    back = await _wait_home(ha, session, victim)
+    if back is not None:
+        figures.spread_back_s.append(back)
+        _say(f"the endpoints that prefer {victim} are back on it {back:.2f} s after the thaw")
+    await _check_links(ha, session, figures)
+
+
+async def _check_links(ha: HaNetwork, session: aiohttp.ClientSession, figures: Figures) -> None:
+    """Both replicas' /v1/links show every endpoint connected (bounded wait)."""
+    began = time.monotonic()
+    while True:
+        shown = {r: await ha.links_connected(session, r) for r in REPLICAS}
+        if all(s == set(ENDPOINTS) for s in shown.values()):
+            figures.links_ok.append(True)
+            _say(f"/v1/links of both replicas: every endpoint connected "
+                 f"({time.monotonic() - began:.1f} s)")
+            return
+        if time.monotonic() - began > LINKS_TIMEOUT_S:
+            figures.links_ok.append(False)
+            _say("/v1/links shows connected endpoints as disconnected: "
+                 + "; ".join(f"{r}: {sorted(set(ENDPOINTS) - s)}" for r, s in shown.items()))
+            return
+        await asyncio.sleep(0.25)
+
+
+async def _lose_quorum(ha: HaNetwork, client: StreamClient, freeze_s: float,
+                       figures: Figures) -> None:
+    """Freeze two of the three nodes; the window lasts until the stream has a leader again."""
+    nodes = ha.nats.nodes[:2]
+    began = _now_ms()
+    for node in nodes:
+        ha.nats.freeze(node)
+    _say(f"froze nats-server {' and '.join(n.name for n in nodes)}: the quorum is lost")
+    await asyncio.sleep(freeze_s)
+    for node in nodes:
+        ha.nats.thaw(node)
+    thawed = time.monotonic()
+    elected = await _wait_leader(client, "", FAILOVER_TIMEOUT_S)
+    figures.quorum_windows.append((began, _now_ms()))
+    figures.freezes["quorum"] += 1
+    _say(f"thawed them; the stream has a leader {time.monotonic() - thawed:.1f} s later"
+         if elected is not None else "thawed them; the stream has no leader yet")
+
+
 async def _inbox_duplicates(session: aiohttp.ClientSession, ha: HaNetwork) -> int:
     duplicates = 0
     for url in ha.urls.values():
@@ -217,6 +432,7 @@ def _mirrors_agree(ha: HaNetwork) -> bool:
 
 async def run(args: argparse.Namespace, root: Path) -> int:
     started = time.monotonic()
+    started_ms = _now_ms()
     rng = random.Random(args.seed)  # noqa: S311 - seeded on purpose: a run can be repeated
     _say(f"seed={args.seed} rounds={args.rounds} data={root}")
     ha = HaNetwork(root)
@@ -226,39 +442,67 @@ async def run(args: argparse.Namespace, root: Path) -> int:
     async with aiohttp.ClientSession(timeout=timeout, middlewares=(LoggedIn(),)) as session:
         try:
             await ha.start(session)
+            watch = StallWatch(ha.urls)
+            watch.start(session)
+            client = StreamClient(StreamSettings(tuple(ha.nats.urls)), name="failover-harness")
+            await client.connect()
             load = Load(ha.urls, ha.peers, args.rate, random.Random(rng.random()),  # noqa: S311
                         lambda _: True)
             load.start(session)
             try:
                 for number in range(args.rounds):
                     await asyncio.sleep(args.gap)
-                    await _kill_nats(ha, load, rng, args.down, figures)
+                    await _kill_nats(ha, client, load, rng, down_s=args.down, figures=figures)
                     nats_kills += 1
                     await asyncio.sleep(args.gap)
                     victim = REPLICAS[number % len(REPLICAS)]
                     await _kill_relay(ha, session, load, victim, down_s=args.down,
                                       figures=figures)
                     relay_kills += 1
+                if args.freeze > 0:
+                    await asyncio.sleep(args.gap)
+                    await _freeze_leader(ha, client, args.freeze, figures)
+                    await asyncio.sleep(args.gap)
+                    await _freeze_follower(ha, session, client, args.freeze, figures)
+                    await asyncio.sleep(args.gap)
+                    await _freeze_relay(ha, session, "r1", args.freeze, figures)
+                    await asyncio.sleep(args.gap)
+                    await _lose_quorum(ha, client, args.freeze, figures)
                 await asyncio.sleep(args.gap)
             finally:
                 await load.stop()
+                await client.close()
             stats = load.stats
             _say(f"load stopped: sent={stats.total_sent} not_sent={stats.not_sent} "
                  f"refused={stats.refused} acks={stats.acks}")
             for refusal in stats.refusals[:5]:
                 _say(f"refused: {refusal}")
             await _settle(ha)
+            await watch.stop()
             api_duplicates = await _inbox_duplicates(session, ha)
             await ha.stop()
         finally:
             await ha.kill_all()
     return _evaluate(ha, stats, api_duplicates=api_duplicates, figures=figures,
-                     kills=(nats_kills, relay_kills), started=started)
+                     kills=(nats_kills, relay_kills), started=started,
+                     stall=_stalls(watch, figures, started_ms), max_stall_s=args.max_stall)
+
+
+def _stalls(watch: StallWatch, figures: Figures, started_ms: int) -> tuple[float, int]:
+    """(max_stall_s, silent_stalls); the three longest stalls are printed."""
+    excluded = [*figures.quorum_windows, *figures.leaderless]
+    longest, silent, every = summarise(watch.timelines, end_ms=_now_ms(), excluded=excluded)
+    for item in sorted(every, key=lambda s: s.outside_ms, reverse=True)[:3]:
+        _say(f"stall: {item.party} {(item.end_ms - item.start_ms) / 1000:.1f} s from "
+             f"{(item.start_ms - started_ms) / 1000:.1f} s into the run, "
+             f"{item.outside_ms / 1000:.1f} s of it outside quorum-loss and leaderless windows, "
+             f"{'alarm raised' if item.alarmed else 'no alarm'}")
+    return longest, silent
 
 
 def _evaluate(
     ha: HaNetwork, stats: LoadStats, *, api_duplicates: int, figures: Figures,
-    kills: tuple[int, int], started: float,
+    kills: tuple[int, int], started: float, stall: tuple[float, int], max_stall_s: float,
 ) -> int:
     """Read the journals and the exported log; print the figures and the line."""
     nats_kills, relay_kills = kills
@@ -299,10 +543,24 @@ def _evaluate(
              f"over {len(times)} kills; accepted while a replica was down: "
              f"{figures.sent_while_relay_down}; while a NATS node was down: "
              f"{figures.sent_while_nats_down}")
+    _say(f"hung relay left after {_seconds(figures.hung_relay_left_s)}; endpoints back on it "
+         f"after {_seconds(figures.spread_back_s)}; new stream leader after a leader froze: "
+         f"{_seconds(figures.leader_elected_s)}; /v1/links after the thaw: "
+         f"{'ok' if all(figures.links_ok) else 'WRONG'}")
+    longest, silent = stall
+    freezes = figures.freezes
     print(f"failover: nats_kills={nats_kills} relay_kills={relay_kills} "  # noqa: T201
-          f"accepted={len(accepted)} lost={len(lost)} duplicates={duplicates}", flush=True)
-    failed = lost or duplicates or not log.verify_ok or not checkpoints_ok or not agree
+          f"nats_freezes={freezes['nats']} relay_freezes={freezes['relay']} "
+          f"quorum_losses={freezes['quorum']} "
+          f"accepted={len(accepted)} lost={len(lost)} duplicates={duplicates} "
+          f"max_stall_s={longest:.1f} silent_stalls={silent}", flush=True)
+    failed = (lost or duplicates or not log.verify_ok or not checkpoints_ok or not agree
+              or silent or longest > max_stall_s or not all(figures.links_ok))
     return 1 if failed else 0
+
+
+def _seconds(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.2f} s" for v in values) + "]"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -312,11 +570,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--down", type=float, default=4.0,
                         help="seconds a killed process stays down")
     parser.add_argument("--gap", type=float, default=3.0, help="seconds between kills")
+    parser.add_argument("--freeze", type=float, default=10.0,
+                        help="seconds a hung process stays stopped (0: no hangs)")
+    parser.add_argument("--max-stall", type=float, default=3.0,
+                        help="fail when an endpoint stalls longer, outside quorum losses")
     parser.add_argument("--rate", type=float, default=10.0, help="messages per second, total")
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed")
     parser.add_argument("--keep", type=Path, help="keep the run's data in this directory")
     args = parser.parse_args(argv)
-    configure_logging(level=logging.WARNING)
+    configure_logging(level=logging.ERROR)  # the harness speaks through _say
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     return run_in_directory(args.keep, "hotline-failover-", lambda root: run(args, root))

@@ -115,10 +115,21 @@ class Proc:
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP by PID: the process hangs with its sockets open, as a paused VM does."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT by PID."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     async def stop(self) -> None:
         """SIGTERM by PID (a clean stop), SIGKILL if it does not exit in time."""
         if self.proc is None or self.proc.returncode is not None:
             return
+        self.thaw()  # a frozen process would not act on SIGTERM
         self.proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT_S)

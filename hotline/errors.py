@@ -142,6 +142,12 @@ class PeerCertificateRefused(HotlineError):
     code = "peer_certificate_refused"
 
 
+class NetworkError(HotlineError):
+    """A peer could not be reached, or the connection broke (not a mistake of the command)."""
+
+    code = "network"
+
+
 class KeyFileError(UsageError):
     """A private key file is missing, malformed, or readable by others."""
 

@@ -7,18 +7,21 @@ probe serves the relay and the endpoints whatever flags they were started with:
 - the port is ``--port`` (default 8700 for the relay, 8800 for an endpoint);
 - over https when the process serves TLS (``--tls-cert`` for the relay,
   ``--api-tls-cert`` for an endpoint), else http;
-- when the process requires client certificates (``--tls-client-ca``,
-  ``--api-client-ca``) the probe has none to show, so it only checks that the
-  port accepts connections.
+- when the process requires client certificates (mutual TLS: ``--tls-client-ca``
+  for the relay, ``--api-client-ca`` for an endpoint) the probe shows the
+  process's own certificate and key (``--tls-cert`` and ``--tls-key``), which
+  must then be issued by that CA for client authentication (``hotline
+  tls-certs`` issues the relay's and the endpoints' certificates so);
+- healthy means ``/healthz`` answered 200: for a relay replica that is
+  readiness (it answers 503 while it cannot log), not only a listening port.
 
-The probe talks to its own loopback port and checks liveness, not identity: the
-server's certificate is not verified here (an endpoint verifies the relay's).
-Exit status 0 means healthy, 1 means not.
+The probe talks to its own loopback port: the server's certificate is not
+verified here (an endpoint verifies the relay's). Exit status 0 means healthy,
+1 means not.
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
 import sys
 import urllib.error
@@ -33,23 +36,28 @@ _DEFAULT_PORTS: Final = {True: 8700, False: 8800}
 _TIMEOUT_S: Final = 3.0
 
 
+def _flag(args: Sequence[str], name: str) -> str | None:
+    items = list(args)
+    return items[items.index(name) + 1] if name in items[:-1] else None
+
+
 def probe(args: Sequence[str], host: str = "127.0.0.1") -> bool:
-    """Whether the server started with the command line ``args`` answers on ``host``."""
+    """Whether the server started with the command line ``args`` answers ready on ``host``."""
     relay = "relay" in args
-    port = _DEFAULT_PORTS[relay]
-    if "--port" in args[:-1]:
-        port = int(args[list(args).index("--port") + 1])
-    if ("--tls-client-ca" if relay else "--api-client-ca") in args:
-        try:
-            socket.create_connection((host, port), timeout=_TIMEOUT_S).close()
-        except OSError:
-            return False
-        return True
+    port = int(_flag(args, "--port") or _DEFAULT_PORTS[relay])
     tls = ("--tls-cert" if relay else "--api-tls-cert") in args
     url = f"{'https' if tls else 'http'}://{host}:{port}/healthz"
     context = ssl.create_default_context()
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # liveness of our own port, not the peer's identity
+    context.verify_mode = ssl.CERT_NONE  # our own port: readiness, not the peer's identity
+    if _flag(args, "--tls-client-ca" if relay else "--api-client-ca") is not None:
+        cert, key = _flag(args, "--tls-cert"), _flag(args, "--tls-key")
+        if cert is None or key is None:
+            return False  # mutual TLS and no certificate of our own to show
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError):
+            return False
     try:
         # S310: the URL is built above from a fixed scheme and loopback host.
         with urllib.request.urlopen(url, timeout=_TIMEOUT_S, context=context) as response:  # noqa: S310

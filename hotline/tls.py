@@ -15,13 +15,18 @@ What this module keeps true:
 - private key files are refused when group or others may read them, as the
   signing keys are.
 
-The pin check itself is :class:`aiohttp.Fingerprint`'s: it runs right after the
-handshake, before any request byte is written.
+The pin is checked inside the TLS layer: the client context's
+``sslobject_class`` (public :mod:`ssl` API) compares the SHA-256 of the peer's
+DER certificate with the pin as the handshake completes, before any request
+byte is written, and fails the handshake with ``SSLCertVerificationError``
+otherwise. It works with a CA, with a client certificate, and alone, and
+depends on no private method of aiohttp.
 """
 
 from __future__ import annotations
 
 import enum
+import errno
 import hashlib
 import ipaddress
 import ssl
@@ -40,6 +45,7 @@ from hotline.errors import PlaintextRefused, TlsError
 
 __all__ = [
     "ClientTls",
+    "PinMismatch",
     "ServerTls",
     "TlsSettings",
     "Transport",
@@ -49,6 +55,7 @@ __all__ = [
     "format_pin",
     "is_loopback",
     "listening_transport",
+    "network_sentence",
     "note_transport",
     "parse_pin",
     "refusal_sentence",
@@ -261,7 +268,24 @@ def server_context(serve: ServerTls) -> ssl.SSLContext:
     if serve.client_ca is not None:
         _load_ca(context, serve.client_ca)
         context.verify_mode = ssl.CERT_REQUIRED
+    context.sslobject_class = _LoggedHandshake
     return context
+
+
+class _LoggedHandshake(ssl.SSLObject):
+    """A server-side TLS session whose failed handshake is logged at error level, with the
+    reason (asyncio only logs it in debug mode). OpenSSL has sent the client its alert."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            log.error("tls_handshake_failed", reason=exc.reason or str(exc),  # noqa: TRY400
+                      library=exc.library, client_certificate_required=self.context.verify_mode
+                      is ssl.CERT_REQUIRED)
+            raise
 
 
 def client_context(client: ClientTls) -> ssl.SSLContext:
@@ -281,21 +305,32 @@ def client_context(client: ClientTls) -> ssl.SSLContext:
     return context
 
 
-class _PinningConnector(aiohttp.TCPConnector):
-    """Handshakes with our own context, then checks the peer against the pin.
+class PinMismatch(ssl.SSLCertVerificationError):
+    """The peer's certificate is not the pinned one (raised inside the handshake)."""
 
-    aiohttp pairs a :class:`~aiohttp.Fingerprint` with a context of its own that
-    shows no client certificate and trusts no CA; this connector keeps the
-    Fingerprint's check and supplies the context, so a pin works together with a
-    CA and with mutual TLS.
-    """
+    def __init__(self, got: bytes, expected: bytes) -> None:
+        super().__init__(
+            f"the certificate is {format_pin(got)}, not the pinned {format_pin(expected)}"
+        )
+        self.got: Final = got
+        self.expected: Final = expected
 
-    def __init__(self, context: ssl.SSLContext, pin: bytes) -> None:
-        super().__init__(ssl=aiohttp.Fingerprint(pin))
-        self._context = context
+    def __str__(self) -> str:
+        return str(self.args[0])
 
-    def _get_ssl_context(self, req: aiohttp.ClientRequest) -> ssl.SSLContext | None:
-        return self._context if req.is_ssl() else None
+
+def _pinned(pin: bytes) -> type[ssl.SSLObject]:
+    """An ``SSLObject`` class whose handshake also requires the peer's certificate to be ``pin``."""
+
+    class PinnedObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            super().do_handshake()  # raises SSLWantReadError until the handshake is done
+            der = self.getpeercert(binary_form=True)
+            got = hashlib.sha256(der or b"").digest()
+            if got != pin:
+                raise PinMismatch(got, pin)
+
+    return PinnedObject
 
 
 def client_connector(client: ClientTls) -> aiohttp.TCPConnector | None:
@@ -307,17 +342,39 @@ def client_connector(client: ClientTls) -> aiohttp.TCPConnector | None:
         return None
     context = client_context(client)
     if client.pin is not None:
-        return _PinningConnector(context, client.pin)
+        context.sslobject_class = _pinned(client.pin)
     return aiohttp.TCPConnector(ssl=context)
+
+
+def network_sentence(exc: BaseException, url: str, what: str = "") -> str:
+    """Why ``url`` could not be reached, in one sentence (``exc`` is not a certificate refusal).
+
+    Under TLS 1.3 a server that refuses our client certificate does so after our side
+    of the handshake finished, so the refusal arrives as an alert or a reset on the
+    first read: that is said so, rather than a bare "Server disconnected".
+    """
+    detail = str(exc) or type(exc).__name__
+    where = f"{what} at {url}" if what else url
+    if isinstance(exc, TimeoutError):
+        return f"cannot reach {where}: no answer in time"
+    secure = url.startswith(("https://", "wss://"))
+    alert = "alert" in detail.lower() or isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError)
+    dropped = isinstance(exc, aiohttp.ServerDisconnectedError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
+    )
+    if secure and (alert or dropped):
+        return (f"cannot reach {where}: the TLS connection was refused ({detail}); a server that "
+                "requires client certificates refuses one it does not trust (check --tls-cert/"
+                "--cert and the server's client CA)")
+    return f"cannot reach {where}: {detail}"
 
 
 def refusal_sentence(exc: BaseException) -> str | None:
     """A sentence for a connection refused over its certificate, or None for other failures."""
-    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
-        return (
-            f"the certificate of {exc.host}:{exc.port} is {format_pin(exc.got)}, "
-            f"not the pinned {format_pin(exc.expected)}; refusing to connect"
-        )
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"the certificate of {exc.host}:{exc.port} does not verify: {exc.certificate_error}"
+        error = exc.certificate_error
+        if isinstance(error, PinMismatch):
+            return f"the certificate of {exc.host}:{exc.port} is {format_pin(error.got)}, " \
+                f"not the pinned {format_pin(error.expected)}; refusing to connect"
+        return f"the certificate of {exc.host}:{exc.port} does not verify: {error}"
     return None

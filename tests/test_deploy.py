@@ -50,6 +50,17 @@ def compose_commands() -> list[list[str]]:
     return [list(json.loads(flow)) for flow in found]
 
 
+def compose_mounts() -> list[list[tuple[str, str]]]:
+    """Each service's bind mounts (host path under ./../net, container path), in file order."""
+    text = (ROOT / "deploy" / "compose.yaml").read_text(encoding="utf-8")
+    found = re.findall(r"^\s+volumes: (\[.*?\])$", text, flags=re.MULTILINE | re.DOTALL)
+    services = []
+    for flow in found:
+        binds = [v.split(":") for v in json.loads(flow) if v.startswith("./")]
+        services.append([(host.removeprefix("./../net/"), inside) for host, inside, *_ in binds])
+    return services
+
+
 def unit_command(name: str, instance: str = "LT") -> list[str]:
     text = (ROOT / "deploy" / "systemd" / name).read_text(encoding="utf-8")
     joined = text.replace("\\\n", " ")
@@ -115,3 +126,22 @@ def test_each_systemd_unit_starts_without_unsafe_options(
 ) -> None:
     """The units' ExecStart lines load their config and pass the plaintext policy."""
     check_starts(localised(unit_command(unit), net, tmp_path))
+
+
+def test_each_compose_service_mounts_its_own_keys_only_and_starts_from_them(
+    net: Path, tmp_path: Path
+) -> None:
+    """A container sees only the files it mounts: its own private keys, and enough to start."""
+    commands, mounts = compose_commands(), compose_mounts()
+    assert len(commands) == len(mounts)
+    for argv, binds in zip(commands, mounts, strict=True):
+        party = "relay" if argv[0] == "relay" else argv[argv.index("--id") + 1]
+        keys = sorted(host for host, _ in binds if host.endswith(".key"))
+        assert keys == [f"keys/{party}.key", f"tls/{party}.key"], (party, keys)
+        seen = tmp_path / party / "etc"
+        for host, inside in binds:
+            target = seen / inside.removeprefix("/etc/hotline/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((net / host).read_bytes())
+            target.chmod((net / host).stat().st_mode)
+        check_starts(localised(argv, seen, tmp_path / party / "data"))

@@ -421,6 +421,32 @@ def test_connected_follows_the_last_event_and_a_relay_restart() -> None:
     assert [hop(snapshot, p)["connected"] for p in ("LT", "LV", "EE")] == [False, False, None]
 
 
+def test_with_replicas_an_endpoint_is_connected_through_its_latest_session() -> None:
+    """A late disconnect or restart of a replica the endpoint left does not mark it down."""
+    book = LogBook()
+    book.event(EntryKind.CONNECTED, T0, party="LT", replica="r1")
+    book.event(EntryKind.CONNECTED, T0, party="LV", replica="r1")
+    book.event(EntryKind.CONNECTED, T0 + 1, party="LT", replica="r2")  # failed over from r1
+    book.event(EntryKind.DISCONNECTED, T0 + 2, party="LT", reason="closed 1006", replica="r1")
+    snapshot = book.snapshot()
+    assert [hop(snapshot, p)["connected"] for p in ("LT", "LV")] == [True, True]
+    book.event(EntryKind.RELAY_STARTED, T0 + 3, version="1", network_sha256=b"\0" * 32,
+               replica="r1")
+    snapshot = book.snapshot()
+    assert [hop(snapshot, p)["connected"] for p in ("LT", "LV")] == [True, False]
+    book.event(EntryKind.DISCONNECTED, T0 + 4, party="LT", reason="closed 1000", replica="r2")
+    assert hop(book.snapshot(), "LT")["connected"] is False
+
+
+def test_a_connected_entry_logged_late_does_not_replace_the_later_session() -> None:
+    """r1 logs LT's short session after r2 logged LT's newer one: LT stays connected (r2)."""
+    book = LogBook()
+    book.event(EntryKind.CONNECTED, T0 + 10, party="LT", replica="r2")
+    book.event(EntryKind.CONNECTED, T0 + 5, party="LT", replica="r1")  # stuck, then logged
+    book.event(EntryKind.DISCONNECTED, T0 + 8, party="LT", reason="closed 1013", replica="r1")
+    assert hop(book.snapshot(), "LT")["connected"] is True
+
+
 # ----------------------------------------------------------------------------- percentiles
 
 

@@ -87,6 +87,9 @@ def _read(entries: Iterable[tuple[int, bytes]], sizes: Sequence[int], wanted: se
     frontier = Frontier()
     pending = sorted(set(sizes))
     position = 0
+    if pending and pending[0] == 0:  # the empty log's checkpoint, witnessed before any entry
+        log.roots[0] = frontier.root()
+        position = 1
     for index, entry in entries:
         frontier.append(leaf_hash(entry))
         if index in wanted:

@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -66,6 +67,7 @@ class AuditLog:
         self._checkpoint_path = checkpoint_path
         self._committer = GroupCommitter(store)
         self._signed: bytes | None = None
+        self._note_lock = threading.Lock()  # one writer of the checkpoint file at a time
         self._signed_size = -1
         self._signed_root = b""
         if checkpoint_path is not None and checkpoint_path.exists():
@@ -130,8 +132,14 @@ class AuditLog:
     def checkpoint(self) -> bytes:
         """The latest signed checkpoint, signing a new one if the tree grew.
 
-        Blocking (it fsyncs): call it off the event loop.
+        Blocking (it fsyncs): call it off the event loop. Thread-safe: a relay
+        stopping signs its last checkpoint while a cancelled tick's thread may
+        still be signing one; the two never write the file at once.
         """
+        with self._note_lock:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> bytes:
         frontier = self.store.frontier()
         size = frontier.size
         if self._signed is not None and size == self._signed_size:
@@ -152,14 +160,17 @@ class AuditLog:
         ``new`` must carry the log's own signature on the same text as ``old``;
         nothing else may change. Blocking (it fsyncs).
         """
-        if old != self._signed:
-            return
-        checkpoint = open_checkpoint(new, self.origin, self._known)
-        if checkpoint.size != self._signed_size or not new.startswith(old.split(b"\n\n")[0]):
-            raise UsageError("a replacement note must sign the same checkpoint")
-        if self._checkpoint_path is not None:
-            create_file(self._checkpoint_path, new)
-        self._signed = new
+        with self._note_lock:
+            if old != self._signed:
+                return
+            checkpoint = open_checkpoint(new, self.origin, self._known)
+            if checkpoint.size != self._signed_size or not new.startswith(
+                old.split(b"\n\n")[0]
+            ):
+                raise UsageError("a replacement note must sign the same checkpoint")
+            if self._checkpoint_path is not None:
+                create_file(self._checkpoint_path, new)
+            self._signed = new
 
     def stop_signing_with(self, retired: Sequence[PublicKey]) -> None:
         """Sign no further checkpoint with these keys (their period has ended)."""

@@ -22,9 +22,15 @@ import aiohttp
 from hotline.cli.common import Commands
 from hotline.cli.operator_cmd import PASSWORD_ENV, read_password
 from hotline.endpoint.login_client import log_in
-from hotline.errors import PeerCertificateRefused, TlsError, UsageError
+from hotline.errors import NetworkError, PeerCertificateRefused, TlsError, UsageError
 from hotline.protocol.ids import format_id, make_id
-from hotline.tls import ClientTls, client_connector, parse_pin, refusal_sentence
+from hotline.tls import (
+    ClientTls,
+    client_connector,
+    network_sentence,
+    parse_pin,
+    refusal_sentence,
+)
 
 __all__ = ["OPERATOR_ENV", "register"]
 
@@ -200,11 +206,11 @@ async def _send(args: argparse.Namespace) -> int:
             body = await _body(args, session)
             async with session.post(api + "/api/messages", json=body) as response:
                 answer = await response.json(content_type=None)
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             refused = refusal_sentence(exc)
             if refused is not None:
                 raise PeerCertificateRefused(refused) from exc
-            raise UsageError(f"cannot reach the endpoint at {api}: {exc}") from exc
+            raise NetworkError(network_sentence(exc, api, "the endpoint")) from exc
     if response.status != 202:
         field = f" ({answer.get('field')})" if answer.get("field") else ""
         print(f"{answer.get('error', response.status)}{field}: {answer.get('detail', answer)}")

@@ -141,7 +141,9 @@ def write_certificates(directory: Path, hosts: tuple[str, ...], endpoints: tuple
     directory.mkdir(parents=True, exist_ok=True)
     authority = make_authority()
     _write_new(directory / "ca.pem", _certificate_pem(authority[0]), 0o644)
-    parties = [("relay", True, False)] + [(e, True, True) for e in endpoints]
+    # The relay's certificate also allows client authentication: its container's health
+    # probe shows it to the relay's own port under mutual TLS (hotline/healthprobe.py).
+    parties = [("relay", True, True)] + [(e, True, True) for e in endpoints]
     relay_pin = ""
     for party, server, client in parties:
         certificate, key = issue(authority, party, hosts, server=server, client=client)

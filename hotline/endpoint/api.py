@@ -257,8 +257,10 @@ async def links_history(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
+    outage = endpoint.outage
     return web.json_response(
-        {"ok": True, "endpoint": endpoint.me, "connected": endpoint.connected}
+        {"ok": True, "endpoint": endpoint.me, "connected": endpoint.connected,
+         "relay_unavailable_since_ms": None if outage is None else outage.since_ms}
     )
 
 

@@ -8,13 +8,22 @@ that got as far as ``welcome`` resets the delay.
 Several relay URLs (relay replicas sharing one log): each new attempt goes to
 the next URL in turn, so a connection that drops, or an attempt that fails,
 is followed by one to another replica after a short pause; the backoff delay
-grows only after every URL failed once in a row.
+grows only after every URL failed once in a row. The first URL is preferred:
+while connected elsewhere, its ``/healthz`` is asked every ``HOME_PROBE_S``,
+and once it has answered ``ok`` twice in a row the connection moves back to it,
+so endpoints spread over the replicas again after one was down or hung.
+
+Liveness: the relay must send something at least every ``heartbeat_s``. When
+it has been silent for a third of that, a WebSocket ping goes out (the relay's
+WebSocket layer answers it with a pong); after ``heartbeat_s`` of silence the
+connection is dropped, its close bounded by ``CLOSE_S``. With the default of
+1.5 s a hung relay (a paused process, a dead link) is left within 2 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,16 +32,25 @@ from typing import Final, Protocol
 import aiohttp
 import structlog
 
+from hotline.endpoint.relay_http import http_base
 from hotline.protocol.session import AUTH_FAILED_CLOSE
-from hotline.tls import refusal_sentence
+from hotline.tls import network_sentence, refusal_sentence
 
-__all__ = ["HEARTBEAT_S", "Backoff", "SessionHandler", "run_connection"]
+__all__ = ["HEARTBEAT_S", "HOME_PROBE_S", "Backoff", "SessionHandler", "run_connection"]
 
 log = structlog.get_logger("hotline.endpoint")
 
 _MIN_MESSAGE_LIMIT: Final = 4 * 1024 * 1024  # checkpoint notes with many cosignatures
-HEARTBEAT_S: Final = 5.0
-"""Default seconds of silence from the relay before a ping; no pong in half that: reconnect."""
+HEARTBEAT_S: Final = 1.5
+"""Default seconds of silence from the relay after which the connection is dropped."""
+HOME_PROBE_S: Final = 1.0
+"""While on another replica: how often the preferred (first) relay URL's /healthz is asked."""
+CLOSE_S: Final = 1.0
+"""Longest wait for the relay's answer to our close frame."""
+BUSY_PAUSE_S: Final = 0.5
+"""Pause before the next attempt once every relay URL in turn closed with 1013 (cannot log)."""
+_HOME_CLOSE: Final = 1000
+NOT_READY_CLOSE: Final = 1013
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,24 +103,27 @@ async def run_connection(
 
     ``dialing(url)`` is called before each attempt, with the URL tried.
 
-    A ping goes out after ``heartbeat_s`` without a frame from the relay and the
-    connection is dropped when no pong follows within half that, so a link that
-    went silent (half-open, blackholed) is noticed in at most 1.5 heartbeats;
-    the WebSocket upgrade gets the same budget.
+    The connection is dropped after ``heartbeat_s`` without a frame from the
+    relay (pings go out meanwhile, see the module docstring), so a relay that
+    hangs or a link that went silent (half-open, blackholed) is noticed within
+    that; the WebSocket upgrade gets 1.5 times that budget.
     """
     delays = backoff.delays(random.Random())  # noqa: S311  (jitter, not cryptography)
     limit = max(max_message * 2, _MIN_MESSAGE_LIMIT)
     ring = [urls] if isinstance(urls, str) else list(urls)
     failed_in_a_row = 0
-    for attempt in itertools.count():
-        url = ring[attempt % len(ring)]
+    busy_in_a_row = 0  # sessions closed with 1013 (the relay cannot log now), in a row
+    index = 0
+    while True:
+        url = ring[index]
         if dialing is not None:
             dialing(url)
+        home = _Homecoming(session, ring[0]) if index else None
         try:
             ws = await _open(session, url, limit, heartbeat_s)
             async with ws:
                 await handler.attach(ws)
-                reason = await _pump(ws, handler, url)
+                reason = await _pump(ws, handler, url, heartbeat_s, home)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             reason = _failure(exc, url)
         welcomed = await handler.detach(reason)
@@ -111,19 +132,69 @@ async def run_connection(
             failed_in_a_row = 0
         else:
             failed_in_a_row += 1
-        if len(ring) > 1 and (welcomed or failed_in_a_row % len(ring)):
+        if home is not None and home.due:
+            log.info("relay_returning", url=ring[0], previous=url)
+            index = 0
+            continue  # the preferred replica is ready: straight back to it
+        index = (index + 1) % len(ring)
+        busy_in_a_row = busy_in_a_row + 1 if f"({NOT_READY_CLOSE}:" in reason else 0
+        if busy_in_a_row >= len(ring):
+            await asyncio.sleep(BUSY_PAUSE_S)  # no replica can log now: do not spin
+        elif len(ring) > 1 and (welcomed or failed_in_a_row % len(ring)):
             await asyncio.sleep(backoff.initial_s / 2)  # another replica may be up: try it
         else:
             await asyncio.sleep(delays.next())
 
 
+class _Homecoming:
+    """Whether the preferred relay answered its /healthz ``ok`` twice in a row (see above)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self._session = session
+        self._url = http_base(url) + "/healthz"
+        self._ok_in_a_row = 0
+        self._next = asyncio.get_running_loop().time() + HOME_PROBE_S
+        self._probe: asyncio.Task[bool] | None = None
+        self.due = False
+
+    def poll(self) -> bool:
+        """Start or collect a probe when one is due; True once it is time to go back."""
+        now = asyncio.get_running_loop().time()
+        if self._probe is not None and self._probe.done():
+            ok = not self._probe.cancelled() and self._probe.exception() is None \
+                and self._probe.result()
+            self._probe = None
+            self._ok_in_a_row = self._ok_in_a_row + 1 if ok else 0
+            self.due = self._ok_in_a_row >= 2
+        if self._probe is None and now >= self._next and not self.due:
+            self._next = now + HOME_PROBE_S
+            self._probe = asyncio.create_task(self._ready())
+        return self.due
+
+    async def _ready(self) -> bool:
+        timeout = aiohttp.ClientTimeout(total=HOME_PROBE_S)
+        try:
+            async with self._session.get(self._url, timeout=timeout) as response:
+                return response.status == 200
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
+
+    def cancel(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+
+
 def _failure(exc: BaseException, url: str) -> str:
-    """Why a connection attempt failed; a refused certificate (wrong pin, untrusted) is logged."""
+    """Why a connection attempt failed; a refused certificate (wrong pin, untrusted, or ours
+    refused by the relay under mutual TLS) is logged at error level with the reason."""
     refused = refusal_sentence(exc)
-    if refused is None:
-        return f"cannot connect: {exc}"
-    log.error("relay_certificate_refused", url=url, reason=refused)
-    return f"cannot connect: {refused}"
+    if refused is not None:
+        log.error("relay_certificate_refused", url=url, reason=refused)
+        return f"cannot connect: {refused}"
+    sentence = network_sentence(exc, url)
+    if "TLS connection was refused" in sentence:
+        log.error("relay_tls_refused", url=url, reason=sentence)
+    return f"cannot connect: {sentence}"
 
 
 async def _open(
@@ -133,20 +204,63 @@ async def _open(
     budget = heartbeat_s * 1.5
     try:
         async with asyncio.timeout(budget):
-            return await session.ws_connect(url, max_msg_size=limit, heartbeat=heartbeat_s)
+            return await session.ws_connect(
+                url, max_msg_size=limit, autoping=False,
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_S),
+            )
     except TimeoutError:
         raise TimeoutError(f"no WebSocket upgrade within {budget:g} s") from None
 
 
 async def _pump(
-    ws: aiohttp.ClientWebSocketResponse, handler: SessionHandler, url: str
+    ws: aiohttp.ClientWebSocketResponse, handler: SessionHandler, url: str,
+    heartbeat_s: float, home: _Homecoming | None,
 ) -> str:
     """Hand every binary message to the handler; the reason the connection ended."""
+    try:
+        return await _receive_all(ws, handler, url, heartbeat_s, home)
+    finally:
+        if home is not None:
+            home.cancel()
+
+
+async def _receive_all(
+    ws: aiohttp.ClientWebSocketResponse, handler: SessionHandler, url: str,
+    heartbeat_s: float, home: _Homecoming | None,
+) -> str:
+    loop = asyncio.get_running_loop()
+    heard = loop.time()
+    wait = min(heartbeat_s / 6, HOME_PROBE_S / 2)  # silence is judged this often
     while True:
-        message = await ws.receive()
+        if home is not None and home.poll():
+            await ws.close(code=_HOME_CLOSE, message=b"back to the preferred relay")
+            return "moved back to the preferred relay"
+        try:
+            message = await ws.receive(timeout=wait)
+        except TimeoutError:
+            silent = loop.time() - heard
+            if silent >= heartbeat_s:
+                log.warning("relay_silent", url=url, silent_s=round(silent, 2))
+                with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+                    async with asyncio.timeout(CLOSE_S):
+                        await ws.close(code=1001, message=b"no frame from the relay")
+                return f"no frame from the relay for {silent:.1f} s"
+            if silent >= heartbeat_s / 3:
+                with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+                    async with asyncio.timeout(heartbeat_s):
+                        await ws.ping()
+            continue
         kind = message.type
         if kind is aiohttp.WSMsgType.BINARY:
             await handler.received(message.data)
+            heard = loop.time()
+            continue
+        heard = loop.time()
+        if kind is aiohttp.WSMsgType.PING:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.pong(message.data)
+        elif kind is aiohttp.WSMsgType.PONG:
+            pass
         elif kind is aiohttp.WSMsgType.CLOSE:
             code, why = message.data, message.extra or ""
             if code == AUTH_FAILED_CLOSE:

@@ -484,6 +484,11 @@ class EndpointCore:
         acknowledged = MessageAcknowledged(ref, held.sender, action, note, now_ms, operator)
         return Output(send=(queued.frame,), events=(acknowledged, queued))
 
+    @property
+    def pending_count(self) -> int:
+        """Envelopes signed and not yet answered by the relay."""
+        return len(self._pending)
+
     def pending_frames(self) -> tuple[bytes, ...]:
         """Everything signed and not yet answered by the relay, in ``seq`` order."""
         return tuple(p.frame for p in sorted(self._pending.values(), key=lambda p: p.seq))

@@ -39,8 +39,10 @@ __all__ = [
     "Overdue",
     "ReceiptQueued",
     "ReceiptStored",
+    "RelayBack",
     "RelayConnected",
     "RelayDisconnected",
+    "RelayOutage",
     "RelaySuspected",
     "Role",
     "event_name",
@@ -248,6 +250,31 @@ class RelayDisconnected:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class RelayOutage:
+    """Nothing we sent was accepted for a while though envelopes wait (edge event, alarm).
+
+    No relay (replica) could log them: unreachable, hung, or answering ``busy``
+    (its log lost its quorum). The envelopes stay in the outbox and are sent
+    again until accepted.
+    """
+
+    alarm: ClassVar[bool] = True
+    at_ms: int
+    since_ms: int  # the last acceptance, or when the first waiting envelope was queued
+    waiting: int  # envelopes waiting for acceptance
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayBack:
+    """After a ``relay_unavailable`` alarm: the relay accepts again (edge event)."""
+
+    alarm: ClassVar[bool] = False
+    at_ms: int
+    unavailable_ms: int  # from the outage's since_ms to now
+
+
 Event = (
     MessageQueued
     | ReceiptQueued
@@ -265,6 +292,8 @@ Event = (
     | Overdue
     | RelayConnected
     | RelayDisconnected
+    | RelayOutage
+    | RelayBack
     | RelaySuspected
 )
 
@@ -285,6 +314,8 @@ _NAMES: dict[type, str] = {
     Overdue: "overdue",
     RelayConnected: "relay_connected",
     RelayDisconnected: "relay_disconnected",
+    RelayOutage: "relay_unavailable",
+    RelayBack: "relay_available",
 }
 
 

@@ -61,8 +61,10 @@ from hotline.endpoint.events import (
     Overdue,
     ReceiptQueued,
     ReceiptStored,
+    RelayBack,
     RelayConnected,
     RelayDisconnected,
+    RelayOutage,
     RelaySuspected,
     event_name,
 )
@@ -959,6 +961,11 @@ def _history_row(event: Event) -> _HistoryRow | None:
         return (event.at_ms, None, None, None, {"log_size": event.log_size})
     if isinstance(event, RelayDisconnected):
         return (event.at_ms, None, None, None, {"reason": event.reason})
+    if isinstance(event, RelayOutage):
+        return (event.at_ms, None, None, None,
+                {"since_ms": event.since_ms, "waiting": event.waiting, "reason": event.reason})
+    if isinstance(event, RelayBack):
+        return (event.at_ms, None, None, None, {"unavailable_ms": event.unavailable_ms})
     if isinstance(event, RelaySuspected):
         return (event.at_ms, event.ref or None, event.party or None, None,
                 {"sentence": event.sentence, "index": event.index,

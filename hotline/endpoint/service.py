@@ -50,8 +50,10 @@ from hotline.endpoint.events import (
     MessageAccepted,
     MessageQueued,
     ReceiptQueued,
+    RelayBack,
     RelayConnected,
     RelayDisconnected,
+    RelayOutage,
     event_name,
 )
 from hotline.endpoint.guard import PeerProofNeed
@@ -92,6 +94,8 @@ __all__ = [
 log = structlog.get_logger("hotline.endpoint")
 
 _ID_RANDOM_BYTES: Final = 10
+UNAVAILABLE_AFTER_MS: Final = 4_000
+"""Envelopes waiting this long with none accepted: the ``relay_unavailable`` alarm."""
 
 
 def wall_clock_ms() -> int:
@@ -168,6 +172,9 @@ class Endpoint:
         self.last_disconnect: str | None = None
         self._witness_queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        # relay_unavailable: since when envelopes wait with none accepted, the alarm raised
+        self._waiting_since_ms: int | None = None
+        self.outage: RelayOutage | None = None
 
     # ------------------------------------------------------------------ life
 
@@ -258,8 +265,41 @@ class Endpoint:
             self.hub.publish(event)
         for note in out.checkpoints:
             self._witness_queue.put_nowait(note)
+        if any(isinstance(event, MessageAccepted) for event in out.events):
+            await self._accepting()
         if out.welcomed is not None:
             await self._welcome(out.welcomed)
+
+    # ------------------------------------------------------------------ relay availability
+
+    async def _accepting(self) -> None:
+        """Something was accepted: the relay logs again (called under the lock)."""
+        now = self._clock()
+        self._waiting_since_ms = now if self.core.pending_count else None
+        outage, self.outage = self.outage, None
+        if outage is not None:
+            await self._edge_event(RelayBack(now, now - outage.since_ms))
+
+    async def _watch_availability(self) -> None:
+        """Raise ``relay_unavailable`` once envelopes have waited too long (under the lock)."""
+        now = self._clock()
+        if not self.core.pending_count:
+            self._waiting_since_ms = None
+            return
+        if self._waiting_since_ms is None:
+            self._waiting_since_ms = now
+        if self.outage is None and now - self._waiting_since_ms >= UNAVAILABLE_AFTER_MS:
+            reason = self.last_disconnect or "not connected"
+            if self.welcomed:
+                reason = f"connected, but nothing is accepted (last drop: {reason})"
+            self.outage = RelayOutage(now, self._waiting_since_ms, self.core.pending_count,
+                                      reason)
+            await self._edge_event(self.outage)
+
+    async def _edge_event(self, event: Event) -> None:
+        await self.journal.record((event,))
+        self._log(event, transmitted=True)
+        self.hub.publish(event)
 
     async def _send(self, data: bytes) -> bool:
         ws = self._ws
@@ -331,6 +371,8 @@ class Endpoint:
         while True:
             await asyncio.sleep(self.config.tick_s)
             await self._step(self.core.tick)
+            async with self._lock:
+                await self._watch_availability()
 
     async def _witness(self) -> None:
         """Judge checkpoint notes one at a time, in the order they came."""

@@ -26,7 +26,9 @@ from hotline.endpoint.events import (
     Overdue,
     ReceiptQueued,
     ReceiptStored,
+    RelayBack,
     RelayConnected,
+    RelayOutage,
     RelaySuspected,
     event_name,
 )
@@ -239,6 +241,11 @@ def _payload(event: Event) -> JsonObject:
                 "due_ms": event.due_ms, "at_ms": event.at_ms}
     if isinstance(event, RelayConnected):
         return {"at_ms": event.at_ms, "log_size": event.log_size}
+    if isinstance(event, RelayOutage):
+        return {"at_ms": event.at_ms, "since_ms": event.since_ms, "waiting": event.waiting,
+                "reason": event.reason}
+    if isinstance(event, RelayBack):
+        return {"at_ms": event.at_ms, "unavailable_ms": event.unavailable_ms}
     if isinstance(event, RelaySuspected):
         return {"id": _id(event.ref or None), "party": event.party or None,
                 "index": event.index, "sentence": event.sentence,

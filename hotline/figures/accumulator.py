@@ -132,6 +132,8 @@ class _Hop:
     connected: bool | None = None
     joined: bool = False  # connected at least once
     back_since_start: bool = False  # connected since the latest relay_started
+    session: str = ""  # the replica of the latest connected entry ("" for one relay)
+    session_ts: int = -1  # that entry's relay_ts
 
     def __post_init__(self) -> None:
         for name in _HOP_SAMPLES:
@@ -255,16 +257,13 @@ class LinkFigures:
             else:
                 link.redelivered += 1
         elif event.kind in (EntryKind.CONNECTED, EntryKind.DISCONNECTED):
-            party = fields.get("party")
-            if isinstance(party, str):
-                hop = self._hop(party)
-                hop.connected = event.kind is EntryKind.CONNECTED
-                if hop.connected:
-                    hop.joined = hop.back_since_start = True
+            self._session_event(relay_ts, event)
         elif event.kind in (EntryKind.RELAY_STARTED, EntryKind.RELAY_STOPPED):
-            # A relay that stops or restarts holds no connections any more.
+            # A relay (replica) that stops or restarts holds no connections any more; with
+            # replicas, only the sessions held by the one that names itself end.
+            replica = fields.get("replica")
             for hop in self._hops.values():
-                if hop.connected:
+                if hop.connected and (not isinstance(replica, str) or hop.session == replica):
                     hop.connected = False
                 hop.back_since_start = False
             if event.kind is EntryKind.RELAY_STARTED:
@@ -277,6 +276,26 @@ class LinkFigures:
             if relay_ts - test.relay_ts <= self._timeout_ms:
                 del self._tests[test_id]
                 self._hop(test.recipient).voided += 1
+
+    def _session_event(self, relay_ts: int, event: Event) -> None:
+        """connected/disconnected: an endpoint has one session at a time, its latest.
+
+        The latest session is the ``connected`` entry with the highest relay_ts (a
+        replica that could not log for a while logs its ``connected`` late, after
+        the endpoint had moved on to another replica). A ``disconnected`` ends the
+        session only if it names the session's replica (a replica that notices late,
+        after a pause, that the endpoint left it changes nothing).
+        """
+        party, replica = event.fields.get("party"), event.fields.get("replica", "")
+        if not isinstance(party, str) or not isinstance(replica, str):
+            return
+        hop = self._hop(party)
+        if event.kind is EntryKind.CONNECTED:
+            if relay_ts >= hop.session_ts:
+                hop.connected, hop.session, hop.session_ts = True, replica, relay_ts
+                hop.joined = hop.back_since_start = True
+        elif replica == hop.session or not replica:
+            hop.connected = False
 
     def _advance(self, relay_ts: int) -> None:
         if self._now is None or relay_ts > self._now:
@@ -491,7 +510,8 @@ class LinkFigures:
             "hops": [
                 [endpoint, [getattr(hop, n) for n in _HOP_COUNTERS],
                  [getattr(hop, n).state() for n in _HOP_SAMPLES],
-                 [hop.connected, hop.joined, hop.back_since_start]]
+                 [hop.connected, hop.joined, hop.back_since_start, hop.session,
+                  hop.session_ts]]
                 for endpoint, hop in sorted(self._hops.items())
             ],
             "messages": [
@@ -531,7 +551,9 @@ class LinkFigures:
                     setattr(hop, name, int(value))
                 for name, value in zip(_HOP_SAMPLES, samples, strict=True):
                     setattr(hop, name, load(value))
-                hop.connected, hop.joined, hop.back_since_start = flags
+                hop.connected, hop.joined, hop.back_since_start = flags[:3]
+                if len(flags) == 5:  # the replica of its session (since relay replicas)
+                    hop.session, hop.session_ts = str(flags[3]), int(flags[4])
             for message_id, origin, relay_ts, ts, crossing_at, waiting in state["messages"]:
                 figures._messages[message_id] = _Message(origin, relay_ts, ts, crossing_at, {
                     r: _Answers(delivered, acknowledged, rejected)

@@ -13,7 +13,8 @@ key                  the signing key has not expired by ``now_ms`` (the   bad_si
                      envelope check held its period to ``ts``; this
                      stops a retired key from signing backdated bodies)
 type                 endpoints send warning, update, cancel, text,        schema (``t``)
-                     receipt; only the relay sends test and accepted
+                     receipt; only the relay sends test, accepted and
+                     refused
 duplicate            a seen id with the same body is a resend: answer     (no rejection)
                      it with the original receipt, never deliver twice
 replayed id          a seen id with a different body                      replay
@@ -23,11 +24,40 @@ freshness            ``ts`` at most the clock skew ahead of ``now_ms``    stale
                      hold a message through an outage that long); not
                      past its own ``expires``
 links                every recipient is linked to the sender              link_forbidden
-rate                 routed messages within the sender's rate             rate_limited
+receipt ref          ``ref`` names a logged message or test               schema (``ref``)
+receipt sender       the sender is a recipient of ``ref`` (of a test:     link_forbidden
+                     its ``to``)
+receipt hash         ``hash`` is the SHA-256 of ``ref``'s body bytes      schema (``hash``)
+receipt owed         the sender still owes ``ref`` a receipt of that      replay
+                     ``stage``: none was admitted before, and ``ref``
+                     is still open (not answered by every recipient;
+                     a test not answered nor timed out)
+rate                 within the sender's budget for its kind of frame     rate_limited
 ===================  ===================================================  ==================
 
-:meth:`Admission.record` is called once the entry is durable; until then a
-second copy of the same envelope is checked afresh.
+Budgets (token buckets per sender, :mod:`hotline.protocol.budget`), each
+refilling at its rate and holding at most a sixth of a minute's worth:
+
+- flash and immediate messages: ``messages_per_minute`` (at least 10 at once);
+- priority and routine messages: ``messages_per_minute`` of their own, so that
+  routine traffic can never spend what a FLASH warning needs;
+- receipts: :data:`RECEIPTS_PER_MESSAGE` times ``messages_per_minute`` (at
+  least 40 at once);
+- control frames (``cosign``): :data:`CONTROLS_PER_MINUTE`, and sessions
+  (successful ``auth``): :data:`SESSIONS_PER_MINUTE`, taken by the edge with
+  :meth:`Admission.take_control` and :meth:`Admission.take_session`.
+
+A ``rate_limited`` rejection carries ``retry_after_ms``: when a token will be
+there again.
+
+What a receipt is judged against is the relay core's: it passes a
+:class:`LoggedRef` for the receipt's ``ref`` (its sender, recipients, body hash
+and the receipts still owed), built from the messages it still owes receipts
+for, so that nothing here grows with the log.
+
+:meth:`Admission.record` is called once an envelope is on its way into the
+log (and for every logged envelope when the relay starts); until then a second
+copy of the same envelope is checked afresh.
 """
 
 from __future__ import annotations
@@ -46,12 +76,33 @@ from hotline.protocol.bodies import (
     ReceiptBody,
     Recipients,
     RefusedBody,
+    RoutedBody,
 )
+from hotline.protocol.budget import TokenBucket
 from hotline.protocol.envelope import Envelope, period_problem
+from hotline.protocol.ids import format_id
+from hotline.protocol.vocab import Precedence
 
-__all__ = ["Admission", "SeenIds", "Verdict", "recipients_of"]
+__all__ = [
+    "CONTROLS_PER_MINUTE",
+    "RECEIPTS_PER_MESSAGE",
+    "SESSIONS_PER_MINUTE",
+    "Admission",
+    "LoggedRef",
+    "SeenIds",
+    "Verdict",
+    "recipients_of",
+]
 
-_BURST_SHARE: Final = 6  # the burst allowance is ten seconds' worth of the rate, at least 10
+_BURST_SHARE: Final = 6  # a burst holds ten seconds' worth of the rate
+RECEIPTS_PER_MESSAGE: Final = 4
+"""Receipt budget per sender, in multiples of ``messages_per_minute``: a recipient answers
+each message with a delivered and an acknowledged receipt, from several peers at once."""
+CONTROLS_PER_MINUTE: Final = 120
+"""Control frames (``cosign``) per endpoint and minute; a checkpoint is signed at most each
+second, so an honest endpoint cosigns at most 60 a minute."""
+SESSIONS_PER_MINUTE: Final = 10
+"""Successful authentications per endpoint and minute (each logs connected/disconnected)."""
 
 
 class Verdict(enum.Enum):
@@ -74,23 +125,39 @@ class SeenIds(Protocol):
     def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at_ms: int
+@dataclass(frozen=True, slots=True)
+class LoggedRef:
+    """A logged message or link test, as a receipt for it is judged.
+
+    ``owed`` holds the (recipient, stage) receipts it may still take; an empty
+    ``recipients`` with ``closed`` says it takes none any more (every recipient
+    answered it, or it is a link test answered or timed out).
+    """
+
+    sender: str
+    recipients: frozenset[str]
+    hash: bytes
+    owed: frozenset[tuple[str, str]]
+    closed: bool = False
+
+
+def _bucket(per_minute: float, least: float) -> TokenBucket:
+    return TokenBucket(max(least, per_minute / _BURST_SHARE), per_minute / 60_000)
 
 
 class Admission:
-    """Per-sender state: last ``seq``, seen ids with their body hashes, rate buckets."""
+    """Per-sender state: last ``seq``, seen ids with their body hashes, budgets."""
 
     def __init__(self, network: Network, seen: SeenIds | None = None) -> None:
         self._network = network
         self._last_seq: dict[str, int] = {}
         self._seen: SeenIds = {} if seen is None else seen
-        self._buckets: dict[str, _Bucket] = {}
         rate = network.limits.messages_per_minute
-        self._per_ms = rate / 60_000
-        self._burst = max(10.0, rate / _BURST_SHARE)
+        self._urgent = _bucket(rate, 10)
+        self._routine = _bucket(rate, 10)
+        self._receipt_budget = _bucket(rate * RECEIPTS_PER_MESSAGE, 40)
+        self._controls = _bucket(CONTROLS_PER_MINUTE, 10)
+        self._sessions = _bucket(SESSIONS_PER_MINUTE, 10)
 
     def check(
         self,
@@ -98,9 +165,9 @@ class Admission:
         *,
         authenticated: str | None,
         now_ms: int,
-        reply_to: str | None = None,
+        ref: LoggedRef | None = None,
     ) -> Verdict:
-        """Apply every rule; ``reply_to`` is the sender of a receipt's ``ref``."""
+        """Apply every rule of the module docstring, in order; ``ref`` is a receipt's ``ref``."""
         body = envelope.body
         if authenticated is None:
             raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before sending messages")
@@ -126,10 +193,34 @@ class Admission:
                 f"seq {body.seq} is not above {last}, the last accepted from {body.sender}",
             )
         self._check_freshness(body, now_ms)
-        self._check_links(body, reply_to)
-        if not isinstance(body, ReceiptBody):
-            self._take_token(body.sender, now_ms)
+        if isinstance(body, ReceiptBody):
+            self._check_receipt(body, ref)
+            self._spend(self._receipt_budget, body.sender, now_ms, "receipts")
+        else:
+            self._check_links(body)
+            if body.precedence in (Precedence.FLASH, Precedence.IMMEDIATE):
+                self._spend(self._urgent, body.sender, now_ms, "flash and immediate messages")
+            else:
+                self._spend(self._routine, body.sender, now_ms, "priority and routine messages")
         return Verdict.NEW
+
+    def take_control(self, party: str, now_ms: int) -> None:
+        """Spend one of ``party``'s control-frame tokens, or raise ``rate_limited``."""
+        self._spend(self._controls, party, now_ms, "control frames")
+
+    def take_session(self, party: str, now_ms: int) -> None:
+        """Spend one of ``party``'s session tokens (an auth), or raise ``rate_limited``."""
+        self._spend(self._sessions, party, now_ms, "sessions")
+
+    def _spend(self, bucket: TokenBucket, sender: str, now_ms: int, what: str) -> None:
+        wait_ms = bucket.take(sender, now_ms)
+        if wait_ms:
+            per_minute = round(bucket.per_ms * 60_000)
+            raise Rejected(
+                RejectCode.RATE_LIMITED,
+                f"{sender} is over {per_minute} {what} a minute; retry in {wait_ms} ms",
+                retry_after_ms=wait_ms,
+            )
 
     def _check_freshness(self, body: Body, now_ms: int) -> None:
         limits = self._network.limits
@@ -151,18 +242,36 @@ class Admission:
                 RejectCode.STALE, f"the message expired {now_ms - expires} ms ago", "expires"
             )
 
-    def _check_links(self, body: Body, reply_to: str | None) -> None:
-        if isinstance(body, ReceiptBody):
-            if reply_to is None:
-                raise Rejected(RejectCode.SCHEMA, "is not a message the relay has seen", "ref")
-            if reply_to != self._network.relay.id and not self._network.linked(
-                body.sender, reply_to
-            ):
-                raise Rejected(
-                    RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{reply_to}"
-                )
-            return
-        assert not isinstance(body, LinkTestBody | AcceptedBody | RefusedBody)
+    def _check_receipt(self, body: ReceiptBody, logged: LoggedRef | None) -> None:
+        if logged is None:
+            raise Rejected(
+                RejectCode.SCHEMA, "is not a message or test the relay has logged", "ref"
+            )
+        if logged.closed:
+            raise Rejected(
+                RejectCode.REPLAY,
+                f"{format_id(body.ref)} is owed no more receipts (every recipient answered "
+                "it, or it is a link test answered or timed out)",
+            )
+        if body.sender not in logged.recipients:
+            raise Rejected(
+                RejectCode.LINK_FORBIDDEN,
+                f"{body.sender} is not a recipient of {format_id(body.ref)} "
+                f"(from {logged.sender})",
+            )
+        if body.hash != logged.hash:
+            raise Rejected(
+                RejectCode.SCHEMA, f"is not the SHA-256 of the body of {format_id(body.ref)}",
+                "hash",
+            )
+        if (body.sender, body.stage.value) not in logged.owed:
+            raise Rejected(
+                RejectCode.REPLAY,
+                f"a {body.stage.value} receipt from {body.sender} for {format_id(body.ref)} "
+                "is not owed: one was admitted already, or that stage takes none",
+            )
+
+    def _check_links(self, body: RoutedBody) -> None:
         recipients = recipients_of(self._network, body.sender, body.to)
         if not recipients:
             raise Rejected(RejectCode.LINK_FORBIDDEN, f"{body.sender} has no linked endpoint")
@@ -176,23 +285,6 @@ class Admission:
                     RejectCode.LINK_FORBIDDEN, f"there is no link {body.sender}-{recipient}"
                 )
 
-    def _take_token(self, sender: str, now_ms: int) -> None:
-        bucket = self._buckets.get(sender)
-        if bucket is None:
-            bucket = self._buckets[sender] = _Bucket(self._burst, now_ms)
-        elapsed = max(0, now_ms - bucket.at_ms)
-        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._per_ms)
-        bucket.at_ms = max(bucket.at_ms, now_ms)
-        if bucket.tokens < 1:
-            wait_ms = int((1 - bucket.tokens) / self._per_ms) + 1
-            raise Rejected(
-                RejectCode.RATE_LIMITED,
-                f"{sender} is over {self._network.limits.messages_per_minute} messages "
-                f"a minute; retry in {wait_ms} ms",
-                retry_after_ms=wait_ms,
-            )
-        bucket.tokens -= 1
-
     def last_seqs(self) -> dict[str, int]:
         """The highest ``seq`` logged per sender (saved in the relay's snapshots)."""
         return dict(self._last_seq)
@@ -202,7 +294,7 @@ class Admission:
         self._last_seq = dict(last_seqs)
 
     def record(self, envelope: Envelope) -> None:
-        """Remember a durably accepted envelope (its id, body hash and seq)."""
+        """Remember an envelope on its way into the log (its id, body hash and seq)."""
         body = envelope.body
         self._seen[body.id] = envelope.hash
         last = self._last_seq.get(body.sender, -1)

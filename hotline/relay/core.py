@@ -57,7 +57,7 @@ from hotline.auditlog.leaf import (
 )
 from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
-from hotline.protocol.admission import Admission, Verdict, recipients_of
+from hotline.protocol.admission import Admission, LoggedRef, Verdict, recipients_of
 from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
@@ -209,6 +209,10 @@ RECEIPTS_KEPT: Final = 10_000
 ones are still in the log, and the endpoint can read them from the tiles."""
 
 
+def _answer(receipt: ReceiptBody) -> tuple[bytes, str, str]:
+    return (receipt.ref, receipt.sender, receipt.stage.value)
+
+
 def _refused_ids(frame: bytes) -> tuple[bytes | None, bytes | None]:
     """The refused envelope's id and body hash, as far as its bytes can be read."""
     try:
@@ -260,8 +264,12 @@ class RelayCore:
         self._slot_signed: dict[str, int] = {}  # endpoint → the last slot a test was signed for
         self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
         self._refusal_seq = 0
+        self._answering: set[tuple[bytes, str, str]] = set()  # receipts on their way to the log
         self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
+        # A relay replica's name: written into connected/disconnected entries so that the
+        # figures follow each endpoint's session on whichever replica holds it ("" alone).
+        self.replica = ""
 
     # ------------------------------------------------------------------ replay from the log
 
@@ -321,6 +329,8 @@ class RelayCore:
         it here gets the original accepted receipt, byte for byte.
         """
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         if inflight is None:
             return []
         body = inflight.envelope.body
@@ -341,6 +351,8 @@ class RelayCore:
         next tick, while that slot lasts.
         """
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         if inflight is None:
             return
         body = inflight.envelope.body
@@ -356,7 +368,10 @@ class RelayCore:
     def connected(self, party: str, now: int) -> list[Action]:
         """An endpoint authenticated: log it, and send its backlog in order."""
         self.online.add(party)
-        actions: list[Action] = [self._event(EntryKind.CONNECTED, {"party": party}, now)]
+        fields: dict[str, object] = {"party": party}
+        if self.replica:
+            fields["replica"] = self.replica
+        actions: list[Action] = [self._event(EntryKind.CONNECTED, fields, now)]
         actions.extend(self._flush(party, now, force=True))
         return actions
 
@@ -370,7 +385,10 @@ class RelayCore:
 
     def disconnected(self, party: str, reason: str, now: int) -> list[Action]:
         self.online.discard(party)
-        return [self._event(EntryKind.DISCONNECTED, {"party": party, "reason": reason}, now)]
+        fields: dict[str, object] = {"party": party, "reason": reason}
+        if self.replica:
+            fields["replica"] = self.replica
+        return [self._event(EntryKind.DISCONNECTED, fields, now)]
 
     # ------------------------------------------------------------------ receiving
 
@@ -380,12 +398,10 @@ class RelayCore:
             envelope = open_envelope(
                 frame, self.network, max_size=self.network.limits.max_frame_bytes
             )
-            reply_to = None
+            ref = None
             if isinstance(envelope.body, ReceiptBody):
-                reply_to = self._reply_to(envelope.body)
-            verdict = self.admission.check(
-                envelope, authenticated=party, now_ms=now, reply_to=reply_to
-            )
+                ref = self._logged_ref(envelope.body)
+            verdict = self.admission.check(envelope, authenticated=party, now_ms=now, ref=ref)
         except Rejected as exc:
             return self.refuse(party, frame, exc, now)
         body = envelope.body
@@ -402,11 +418,64 @@ class RelayCore:
         token = next(self._tokens)
         self._inflight[token] = _Inflight(envelope, party, now)
         self._inflight_ids[body.id] = [party]
+        if isinstance(body, ReceiptBody):
+            self._answering.add(_answer(body))
         return [Append(encode_envelope_entry(now, envelope.frame), token, now, envelope)]
 
-    def _reply_to(self, receipt: ReceiptBody) -> str | None:
-        """Who a receipt goes back to: the sender of the message or test it answers."""
-        return self._origin.get(receipt.ref)
+    def _logged_ref(self, receipt: ReceiptBody) -> LoggedRef | None:
+        """What admission judges a receipt against: its ref as logged, and what it is owed.
+
+        Built from the messages still owed a receipt, so that it never needs
+        the log: a logged message that is owed nothing any more is ``closed``.
+        """
+        message = self._messages.get(receipt.ref)
+        if message is None:
+            origin = self._origin.get(receipt.ref)
+            if origin is None:
+                return None
+            return LoggedRef(origin, frozenset(), b"", frozenset(), closed=True)
+        origin = message.sender
+        body = message.body
+        if isinstance(body, LinkTestBody):
+            recipients = frozenset(body.to)
+        else:
+            assert isinstance(body, WarningBody | CancelBody | TextBody)
+            recipients = frozenset(recipients_of(self.network, origin, body.to))
+        owed = {(r, Stage.DELIVERED.value) for r in message.waiting_delivery}
+        owed |= {(r, Stage.ACKNOWLEDGED.value) for r in message.waiting_ack}
+        owed |= {(r, Stage.REJECTED.value) for r in message.waiting_delivery | message.waiting_ack}
+        owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
+        digest = body_hash(msgpack.unpackb(message.frame, raw=False)[1])  # logged, so well formed
+        return LoggedRef(origin, recipients, digest, frozenset(owed))
+
+    def answers_unseen(self, frame: bytes) -> bool:
+        """Whether ``frame`` is a receipt for a message or test this core has not applied.
+
+        A relay replica may not have applied yet what another replica logged and
+        delivered: it answers such a receipt ``busy`` rather than refuse it for good.
+        Read without verifying (admission verifies whatever is then received).
+        """
+        try:
+            outer = msgpack.unpackb(frame, raw=False)
+            if not isinstance(outer, list) or len(outer) != 3 or not isinstance(outer[1], bytes):
+                return False
+            data = unpack_map(outer[1])
+        except Exception:  # noqa: BLE001 - the frame is whatever the peer sent
+            return False
+        ref = data.get("ref")
+        if data.get("t") != "receipt" or not isinstance(ref, bytes):
+            return False
+        return self._origin.get(ref) is None
+
+    def busy(self, party: str, frame: bytes, retry_after_ms: int, why: str,
+             now: int) -> list[Action]:
+        """The relay cannot log now: the signed, temporary refusal ``busy``; nothing recorded.
+
+        The sender keeps the envelope and sends it again after ``retry_after_ms``.
+        """
+        exc = Rejected(RejectCode.BUSY, f"the relay cannot log now ({why}); send it again later",
+                       retry_after_ms=retry_after_ms)
+        return self.refuse(party, frame, exc, now)
 
     def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
         """Answer a refused frame (envelope or control) with a relay-signed refusal.
@@ -460,6 +529,8 @@ class RelayCore:
     def appended(self, token: int, index: int, now: int) -> list[Action]:
         """The entry asked for with ``token`` is durable at ``index``."""
         inflight = self._inflight.pop(token, None)
+        if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
+            self._answering.discard(_answer(inflight.envelope.body))
         self.size = max(self.size, index + 1)
         if inflight is None:
             return []

@@ -37,16 +37,27 @@ def _int(request: web.Request, name: str) -> int:
     return int(value)
 
 
+def _health(relay: Relay, checkpoint_size: int) -> web.Response:
+    """200 ``ok`` while the relay can log; 503 ``not_ready`` with the reason otherwise."""
+    body: dict[str, object] = {
+        "status": "ok" if relay.ready else "not_ready",
+        "log_size": relay.log.size if relay.log is not None else 0,
+        "checkpoint_size": checkpoint_size, "online": relay.online,
+    }
+    if not relay.ready:
+        body["reason"] = relay.not_ready_reason
+    if relay.replica is not None:
+        body["replica"] = relay.replica.name
+        body["nats_server"] = relay.replica.client.server
+    return web.json_response(body, status=200 if relay.ready else 503)
+
+
 def add_http_routes(app: web.Application, relay: Relay) -> None:
     def published_size() -> int:
         return max(0, relay.log.signed_size) if relay.log is not None else 0
 
     async def healthz(_: web.Request) -> web.Response:
-        size = relay.log.size if relay.log is not None else 0
-        return web.json_response(
-            {"status": "ok", "log_size": size, "checkpoint_size": published_size(),
-             "online": relay.online}
-        )
+        return _health(relay, published_size())
 
     async def checkpoint(_: web.Request) -> web.Response:
         return web.Response(

@@ -56,6 +56,11 @@ class _RelayCollector(Collector):
         yield CounterMetricFamily(
             "hotline_link_tests", "Link tests sent", value=counters.link_tests
         )
+        yield CounterMetricFamily(
+            "hotline_refusal_floods",
+            "Sessions closed (4429) for drawing signed refusals faster than their budget",
+            value=counters.refusal_floods,
+        )
         log = relay.log
         yield GaugeMetricFamily(
             "hotline_log_entries", "Entries in the audit log", value=log.size if log else 0
@@ -66,6 +71,11 @@ class _RelayCollector(Collector):
         )
         yield GaugeMetricFamily(
             "hotline_endpoints_online", "Endpoints connected now", value=len(relay.online)
+        )
+        yield GaugeMetricFamily(
+            "hotline_relay_ready",
+            "1 while the relay can log what it accepts, 0 while it answers busy (replicas)",
+            value=1 if relay.ready else 0,
         )
         yield GaugeMetricFamily(
             "hotline_pending_deliveries", "Messages owed to recipients",

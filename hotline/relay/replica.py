@@ -54,6 +54,21 @@ How an entry travels:
    its predecessor; another replica's test of an own test's slot drops the
    own one, as ``superseded``.)
 
+Readiness (``Replica.ready``, ``/healthz``, the ``hotline_relay_ready`` metric): a
+replica is not ready while it holds no connection to a NATS server, while one of
+its publishes has gone unacknowledged for ``PUBLISH_STALL_S``, while an entry
+the stream acknowledged to it has not reached its follower for as long (after
+``BEHIND_S`` it reads the missing entries by sequence and tries a new consumer:
+the old one may live on a node that hangs),
+or after this process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
+again. Turning not ready it closes its endpoint sessions (1013, try again
+later), so they fail over to another replica; while not ready it answers new
+envelopes ``busy`` with a retry-after instead of queueing what it cannot log,
+and skips its timers (no link tests, no deadlines judged on a stale mirror). A
+publish still unacknowledged after ``RECONNECT_AFTER_S`` makes it reconnect to
+another NATS node (a hung node is also left by the client's own pings within
+about 2 s).
+
 Invariants: the mirror holds exactly the stream's first ``size`` messages
 (checked against the stream on open: a mirror longer than the stream, or whose
 last entry differs, refuses to start); an index is stream sequence minus one;
@@ -70,7 +85,7 @@ import itertools
 import os
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -93,7 +108,20 @@ log = structlog.get_logger()
 
 CATCH_UP_TIMEOUT_S: Final = 120.0
 STALL_S: Final = 2.0
-RETRY_S: Final = (0.1, 0.25, 0.5, 1.0)
+RETRY_S: Final = (0.1, 0.25)
+WATCH_S: Final = 0.25
+"""How often readiness is judged."""
+PAUSED_S: Final = 1.0
+"""The watchdog woke this much later than asked: this process was paused (or starved)."""
+PUBLISH_STALL_S: Final = 1.5
+"""A publish unacknowledged this long makes the replica not ready."""
+RECONNECT_AFTER_S: Final = 2.5
+"""A publish unacknowledged this long makes the replica reconnect to another NATS node."""
+RESYNC_TIMEOUT_S: Final = 2.0
+_PULL_CHUNK: Final = 64
+RESUBSCRIBE_S: Final = 2.0
+BEHIND_S: Final = 0.75
+"""An acknowledged entry not delivered to this replica's follower this long: follow again."""
 
 
 @dataclass(slots=True)
@@ -128,6 +156,20 @@ class Replica:
         self._progress = time.monotonic()
         self._applied = asyncio.Condition()
         self._closing = False
+        self._flights = itertools.count()
+        self._in_flight: dict[int, float] = {}  # publishes waiting for an ack: when they began
+        self.ready = False
+        self.not_ready_reason = "starting"
+        self._not_ready_since = time.monotonic()
+        self._paused_s = 0.0  # > 0: resynchronising after a pause of this many seconds
+        self._last_reconnect = 0.0
+        self._checks: set[asyncio.Task[None]] = set()
+        self._acked_seq = 0  # the highest sequence the stream acknowledged to this replica
+        self._behind_since: float | None = None  # since when that sequence is not applied
+        self._last_refollow = 0.0
+        self._puller: asyncio.Task[None] | None = None
+        self._pulled = (0, 0)  # (generation, last sequence read by _pull and queued)
+        self._subscribing = asyncio.Lock()
 
     @property
     def size(self) -> int:
@@ -164,6 +206,7 @@ class Replica:
         await self.wait_applied(last, CATCH_UP_TIMEOUT_S)
         log.info("replica_caught_up", replica=self.name, size=self.size,
                  stream=self.settings.stream)
+        self._judge(time.monotonic())
 
     async def wait_applied(self, size: int, timeout_s: float) -> bool:
         """Wait (bounded) until the mirror holds ``size`` entries; whether it does."""
@@ -187,7 +230,7 @@ class Replica:
             async with asyncio.timeout(timeout_s):
                 async with self._applied:
                     await self._applied.wait_for(lambda: not self._own)
-        for task in [*pending, self._applier, self._watchdog]:
+        for task in [*pending, *self._checks, self._applier, self._watchdog]:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -247,19 +290,39 @@ class Replica:
             await self._publish_retrying(own)
             queue.popleft()
 
+    @contextlib.contextmanager
+    def _flight(self) -> Iterator[None]:
+        """A publish waiting for its acknowledgement (readiness watches the oldest)."""
+        key = next(self._flights)
+        self._in_flight[key] = time.monotonic()
+        try:
+            yield
+        finally:
+            del self._in_flight[key]
+
     async def _publish_retrying(self, own: _Own) -> None:
-        for attempt in itertools.count():
-            try:
-                await self.client.publish(own.append.entry, msg_id=own.msg_id)
-            except StoreError as exc:
-                if self._closing and attempt > 2:
-                    log.exception("replica_publish_abandoned", msg_id=own.msg_id, error=str(exc))
-                    return
-                if attempt == 0:
-                    log.warning("replica_publish_retried", msg_id=own.msg_id, error=str(exc))
-                await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
-                continue
-            return
+        with self._flight():
+            for attempt in itertools.count():
+                try:
+                    published = await self.client.publish(own.append.entry, msg_id=own.msg_id)
+                except StoreError as exc:
+                    if self._closing and attempt > 2:
+                        log.exception("replica_publish_abandoned", msg_id=own.msg_id,
+                                      error=str(exc))
+                        return
+                    if attempt == 0:
+                        log.warning("replica_publish_retried", msg_id=own.msg_id, error=str(exc))
+                    await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+                    continue
+                if published is not None:
+                    self._acknowledged(published.seq)
+                return
+
+    def _acknowledged(self, seq: int) -> None:
+        """The stream stored ``seq``: the follower must deliver it soon (see ``_judge``)."""
+        self._acked_seq = max(self._acked_seq, seq)
+        if self._behind_since is None and self.size < seq:
+            self._behind_since = time.monotonic()
 
     async def _publish_test(self, own: _Own) -> None:
         """A link test: logged only after the last test this replica knows of, else withdrawn."""
@@ -274,9 +337,10 @@ class Replica:
                 return
             msg_id = f"test-after-{self._last_test_seq}"
             try:
-                published = await self.client.publish(
-                    own.append.entry, msg_id=msg_id, test_after=self._last_test_seq
-                )
+                with self._flight():
+                    published = await self.client.publish(
+                        own.append.entry, msg_id=msg_id, test_after=self._last_test_seq
+                    )
                 if published is not None and published.duplicate:
                     # Another test was logged after the same one first, unless this is
                     # that test (an acknowledgement lost and retried): the bytes tell.
@@ -294,6 +358,7 @@ class Replica:
                 return
             self._last_test_seq = max(self._last_test_seq, published.seq)
             self._last_test_signed = max(self._last_test_signed, own.append.envelope.body.seq)
+            self._acknowledged(published.seq)
 
     def _withdraw_test(self, own: _Own, reason: str) -> None:
         if self._own.get(own.msg_id) is own:
@@ -301,18 +366,118 @@ class Replica:
         self.relay.core.withdrawn(own.append.token)
         log.info("link_test_withdrawn", slot=own.msg_id, reason=reason)
 
+    # ------------------------------------------------------------------ readiness
+
+    def _judge(self, now: float) -> None:
+        """Ready or not, now; act on a change (see the module docstring)."""
+        reason = ""
+        oldest = min(self._in_flight.values(), default=now)
+        if self._behind_since is not None and self.size >= self._acked_seq:
+            self._behind_since = None
+        behind = 0.0 if self._behind_since is None else now - self._behind_since
+        if behind >= BEHIND_S:
+            self._catch_up_behind(now)
+        if self._paused_s:
+            reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
+        elif not self.client.connected:
+            reason = "not connected to any NATS server"
+        elif now - oldest >= PUBLISH_STALL_S:
+            reason = f"the stream has not acknowledged a publish for {now - oldest:.1f} s"
+        elif behind >= PUBLISH_STALL_S:
+            reason = f"acknowledged entries have not reached this replica for {behind:.1f} s"
+        if reason and self.ready:
+            self.ready = False
+            self._not_ready_since = now
+            log.warning("replica_not_ready", replica=self.name, reason=reason,
+                        server=self.client.server)
+            self.relay.replica_unready(reason)
+        elif not reason and not self.ready:
+            self.ready = True
+            log.info("replica_ready", replica=self.name, server=self.client.server,
+                     after_s=round(now - self._not_ready_since, 2))
+        self.not_ready_reason = reason
+        if (now - oldest >= RECONNECT_AFTER_S and self.client.connected
+                and now - self._last_reconnect >= 2 * RECONNECT_AFTER_S):
+            self._last_reconnect = now
+            self._check(self.client.reconnect_elsewhere())
+
+    def _catch_up_behind(self, now: float) -> None:
+        """Entries acknowledged to this replica do not arrive: read them, and follow again.
+
+        The ordered consumer lives on one node, and creating one needs the cluster's
+        metadata leader: either may be the node that hangs. Reading by sequence asks
+        the stream's leader only, so the mirror keeps up (a read every ``WATCH_S``)
+        while a new consumer is tried every ``RESUBSCRIBE_S``.
+        """
+        if self._puller is None or self._puller.done():
+            self._puller = asyncio.create_task(self._pull_quietly(self._acked_seq))
+            self._checks.add(self._puller)
+            self._puller.add_done_callback(self._checks.discard)
+        if now - self._last_refollow >= RESUBSCRIBE_S:
+            self._last_refollow = now
+            log.warning("replica_follow_restarted", replica=self.name, size=self.size,
+                        acknowledged=self._acked_seq)
+            self._check(self._resubscribe_quietly())
+
+    async def _pull_quietly(self, last: int) -> None:
+        try:
+            await self._pull(last)
+        except StoreError as exc:
+            log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
+
+    async def _resubscribe_quietly(self) -> None:
+        try:
+            await self._subscribe()
+        except StoreError as exc:
+            log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
+
+    async def _pull(self, last: int) -> None:
+        """Read entries size+1..last by sequence and hand them to the applier, in order."""
+        generation = self._generation
+        queued = self._pulled[1] if self._pulled[0] == generation else 0  # read, not applied
+        first = max(self.size, queued) + 1
+        for start in range(first, last + 1, _PULL_CHUNK):
+            stop = min(last, start + _PULL_CHUNK - 1)
+            entries = await asyncio.gather(
+                *(self.client.read(seq) for seq in range(start, stop + 1)))
+            for entry in entries:
+                self._incoming.put_nowait((generation, entry))
+            self._pulled = (generation, stop)
+        if last >= first:
+            log.info("replica_entries_pulled", replica=self.name, first=first, last=last)
+
+    def _check(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _resync(self) -> None:
+        """After a pause: ready again once the mirror holds what the stream held after it."""
+        while self._paused_s and not self._closing:
+            try:
+                async with asyncio.timeout(RESYNC_TIMEOUT_S):
+                    last = await self.client.last_seq()
+                if await self.wait_applied(last, RESYNC_TIMEOUT_S):
+                    log.info("replica_resynchronised", replica=self.name, size=self.size)
+                    self._paused_s = 0.0
+                    return
+            except (StoreError, TimeoutError) as exc:
+                log.info("replica_resync_retried", replica=self.name, error=repr(exc))
+                await asyncio.sleep(WATCH_S)
+
     # ------------------------------------------------------------------ following
 
     async def _subscribe(self) -> None:
-        await self._unsubscribe()
-        self._generation += 1
-        generation = self._generation
+        async with self._subscribing:  # one subscription at a time, never two left open
+            await self._unsubscribe()
+            self._generation += 1
+            generation = self._generation
 
-        async def deliver(entry: StreamEntry) -> None:
-            self._incoming.put_nowait((generation, entry))
+            async def deliver(entry: StreamEntry) -> None:
+                self._incoming.put_nowait((generation, entry))
 
-        self._subscription = await self.client.follow(self.size + 1, deliver)
-        self._progress = time.monotonic()
+            self._subscription = await self.client.follow(self.size + 1, deliver)
+            self._progress = time.monotonic()
 
     async def _unsubscribe(self) -> None:
         subscription, self._subscription = self._subscription, None
@@ -321,21 +486,43 @@ class Replica:
                 await subscription.unsubscribe()
 
     async def _watch(self) -> None:
-        """Follow again from the mirror's size when the stream is ahead and nothing arrives."""
+        """Judge readiness every WATCH_S; notice a pause; check that following progresses."""
+        last = time.monotonic()
+        following: asyncio.Task[None] | None = None
         while True:
-            await asyncio.sleep(STALL_S / 2)
-            if time.monotonic() - self._progress < STALL_S:
-                continue
-            try:
-                last = await self.client.last_seq()
-                if last > self.size and time.monotonic() - self._progress >= STALL_S:
-                    log.warning("replica_follow_restarted", replica=self.name,
-                                size=self.size, stream_last=last)
-                    await self._subscribe()
+            await asyncio.sleep(WATCH_S)
+            now = time.monotonic()
+            late = now - last - WATCH_S
+            last = now
+            if late >= PAUSED_S:
+                log.warning("replica_paused", replica=self.name, paused_s=round(late, 2))
+                if not self._paused_s:
+                    self._paused_s = late
+                    self._check(self._resync())
                 else:
-                    self._progress = time.monotonic()
-            except StoreError as exc:
-                log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
+                    self._paused_s += late
+            self._judge(now)
+            if following is None or following.done():
+                following = asyncio.create_task(self._check_following())
+                self._checks.add(following)
+                following.add_done_callback(self._checks.discard)
+
+    async def _check_following(self) -> None:
+        """Follow again from the mirror's size when the stream is ahead and nothing arrives."""
+        if time.monotonic() - self._progress < STALL_S:
+            return
+        try:
+            async with asyncio.timeout(STALL_S):
+                last = await self.client.last_seq()
+            if last > self.size and time.monotonic() - self._progress >= STALL_S:
+                log.warning("replica_follow_restarted", replica=self.name,
+                            size=self.size, stream_last=last)
+                await self._pull(last)
+                await self._subscribe()
+            else:
+                self._progress = time.monotonic()
+        except (StoreError, TimeoutError) as exc:
+            log.info("replica_stream_unreachable", replica=self.name, error=repr(exc))
 
     async def _apply(self) -> None:
         """Take what arrived, in order: mirror first, then the core."""

@@ -83,6 +83,10 @@ _T = TypeVar("_T")
 
 _SLOW_CLOSE_S: Final = 5.0
 """How long a slow reader's close frame may take to get through before the socket is cut."""
+NOT_READY_CLOSE: Final = 1013
+"""WebSocket close code (try again later) for sessions of a replica that cannot log now."""
+BUSY_RETRY_MS: Final = 500
+"""The retry-after a not-ready replica gives with ``busy``."""
 
 
 def wall_clock_ms() -> int:
@@ -137,6 +141,7 @@ class _Connection:
     queued_bytes: int = 0
     waiting_since: float | None = None
     slow: bool = False
+    busy: bool = False  # answered busy: every later envelope too, and closed once drained
 
     def offer(self, data: bytes) -> None:
         if self.slow:
@@ -165,7 +170,10 @@ class Relay:
         self._snapshot_size = 0  # entries the last saved (or loaded) snapshot covers
         self._snapshot_ms = 0
         self._file_work: set[asyncio.Future[Any]] = set()
-        self._unscanned = 0  # entries under a loaded snapshot not yet re-hashed since start
+        # entries under a loaded snapshot, re-hashed after start: how many, and the root
+        # (signed by this relay) their bytes must give
+        self._unscanned = 0
+        self._unscanned_root = b""
         # set when the relay stopped itself (its store was found altered); halt_reason says why
         self.halted = asyncio.Event()
         self.halt_reason = ""
@@ -210,6 +218,7 @@ class Relay:
                 from hotline.relay.replica import Replica  # noqa: PLC0415
 
                 self.replica = Replica(self, config.stream, config.replica_name)
+                self.core.replica = self.replica.name
                 await self.replica.open()
         except BaseException:
             if self.replica is not None:
@@ -219,7 +228,8 @@ class Relay:
             await self.log.close()
             raise
         network_sha256 = _sha256(config.network_toml)
-        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256})
+        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256,
+                                                  **self._replica_field()})
         now = config.clock()
         self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
         previous = self._recorded_network
@@ -245,9 +255,14 @@ class Relay:
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
         if self._unscanned:
             self._tasks.append(asyncio.create_task(self._scan(), name="relay-store-scan"))
-        self.checkpoint_note = await asyncio.to_thread(self.log.checkpoint)
+        async with self._checkpoint_lock:  # the ticker may already want one too
+            self.checkpoint_note = await self._in_thread(self.log.checkpoint)
         self._snapshot_ms = config.clock()
         log.info("relay_started", size=self.log.size, data=str(config.data_dir))
+
+    def _replica_field(self) -> dict[str, object]:
+        """``{"replica": name}`` for a relay replica's own events, else nothing."""
+        return {"replica": self.replica.name} if self.replica is not None else {}
 
     def _restore(self, ids: IdIndex) -> None:
         """Rebuild the core and the figures: from a snapshot and the log after it, or the log.
@@ -301,6 +316,8 @@ class Relay:
                 f"the {covered} entries under the signed checkpoint do not hash to its root: "
                 "the store was altered; refusing to start"
             )
+        if begin and covered > begin:  # the re-hash goes on to the signed checkpoint
+            self._unscanned, self._unscanned_root = covered, self.log.signed_root
         log.info("relay_state_restored", snapshot_size=begin, replayed=size - begin)
 
     def _load_snapshot(self, ids: IdIndex, size: int) -> int:
@@ -337,24 +354,30 @@ class Relay:
         self._recorded_keys = keys if isinstance(keys, list) else None
         self._recorded_network = network if isinstance(network, bytes) else None
         self._accounted = self._snapshot_size = self._unscanned = snapshot.size
+        self._unscanned_root = snapshot.root
         log.info("snapshot_loaded", size=snapshot.size)
         return snapshot.size
 
     async def _scan(self) -> None:
-        """Re-hash the entries under the loaded snapshot against the tree, after start.
+        """Re-hash the entries under the loaded snapshot, after start.
 
         A restart from a snapshot does not read those entries, so this is where an
-        entry rewritten on disk (checksum and all) is found: the relay then logs
-        ``store_altered`` and stops itself, as a full restart would have refused to start.
-        The scan pauses three times as long as it works, so it takes at most about a
-        quarter of a core (a minute or so for 3,000,000 entries).
+        entry rewritten on disk (checksum and all) is found: each entry's bytes must
+        hash to its stored leaf, and the tree of all of them must have the root this
+        relay signed (its checkpoint's, or the snapshot's). Otherwise the relay logs
+        ``store_altered`` and stops itself, as a full restart would have refused to
+        start. The scan pauses three times as long as it works, so it takes at most
+        about a quarter of a core (a few minutes for 3,000,000 entries).
         """
         assert self.log is not None
         store, end, step = self.log.store, self._unscanned, 4096
+        tree = Frontier()
         try:
             for start in range(0, end, step):
                 began = time.monotonic()
-                bad = await asyncio.to_thread(_altered_leaf, store, start, min(end, start + step))
+                bad = await asyncio.to_thread(
+                    _altered_leaf, store, tree, start, min(end, start + step)
+                )
                 # at most a quarter of a core: the scan must not crowd out live traffic
                 await asyncio.sleep(3 * (time.monotonic() - began))
                 if bad is not None:
@@ -362,11 +385,16 @@ class Relay:
                         f"entry {bad} does not hash to its leaf in the tree: the store was "
                         "altered; the relay stops"
                     )
-                    log.error("store_altered", index=bad, reason=self.halt_reason)
                     break
             else:
-                log.info("store_scanned", entries=end)
-                return
+                if tree.root() == self._unscanned_root:
+                    log.info("store_scanned", entries=end)
+                    return
+                self.halt_reason = (
+                    f"the {end} entries under the snapshot do not hash to the root this relay "
+                    "signed: the store was altered; the relay stops"
+                )
+            log.error("store_altered", reason=self.halt_reason)
         except HotlineError as exc:
             self.halt_reason = f"the store could not be re-read: {exc.describe()}"
             log.exception("store_scan_failed", reason=self.halt_reason)
@@ -423,7 +451,7 @@ class Relay:
         self._stopping = True
         for connection in list(self._connections.values()):
             await connection.ws.close(code=1001, message=b"relay stopping")
-        stopped = Event(EntryKind.RELAY_STOPPED, {})
+        stopped = Event(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
         self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self._drain()
@@ -437,7 +465,8 @@ class Relay:
         for work in list(self._file_work):
             with contextlib.suppress(Exception):
                 await work
-        await asyncio.to_thread(self.log.checkpoint)
+        async with self._checkpoint_lock:
+            await asyncio.to_thread(self.log.checkpoint)
         if self.ids is not None:
             with contextlib.suppress(HotlineError, OSError):
                 await self._save_snapshot(self.config.clock(), force=True)
@@ -519,7 +548,8 @@ class Relay:
         while True:
             await asyncio.sleep(self.config.tick_ms / 1000)
             now = self.config.clock()
-            self.perform(self.core.tick(now))
+            if self.ready:  # a replica that cannot log signs no tests, judges no deadlines
+                self.perform(self.core.tick(now))
             self._check_stalls()
             await self._maybe_checkpoint(now)
 
@@ -563,6 +593,8 @@ class Relay:
         try:
             await ws.prepare(request)
             authenticated = await self._authenticate(ws, ticket, address)
+        except Rejected:
+            pass  # a valid answer over the endpoint's session budget: closed, not a failed guess
         finally:
             ticket.gone()  # closed before it answered (a no-op once the answer was judged)
         if authenticated is None:
@@ -592,7 +624,11 @@ class Relay:
         self, ws: web.WebSocketResponse, ticket: Ticket, address: str
     ) -> tuple[str, int] | None:
         """The party and its ``since`` once its answer verifies (never refused for failures
-        counted before); None after closing a wrong or missing answer."""
+        counted before); None after closing a wrong or missing answer.
+
+        Raises ``Rejected`` (``rate_limited``, after closing with 4401) for a valid
+        answer from an endpoint over its session budget: not a failed guess.
+        """
         challenge = encode_control(
             Challenge(os.urandom(NONCE_SIZE), self.network.relay.id, self.config.clock())
         )
@@ -642,6 +678,14 @@ class Relay:
             await ws.close(code=AUTH_FAILED_CLOSE, message=reason.encode()[:120])
             return None
         ticket.succeeded()
+        try:
+            self.core.admission.take_session(endpoint.id, self.config.clock())
+        except Rejected as exc:
+            # Not a failed guess: the endpoint proved itself, it reconnects too often.
+            self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
+            log.warning("session_rate_limited", party=endpoint.id, reason=str(exc))
+            await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
+            raise
         assert self.log is not None
         await ws.send_bytes(encode_control(Welcome(auth.id, self.log.size)))
         if self.checkpoint_note:
@@ -657,7 +701,7 @@ class Relay:
             if message.type is WSMsgType.BINARY:
                 data: bytes = message.data
                 if is_envelope(data):
-                    self.perform(self.core.receive(party, data, self.config.clock()))
+                    self._envelope(connection, data)
                 else:
                     await self._control(connection, data)
             elif message.type is WSMsgType.TEXT:
@@ -668,12 +712,38 @@ class Relay:
             elif message.type is WSMsgType.ERROR:
                 break
 
+    def _envelope(self, connection: _Connection, data: bytes) -> None:
+        """Receive an envelope, or answer it ``busy`` while this relay cannot log.
+
+        A relay replica also answers ``busy`` to a receipt for a message it has not
+        applied yet (another replica logged it and delivered it): that is lag, not
+        an unknown message.
+
+        A sender's envelopes must be logged in ``seq`` order, so once one is answered
+        ``busy`` no later one of the session is taken (even if the relay is ready
+        again by then; they are not answered either), and the session is closed
+        (1013) as soon as the answer is written: the endpoint sends everything still
+        pending again, in order, on its next session.
+        """
+        party = connection.party
+        if connection.busy:
+            return  # closing: sent again, in order, on the next session
+        why = self.not_ready_reason if not self.ready else ""
+        if not why and self.replica is not None and self.core.answers_unseen(data):
+            why = "the message this receipt answers has not reached this replica yet"
+        if why:
+            self.perform(self.core.busy(party, data, BUSY_RETRY_MS, why, self.config.clock()))
+            connection.busy = True
+            return
+        self.perform(self.core.receive(party, data, self.config.clock()))
+
     def _notice(self, connection: _Connection, data: bytes, exc: Rejected) -> None:
         """Refuse a control frame as envelopes are refused: with a relay-signed refusal."""
         self.perform(self.core.refuse(connection.party, data, exc, self.config.clock()))
 
     async def _control(self, connection: _Connection, data: bytes) -> None:
         try:
+            self.core.admission.take_control(connection.party, self.config.clock())
             control = decode_control(data)
         except Rejected as exc:
             self._notice(connection, data, exc)
@@ -703,7 +773,9 @@ class Relay:
             except NoteError as exc:
                 log.info("cosignature_ignored", party=connection.party, reason=str(exc))
                 return
-            await asyncio.to_thread(self.log.replace_checkpoint_note, note, updated)
+            await self._in_thread(
+                functools.partial(self.log.replace_checkpoint_note, note, updated)
+            )
             self.checkpoint_note = updated
         log.info("checkpoint_cosigned", party=connection.party, size=checkpoint.size)
 
@@ -718,6 +790,9 @@ class Relay:
                 return
             connection.queued_bytes -= len(data)
             connection.waiting_since = None if connection.queue.empty() else time.monotonic()
+            if connection.busy and connection.queue.empty():
+                await connection.ws.close(code=NOT_READY_CLOSE, message=b"busy: send again later")
+                return
 
     # ------------------------------------------------------------------ slow readers
 
@@ -776,6 +851,29 @@ class Relay:
             if connection.transport is not None:
                 connection.transport.abort()  # the close frame could not get through
 
+    # ------------------------------------------------------------------ readiness
+
+    @property
+    def ready(self) -> bool:
+        """Whether what is accepted now can be logged (always, on the relay's own store)."""
+        return self.replica is None or self.replica.ready
+
+    @property
+    def not_ready_reason(self) -> str:
+        return "" if self.replica is None else self.replica.not_ready_reason
+
+    def replica_unready(self, reason: str) -> None:
+        """This replica cannot log now: close every session so its endpoint fails over."""
+        message = f"not ready: {reason}".encode()[:120]
+
+        async def close(ws: web.WebSocketResponse) -> None:
+            await ws.close(code=NOT_READY_CLOSE, message=message)
+
+        for connection in list(self._connections.values()):
+            task = asyncio.get_running_loop().create_task(close(connection.ws))
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
+
     # ------------------------------------------------------------------ views
 
     @property
@@ -786,11 +884,14 @@ class Relay:
 RELAY: Final = web.AppKey("relay", Relay)
 
 
-def _altered_leaf(store: LogStore, start: int, stop: int) -> int | None:
-    """The first index in ``[start, stop)`` whose entry does not hash to its stored leaf."""
+def _altered_leaf(store: LogStore, tree: Frontier, start: int, stop: int) -> int | None:
+    """The first index in ``[start, stop)`` whose entry does not hash to its stored leaf;
+    the entries' leaf hashes are added to ``tree``."""
     for index, entry in enumerate(store.read_range(start, stop), start):
-        if leaf_hash(entry) != store.leaf_hash(index):
+        leaf = leaf_hash(entry)
+        if leaf != store.leaf_hash(index):
             return index
+        tree.append(leaf)
     return None
 
 

@@ -43,3 +43,12 @@ def test_another_history_and_a_wrong_index_are_each_listed() -> None:
         ("checkpoint_beyond", 9),
         ("alarm", -1),
     ]
+
+
+def test_a_witnessed_empty_checkpoint_does_not_hide_the_later_ones() -> None:
+    """An endpoint that connected before the first entry witnessed size 0: all sizes still count."""
+    entries, _, _ = _log()
+    leaves = [leaf_hash(e) for _, e in entries]
+    claims = Claims("BY", checkpoints=[(0, root_of([])), (2, root_of(leaves[:2])),
+                                       (4, root_of(leaves))])
+    assert compare(entries, [claims]) == []

@@ -90,7 +90,8 @@ async def test_port_zero_binds_a_real_port(api: Api) -> None:
     assert api.running.port > 0
     status, body = await api.get("/healthz")
     assert status == 200
-    assert body == {"ok": True, "endpoint": "LT", "connected": False}
+    assert body == {"ok": True, "endpoint": "LT", "connected": False,
+                    "relay_unavailable_since_ms": None}
 
 
 async def test_posting_a_warning_is_accepted_for_sending(api: Api) -> None:

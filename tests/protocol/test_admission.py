@@ -12,7 +12,6 @@ from hotline.protocol.admission import Admission, Verdict, recipients_of
 from hotline.protocol.bodies import ReceiptBody, WarningBody
 from hotline.protocol.envelope import Envelope, open_envelope
 from hotline.protocol.ids import make_id
-from hotline.protocol.vocab import Stage
 from tests.factories import TestNet, make_network
 from tests.protocol.strategies import sample_warning
 
@@ -131,25 +130,6 @@ def test_star_means_every_linked_endpoint(net: TestNet) -> None:
     """'*' expands to the sender's linked endpoints, in configuration order."""
     assert recipients_of(net.network, "BY", "*") == ("LT", "PL")
     assert recipients_of(net.network, "LV", "*") == ("LT",)
-
-
-def test_a_receipt_travels_back_over_the_link_only(net: TestNet) -> None:
-    """A receipt needs a known ref whose sender is linked to the receipt's author."""
-    admission = Admission(net.network)
-    receipt = ReceiptBody(
-        id=make_id(NOW, b"\x09" * 10), sender="LT", ts=NOW, seq=1, kid=b"\x00" * 8,
-        ref=make_id(NOW, bytes(10)), hash=bytes(32), stage=Stage.DELIVERED,
-    )
-    envelope = _open(net, receipt)
-    assert admission.check(envelope, authenticated="LT", now_ms=NOW, reply_to="BY") is Verdict.NEW
-    assert admission.check(envelope, authenticated="LT", now_ms=NOW, reply_to="relay") is (
-        Verdict.NEW
-    )
-    err = _reject(admission, envelope, reply_to="PL")
-    assert err.reject_code is RejectCode.LINK_FORBIDDEN
-    err = _reject(admission, envelope, reply_to=None)
-    assert err.reject_code is RejectCode.SCHEMA
-    assert err.path == "ref"
 
 
 def test_a_flood_is_rate_limited_then_recovers() -> None:

@@ -17,7 +17,7 @@ from hotline.protocol.ids import make_id
 from hotline.protocol.schema import encode_body
 from hotline.protocol.vocab import Precedence, Stage
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
-from tests.factories import TestNet, make_network
+from tests.factories import TestNet, make_network, seeded_key
 from tests.protocol.strategies import sample_warning
 
 LINKS = [("BY", "LT"), ("BY", "LV"), ("BY", "PL"), ("LT", "LV"), ("LV", "EE")]
@@ -76,7 +76,9 @@ class Author:
                        expires=int(head["ts"]) + 600_000)  # type: ignore[call-overload]
 
     def receipt(self, message: WarningBody, stage: Stage = Stage.DELIVERED) -> ReceiptBody:
+        """A receipt with the hash of ``message`` as its author signs it (with its seeded key)."""
+        signed = replace(message, kid=seeded_key(message.sender).public.kid)
         return ReceiptBody(
             **self.header(),  # type: ignore[arg-type]
-            kid=b"\x00" * 8, ref=message.id, hash=body_hash(encode_body(message)), stage=stage,
+            kid=b"\x00" * 8, ref=message.id, hash=body_hash(encode_body(signed)), stage=stage,
         )

@@ -96,3 +96,22 @@ def test_unanswered_link_tests_are_forgotten_after_ten_timeouts() -> None:
     _append_all(core, list(core.tick(later)), index)
     remaining = [m for m in core._messages.values() if m.relay_ts < NOW + 5_000]
     assert remaining == []
+
+
+def test_a_receipt_for_a_message_not_applied_yet_is_recognised_as_such() -> None:
+    """A receipt whose ref the core has not applied is 'unseen' until the test is logged."""
+    core, index = _core()
+    net = make_network()
+    _append_all(core, list(core.connected("LT", NOW)), index)
+    tests = [a for a in _one_interval(core) if isinstance(a, Append) and a.envelope is not None]
+    bodies = [t.envelope.body for t in tests if t.envelope is not None]
+    test = next(b for b in bodies if isinstance(b, LinkTestBody) and b.to == ("LT",))
+    receipt = seal(ReceiptBody(
+        id=make_id(NOW, b"\x06" * 10), sender="LT", ts=NOW, seq=1,
+        kid=net.keys["LT"].public.kid, ref=test.id, hash=body_hash(encode_body(test)),
+        stage=Stage.DELIVERED,
+    ), net.keys["LT"])
+    assert core.answers_unseen(receipt)  # signed, not yet logged
+    _append_all(core, tests, index)
+    assert not core.answers_unseen(receipt)
+    assert not core.answers_unseen(b"\x93\x01")  # not an envelope: left to admission

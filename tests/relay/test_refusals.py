@@ -7,23 +7,28 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
+import aiohttp
 import msgpack
 
 from hotline.errors import RejectCode
 from hotline.network import Limits
+from hotline.protocol.admission import SESSIONS_PER_MINUTE
 from hotline.protocol.bodies import RefusedBody
 from hotline.protocol.envelope import open_envelope, seal
 from hotline.protocol.schema import encode_body
 from hotline.protocol.session import (
+    AUTH_FAILED_CLOSE,
     REFUSAL_FLOOD_CLOSE,
+    Auth,
     RejectedNotice,
+    auth_signature,
     decode_control,
     encode_control,
 )
 from hotline.relay.core import REFUSALS_BURST, REFUSALS_PER_S, Close, RelayCore, Send
 from hotline.relay.server import RunningRelay
 from tests.factories import TestNet, make_network
-from tests.relay.client import RawClient
+from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import Author, now_ms
 
 
@@ -152,3 +157,24 @@ def test_the_relay_signs_nothing_an_endpoint_may_send_as_refused() -> None:
     )
     _, body = _refusal(net, core.receive("BY", seal(forged, net.keys["BY"]), now_ms()))
     assert (body.code, body.path) == (RejectCode.SCHEMA, "t")
+
+
+async def test_an_endpoint_reconnecting_too_often_is_refused_but_its_address_is_not_blocked(
+    net: TestNet, relay: RunningRelay
+) -> None:
+    """Past its session budget LT is closed with 4401 rate_limited; BY, same address, connects."""
+    for _ in range(SESSIONS_PER_MINUTE):
+        async with RawClient(net, "LT", relay.ws_url):
+            pass
+    async with aiohttp.ClientSession() as session:
+        for _ in range(6):  # more than the guard's 5 failures: none of these is a failure
+            async with session.ws_connect(relay.ws_url) as ws:
+                challenge = await ws.receive_bytes(timeout=TIMEOUT)
+                signature = auth_signature(challenge, "LT", net.keys["LT"])
+                await ws.send_bytes(encode_control(Auth("LT", signature)))
+                closing = await ws.receive(timeout=TIMEOUT)
+                assert closing.type is aiohttp.WSMsgType.CLOSE
+                assert closing.data == AUTH_FAILED_CLOSE
+                assert str(closing.extra).startswith("rate_limited: ")
+    async with RawClient(net, "BY", relay.ws_url) as client:
+        assert client.welcome is not None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import structlog
 
 from hotline.endpoint.service import RunningEndpoint, serve_endpoint
 from hotline.testing.operators import OPERATOR, PASSWORD, add_operator, operator_headers
@@ -99,12 +100,20 @@ async def test_hotline_send_refuses_an_endpoint_whose_certificate_is_not_the_pin
 async def test_an_api_asking_for_client_certificates_takes_send_with_one_only(
     net: TestNet, pki: Pki, tmp_path: Path
 ) -> None:
-    """With ``--api-client-ca``, send without ``--cert`` fails and with LT's certificate posts."""
+    """With ``--api-client-ca``, send without ``--cert`` fails as a network refusal (exit 1,
+    not usage), the server logs the failed handshake at error level, and with LT's
+    certificate it posts."""
     async with https_endpoint(net, tmp_path, pki.serve("BY", mutual=True)) as by:
         text = ("text", "--to", "LT", "--text", "mutual", "--status", "test")
-        status, _, err = await hotline_send("--api", by.url, "--ca", str(pki.ca), *text)
-        assert status == 2
-        assert err.startswith("usage: cannot reach the endpoint")
+        with structlog.testing.capture_logs() as logs:
+            status, _, err = await hotline_send("--api", by.url, "--ca", str(pki.ca), *text)
+        assert status == 1
+        assert err.startswith("network: cannot reach the endpoint"), err
+        assert "TLS connection was refused" in err
+        failed = [e for e in logs if e["event"] == "tls_handshake_failed"]
+        assert failed
+        assert failed[0]["log_level"] == "error"
+        assert failed[0]["client_certificate_required"] is True
         status, out, err = await hotline_send(
             "--api", by.url, "--ca", str(pki.ca),
             "--cert", str(pki.cert("LT")), "--key", str(pki.key("LT")), *text)

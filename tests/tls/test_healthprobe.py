@@ -42,13 +42,15 @@ async def test_a_tls_relay_is_probed_over_https(
         assert not await asyncio.to_thread(probe, ["hotline", "relay", "--port", port])
 
 
-async def test_a_mutual_tls_relay_is_probed_by_connecting_only(
+async def test_a_mutual_tls_relay_is_probed_with_its_own_certificate(
     net: TestNet, pki: Pki, tmp_path: Path
 ) -> None:
-    """With --tls-client-ca the probe has no certificate to show, so an open port is healthy."""
+    """With --tls-client-ca the probe shows --tls-cert/--tls-key and asks /healthz; none: not."""
     async with contextlib.AsyncExitStack() as stack:
         running = await stack.enter_async_context(
             tls_relay(net, tmp_path / "relay", pki.serve("relay", mutual=True)))
         port = str(running.port)
-        args = ["hotline", "relay", "--port", port, "--tls-cert", "x", "--tls-client-ca", "ca"]
-        assert await asyncio.to_thread(probe, args)
+        mutual = ["hotline", "relay", "--port", port, "--tls-client-ca", str(pki.ca),
+                  "--tls-cert", str(pki.cert("relay"))]
+        assert await asyncio.to_thread(probe, [*mutual, "--tls-key", str(pki.key("relay"))])
+        assert not await asyncio.to_thread(probe, mutual)  # no key: no certificate to show

@@ -160,7 +160,8 @@ async def test_a_relay_certificate_from_an_unknown_ca_is_refused(
 async def test_mutual_tls_refuses_an_endpoint_without_a_client_certificate(
     net: TestNet, pki: Pki, tmp_path: Path
 ) -> None:
-    """A relay asking for client certificates ends the handshake of one that shows none."""
+    """A relay asking for client certificates ends the handshake of one that shows none; both
+    sides log it at error level with the reason."""
     async with contextlib.AsyncExitStack() as stack:
         relay = await stack.enter_async_context(
             tls_relay(net, tmp_path / "relay", pki.serve("relay", mutual=True)))
@@ -174,6 +175,9 @@ async def test_mutual_tls_refuses_an_endpoint_without_a_client_certificate(
         assert not by.endpoint.connected
         assert relay.relay.online == []
         assert "endpoint_connected" not in [e["event"] for e in logs]
+        errors = {e["event"]: e for e in logs if e["log_level"] == "error"}
+        assert errors["tls_handshake_failed"]["client_certificate_required"] is True
+        assert "TLS connection was refused" in errors["relay_tls_refused"]["reason"]
 
 
 async def test_mutual_tls_welcomes_an_endpoint_with_a_client_certificate(

@@ -33,7 +33,7 @@
     "receipt_stored", "message_accepted", "message_rejected", "delivery_refused",
     "link_test_answered", "message_acknowledged", "checkpoint_witnessed",
     "checkpoint_inconsistent", "checkpoint_refused", "overdue", "relay_connected",
-    "relay_disconnected",
+    "relay_disconnected", "relay_unavailable", "relay_available",
     // the relay caught out (hotline/endpoint/alarms.py): each kind is its own event name
     "not_accepted", "refusal_unsigned", "refusal_unfounded", "delivery_late",
     "delivery_reordered", "delivery_stale", "not_in_log", "inclusion_unproven",
@@ -1056,6 +1056,10 @@
         return t("alarm_checkpoint_inconsistent", { size: a.size, reason: a.reason });
       case "checkpoint_refused":
         return t("alarm_checkpoint_refused", { reason: a.reason });
+      case "relay_unavailable":
+        return t("alarm_relay_unavailable", {
+          seconds: Math.round((a.at_ms - a.since_ms) / 1000), waiting: a.waiting, reason: a.reason,
+        });
       case "peer_offline":
         return t("peer_offline_for", { party: a.party, time: dur(a.at_ms - a.since_ms) });
       default:
@@ -1298,6 +1302,7 @@
         pushAlarm({ ...e, live: true });
         break;
       case "checkpoint_refused":
+      case "relay_unavailable":
         pushAlarm({ ...e, live: true });
         break;
       case "relay_connected":
