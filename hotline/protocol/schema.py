@@ -362,7 +362,7 @@ _CAP_NAME: Final = re.compile(r"[^\s,<&]{1,255}")
 def _cap_name(path: str, value: object) -> str:
     if not isinstance(value, str) or not _CAP_NAME.fullmatch(value):
         raise _schema(path, "must be 1 to 255 characters without spaces, commas, < or &")
-    return value
+    return _text(255)(path, value)  # no control, bidi or zero-width character in a name
 
 
 def _list_of(
