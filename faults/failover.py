@@ -76,6 +76,7 @@ from hotline.bootstrap import NETWORK_FILE, create_network
 from hotline.cluster.natsnodes import LoopbackCluster, NatsNode
 from hotline.errors import StoreError
 from hotline.logs import configure_logging
+from hotline.testing.operators import LoggedIn, add_operator
 from hotline.testing.ports import free_port
 
 _NATS_QUERY_ERRORS: Final = (nats.errors.Error, nats.js.errors.Error, OSError)
@@ -150,6 +151,8 @@ class HaNetwork:
             for name, port in self.relay_ports.items()
         }
         self.data_dirs = {e: root / "endpoints" / e for e in ENDPOINTS}
+        for data in self.data_dirs.values():
+            add_operator(data)  # the harness logs in as this officer (LoggedIn)
         self.urls: dict[str, str] = {}
         self.endpoints: dict[str, Proc] = {}
         for party in ENDPOINTS:
@@ -436,7 +439,7 @@ async def run(args: argparse.Namespace, root: Path) -> int:
     figures = Figures()
     timeout = aiohttp.ClientTimeout(total=10)
     nats_kills = relay_kills = 0
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, middlewares=(LoggedIn(),)) as session:
         try:
             await ha.start(session)
             watch = StallWatch(ha.urls)

@@ -10,7 +10,7 @@ The attacks, each expecting one code:
   as another endpoint, an unknown sender, a replayed id and an old ``seq``,
   stale times, forbidden links, a schema break, oversize and garbage frames;
 - authentication: unknown ids, wrong keys, anything but ``auth`` first, and the
-  same again until the relay refuses the address (HTTP 429);
+  same again until the relay answers that address and claimed id rate_limited (4401);
 - a slow client: it stops reading while traffic is sent to it; the relay drops
   it, and everything it was owed arrives when it connects again;
 - a connection flood from one address: idle TCP sockets and WebSockets that
@@ -74,6 +74,7 @@ from hotline.protocol.session import (
     encode_control,
 )
 from hotline.protocol.vocab import Precedence, Status
+from hotline.testing.operators import LoggedIn, add_operator
 from hotline.testing.ports import free_port
 
 __all__ = ["HostileResult", "main", "run_hostile"]
@@ -166,6 +167,7 @@ class _Net:
         for party in ENDPOINTS:
             data = root / "endpoints" / party
             data.mkdir(parents=True)
+            add_operator(data)  # the harness logs in as this officer (LoggedIn)
             (data / FEEDS_FILE).write_text(
                 f'[[feeds]]\nname = "radar"\ntoken_sha256 = "{token_sha256(FEED_TOKEN).hex()}"\n'
                 "rate_per_minute = 600\n", encoding="utf-8")
@@ -416,15 +418,16 @@ async def _auth_cases(net: _Net, tally: _Tally) -> None:
     ]
     for case, make, expected in cases:
         tally.record(case, await _auth_attempt(net, make), expected)
-    # the same address keeps trying with wrong keys: it is refused before the challenge
+    # the same address keeps claiming BY with wrong keys: that pair is told rate_limited
+    # (a valid answer from the same address would still be welcomed)
     refused_after = 0
     for attempt in range(1, 11):
         code = await _auth_attempt(net, wrong_key)
-        if code == "429 rate_limited":
+        if code == "4401 rate_limited":
             refused_after = attempt
             break
     tally.record("auth_repeated_failures",
-                 "429 rate_limited" if refused_after else "never refused", "429 rate_limited")
+                 "4401 rate_limited" if refused_after else "never refused", "4401 rate_limited")
     _say(f"repeated bad authentication refused after {len(cases) + refused_after} tries")
 
 
@@ -619,7 +622,8 @@ async def _http_cases(net: _Net, tally: _Tally, http: aiohttp.ClientSession) -> 
     url = net.urls["LT"]
     for method, path in _ENDPOINT_PATHS:
         code = await _status_of(http, method, url + path)
-        ok = code.startswith(("400", "404", "414", "431"))
+        # a post without a JSON body is refused (415) before its path is looked at
+        ok = code.startswith(("400", "404", "414", "415", "431"))
         tally.record(f"endpoint_path {path[:40]}", code, code if ok else "4xx")
     auth = {"Authorization": f"Bearer {FEED_TOKEN}"}
     json_type = {**auth, "Content-Type": "application/json"}
@@ -793,7 +797,7 @@ async def run_hostile(
     net = _Net(root)
     tally = _Tally()
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    async with aiohttp.ClientSession(timeout=timeout, middlewares=(LoggedIn(),)) as http:
         try:
             await net.start(http)
             await _timed("frame attacks", _frame_cases(net, tally))

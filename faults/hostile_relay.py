@@ -58,6 +58,7 @@ from hotline.protocol.ids import make_id
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.vocab import Stage
 from hotline.relay.server import RelayConfig
+from hotline.testing.operators import LoggedIn, add_operator
 
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
 READY_TIMEOUT_S: Final = 30.0
@@ -172,6 +173,7 @@ async def running(directory: Path, attack: Attack | None) -> AsyncIterator[Net]:
         async with contextlib.AsyncExitStack() as stack:
             endpoints: dict[str, RunningEndpoint] = {}
             for party in ENDPOINTS:
+                add_operator(directory / party)  # the run reads each API as this officer
                 endpoints[party] = await stack.enter_async_context(serve_endpoint(EndpointConfig(
                     network=network, endpoint_id=party, key=keys[party],
                     data_dir=directory / party, relay_url=url, tick_s=0.1, monitor_s=0.2,
@@ -300,8 +302,12 @@ async def run_attack(
 ) -> Outcome:
     outcome = Outcome(attack.value if attack is not None else "clean")
     expect = EXPECT.get(attack) if attack is not None else None
-    async with running(directory, attack) as net, aiohttp.ClientSession() as session:
+    async with running(directory, attack) as net, aiohttp.ClientSession(
+            middlewares=(LoggedIn(),)) as session:
         await _ready(net)
+        for party in ENDPOINTS:  # log in everywhere now, so no login delays the watch
+            async with session.get(net.endpoints[party].url + "/api/session") as response:
+                response.raise_for_status()
         net.relay.armed = True
         armed = time.monotonic()
         sent = await _traffic(net, attack)

@@ -64,6 +64,7 @@ from faults.procs import ENDPOINTS, Cluster, run_in_directory
 from faults.proxy import FaultProxy, Mode
 from hotline.network import Network
 from hotline.protocol.vocab import Precedence
+from hotline.testing.operators import LoggedIn
 from hotline.testing.ports import free_port
 
 __all__ = [
@@ -420,8 +421,9 @@ async def run_network(
     consoles = {party: _Console(url) for party, url in cluster.urls.items()}
     streams = aiohttp.ClientTimeout(total=None, sock_read=None)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
-                aiohttp.ClientSession(timeout=streams) as stream_session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10),
+                                         middlewares=(LoggedIn(),)) as session, \
+                aiohttp.ClientSession(timeout=streams, middlewares=(LoggedIn(),)) as stream_session:
             try:
                 await cluster.start_all(session)
                 await _until_connected(cluster, session)

@@ -21,6 +21,7 @@ import aiohttp
 
 from faults.check import JournalView, missing, read_journals
 from hotline.bootstrap import NETWORK_FILE, create_network
+from hotline.testing.operators import add_operator
 from hotline.testing.ports import free_port
 
 READY_TIMEOUT_S: Final = 30.0
@@ -179,6 +180,8 @@ class Cluster:
             f"http://127.0.0.1:{relay_port}/healthz", root / "logs" / "relay.log",
         )
         self.data_dirs = {e: root / "endpoints" / e for e in ENDPOINTS}
+        for data in self.data_dirs.values():
+            add_operator(data)  # the harness logs in as this officer (LoggedIn)
         self.urls: dict[str, str] = {}
         self.endpoints: dict[str, Proc] = {}
         for party in ENDPOINTS:

@@ -34,6 +34,7 @@ from faults.hostile import HostileResult, run_hostile
 from faults.load import Load, LoadStats
 from faults.network import run_network
 from faults.procs import ENDPOINTS, Cluster, run_in_directory
+from hotline.testing.operators import LoggedIn
 
 __all__ = ["ENDPOINTS", "PHASES", "Cluster", "CrashResult", "PhaseResult", "main"]
 
@@ -112,7 +113,7 @@ async def run_crash(args: argparse.Namespace, root: Path) -> CrashResult:
     ]
     rng.shuffle(targets)
     timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, middlewares=(LoggedIn(),)) as session:
         try:
             await cluster.start_all(session)
             load = Load(cluster.urls, cluster.peers, args.rate, random.Random(rng.random()),  # noqa: S311

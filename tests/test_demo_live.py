@@ -15,6 +15,7 @@ import pytest
 import xmlschema
 from playwright.async_api import async_playwright
 
+from hotline.endpoint.login_client import log_in
 from hotline.testing.ports import free_port_run
 from tests.console.test_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -41,6 +42,10 @@ async def demo_running(data: Path, base: int) -> AsyncIterator[asyncio.subproces
             process.terminate()
             await asyncio.wait_for(process.wait(), 60)
         log.close()
+
+
+def _password(data: Path, party: str) -> str:
+    return (data / "operators" / f"{party}.password").read_text(encoding="utf-8").strip()
 
 
 async def _ready(session: aiohttp.ClientSession, url: str) -> None:
@@ -81,9 +86,15 @@ async def test_console_feeds_and_cap_work_while_the_demo_runs(tmp_path: Path) ->
             hosts: set[str] = set()
             page.on("request", lambda request: hosts.add(urlsplit(request.url).netloc))
             await page.goto(lt + "/")
+            # the demo printed the password of LT's officer; the console asks for it
+            await page.fill("#login-name", "duty-lt")
+            await page.fill("#login-password", _password(data, "LT"))
+            await page.press("#login-password", "Enter")
+            await page.wait_for_selector("body[data-ready=true]", timeout=TIMEOUT * 1000)
             await page.wait_for_load_state("networkidle")
             await browser.close()
         assert hosts == {f"127.0.0.1:{base + 2}"}
+        session.headers.update(await log_in(session, by, "duty-by", _password(data, "BY")))
 
         token = (data / "feeds" / "LT.token").read_text().strip()
         track: dict[str, object] = {

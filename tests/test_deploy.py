@@ -18,9 +18,13 @@ import pytest
 
 from hotline.cli import endpoint_cmd, relay_cmd
 from hotline.cli.main import build_parser, main
+from hotline.endpoint.access import check_exposure
+from hotline.endpoint.operators import OperatorStore, Role
+from hotline.errors import ConfigError
 from hotline.tls import (
     Transport,
     client_context,
+    is_loopback,
     listening_transport,
     relay_transport,
     server_context,
@@ -92,6 +96,12 @@ def check_starts(argv: list[str]) -> None:
         return
     endpoint = endpoint_cmd.config_from(args)
     assert not endpoint.tls.unsafe_plaintext
+    operators = OperatorStore(endpoint.data_dir)
+    if not is_loopback(endpoint.host):  # the console off loopback: TLS and an operator, or no start
+        with pytest.raises(ConfigError, match="hotline operator add"):
+            check_exposure(endpoint.host, endpoint.tls.serve is not None, operators)
+    operators.add("duty", "a long enough password", Role.OFFICER)  # as the deploy comments say
+    check_exposure(endpoint.host, endpoint.tls.serve is not None, operators)
     listening_transport(endpoint.host, endpoint.tls.serve, unsafe_plaintext=False,
                         what="the API", cert_flags="--api-tls-cert")
     if endpoint.tls.serve is not None:
@@ -106,7 +116,8 @@ def test_compose_runs_the_relay_and_five_endpoints_over_tls(net: Path, tmp_path:
     assert [c[0] for c in commands] == ["relay"] + ["endpoint"] * 5
     assert sorted(c[c.index("--id") + 1] for c in commands[1:]) == ["BY", "EE", "LT", "LV", "PL"]
     for argv in commands:
-        check_starts(localised(argv, net, tmp_path / argv[0]))
+        name = argv[argv.index("--id") + 1] if "--id" in argv else argv[0]
+        check_starts(localised(argv, net, tmp_path / name))
 
 
 @pytest.mark.parametrize("unit", ["hotline-relay.service", "hotline-endpoint@.service"])

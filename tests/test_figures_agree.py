@@ -22,6 +22,7 @@ from hotline.endpoint.hub import Subscription
 from hotline.figures import LinkFigures
 from hotline.network import network_to_toml
 from hotline.protocol.vocab import Stage
+from hotline.testing.operators import OPERATOR, PASSWORD, operator_headers
 from tests.auditlog.logs import entries_for, export, write_log
 from tests.console.running import network_running
 from tests.factories import TestNet, make_network
@@ -38,14 +39,15 @@ async def _until(subscription: Subscription, done: Callable[[Event], bool], coun
                 return
 
 
-async def _get(url: str) -> object:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+async def _get(url: str, headers: dict[str, str] | None = None) -> object:
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
         return await response.json()
 
 
-async def _send(api: str, *args: str) -> str:
+async def _send(api: str, password_file: Path, *args: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hotline", "send", "--api", api, *args,
+        sys.executable, "-m", "hotline", "send", "--api", api, "--operator", OPERATOR,
+        "--password-file", str(password_file), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
@@ -59,21 +61,26 @@ async def test_live_figures_and_the_report_agree(tmp_path: Path) -> None:
     net = make_network()
     async with network_running(net, tmp_path, ("BY", "LT", "PL")) as (relay, endpoints):
         by, lt = endpoints["BY"].url, endpoints["LT"].url
+        password = tmp_path / "password"
+        password.write_text(PASSWORD + "\n", encoding="utf-8")
         lt_events = endpoints["LT"].endpoint.hub.subscribe()
         by_events = endpoints["BY"].endpoint.hub.subscribe()
         ids = [
-            await _send(by, "warning", "--to", "LT,PL", "--lat", "54.35", "--lon", "25.9",
+            await _send(by, password, "warning", "--to", "LT,PL", "--lat", "54.35", "--lon", "25.9",
                         "--status", "exercise", "--crossing", "BY-LT", "--crossing-in", "240"),
-            await _send(by, "text", "--to", "LT", "--text", "Do you see it?"),
+            await _send(by, password, "text", "--to", "LT", "--text", "Do you see it?"),
         ]
-        update = await _send(by, "update", "--ref", ids[0], "--lat", "54.38", "--lon", "25.84")
+        update = await _send(by, password, "update", "--ref", ids[0], "--lat", "54.38",
+                             "--lon", "25.84")
         assert update not in ids
 
         await _until(lt_events, lambda e: isinstance(e, MessageReceived), 3)
         async with aiohttp.ClientSession() as session:
+            officer = await operator_headers(session, lt)
             for message_id in ids:
                 async with session.post(f"{lt}/api/messages/{message_id}/ack",
-                                        json={"action": "monitoring", "note": "seen"}) as r:
+                                        json={"action": "monitoring", "note": "seen"},
+                                        headers=officer) as r:
                     assert r.status == 202
 
         await _until(
@@ -81,7 +88,9 @@ async def test_live_figures_and_the_report_agree(tmp_path: Path) -> None:
             lambda e: isinstance(e, ReceiptStored) and e.stage is Stage.ACKNOWLEDGED,
             2,
         )
-        outbox = await _get(by + "/api/outbox")
+        async with aiohttp.ClientSession() as session:
+            by_officer = await operator_headers(session, by)
+        outbox = await _get(by + "/api/outbox", by_officer)
         assert isinstance(outbox, dict)
         acked = [m["id"] for m in outbox["messages"]
                  if (m["recipients"].get("LT") or {}).get("acknowledged")]

@@ -24,7 +24,7 @@ PURE_MODULES = sorted(
                      "leaf.py", "hashlevels.py", "rules.py")
     ]
     + [PACKAGE / "endpoint" / f"{name}.py" for name in ENDPOINT_CORE]
-    + [PACKAGE / "relay" / "core.py", PACKAGE / "relay" / "idmaps.py"]
+    + [PACKAGE / "relay" / name for name in ("core.py", "guard.py", "idmaps.py")]
     + [*(PACKAGE / "figures").glob("*.py"), *(PACKAGE / "cap").glob("*.py")]
 )
 FORBIDDEN_IMPORTS = {

@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"hotline demo: {scenario.name}")
     print(f"  relay     {demo.relay_http}  (checkpoint, tiles, /v1/links, /metrics)")
     for party, port in demo.ports.items():
-        print(f"  {party:<9} http://127.0.0.1:{port}/  ({demo.network.endpoints[party].name})")
+        print(f"  {party:<9} http://127.0.0.1:{port}/  ({demo.network.endpoints[party].name})  "
+              f"log in as {demo.operator_name(party)}, password {demo.passwords[party]}")
+    print(f"  passwords {args.data / 'operators'}/<ID>.password  (add operators with: "
+          f"hotline operator add --data {args.data / 'endpoints'}/<ID> NAME)")
     print(f"  feeds     {args.data / 'feeds'}/<ID>.token  (Authorization: Bearer, for "
           "POST /api/alerts and /api/cap)")
     result = asyncio.run(run_until_stopped(demo, args.duration))

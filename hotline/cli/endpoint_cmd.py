@@ -10,6 +10,7 @@ from pathlib import Path
 from hotline.cli.common import Commands, NetworkArg
 from hotline.endpoint.connection import HEARTBEAT_S
 from hotline.endpoint.service import EndpointConfig, run_endpoint
+from hotline.endpoint.sessions import DEFAULT_IDLE_S
 from hotline.errors import ConfigError, TlsError
 from hotline.tls import ClientTls, ServerTls, TlsSettings, parse_pin
 
@@ -26,6 +27,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--key", type=Path, help="the private key (default: keys/<ID>.key)")
     p.add_argument("--host", default="127.0.0.1", help="where the local API listens")
     p.add_argument("--port", type=int, default=8800, help="0 picks a free port (it is logged)")
+    p.add_argument("--api-name", action="append", default=[], metavar="NAME",
+                   help="a host name the console is reached by (the Host header); loopback's "
+                        "and --host are always accepted, any other is refused with 421")
+    p.add_argument("--session-idle", type=float, default=DEFAULT_IDLE_S, metavar="SECONDS",
+                   help="log an operator out after this long without a request "
+                        "(default: %(default)s)")
     p.add_argument("--relay-url", action="append", default=[],
                    help="the relay's WebSocket URL (default: from network.toml); repeat it for "
                         "relay replicas sharing one log: the endpoint fails over between them")
@@ -89,6 +96,8 @@ def config_from(args: argparse.Namespace) -> EndpointConfig:
         feeds=args.feeds,
         tls=tls_from(args),
         heartbeat_s=args.heartbeat,
+        api_names=tuple(args.api_name),
+        session_idle_s=args.session_idle,
     )
 
 

@@ -20,6 +20,7 @@ from hotline.cli import (
     feed_cmd,
     init_cmd,
     keys_cmd,
+    operator_cmd,
     relay_cmd,
     send_cmd,
     tls_cmd,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         init_cmd, envelope_cmd, audit_cmd, relay_cmd, endpoint_cmd, demo_cmd, send_cmd, feed_cmd,
-        tls_cmd,
+        tls_cmd, operator_cmd,
     ):
         module.register(commands)
     keys_cmd.register(commands)

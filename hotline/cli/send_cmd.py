@@ -2,6 +2,9 @@
 
 The endpoint signs and journals the message exactly as if its console had sent
 it; this command only builds the JSON body and posts it to ``/api/messages``.
+It logs in first as ``--operator`` (default ``$HOTLINE_OPERATOR``), with the
+password of ``--password-file`` or ``$HOTLINE_PASSWORD``; the message is
+signed with that operator's name.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 import aiohttp
 
 from hotline.cli.common import Commands
+from hotline.cli.operator_cmd import PASSWORD_ENV, read_password
+from hotline.endpoint.login_client import log_in
 from hotline.errors import NetworkError, PeerCertificateRefused, TlsError, UsageError
 from hotline.protocol.ids import format_id, make_id
 from hotline.tls import (
@@ -27,12 +32,15 @@ from hotline.tls import (
     refusal_sentence,
 )
 
-__all__ = ["register"]
+__all__ = ["OPERATOR_ENV", "register"]
+
+OPERATOR_ENV = "HOTLINE_OPERATOR"
 
 
 def register(commands: Commands) -> None:
     p = commands.add_parser("send", help="send a message from the shell through an endpoint")
     p.add_argument("--api", required=True, help="the endpoint's base URL, e.g. http://127.0.0.1:8701")
+    _login_arguments(p)
     tls = p.add_argument_group("TLS, for an https API")
     tls.add_argument("--ca", type=Path,
                      help="trust the API's certificate if this CA issued it (PEM; default: the "
@@ -93,6 +101,13 @@ def register(commands: Commands) -> None:
     j.set_defaults(handler=run)
 
 
+def _login_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--operator", default=os.environ.get(OPERATOR_ENV),
+                   help=f"log in as this operator (default: ${OPERATOR_ENV})")
+    p.add_argument("--password-file", type=Path,
+                   help=f"the operator's password, first line (default: ${PASSWORD_ENV})")
+
+
 def _recipients(text: str) -> list[str] | str:
     return "*" if text == "*" else [p.strip() for p in text.split(",") if p.strip()]
 
@@ -115,7 +130,7 @@ def _track(args: argparse.Namespace, now: int) -> dict[str, Any]:
 
 
 async def _original(session: aiohttp.ClientSession, api: str, ref: str) -> dict[str, Any]:
-    async with session.get(api + "/api/outbox") as response:
+    async with session.get(api.rstrip("/") + "/api/outbox") as response:
         outbox = await response.json()
     items = outbox.get("messages", []) if isinstance(outbox, dict) else outbox
     for item in items:
@@ -178,11 +193,16 @@ def _client_tls(args: argparse.Namespace) -> ClientTls:
 
 async def _send(args: argparse.Namespace) -> int:
     api = args.api.rstrip("/")
+    if not args.operator:
+        raise UsageError(f"log in with --operator NAME (or ${OPERATOR_ENV}) and the password "
+                         f"in --password-file or ${PASSWORD_ENV}")
+    password = read_password(args.password_file, confirm=False)
     connector = client_connector(_client_tls(args))
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=10), connector=connector
     ) as session:
         try:
+            session.headers.update(await log_in(session, api, args.operator, password))
             body = await _body(args, session)
             async with session.post(api + "/api/messages", json=body) as response:
                 answer = await response.json(content_type=None)

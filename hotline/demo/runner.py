@@ -8,6 +8,9 @@ scenario says, and checks the relay's public HTTP surface while it runs.
 Each endpoint has one sensor feed: its token in ``DATA/feeds/<ID>.token``
 (mode 0600), its hashed entry in ``DATA/feeds/<ID>.toml`` (the endpoint's
 ``--feeds``); ``alert`` steps post to ``/api/alerts`` with it, as a sensor would.
+Each endpoint has one operator, ``duty-<id>`` (an officer), whose password is in
+``DATA/operators/<ID>.password`` (mode 0600): a person logs in to the console with
+it, and the simulated officers log in with it through ``POST /api/login`` too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import time
@@ -29,6 +33,8 @@ from hotline.bootstrap import NETWORK_FILE, create_network
 from hotline.demo.parent import parent_interrupted
 from hotline.demo.scenario import Scenario, Step
 from hotline.endpoint.feedconfig import append_feed, load_feeds, new_token
+from hotline.endpoint.login_client import log_in
+from hotline.endpoint.operators import OperatorStore, Role
 from hotline.errors import ConfigError, UsageError
 from hotline.network import Network
 from hotline.network_file import load_network
@@ -79,8 +85,9 @@ class _Process:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.log_path.open("ab")
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handle = os.fdopen(fd, "ab")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hotline", *self.args,
             stdout=handle, stderr=handle, stdin=asyncio.subprocess.DEVNULL,
@@ -114,6 +121,8 @@ class Demo:
         self.relay_http = f"http://{host}:{base_port}"
         self.ports = {e: base_port + i for i, e in enumerate(self.network.endpoints, 1)}
         self.feed_tokens = {e: self._feed_token(e) for e in self.network.endpoints}
+        self.passwords = {e: self._operator_password(e) for e in self.network.endpoints}
+        self.logins: dict[str, dict[str, str]] = {}  # each officer's session headers
         self.relay = _Process(
             "relay",
             ["relay", "--network", str(self.data), "--data", str(self.data / "relay"),
@@ -171,6 +180,30 @@ class Demo:
             handle.write(token + "\n")
         return token
 
+    @staticmethod
+    def operator_name(party: str) -> str:
+        return f"duty-{party.lower()}"
+
+    def password_file(self, party: str) -> Path:
+        return self.data / "operators" / f"{party}.password"
+
+    def _operator_password(self, party: str) -> str:
+        """``party``'s officer password, kept from an earlier run when it still works."""
+        store = OperatorStore(self.data / "endpoints" / party)
+        name, path = self.operator_name(party), self.password_file(party)
+        if path.exists():
+            password = path.read_text(encoding="utf-8").strip()
+            if store.verify(name, password) is not None:
+                return password
+        password = secrets.token_urlsafe(12)
+        store.add(name, password, Role.OFFICER)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(password + "\n")
+        return password
+
     # ------------------------------------------------------------------ processes
 
     async def _ready(self, session: aiohttp.ClientSession, url: str, process: _Process) -> None:
@@ -199,6 +232,9 @@ class Demo:
     async def _start_endpoint(self, session: aiohttp.ClientSession, party: str) -> None:
         await self.endpoints[party].start()
         await self._ready(session, self.endpoint_url(party), self.endpoints[party])
+        # the officer logs in like a person at the console (a restart ends every session)
+        self.logins[party] = await log_in(session, self.endpoint_url(party),
+                                          self.operator_name(party), self.passwords[party])
 
     # ------------------------------------------------------------------ the run
 
@@ -273,7 +309,8 @@ class Demo:
     # ------------------------------------------------------------------ steps
 
     async def _post(self, session: aiohttp.ClientSession, party: str, body: dict[str, Any]) -> str:
-        async with session.post(self.endpoint_url(party) + "/api/messages", json=body) as response:
+        async with session.post(self.endpoint_url(party) + "/api/messages", json=body,
+                                headers=self.logins[party]) as response:
             answer = await response.json()
             if response.status != 202:
                 raise UsageError(f"{party} refused a {body['t']}: {answer}")
@@ -411,7 +448,9 @@ class Demo:
         note: str,
     ) -> None:
         url = self.endpoint_url(party)
-        async with session.get(url + "/api/inbox") as response:
+        async with session.get(url + "/api/inbox", headers=self.logins[party]) as response:
+            if response.status != 200:
+                return  # restarting: its officer logs in again once it answers
             inbox = await response.json()
         now = _now_ms()
         for item in inbox.get("messages", inbox) if isinstance(inbox, dict) else inbox:
@@ -424,7 +463,8 @@ class Demo:
             if now - received < after_s * 1000:
                 continue
             payload = {"action": action, "note": note}
-            async with session.post(f"{url}/api/messages/{message_id}/ack", json=payload) as r:
+            async with session.post(f"{url}/api/messages/{message_id}/ack", json=payload,
+                                    headers=self.logins[party]) as r:
                 if r.status in (200, 202, 409):
                     self.acked.add((party, message_id))
                     self.result.acknowledged += r.status != 409

@@ -23,7 +23,12 @@
 ============================  =====================================================
 
 Errors are ``{"error": code, "field": path, "detail": sentence}``. ``GET /`` is
-left for the operator console.
+left for the operator console. Who may call what (a session, the CSRF header,
+the Host names) is :mod:`hotline.endpoint.access`; a message or acknowledgement
+posted here is signed with the logged-in operator's name as its ``operator``.
+Bodies are read whole and by one strict JSON reader
+(:func:`hotline.endpoint.feeds.parse_json`: no repeated keys, no ``NaN``, at
+most 8 levels deep); ``400 bad_json`` otherwise, ``413 too_large`` over 256 KiB.
 """
 
 from __future__ import annotations
@@ -35,10 +40,13 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
+from hotline.endpoint.access import SESSION
 from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.console_routes import add_console_routes
-from hotline.endpoint.errors import AlreadyAcknowledged, UnknownMessage
+from hotline.endpoint.errors import AlreadyAcknowledged, BadJson, UnknownMessage
 from hotline.endpoint.events import Event
+from hotline.endpoint.feeds import parse_json, read_body
+from hotline.endpoint.login_routes import operator_of
 from hotline.endpoint.relay_http import RelayUnavailable
 from hotline.endpoint.views import (
     checkpoint_json,
@@ -75,23 +83,23 @@ def _endpoint(request: web.Request) -> Endpoint:
 
 
 async def _read_json(request: web.Request, *, empty_ok: bool = False) -> object:
-    """The request's JSON, or ``_BadJson`` naming why not."""
-    raw = await request.content.read(_MAX_BODY + 1)
-    if len(raw) > _MAX_BODY:
-        raise _BadJson(f"the request body is larger than {_MAX_BODY} bytes")
+    """The request's whole body as strict JSON; ``_TooLarge`` or ``BadJson`` otherwise."""
+    raw = await read_body(request, _MAX_BODY)
+    if raw is None:
+        raise _TooLarge(f"the request body is larger than {_MAX_BODY} bytes")
     if not raw.strip() and empty_ok:
         return {}
-    try:
-        data: object = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _BadJson(f"the request body is not valid JSON: {exc}") from exc
-    except RecursionError:
-        raise _BadJson("the request body nests too deeply to be read") from None
-    return data
+    return parse_json(raw)
 
 
-class _BadJson(Exception):
+class _TooLarge(Exception):
     pass
+
+
+def _unreadable(exc: BadJson | _TooLarge) -> web.Response:
+    if isinstance(exc, _TooLarge):
+        return _error(413, "too_large", "", str(exc))
+    return _error(400, "bad_json", "", exc.sentence)
 
 
 def _rejected(exc: Rejected) -> web.Response:
@@ -101,10 +109,10 @@ def _rejected(exc: Rejected) -> web.Response:
 async def post_message(request: web.Request) -> web.Response:
     try:
         data = await _read_json(request)
-    except _BadJson as exc:
-        return _error(400, "bad_json", "", str(exc))
+    except (BadJson, _TooLarge) as exc:
+        return _unreadable(exc)
     try:
-        message_id = await _endpoint(request).post_message(data)
+        message_id = await _endpoint(request).post_message(data, operator_of(request))
     except Rejected as exc:
         return _rejected(exc)
     return web.json_response({"id": format_id(message_id)}, status=202)
@@ -117,8 +125,8 @@ async def acknowledge(request: web.Request) -> web.Response:
         return _error(404, "not_found", "id", "no received message has this id")
     try:
         data = await _read_json(request, empty_ok=True)
-    except _BadJson as exc:
-        return _error(400, "bad_json", "", str(exc))
+    except (BadJson, _TooLarge) as exc:
+        return _unreadable(exc)
     if not isinstance(data, dict):
         return _error(422, "schema", "", "the acknowledgement must be a JSON object")
     unknown = sorted(set(data) - {"action", "note"})
@@ -134,7 +142,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     if note is not None and not isinstance(note, str):
         return _error(422, "schema", "note", "must be a string")
     try:
-        await _endpoint(request).acknowledge(ref, action, note or None)
+        await _endpoint(request).acknowledge(ref, action, note or None, operator_of(request))
     except UnknownMessage as exc:
         return _error(404, "not_found", "id", exc.sentence)
     except AlreadyAcknowledged as exc:
@@ -265,7 +273,10 @@ def _sse(name: str, payload: object) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
+    """The event stream; it stays open past the idle timeout (a console on the wall keeps
+    alarming) and closes when its operator logs out."""
     endpoint = _endpoint(request)
+    session = request.get(SESSION)
     with endpoint.hub.subscribe() as subscription:
         journal = endpoint.journal
         inbox_items = await journal.call(lambda j: j.inbox())
@@ -299,9 +310,11 @@ async def events(request: web.Request) -> web.StreamResponse:
                         subscription.next(), timeout=_SSE_KEEPALIVE_S
                     )
                 except TimeoutError:
+                    if session is not None and session.logged_out:
+                        break
                     await response.write(b": keep-alive\n\n")
                     continue
-                if event is None:
+                if event is None or (session is not None and session.logged_out):
                     break
                 payload = event_json(event)
                 await response.write(_sse(str(payload["event"]), payload))

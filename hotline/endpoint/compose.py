@@ -2,7 +2,8 @@
 
 The posted JSON is the body's JSON view (:mod:`hotline.protocol.jsonview`)
 without the header: ``t`` and the type's own fields. The endpoint fills in
-``id``, ``from``, ``ts``, ``kid`` (and the core the ``seq``); for a warning a
+``id``, ``from``, ``ts``, ``kid``, ``operator`` (the logged-in operator who
+posted it; the core fills the ``seq``); for a warning a
 missing ``incident`` becomes a new one, for an update or cancel the incident
 of the message it refers to; a missing ``expires`` of a warning or update is
 ``ts`` + 1 hour. Everything else is checked by the protocol's schema, which
@@ -40,7 +41,7 @@ __all__ = [
 
 DEFAULT_EXPIRY_MS: Final = 3_600_000
 COMPOSABLE: Final = frozenset({"warning", "update", "cancel", "text"})
-_FILLED: Final = ("id", "from", "ts", "seq", "kid")
+_FILLED: Final = ("id", "from", "ts", "seq", "kid", "operator")
 EARLIEST_TIME_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
 _UNIT: Final = "milliseconds since the epoch"
 
@@ -55,6 +56,7 @@ class Header:
     kid: bytes
     new_incident: bytes  # used when a warning names no incident
     skew_ms: int = 30_000  # how far ahead of ``ts`` an observation may be (clock skew)
+    operator: str | None = None  # the logged-in operator who posted it
 
 
 def _as_object(data: object) -> Mapping[str, Any]:
@@ -97,6 +99,8 @@ def draft_body(data: object, header: Header, ref_incident: bytes | None = None) 
         kid=header.kid.hex(),
         **{"from": header.sender},
     )
+    if header.operator is not None:
+        fields["operator"] = header.operator
     if "incident" not in fields:
         if kind == BodyType.WARNING.value:
             fields["incident"] = format_id(header.new_incident)

@@ -44,6 +44,8 @@ _ASSETS: Final[dict[str, str]] = {
     "index.html": "text/html",
     "console.css": "text/css",
     "console.js": "text/javascript",
+    "login.js": "text/javascript",
+    "login.css": "text/css",
     "icon.png": "image/png",
 }
 

@@ -341,6 +341,7 @@ class EndpointCore:
             action=body.action,
             note=body.note,
             reason=body.reason,
+            operator=body.operator,
         )
         return Output(events=(stored, *alarms))
 
@@ -417,6 +418,7 @@ class EndpointCore:
         *,
         action: Action | None = None,
         note: str | None = None,
+        operator: str | None = None,
         test: bool = False,
         watch: Precedence | None = None,
     ) -> ReceiptQueued:
@@ -432,6 +434,7 @@ class EndpointCore:
             stage=stage,
             action=action,
             note=note,
+            operator=operator,
         )
         _, frame, digest = self._sign(body)
         self.next_seq += 1
@@ -473,7 +476,8 @@ class EndpointCore:
         )
 
     def acknowledge(
-        self, ref: bytes, action: Action | None, note: str | None, now_ms: int
+        self, ref: bytes, action: Action | None, note: str | None, now_ms: int,
+        operator: str | None = None,
     ) -> Output:
         """Our operator saw message ``ref``: a signed acknowledged receipt to its sender."""
         held = self._inbox.get(ref)
@@ -484,10 +488,11 @@ class EndpointCore:
         queued = self._write_receipt(
             ref, held.body_hash, Stage.ACKNOWLEDGED, now_ms, action=action, note=note,
             watch=held.precedence,
+            operator=operator,
         )
         self._inbox[ref] = replace(held, acknowledged=True)
         self.deadlines.reached(ref, self.me, Stage.ACKNOWLEDGED)
-        acknowledged = MessageAcknowledged(ref, held.sender, action, note, now_ms)
+        acknowledged = MessageAcknowledged(ref, held.sender, action, note, now_ms, operator)
         return Output(send=(queued.frame,), events=(acknowledged, queued))
 
     @property

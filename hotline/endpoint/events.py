@@ -120,6 +120,7 @@ class ReceiptStored:
     action: Action | None = None
     note: str | None = None
     reason: str | None = None
+    operator: str | None = None  # who acknowledged, as their receipt names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class MessageAcknowledged:
     action: Action | None
     note: str | None
     acknowledged_ms: int
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

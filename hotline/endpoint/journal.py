@@ -39,6 +39,7 @@ runs a journal on one dedicated thread (:mod:`hotline.endpoint.journal_thread`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -219,6 +220,12 @@ CREATE TABLE IF NOT EXISTS cap_identities (
 ) STRICT;
 """
 
+# columns added after the first release, each added in place to a journal that lacks it
+_ADDED_COLUMNS: Final = (
+    ("stages", "operator", "TEXT"),  # who acknowledged, from the recipient's signed receipt
+    ("inbox", "ack_operator", "TEXT"),  # which of our operators acknowledged
+)
+
 _SELECT_OUTBOX: Final = (
     "SELECT id, seq, t, recipients, precedence, status, incident, created_ms, body_json, "
     "accepted_index, accepted_ts, accepted_received_ms, "
@@ -227,7 +234,7 @@ _SELECT_OUTBOX: Final = (
 )
 _SELECT_INBOX: Final = (
     "SELECT id, sender, t, precedence, status, incident, sent_ts, received_ms, deliver_index, "
-    "body_json, delivered_ms, duplicates, acknowledged_ms, action, note FROM inbox"
+    "body_json, delivered_ms, duplicates, acknowledged_ms, action, note, ack_operator FROM inbox"
 )
 
 
@@ -237,6 +244,13 @@ def _json(value: object) -> str:
 
 def _opt_action(value: str | None) -> Action | None:
     return None if value is None else Action(value)
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 class Journal:
@@ -251,13 +265,17 @@ class Journal:
     @classmethod
     def open(cls, path: Path, *, initial_seq: int = 1) -> Journal:
         """Open (or create) the journal; a new one starts its ``seq`` at ``initial_seq``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # only this user reads the journal: created 0600 before SQLite opens it (its -wal and
+        # -shm files take the same mode)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(_SCHEMA)
+            _add_columns(db)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 db.execute(f"PRAGMA user_version={_VERSION}")
@@ -423,11 +441,12 @@ class Journal:
         elif isinstance(event, ReceiptStored):
             db.execute(
                 "INSERT OR IGNORE INTO stages (ref, party, stage, receipt_id, their_ts, "
-                "received_ms, relay_index, action, note, reason) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "received_ms, relay_index, action, note, reason, operator) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (event.ref, event.party, event.stage.value, event.receipt_id, event.their_ts,
                  event.received_ms, event.index,
                  None if event.action is None else event.action.value, event.note,
-                 event.reason),
+                 event.reason, event.operator),
             )
             if event.index > self.since():
                 self._set_state("since", event.index)
@@ -459,9 +478,10 @@ class Journal:
             self._set_state("tests_answered", int(self._state("tests_answered") or 0) + 1)
         elif isinstance(event, MessageAcknowledged):
             db.execute(
-                "UPDATE inbox SET acknowledged_ms = ?, action = ?, note = ? WHERE id = ?",
+                "UPDATE inbox SET acknowledged_ms = ?, action = ?, note = ?, ack_operator = ? "
+                "WHERE id = ?",
                 (event.acknowledged_ms, None if event.action is None else event.action.value,
-                 event.note, event.id),
+                 event.note, event.operator, event.id),
             )
         elif isinstance(event, CheckpointWitnessed):
             db.execute(
@@ -611,10 +631,11 @@ class Journal:
          rejected_code, rejected_sentence, rejected_path, rejected_ms) = row
         stages = tuple(
             StageTime(party, Stage(stage), their_ts, received_ms, index, _opt_action(action),
-                      note, reason)
-            for party, stage, their_ts, received_ms, index, action, note, reason
+                      note, reason, operator)
+            for party, stage, their_ts, received_ms, index, action, note, reason, operator
             in self._db.execute(
-                "SELECT party, stage, their_ts, received_ms, relay_index, action, note, reason "
+                "SELECT party, stage, their_ts, received_ms, relay_index, action, note, reason, "
+                "operator "
                 "FROM stages WHERE ref = ? ORDER BY received_ms, party",
                 (id_,),
             )
@@ -871,7 +892,7 @@ def _feed_post(row: Sequence[Any]) -> FeedPost:
 
 def _inbox_item(row: Sequence[Any]) -> InboxItem:
     (id_, sender, t, precedence, status, incident, sent_ts, received_ms, index, body_json,
-     delivered_ms, duplicates, acknowledged_ms, action, note) = row
+     delivered_ms, duplicates, acknowledged_ms, action, note, ack_operator) = row
     return InboxItem(
         id=id_,
         sender=sender,
@@ -888,6 +909,7 @@ def _inbox_item(row: Sequence[Any]) -> InboxItem:
         acknowledged_ms=acknowledged_ms,
         action=_opt_action(action),
         note=note,
+        ack_operator=ack_operator,
     )
 
 
@@ -924,7 +946,7 @@ def _history_row(event: Event) -> _HistoryRow | None:
     if isinstance(event, MessageAcknowledged):
         return (event.acknowledged_ms, event.id, event.sender, "acknowledged",
                 {"action": None if event.action is None else event.action.value,
-                 "note": event.note})
+                 "note": event.note, "operator": event.operator})
     if isinstance(event, CheckpointWitnessed):
         return (event.witnessed_ms, None, None, None, {"size": event.size})
     if isinstance(event, CheckpointInconsistent):

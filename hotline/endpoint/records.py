@@ -39,6 +39,7 @@ class StageTime:
     action: Action | None = None
     note: str | None = None
     reason: str | None = None
+    operator: str | None = None  # who acknowledged, as the recipient's receipt names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class InboxItem:
     acknowledged_ms: int | None
     action: Action | None
     note: str | None
+    ack_operator: str | None = None  # which of our operators acknowledged
 
 
 @dataclass(frozen=True, slots=True)

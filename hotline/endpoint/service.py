@@ -34,6 +34,13 @@ import structlog
 from aiohttp import web
 
 from hotline.auditlog.merkle import Frontier, leaf_hash
+from hotline.endpoint.access import (
+    ACCESS,
+    Access,
+    access_middleware,
+    check_exposure,
+    host_names,
+)
 from hotline.endpoint.api import add_routes
 from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.cap_routes import add_cap_routes
@@ -57,7 +64,10 @@ from hotline.endpoint.guard import PeerProofNeed
 from hotline.endpoint.hub import EventHub
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.endpoint.journal_thread import ThreadedJournal
+from hotline.endpoint.login_routes import add_login_routes
+from hotline.endpoint.operators import OperatorStore
 from hotline.endpoint.relay_http import RelayHttp, RelayUnavailable, http_base
+from hotline.endpoint.sessions import DEFAULT_IDLE_S, SessionStore
 from hotline.endpoint.views import event_json
 from hotline.endpoint.witness import ConsistencyProof, NeedsProof
 from hotline.errors import ConfigError, Rejected
@@ -119,9 +129,15 @@ class EndpointConfig:
     feeds: Path | None = None  # sensor feeds (feeds.toml); None: DATA/feeds.toml if present
     tls: TlsSettings = field(default_factory=TlsSettings)  # to the relay, and the API's own
     heartbeat_s: float = HEARTBEAT_S  # relay silent this long: ping; no pong in half: reconnect
+    # a connection must send a whole request within this long of connecting or of its last
+    # answer (a client trickling its headers is closed too), like the relay's
+    header_timeout_s: float = 10.0
 
     # relay replicas sharing one log: tried in turn, each after the other fails (failover)
     relay_urls: tuple[str, ...] = ()
+    # host names the API answers to besides loopback's and the listening address (--api-name)
+    api_names: tuple[str, ...] = ()
+    session_idle_s: float = DEFAULT_IDLE_S  # an operator's session ends after this long idle
 
     @property
     def ws_url(self) -> str:
@@ -435,8 +451,8 @@ class Endpoint:
 
     # ------------------------------------------------------------------ operator requests
 
-    async def post_message(self, data: object) -> bytes:
-        """Sign, journal and send a posted message; its id. Raises ``Rejected``."""
+    async def post_message(self, data: object, operator: str | None = None) -> bytes:
+        """Sign, journal and send a message ``operator`` posted; its id. Raises ``Rejected``."""
         ref = referenced_id(data)
         ref_incident = None
         if ref is not None:
@@ -450,6 +466,7 @@ class Endpoint:
                 kid=self.config.key.public.kid,
                 new_incident=_new_id(now),
                 skew_ms=self.config.network.limits.clock_skew_ms,
+                operator=operator,
             )
             return self.core.send_message(draft_body(data, header, ref_incident), now)
 
@@ -457,9 +474,11 @@ class Endpoint:
         queued = next(e for e in out.events if isinstance(e, MessageQueued))
         return queued.body.id
 
-    async def acknowledge(self, ref: bytes, action: Action | None, note: str | None) -> None:
-        """Our operator acknowledged ``ref``. Raises UnknownMessage, AlreadyAcknowledged."""
-        await self._step(lambda now: self.core.acknowledge(ref, action, note, now))
+    async def acknowledge(
+        self, ref: bytes, action: Action | None, note: str | None, operator: str | None = None
+    ) -> None:
+        """``operator`` acknowledged ``ref``. Raises UnknownMessage, AlreadyAcknowledged."""
+        await self._step(lambda now: self.core.acknowledge(ref, action, note, now, operator))
 
     @property
     def connected(self) -> bool:
@@ -515,7 +534,15 @@ def _log_fields(me: str, event: Event) -> dict[str, object]:
 def make_app(config: EndpointConfig) -> web.Application:
     """The endpoint as an aiohttp application: the API routes, and a cleanup
     context that opens the endpoint when the app starts and closes it after."""
-    app = web.Application()
+    app = web.Application(middlewares=[access_middleware])
+    app[ACCESS] = Access(
+        names=host_names(config.host, config.api_names),
+        operators=OperatorStore(config.data_dir),
+        sessions=SessionStore(time.monotonic, config.session_idle_s),
+        cookie=("__Host-" if config.tls.serve is not None else "")
+        + f"hotline_{config.endpoint_id}",
+        secure=config.tls.serve is not None,
+    )
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         endpoint = await Endpoint.open(config)
@@ -531,6 +558,7 @@ def make_app(config: EndpointConfig) -> web.Application:
     app.on_shutdown.append(end_streams)
     add_feed_routes(app, config)  # reads the feeds file now: a bad one stops the start
     add_cap_routes(app)  # before add_routes: /api/messages/{id}.cap is matched first
+    add_login_routes(app)
     add_routes(app)
     return app
 
@@ -553,10 +581,12 @@ class RunningEndpoint:
 async def serve_endpoint(config: EndpointConfig) -> AsyncIterator[RunningEndpoint]:
     """Run an endpoint and its API on ``config.host``/``config.port`` for the block.
 
-    The API is served over TLS when ``config.tls.serve`` is set; plaintext off
-    loopback is refused unless ``config.tls.unsafe_plaintext`` is set.
+    The API is served over TLS when ``config.tls.serve`` is set. Off loopback it
+    is refused without TLS (``unsafe_plaintext`` does not lift this) and without
+    an operator who could log in (:func:`~hotline.endpoint.access.check_exposure`).
     """
     tls = config.tls
+    check_exposure(config.host, tls.serve is not None, OperatorStore(config.data_dir))
     transport = listening_transport(
         config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
         what="the endpoint's console and feed API", cert_flags="--api-tls-cert and --api-tls-key",
@@ -564,7 +594,10 @@ async def serve_endpoint(config: EndpointConfig) -> AsyncIterator[RunningEndpoin
     ssl_context = server_context(tls.serve) if tls.serve is not None else None
     note_transport(transport, endpoint=config.endpoint_id, api_host=config.host)
     app = make_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # keepalive_timeout runs from the connection's start until a whole request has come (and
+    # again after each answer), so it bounds reading headers as well as idle keep-alive
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           keepalive_timeout=config.header_timeout_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)

@@ -83,6 +83,7 @@ def inbox_json(item: InboxItem) -> JsonObject:
         "acknowledged_ms": item.acknowledged_ms,
         "action": None if item.action is None else item.action.value,
         "note": item.note,
+        "ack_operator": item.ack_operator,
         "duplicates": item.duplicates,
     }
 
@@ -101,6 +102,8 @@ def _stage_json(stage: StageTime | None) -> JsonObject | None:
         out["note"] = stage.note
     if stage.reason is not None:
         out["reason"] = stage.reason
+    if stage.operator is not None:
+        out["operator"] = stage.operator
     return out
 
 
@@ -217,7 +220,8 @@ def _payload(event: Event) -> JsonObject:
                 "receipt_id": format_id(event.receipt_id), "ts": event.their_ts,
                 "received_ms": event.received_ms, "index": event.index,
                 "action": None if event.action is None else event.action.value,
-                "note": event.note, "reason": event.reason, "state": event.state.value}
+                "note": event.note, "reason": event.reason, "operator": event.operator,
+                "state": event.state.value}
     if isinstance(event, MessageAccepted):
         return {"id": format_id(event.id), "index": event.index, "ts": event.accepted_ts,
                 "received_ms": event.received_ms, "receipt": event.receipt,
@@ -234,7 +238,8 @@ def _payload(event: Event) -> JsonObject:
     if isinstance(event, MessageAcknowledged):
         return {"id": format_id(event.id), "from": event.sender,
                 "action": None if event.action is None else event.action.value,
-                "note": event.note, "acknowledged_ms": event.acknowledged_ms}
+                "note": event.note, "acknowledged_ms": event.acknowledged_ms,
+                "operator": event.operator}
     if isinstance(event, CheckpointWitnessed):
         return {"size": event.size, "root": _b64(event.root), "at_ms": event.witnessed_ms}
     if isinstance(event, CheckpointInconsistent):

@@ -158,6 +158,7 @@ class WarningBody(_Header):
     text: str | None = None
     lang: str | None = None
     cap: CapOrigin | None = None
+    operator: str | None = None  # who at the sender's console sent it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,6 +183,7 @@ class CancelBody(_Header):
     text: str | None = None
     lang: str | None = None
     cap: CapOrigin | None = None
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +197,7 @@ class TextBody(_Header):
     text: str
     lang: str
     incident: bytes | None = None
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +211,7 @@ class ReceiptBody(_Header):
     action: Action | None = None
     note: str | None = None
     reason: str | None = None
+    operator: str | None = None  # who acknowledged (acknowledged receipts only)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

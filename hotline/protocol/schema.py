@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass
 from enum import StrEnum
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_PATH",
     "MAX_RECIPIENTS",
     "MAX_TEXT",
+    "OPERATOR_NAME",
     "PARTY_ID",
     "body_to_map",
     "decode_body",
@@ -78,7 +80,13 @@ MAX_RECIPIENTS: Final = 64
 MAX_TIME_MS: Final = (1 << 48) - 1
 MAX_SEQ: Final = (1 << 63) - 1
 PARTY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]{0,31}")
+OPERATOR_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
+# Characters that make text read otherwise than it is: DEL and the C1 controls, the bidi
+# marks, embeddings, overrides and isolates, and the zero-width characters.
+_DECEPTIVE: Final = re.compile(
+    "[\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 _LANG: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 E = TypeVar("E", bound=StrEnum)
@@ -203,6 +211,13 @@ def _text(limit: int, *, minimum: int = 0) -> Callable[[str, object], str]:
             raise _schema(path, f"must be at most {limit} characters")
         if _CONTROL.search(value):
             raise _schema(path, "must not contain control characters")
+        deceptive = _DECEPTIVE.search(value)
+        if deceptive is not None:
+            char = deceptive.group()
+            name = unicodedata.name(char, "a control character")
+            raise _schema(path, f"must not contain U+{ord(char):04X} ({name}) at position "
+                                f"{deceptive.start()}: invisible and direction-changing "
+                                "characters can make text read otherwise than it is")
         return value
 
     return check
@@ -254,6 +269,13 @@ MAX_PATH: Final = 200
 def _party(path: str, value: object) -> str:
     if not isinstance(value, str) or not PARTY_ID.fullmatch(value):
         raise _schema(path, "must be an endpoint id (letters, digits, _ and .; at most 32)")
+    return value
+
+
+def _operator(path: str, value: object) -> str:
+    if not isinstance(value, str) or not OPERATOR_NAME.fullmatch(value):
+        raise _schema(path, "must be an operator name (1 to 32 letters, digits, '.', '_' or "
+                            "'-', starting with a letter or digit)")
     return value
 
 
@@ -340,7 +362,7 @@ _CAP_NAME: Final = re.compile(r"[^\s,<&]{1,255}")
 def _cap_name(path: str, value: object) -> str:
     if not isinstance(value, str) or not _CAP_NAME.fullmatch(value):
         raise _schema(path, "must be 1 to 255 characters without spaces, commas, < or &")
-    return value
+    return _text(255)(path, value)  # no control, bidi or zero-width character in a name
 
 
 def _list_of(
@@ -458,6 +480,7 @@ def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningB
     body["advice"] = r.opt("advice", _ADVICE)
     _text_and_lang(r, body, required=False)
     body["cap"] = _opt_cap(r)
+    body["operator"] = r.opt("operator", _operator)
     if body["expires"] <= body["ts"]:
         raise _schema(r.path("expires"), "must be later than ts")
     if update:
@@ -476,6 +499,7 @@ def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
     body["reason"] = r.req("reason", _CANCELREASON)
     _text_and_lang(r, body, required=False)
     body["cap"] = _opt_cap(r)
+    body["operator"] = r.opt("operator", _operator)
     return CancelBody(**body)
 
 
@@ -486,6 +510,7 @@ def _read_text(r: _Reader, head: dict[str, Any]) -> TextBody:
     body["precedence"] = r.req("precedence", _PRECEDENCE)
     _text_and_lang(r, body, required=True)
     body["incident"] = r.opt("incident", _uuid7)
+    body["operator"] = r.opt("operator", _operator)
     return TextBody(**body)
 
 
@@ -498,11 +523,14 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
         action=r.opt("action", _ACTION),
         note=r.opt("note", _text(MAX_NOTE)),
         reason=r.opt("reason", _text(MAX_NOTE)),
+        operator=r.opt("operator", _operator),
     )
     if receipt.action is not None and receipt.stage is not Stage.ACKNOWLEDGED:
         raise _schema(r.path("action"), "belongs only to an acknowledged receipt")
     if (receipt.stage is Stage.REJECTED) != (receipt.reason is not None):
         raise _schema(r.path("reason"), "is given for, and only for, a rejected receipt")
+    if receipt.operator is not None and receipt.stage is not Stage.ACKNOWLEDGED:
+        raise _schema(r.path("operator"), "belongs only to an acknowledged receipt")
     return receipt
 
 

@@ -64,7 +64,7 @@ from hotline.protocol.session import (
     verify_auth,
 )
 from hotline.relay.core import Action, Append, Broadcast, Close, RelayCore, Send
-from hotline.relay.guard import AuthGuard, GuardLimits, Refusal
+from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.http import add_http_routes
 from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
 from hotline.relay.metrics import RelayMetrics
@@ -582,28 +582,21 @@ class Relay:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         address = request.remote or "unknown"
-        refusal = self.guard.opening(address, self.config.clock())
-        if refusal is not None:
-            return self._refuse_session(address, refusal)
+        ticket = self.guard.opening()
+        if isinstance(ticket, Refusal):
+            return self._refuse_session(address, ticket)
         ws = web.WebSocketResponse(
             max_msg_size=4 * self.network.limits.max_frame_bytes,
             heartbeat=self.config.heartbeat_s,
         )
         authenticated: tuple[str, int] | None = None
-        answered = over_budget = False
         try:
             await ws.prepare(request)
-            authenticated = await self._authenticate(ws)
-            answered = True
+            authenticated = await self._authenticate(ws, ticket, address)
         except Rejected:
-            over_budget = True  # a valid answer, over the endpoint's session budget
+            pass  # a valid answer over the endpoint's session budget: closed, not a failed guess
         finally:
-            if authenticated is not None or over_budget:
-                self.guard.succeeded(address)
-            elif answered:
-                self.guard.failed(address, self.config.clock())
-            else:
-                self.guard.gone(address)
+            ticket.gone()  # closed before it answered (a no-op once the answer was judged)
         if authenticated is None:
             return ws
         party, since = authenticated
@@ -627,8 +620,11 @@ class Relay:
             log.info("endpoint_disconnected", party=party, code=ws.close_code)
         return ws
 
-    async def _authenticate(self, ws: web.WebSocketResponse) -> tuple[str, int] | None:
-        """The endpoint and its ``since``, or None (closed 4401) for a failed answer.
+    async def _authenticate(
+        self, ws: web.WebSocketResponse, ticket: Ticket, address: str
+    ) -> tuple[str, int] | None:
+        """The party and its ``since`` once its answer verifies (never refused for failures
+        counted before); None after closing a wrong or missing answer.
 
         Raises ``Rejected`` (``rate_limited``, after closing with 4401) for a valid
         answer from an endpoint over its session budget: not a failed guess.
@@ -646,8 +642,14 @@ class Relay:
             code = RejectCode.NOT_AUTHENTICATED.value
             self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
             log.warning("authentication_timed_out", after_s=self.config.auth_timeout_s)
+            ticket.gone()
             await ws.close(code=AUTH_FAILED_CLOSE, message=b"not_authenticated: no answer in time")
             return None
+        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                            WSMsgType.ERROR):
+            ticket.gone()  # it left without answering: nothing to count against anyone
+            return None
+        claimed = ""
         try:
             if message.type is not WSMsgType.BINARY:
                 raise Rejected(RejectCode.BAD_FRAME, "expected a binary auth message")
@@ -657,6 +659,7 @@ class Relay:
             auth = decode_control(message.data)
             if not isinstance(auth, Auth):
                 raise Rejected(RejectCode.NOT_AUTHENTICATED, "authenticate before anything else")
+            claimed = auth.id
             endpoint = self.network.endpoints.get(auth.id)
             if endpoint is None:
                 raise Rejected(RejectCode.UNKNOWN_SENDER, f"{auth.id!r} is not an endpoint")
@@ -665,9 +668,16 @@ class Relay:
             )
         except Rejected as exc:
             self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
-            log.warning("authentication_refused", code=exc.code, reason=str(exc))
-            await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
+            locked = ticket.failed(address, claimed, self.config.clock())
+            reason = exc.describe()
+            if locked is not None:
+                retry_s = max(1, math.ceil(locked.retry_after_ms / 1000))
+                reason = f"{RejectCode.RATE_LIMITED.value}: {locked.reason}; retry in {retry_s} s"
+            log.warning("authentication_refused", code=exc.code, reason=str(exc), peer=address,
+                        claimed=claimed[:64], locked=locked is not None)
+            await ws.close(code=AUTH_FAILED_CLOSE, message=reason.encode()[:120])
             return None
+        ticket.succeeded()
         try:
             self.core.admission.take_session(endpoint.id, self.config.clock())
         except Rejected as exc:
@@ -787,7 +797,7 @@ class Relay:
     # ------------------------------------------------------------------ slow readers
 
     def _refuse_session(self, address: str, refusal: Refusal) -> web.Response:
-        """HTTP 429 before the WebSocket opens: the address failed too often, or floods."""
+        """HTTP 429 before the WebSocket opens: too many sockets are authenticating."""
         retry_s = max(1, math.ceil(refusal.retry_after_ms / 1000))
         code = RejectCode.RATE_LIMITED.value
         self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1

@@ -1,4 +1,6 @@
-"""Endpoints (with or without a relay) for the console tests, on ports the OS picks."""
+"""Endpoints (with or without a relay) for the console tests, on ports the OS picks.
+
+Each endpoint has the officer of :mod:`hotline.testing.operators`, who logs in."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.network import network_to_toml
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
+from hotline.testing.operators import add_operator
 from tests.factories import TestNet, make_network
 
 
@@ -38,6 +41,7 @@ async def lone_endpoint(net: TestNet, party: str, root: Path) -> AsyncIterator[R
         network=net.network, endpoint_id=party, key=net.keys[party], data_dir=root / party,
         relay_url=f"ws://127.0.0.1:{closed_port()}/v1/ws",
     )
+    add_operator(config.data_dir)
     async with serve_endpoint(config) as running:
         yield running
 
@@ -60,6 +64,7 @@ async def network_running(
                     network=net.network, endpoint_id=party, key=net.keys[party],
                     data_dir=root / party, relay_url=relay.ws_url, tick_s=0.1,
                 )
+                add_operator(config.data_dir)
                 endpoints[party] = await stack.enter_async_context(serve_endpoint(config))
             yield relay, endpoints
     finally:

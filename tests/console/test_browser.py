@@ -33,6 +33,7 @@ from hotline.endpoint.service import RunningEndpoint, wall_clock_ms
 from hotline.network import Deadline
 from hotline.protocol.bodies import Predicted, TextBody, WarningBody
 from hotline.protocol.vocab import Precedence, Status
+from hotline.testing.operators import OPERATOR, PASSWORD, operator_headers
 from tests.console.files import catalogue
 from tests.console.running import lone_endpoint, network_running, network_with_languages
 from tests.endpoint.builders import Author, deliver
@@ -101,10 +102,20 @@ async def console(browser: Browser, endpoint: RunningEndpoint) -> AsyncIterator[
         page.on("console", on_console)
         page.on("pageerror", lambda exc: watched.errors.append(str(exc)))
         await page.goto(endpoint.url + "/")
+        await log_in(page)
         await expect(page.locator("body")).to_have_attribute("data-ready", "true")
         yield watched
     finally:
         await context.close()
+
+
+async def log_in(page: Page, name: str = OPERATOR, password: str = PASSWORD) -> None:
+    """Log in through the console's login view, as the officer would."""
+    await expect(page.locator("#login")).to_be_visible()
+    await page.fill("#login-name", name)
+    await page.fill("#login-password", password)
+    await page.press("#login-password", "Enter")
+    await expect(page.locator("#login")).to_be_hidden()
 
 
 def _ui(lang: str, key: str) -> str:
@@ -178,6 +189,7 @@ async def test_a_flash_warning_goes_from_one_console_to_another_and_back_acknowl
             _code("lt", "status", "exercise"))
         await expect(row.locator(".freetext .text")).to_have_text(text)
         await expect(row.locator(".freetext")).to_have_attribute("lang", "be")
+        await expect(row.locator(".head .operator")).to_contain_text(OPERATOR)  # who sent it
         await expect(row.locator(".freetext .untranslated")).to_contain_text(
             _ui("lt", "untranslated"))
         await expect(row.locator(".freetext b")).to_have_count(0)
@@ -207,6 +219,7 @@ async def test_a_flash_warning_goes_from_one_console_to_another_and_back_acknowl
         await expect(acked).to_have_attribute("data-action", "intercepting")
         await expect(acked).to_contain_text(_code("be", "action", "intercepting"))
         await expect(acked).to_contain_text("Matu radarā")
+        await expect(acked.locator(".operator")).to_contain_text(OPERATOR)  # who acknowledged
         await expect(stages.locator('td[data-stage="delivered"]')).to_have_class("reached")
         await by.page.click("#tab-links")  # the links and health view, one click away
         await expect(by.page.locator("#links tr[data-link=LT]")).to_be_visible()
@@ -296,8 +309,10 @@ async def test_foreign_text_stays_text_and_the_language_choice_is_remembered(
 
 
 async def _outbox(endpoint: RunningEndpoint) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(endpoint.url + "/api/outbox") as r:
-        data: dict[str, Any] = await r.json()
+    async with aiohttp.ClientSession() as http:
+        headers = await operator_headers(http, endpoint.url)
+        async with http.get(endpoint.url + "/api/outbox", headers=headers) as r:
+            data: dict[str, Any] = await r.json()
     messages: list[dict[str, Any]] = data["messages"]
     return messages
 
@@ -372,13 +387,13 @@ async def test_a_missed_acknowledgement_deadline_alarms_both_consoles(
         console(browser, endpoints["LT"]) as lt,
         console(browser, endpoints["BY"]) as by,
         aiohttp.ClientSession() as http,
-        http.post(endpoints["BY"].url + "/api/messages", json={
+    ):
+        async with http.post(endpoints["BY"].url + "/api/messages", json={
             "t": "text", "to": ["LT"], "status": "actual", "precedence": "flash",
             "text": "Call me on the line", "lang": "en",
-        }) as posted,
-    ):
-        assert posted.status == 202
-        message_id = (await posted.json())["id"]
+        }, headers=await operator_headers(http, endpoints["BY"].url)) as posted:
+            assert posted.status == 202
+            message_id = (await posted.json())["id"]
         row = lt.page.locator(f'#inbox li[data-id="{message_id}"]')
         note = row.locator("input.ack-note")
         await note.fill("typing while the deadline passes")  # focus stays through re-renders

@@ -48,8 +48,8 @@ def _expected_codes() -> dict[str, list[str]]:
 
 
 def _keys_the_page_uses() -> set[str]:
-    """UI keys named in the page: data-i18n in the HTML, t("…") and i18n: … in the script."""
-    html, js = read_text("index.html"), read_text("console.js")
+    """UI keys named in the page: data-i18n in the HTML, t("…") and i18n: … in the scripts."""
+    html, js = read_text("index.html"), read_text("console.js") + read_text("login.js")
     keys = set(re.findall(r'data-i18n="(\w+)"', html))
     for expression in re.findall(r"(?:\bt\(|i18n: |dataset\.i18n = )([^,;)\n]+)", js):
         keys.update(re.findall(r'"(\w+)"', expression))
@@ -95,7 +95,7 @@ def test_every_key_the_page_uses_is_in_the_catalogue_and_none_is_dead() -> None:
     used = _keys_the_page_uses()
     missing = used - set(ENGLISH["ui"])
     assert not missing, f"keys used by the page but not in the catalogues: {sorted(missing)}"
-    sources = read_text("index.html") + read_text("console.js")
+    sources = read_text("index.html") + read_text("console.js") + read_text("login.js")
     dead = [key for key in ENGLISH["ui"] if f'"{key}"' not in sources]
     assert not dead, f"catalogue keys the page never uses: {dead}"
 

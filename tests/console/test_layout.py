@@ -23,7 +23,9 @@ from playwright.async_api import Browser, Page, ViewportSize, async_playwright, 
 from hotline.endpoint.service import RunningEndpoint, wall_clock_ms
 from hotline.network import Deadline
 from hotline.protocol.vocab import Precedence
+from hotline.testing.operators import LoggedIn
 from tests.console.running import lone_endpoint, network_running, network_with_languages
+from tests.console.test_browser import log_in
 from tests.endpoint.builders import Author, deliver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -151,6 +153,7 @@ async def page_at(
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(endpoint.url + "/")
+        await log_in(page)
         await expect(page.locator("body")).to_have_attribute("data-ready", "true")
         yield page
         assert errors == []
@@ -171,7 +174,7 @@ async def fill_the_endpoint(net_author: Author, endpoint: RunningEndpoint) -> No
     warning = replace(net_author.warning(sender="BY", to=("LT",), ts=now),
                       text="Drone heading west along the river", lang="en")
     await endpoint.endpoint.received(deliver(net_author.net.seal(warning), 1))
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(middlewares=(LoggedIn(),)) as http:
         for n in range(4):
             async with http.post(endpoint.url + "/api/messages", json={
                 "t": "text", "to": ["BY"], "status": "exercise", "precedence": "routine",
@@ -292,7 +295,7 @@ async def test_offline_recipients_are_marked_and_alarm_after_the_threshold(
     async with (
         network_running(net, tmp_path, ("BY", "LT")) as (_, endpoints),
         page_at(browser, endpoints["BY"], WIDTHS[1280]) as page,
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(middlewares=(LoggedIn(),)) as http,
     ):
         box = page.locator("#to-boxes span", has=page.locator("#to-LV"))
         await expect(box.locator(".offline-mark")).to_be_visible()
@@ -323,7 +326,7 @@ async def test_the_chart_keeps_its_history_across_a_reload(
     net = network_with_languages({"BY": "en", "LT": "en"})
     async with (
         network_running(net, tmp_path, ("BY", "LT")) as (_, endpoints),
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(middlewares=(LoggedIn(),)) as http,
     ):
         by = endpoints["BY"]
         for n in range(3):

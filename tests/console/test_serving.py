@@ -40,6 +40,8 @@ async def _get(url: str) -> tuple[int, str, dict[str, str], bytes]:
         ("/console/index.html", "text/html", "index.html"),
         ("/console/console.js", "text/javascript", "console.js"),
         ("/console/console.css", "text/css", "console.css"),
+        ("/console/login.js", "text/javascript", "login.js"),
+        ("/console/login.css", "text/css", "login.css"),
         ("/console/icon.png", "image/png", "icon.png"),
     ],
 )
@@ -114,10 +116,12 @@ def test_nothing_shipped_refers_to_another_host(name: str, text: str) -> None:
 def test_the_page_has_no_inline_script_style_or_handlers() -> None:
     """index.html loads script and style only from files, so the strict CSP blocks nothing."""
     html = read_text("index.html")
-    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/console/console.js" defer>']
+    assert re.findall(r"<script\b[^>]*>", html) == [
+        '<script src="/console/login.js" defer>', '<script src="/console/console.js" defer>']
     assert re.findall(r"<link\b[^>]*>", html) == [
         '<link rel="icon" type="image/png" href="/console/icon.png">',
         '<link rel="stylesheet" href="/console/console.css">',
+        '<link rel="stylesheet" href="/console/login.css">',
     ]
     assert "<style" not in html
     assert not re.search(r"\sstyle=", html)
@@ -125,7 +129,7 @@ def test_the_page_has_no_inline_script_style_or_handlers() -> None:
 
 
 def test_the_script_never_writes_markup() -> None:
-    """console.js sets no innerHTML/outerHTML, calls no document.write nor insertAdjacentHTML."""
-    js = read_text("console.js")
+    """The scripts set no innerHTML/outerHTML, call no document.write nor insertAdjacentHTML."""
+    js = read_text("console.js") + read_text("login.js")
     for forbidden in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert forbidden not in js, forbidden

@@ -16,6 +16,7 @@ import pytest
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.ids import format_id
+from hotline.testing.operators import add_operator, operator_headers
 from tests.endpoint.builders import Author, deliver
 from tests.factories import TestNet, make_network
 
@@ -41,7 +42,8 @@ class Api:
 
     async def post(self, path: str, data: object) -> tuple[int, Any]:
         raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-        async with self.http.post(self.url + path, data=raw) as response:
+        async with self.http.post(self.url + path, data=raw,
+                                  headers={"Content-Type": "application/json"}) as response:
             return response.status, await response.json()
 
     async def get(self, path: str) -> tuple[int, Any]:
@@ -64,9 +66,11 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         data_dir=tmp_path,
         relay_url=f"ws://127.0.0.1:{closed_port()}/v1/ws",
     )
+    add_operator(tmp_path)
     async with serve_endpoint(config) as running, aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=TIMEOUT)
     ) as http:
+        http.headers.update(await operator_headers(http, running.url))
         yield Api(net, running, http)
 
 
@@ -317,9 +321,12 @@ async def test_stopping_the_endpoint_ends_open_event_streams(tmp_path: Path) -> 
         network=net.network, endpoint_id="LT", key=net.keys["LT"], data_dir=tmp_path,
         relay_url=f"ws://127.0.0.1:{closed_port()}/v1/ws",
     )
+    add_operator(tmp_path)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
         async with serve_endpoint(config) as running:
-            response = await http.get(running.url + "/api/events")
+            headers = await operator_headers(http, running.url)
+            response = await http.get(running.url + "/api/events", headers=headers)
+            assert response.status == 200
             name, _ = await read_sse(response)
             assert name == "snapshot"
         async with asyncio.timeout(TIMEOUT):

@@ -226,6 +226,26 @@ def witnessed(core: EndpointCore, log: Log, size: int) -> None:
     assert isinstance(verdict, Output)
 
 
+def holding_four(net: TestNet) -> tuple[EndpointCore, Log]:
+    """LT, connected, holding a witnessed checkpoint of a 4-entry log."""
+    core = connected(make_core(net))
+    log = Log(net)
+    log.grow(4)
+    witnessed(core, log, 4)
+    return core, log
+
+
+def from_by(net: TestNet, author: Author, seen: SeenCheckpoint) -> bytes:
+    """BY's warning to LT, delivered from index 4, saying BY saw ``seen``."""
+    body = replace(author.warning(sender="BY", to=("LT",)), cp=seen)
+    return deliver(net.seal(body), 4)
+
+
+def proof_of(log: Log, old: int, new: int) -> ConsistencyProof:
+    proof = consistency_proof(old, new, ListHasher(log.leaves[:new]))
+    return ConsistencyProof(old, new, log.root(old), log.root(new), tuple(proof))
+
+
 def test_every_body_we_sign_carries_the_checkpoint_we_witnessed(
     net: TestNet, author: Author
 ) -> None:
@@ -252,31 +272,21 @@ def test_a_peer_checkpoint_of_our_size_with_another_root_is_a_split_view(
     net: TestNet, author: Author
 ) -> None:
     """BY signed that it saw size 4 with another root than ours: split_view, at once."""
-    core = connected(make_core(net))
-    log = Log(net)
-    log.grow(4)
-    witnessed(core, log, 4)
-    body = replace(author.warning(sender="BY", to=("LT",)),
-                   cp=SeenCheckpoint(size=4, root=b"\x07" * 32))
-    assert kinds(core.receive(deliver(net.seal(body), 4), T0)) == [AlarmKind.SPLIT_VIEW]
+    core, _ = holding_four(net)
+    other_root = SeenCheckpoint(size=4, root=b"\x07" * 32)
+    assert kinds(core.receive(from_by(net, author, other_root), T0)) == [AlarmKind.SPLIT_VIEW]
 
 
 def test_a_peer_checkpoint_the_relay_cannot_prove_consistent_is_a_split_view(
     net: TestNet, author: Author
 ) -> None:
     """BY saw a size-2 tree from another history: the proof to our size 4 fails."""
-    core = connected(make_core(net))
-    log = Log(net)
-    log.grow(4)
-    witnessed(core, log, 4)
+    core, log = holding_four(net)
     other = [leaf_hash(b"forked") for _ in range(2)]
-    body = replace(author.warning(sender="BY", to=("LT",)),
-                   cp=SeenCheckpoint(size=2, root=root_of(other)))
-    core.receive(deliver(net.seal(body), 4), T0)
+    core.receive(from_by(net, author, SeenCheckpoint(size=2, root=root_of(other))), T0)
     (need,) = core.peer_proofs_needed()
     assert (need.old, need.new) == (2, 4)
-    proof = consistency_proof(2, 4, ListHasher(log.leaves[:4]))
-    answer = ConsistencyProof(2, 4, log.root(2), log.root(4), tuple(proof))
+    answer = proof_of(log, 2, 4)
     assert kinds(core.peer_proof(need, answer, T0 + 100)) == [AlarmKind.SPLIT_VIEW]
 
 
@@ -284,16 +294,10 @@ def test_a_peer_checkpoint_proven_consistent_raises_nothing(
     net: TestNet, author: Author
 ) -> None:
     """BY saw our history at size 2: the proof to our size 4 holds; nothing to say."""
-    core = connected(make_core(net))
-    log = Log(net)
-    log.grow(4)
-    witnessed(core, log, 4)
-    body = replace(author.warning(sender="BY", to=("LT",)),
-                   cp=SeenCheckpoint(size=2, root=log.root(2)))
-    core.receive(deliver(net.seal(body), 4), T0)
+    core, log = holding_four(net)
+    core.receive(from_by(net, author, SeenCheckpoint(size=2, root=log.root(2))), T0)
     (need,) = core.peer_proofs_needed()
-    proof = consistency_proof(2, 4, ListHasher(log.leaves[:4]))
-    answer = ConsistencyProof(2, 4, log.root(2), log.root(4), tuple(proof))
+    answer = proof_of(log, 2, 4)
     assert kinds(core.peer_proof(need, answer, T0 + 100)) == []
     assert core.peer_proofs_needed() == []
     later = kinds(core.tick(T0 + 2 * PROOF_BOUND_MS))
@@ -305,13 +309,8 @@ def test_a_peer_checkpoint_left_unproven_is_an_alarm_after_the_bound(
     net: TestNet, author: Author
 ) -> None:
     """A peer's checkpoint the relay never proves against ours: consistency_unproven."""
-    core = connected(make_core(net))
-    log = Log(net)
-    log.grow(4)
-    witnessed(core, log, 4)
-    body = replace(author.warning(sender="BY", to=("LT",)),
-                   cp=SeenCheckpoint(size=2, root=log.root(2)))
-    core.receive(deliver(net.seal(body), 4), T0)
+    core, log = holding_four(net)
+    core.receive(from_by(net, author, SeenCheckpoint(size=2, root=log.root(2))), T0)
     unproven = [e for e in core.tick(T0 + PROOF_BOUND_MS).events
                  if isinstance(e, RelaySuspected) and e.kind is AlarmKind.CONSISTENCY_UNPROVEN]
     assert [e.party for e in unproven] == ["BY"]

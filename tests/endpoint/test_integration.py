@@ -31,6 +31,7 @@ from hotline.network import network_to_toml
 from hotline.network_file import load_network
 from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
+from hotline.testing.operators import OPERATOR, add_operator, operator_headers
 from hotline.testing.ports import free_port
 
 pytestmark = pytest.mark.skipif(
@@ -111,6 +112,7 @@ def network_dir(tmp_path: Path) -> Path:
 
 
 def endpoint_config(network_dir: Path, data: Path, party: str, relay: Relay) -> EndpointConfig:
+    add_operator(data / party)  # the test's officer may log in
     return EndpointConfig(
         network=load_network(network_dir / NETWORK_FILE),
         endpoint_id=party,
@@ -138,6 +140,8 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
         for running, events in ((by, by_events), (lt, lt_events)):
             if not running.endpoint.connected:
                 await next_matching(events, lambda e: isinstance(e, RelayConnected))
+        by_officer = await operator_headers(http, by.url)
+        lt_officer = await operator_headers(http, lt.url)
 
         warning = {
             "t": "warning", "to": ["LT"], "status": "exercise", "precedence": "flash",
@@ -145,20 +149,23 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
                       "object": "uav", "confidence": 0.7, "source": "radar"},
             "predicted": {"border": "BY-LT", "crossing_at": 1_764_000_600_000},
         }
-        async with http.post(by.url + "/api/messages", json=warning) as response:
+        async with http.post(by.url + "/api/messages", json=warning,
+                             headers=by_officer) as response:
             assert response.status == 202
             message_id = (await response.json())["id"]
         raw_id = parse_id(message_id)
 
         await next_matching(
             lt_events, lambda e: isinstance(e, MessageReceived) and e.body.id == raw_id)
-        async with http.get(lt.url + "/api/inbox") as response:
+        async with http.get(lt.url + "/api/inbox", headers=lt_officer) as response:
             (item,) = (await response.json())["messages"]
         assert (item["id"], item["from"], item["precedence"]) == (message_id, "BY", "flash")
         assert item["body"]["predicted"]["border"] == "BY-LT"
+        assert item["body"]["operator"] == OPERATOR  # BY's officer is named in the signed body
 
         ack = {"action": "monitoring", "note": "radar has it"}
-        async with http.post(f"{lt.url}/api/messages/{message_id}/ack", json=ack) as response:
+        async with http.post(f"{lt.url}/api/messages/{message_id}/ack", json=ack,
+                             headers=lt_officer) as response:
             assert response.status == 202
 
         def stage(wanted: Stage) -> Callable[[Event], bool]:
@@ -166,7 +173,7 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
                               and e.party == "LT" and e.stage is wanted)
 
         await next_matching(by_events, stage(Stage.ACKNOWLEDGED))
-        async with http.get(by.url + "/api/outbox") as response:
+        async with http.get(by.url + "/api/outbox", headers=by_officer) as response:
             (sent,) = (await response.json())["messages"]
         accepted = sent["accepted"]
         delivered = sent["recipients"]["LT"]["delivered"]
@@ -177,6 +184,7 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
         assert accepted["index"] < delivered["index"] < acknowledged["index"]
         assert accepted["received_ms"] <= delivered["received_ms"] <= acknowledged["received_ms"]
         assert (acknowledged["action"], acknowledged["note"]) == ("monitoring", "radar has it")
+        assert acknowledged["operator"] == OPERATOR  # from LT's signed receipt
 
 
 async def test_endpoints_witness_and_cosign_the_relays_checkpoints(
@@ -194,7 +202,8 @@ async def test_endpoints_witness_and_cosign_the_relays_checkpoints(
             events, lambda e: isinstance(e, CheckpointWitnessed) and e.size > first.size)
         assert isinstance(second, CheckpointWitnessed)
         http = await stack.enter_async_context(aiohttp.ClientSession())
-        async with http.get(lt.url + "/api/checkpoint") as response:
+        async with http.get(lt.url + "/api/checkpoint",
+                            headers=await operator_headers(http, lt.url)) as response:
             body = await response.json()
         assert body["consistent"] is True
         assert body["size"] >= second.size
@@ -215,6 +224,7 @@ async def test_a_message_posted_while_offline_is_sent_once_the_relay_is_up(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)))
         text = {"t": "text", "to": ["LT"], "status": "test", "precedence": "routine",
                 "text": "anyone there?", "lang": "en"}
+        http.headers.update(await operator_headers(http, by.url))
         async with http.post(by.url + "/api/messages", json=text) as response:
             assert response.status == 202
             raw_id = parse_id((await response.json())["id"])

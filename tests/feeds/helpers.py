@@ -13,7 +13,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.network import network_to_toml
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
+from hotline.testing.operators import add_operator
 from tests.cap.helpers import alert_xml, info_xml
 from tests.factories import TestNet
 
@@ -129,9 +130,10 @@ class FeedClient:
     http: aiohttp.ClientSession
     url: str
     token: str | None = TOKEN
+    session: dict[str, str] = field(default_factory=dict)  # an operator's, for reading
 
     def _headers(self, token: str | None, key: str | None) -> dict[str, str]:
-        headers = {}
+        headers = dict(self.session)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         if key is not None:
@@ -158,12 +160,15 @@ class FeedClient:
             return Reply(response.status, await response.json(), response.headers)
 
     async def get(self, path: str) -> tuple[int, bytes, str]:
-        """Status, body bytes and Content-Type of a GET."""
-        async with self.http.get(self.url + path) as response:
+        """Status, body bytes and Content-Type of a GET (with the feed's token: feeds read
+        what operators read)."""
+        async with self.http.get(self.url + path, headers=self._headers(self.token, None)
+                                 ) as response:
             return response.status, await response.read(), response.headers["Content-Type"]
 
     async def get_json(self, path: str) -> Any:
-        async with self.http.get(self.url + path) as response:
+        async with self.http.get(self.url + path, headers=self._headers(self.token, None)
+                                 ) as response:
             assert response.status == 200, await response.text()
             return await response.json()
 
@@ -202,6 +207,7 @@ def endpoint_running(
     net: TestNet, root: Path, party: str, relay_url: str | None = None,
     feeds: Path | None = None,
 ) -> contextlib.AbstractAsyncContextManager[RunningEndpoint]:
+    add_operator(root / party)  # the test's officer may log in
     return serve_endpoint(endpoint_config(net, root, party, relay_url, feeds))
 
 

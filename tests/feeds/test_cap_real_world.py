@@ -21,6 +21,7 @@ from hotline.cap import cap_to_body_json
 from hotline.endpoint.service import RunningEndpoint
 from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import BodyType
+from hotline.testing.operators import operator_headers
 from tests.cap import real_world
 from tests.cap.helpers import cap_schema, q
 from tests.factories import make_network
@@ -44,6 +45,7 @@ class Pair:
     by: RunningEndpoint
     lt: RunningEndpoint
     http: aiohttp.ClientSession
+    by_officer: dict[str, str]  # BY's officer's session: BY's exports are read as them
 
     @property
     def feed(self) -> FeedClient:
@@ -51,7 +53,7 @@ class Pair:
 
     @property
     def by_client(self) -> FeedClient:
-        return FeedClient(self.http, self.by.url, None)
+        return FeedClient(self.http, self.by.url, None, self.by_officer)
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         lt = await stack.enter_async_context(
             endpoint_running(net, tmp_path, "LT", relay.ws_url, feeds))
         http = await stack.enter_async_context(http_session())
-        yield Pair(by, lt, http)
+        yield Pair(by, lt, http, await operator_headers(http, by.url))
 
 
 async def post_and_receive(pair: Pair, xml: bytes) -> dict[str, Any]:

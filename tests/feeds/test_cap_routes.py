@@ -16,6 +16,7 @@ from hotline.endpoint.service import RunningEndpoint
 from hotline.protocol.bodies import UpdateBody
 from hotline.protocol.ids import format_id, parse_id, uuid7_time_ms
 from hotline.protocol.vocab import BodyType, Stage
+from hotline.testing.operators import operator_headers
 from tests.cap.helpers import (
     NUMERIC_OFFSET,
     area_xml,
@@ -67,6 +68,7 @@ async def lt(tmp_path: Path) -> AsyncIterator[Lt]:
                         {"name": "slow", "token": OTHER_TOKEN, "rate_per_minute": 1})
     async with endpoint_running(net, tmp_path, "LT", feeds=feeds) as running, \
             http_session() as http:
+        http.headers.update(await operator_headers(http, running.url))
         yield Lt(running, FeedClient(http, running.url))
 
 
@@ -198,6 +200,7 @@ class Pair:
     by: RunningEndpoint
     lt: RunningEndpoint
     http: aiohttp.ClientSession
+    by_officer: dict[str, str]
 
     @property
     def feed(self) -> FeedClient:
@@ -205,7 +208,7 @@ class Pair:
 
     @property
     def by_client(self) -> FeedClient:
-        return FeedClient(self.http, self.by.url, None)
+        return FeedClient(self.http, self.by.url, None, self.by_officer)
 
 
 @pytest.fixture
@@ -217,7 +220,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         lt = await stack.enter_async_context(
             endpoint_running(net, tmp_path, "LT", relay.ws_url, feeds))
         http = await stack.enter_async_context(http_session())
-        yield Pair(by, lt, http)
+        yield Pair(by, lt, http, await operator_headers(http, by.url))
 
 
 async def test_a_cap_alert_reaches_by_and_exports_valid_cap_on_both_sides(pair: Pair) -> None:
@@ -254,7 +257,8 @@ async def test_the_acknowledgement_exports_as_a_cap_ack(pair: Pair) -> None:
         message_id = posted.json["id"]
         await next_received(by_events)
         async with pair.http.post(f"{pair.by.url}/api/messages/{message_id}/ack",
-                                  json={"action": "monitoring"}) as response:
+                                  json={"action": "monitoring"},
+                                  headers=pair.by_officer) as response:
             assert response.status == 202
         stored = await next_event(lt_events, lambda e: isinstance(e, ReceiptStored)
                                   and e.stage is Stage.ACKNOWLEDGED)

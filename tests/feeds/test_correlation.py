@@ -16,6 +16,7 @@ from hotline.endpoint.service import EndpointConfig, serve_endpoint
 from hotline.errors import Rejected
 from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.vocab import BodyType, Status
+from hotline.testing.operators import add_operator, operator_headers
 from tests.factories import make_network
 from tests.feeds.helpers import (
     FeedClient,
@@ -164,7 +165,9 @@ async def test_after_a_cancel_the_track_opens_a_new_incident(tmp_path: Path) -> 
         update = await post(feed)
         cancel = {"t": "cancel", "to": ["BY"], "status": "exercise", "precedence": "flash",
                   "ref": update["id"], "reason": "left_area"}
-        async with http.post(running.url + "/api/messages", json=cancel) as response:
+        add_operator(tmp_path / "LT")
+        async with http.post(running.url + "/api/messages", json=cancel,
+                             headers=await operator_headers(http, running.url)) as response:
             assert response.status == 202
         again = await post(feed)
     assert again["t"] == "warning"

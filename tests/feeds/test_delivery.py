@@ -16,6 +16,7 @@ from hotline.protocol.bodies import UpdateBody, WarningBody
 from hotline.protocol.ids import format_id
 from hotline.protocol.vocab import BodyType
 from hotline.relay.server import RunningRelay
+from hotline.testing.operators import operator_headers
 from tests.factories import TestNet, make_network
 from tests.feeds.helpers import (
     FeedClient,
@@ -69,7 +70,8 @@ async def test_an_alert_posted_to_lt_reaches_bys_inbox(net: Net) -> None:
             reply = await FeedClient(http, lt.url).alert(alert_json())
             assert reply.status == 202
             event = await received(by_events)
-            inbox = await FeedClient(http, net.by.url).get_json("/api/inbox")
+            by_officer = await operator_headers(http, net.by.url)
+            inbox = await FeedClient(http, net.by.url, None, by_officer).get_json("/api/inbox")
     assert format_id(event.body.id) == reply.json["id"]
     (item,) = inbox["messages"]
     assert (item["id"], item["from"], item["t"]) == (reply.json["id"], "LT", "warning")
@@ -127,7 +129,8 @@ async def test_a_replayed_key_reaches_by_once_even_across_a_restart(net: Net) ->
             after = await feed.alert(alert, key="retry-me")
             marker = await feed.alert(alert_json(track_id="marker-2"))
             assert format_id((await received(by_events)).body.id) == marker.json["id"]
-            inbox = await FeedClient(http, net.by.url).get_json("/api/inbox")
+            by_officer = await operator_headers(http, net.by.url)
+            inbox = await FeedClient(http, net.by.url, None, by_officer).get_json("/api/inbox")
     assert again.json == first.json == after.json
     assert after.headers["Idempotent-Replayed"] == "true"
     assert len(inbox["messages"]) == 3

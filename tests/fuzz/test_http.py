@@ -13,6 +13,7 @@ from yarl import URL
 
 from hotline.network import network_to_toml
 from hotline.relay.server import RelayConfig, start_relay
+from hotline.testing.operators import LoggedIn
 from tests.factories import make_network
 from tests.feeds.helpers import TOKEN, endpoint_running, radar_feed, write_feeds
 
@@ -41,7 +42,8 @@ def _is_error_json(status: int, payload: object) -> bool:
 
 
 async def _post_all(url: str, requests: list[tuple[str, bytes, str, str, str | None]]) -> None:
-    async with aiohttp.ClientSession() as http:
+    # logged in as an officer, so /api/messages posts reach the handler, not only the 401
+    async with aiohttp.ClientSession(middlewares=(LoggedIn(),)) as http:
         for route, body, content_type, auth, key in requests:
             headers = {"Content-Type": content_type, "Authorization": auth}
             if key is not None and key.isascii() and key.isprintable():

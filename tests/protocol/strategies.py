@@ -42,9 +42,12 @@ party = st.from_regex(r"[A-Z][A-Z0-9]{1,3}", fullmatch=True)
 recipients: st.SearchStrategy[Recipients] = st.one_of(
     st.just("*"), st.lists(party, min_size=1, max_size=5, unique=True).map(tuple)
 )
+# no surrogates, controls (C0, DEL, C1) nor format characters (bidi, zero-width): the schema
+# refuses those in free text
 text = st.text(
-    st.characters(exclude_categories=["Cs"], min_codepoint=0x20), max_size=200
+    st.characters(exclude_categories=["Cs", "Cc", "Cf"], min_codepoint=0x20), max_size=200
 )
+operators = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", fullmatch=True)
 langs = st.sampled_from(["en", "ru", "be", "lt", "lv", "et", "pl", "en-GB"])
 
 
@@ -169,6 +172,7 @@ def texts(draw: st.DrawFn) -> TextBody:
         text=draw(text.filter(bool)),
         lang=draw(langs),
         incident=draw(st.none() | ids),
+        operator=draw(st.none() | operators),
     )
 
 
@@ -183,6 +187,7 @@ def receipts(draw: st.DrawFn) -> ReceiptBody:
         action=draw(st.none() | st.sampled_from(Action)) if stage is Stage.ACKNOWLEDGED else None,
         note=draw(st.none() | text),
         reason=draw(text) if stage is Stage.REJECTED else None,
+        operator=draw(st.none() | operators) if stage is Stage.ACKNOWLEDGED else None,
     )
 
 

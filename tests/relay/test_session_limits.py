@@ -9,35 +9,54 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hotline.protocol.session import AUTH_FAILED_CLOSE, Auth, auth_signature, encode_control
-from hotline.relay.guard import AuthGuard, GuardLimits
+from hotline.protocol.session import (
+    AUTH_FAILED_CLOSE,
+    Auth,
+    Welcome,
+    auth_signature,
+    decode_control,
+    encode_control,
+)
+from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.server import start_relay
 from tests.factories import TestNet
-from tests.relay.client import TIMEOUT
+from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import relay_config
 
 
-def test_the_guard_refuses_an_address_after_its_failures_until_the_window_passes() -> None:
-    """Five failures inside the window refuse the address; it may retry once they age out."""
+def test_the_guard_locks_an_address_and_claimed_id_pair_after_its_failures() -> None:
+    """Five failures claiming LT from one address lock that pair only, until the window
+    passes; the same address claiming BY, or another address claiming LT, is not locked."""
     guard = AuthGuard(GuardLimits(max_failures=5, window_ms=60_000))
-    for t in range(5):
-        assert guard.opening("10.0.0.9", t) is None
-        guard.failed("10.0.0.9", t)
-    refusal = guard.opening("10.0.0.9", 10)
-    assert refusal is not None
-    assert refusal.retry_after_ms == 60_000 - 10
-    assert guard.opening("10.0.0.8", 10) is None  # another address is not affected
-    assert guard.opening("10.0.0.9", 60_001) is None
+    for t in range(4):
+        ticket = guard.opening()
+        assert isinstance(ticket, Ticket)
+        assert ticket.failed("10.0.0.9", "LT", t) is None
+    ticket = guard.opening()
+    assert isinstance(ticket, Ticket)
+    locked = ticket.failed("10.0.0.9", "LT", 10)
+    assert locked is not None
+    assert locked.retry_after_ms == 60_000 - 10
+    assert guard.failures("10.0.0.9", "LT", 10) == 5
+    assert guard.failures("10.0.0.9", "BY", 10) == 0
+    assert guard.failures("10.0.0.8", "LT", 10) == 0
+    assert guard.failures("10.0.0.9", "LT", 60_011) == 0
+    assert guard.pending == 0
 
 
-def test_the_guard_caps_sockets_waiting_to_authenticate_per_address() -> None:
-    """Beyond max_pending open sockets an address is refused; a success frees a place."""
+def test_the_guard_caps_sockets_waiting_to_authenticate_across_addresses() -> None:
+    """Beyond max_pending open sockets any new one is refused; a settled ticket frees its place
+    once, however often it is settled."""
     guard = AuthGuard(GuardLimits(max_pending=2))
-    assert guard.opening("a", 0) is None
-    assert guard.opening("a", 0) is None
-    assert guard.opening("a", 0) is not None
-    guard.succeeded("a")
-    assert guard.opening("a", 0) is None
+    first, second = guard.opening(), guard.opening()
+    assert isinstance(first, Ticket)
+    assert isinstance(second, Ticket)
+    assert isinstance(guard.opening(), Refusal)
+    first.succeeded()
+    first.gone()
+    assert guard.pending == 1
+    assert isinstance(guard.opening(), Ticket)
+    assert isinstance(guard.opening(), Refusal)
 
 
 async def test_a_silent_client_is_closed_at_the_auth_deadline_despite_heartbeats(
@@ -70,26 +89,55 @@ async def test_an_idle_socket_that_sends_no_request_is_closed(
         await relay.stop()
 
 
-@pytest.mark.parametrize("failures", [3])
-async def test_repeated_bad_authentication_is_refused_with_429(
-    net: TestNet, tmp_path: Path, failures: int
+async def test_strangers_failures_never_lock_out_a_valid_answer(
+    net: TestNet, tmp_path: Path
 ) -> None:
-    """After max_failures wrong answers the address gets 429 and Retry-After, no challenge."""
+    """After max_failures wrong answers claiming LT from 127.0.0.1 the next wrong one is told
+    rate_limited with a retry time, and LT answering with its real key from the same address
+    is still welcomed (a proxy's shared address cannot be used to lock LT out)."""
+    failures = 3
     limits = GuardLimits(max_failures=failures, window_ms=60_000)
     relay = await start_relay(replace(relay_config(net, tmp_path / "relay"), auth_guard=limits))
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(failures):
+            for attempt in range(failures):
                 async with http.ws_connect(relay.ws_url) as ws:
                     challenge = await ws.receive_bytes(timeout=TIMEOUT)
                     wrong = auth_signature(challenge, "LT", net.keys["BY"])
                     await ws.send_bytes(encode_control(Auth("LT", wrong)))
-                    await ws.receive(timeout=TIMEOUT)
+                    closing = await ws.receive(timeout=TIMEOUT)
                     assert ws.close_code == AUTH_FAILED_CLOSE
+                    locked = attempt == failures - 1
+                    assert str(closing.extra).startswith("rate_limited") is locked
+            async with RawClient(net, "LT", relay.ws_url) as lt:
+                assert lt.welcome is not None
+                assert lt.welcome.id == "LT"
+        assert relay.relay.guard.pending == 0
+    finally:
+        await relay.stop()
+
+
+async def test_a_flood_of_silent_sockets_is_capped_with_429(net: TestNet, tmp_path: Path) -> None:
+    """With max_pending sockets waiting on the challenge, the next is refused with 429 and
+    Retry-After; once one leaves, an endpoint authenticates."""
+    limits = GuardLimits(max_pending=2)
+    relay = await start_relay(replace(relay_config(net, tmp_path / "relay"), auth_guard=limits))
+    try:
+        async with aiohttp.ClientSession() as http:
+            waiting = [await http.ws_connect(relay.ws_url) for _ in range(2)]
+            challenges = [await ws.receive_bytes(timeout=TIMEOUT) for ws in waiting]
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await http.ws_connect(relay.ws_url)
             assert refused.value.status == 429
             assert refused.value.headers is not None
             assert int(refused.value.headers["Retry-After"]) >= 1
+            answer = auth_signature(challenges[0], "LT", net.keys["LT"])
+            await waiting[0].send_bytes(encode_control(Auth("LT", answer)))
+            welcome = decode_control(await waiting[0].receive_bytes(timeout=TIMEOUT))
+            assert isinstance(welcome, Welcome)  # LT's place among the pending is free again
+            async with RawClient(net, "BY", relay.ws_url) as by:
+                assert by.welcome is not None
+            for ws in waiting:
+                await ws.close()
     finally:
         await relay.stop()

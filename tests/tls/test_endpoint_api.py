@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import aiohttp
 import structlog
 
 from hotline.endpoint.service import RunningEndpoint, serve_endpoint
+from hotline.testing.operators import OPERATOR, PASSWORD, add_operator, operator_headers
 from hotline.tls import ClientTls, ServerTls, client_connector, format_pin
 from tests.factories import TestNet
 from tests.tls.conftest import TIMEOUT, Pki, endpoint_config
@@ -26,15 +28,17 @@ async def https_endpoint(
     net: TestNet, tmp_path: Path, serve: ServerTls
 ) -> AsyncIterator[RunningEndpoint]:
     config = endpoint_config(net, tmp_path, "BY", OFFLINE_RELAY, ClientTls(), serve=serve)
+    add_operator(config.data_dir)
     async with serve_endpoint(config) as running:
         yield running
 
 
 async def hotline_send(*args: str) -> tuple[int, str, str]:
     """Run ``hotline send ARGS`` in a child process: exit status, stdout, stderr."""
+    env = {**os.environ, "HOTLINE_OPERATOR": OPERATOR, "HOTLINE_PASSWORD": PASSWORD}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hotline", "send", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
     out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
     assert process.returncode is not None
@@ -44,11 +48,10 @@ async def hotline_send(*args: str) -> tuple[int, str, str]:
 async def outbox(running: RunningEndpoint, pki: Pki) -> Any:
     """The endpoint's /api/outbox, fetched over https trusting the CA."""
     connector = client_connector(ClientTls(ca=pki.ca))
-    async with (
-        aiohttp.ClientSession(connector=connector) as http,
-        http.get(running.url + "/api/outbox") as response,
-    ):
-        return await response.json()
+    async with aiohttp.ClientSession(connector=connector) as http:
+        headers = await operator_headers(http, running.url)
+        async with http.get(running.url + "/api/outbox", headers=headers) as response:
+            return await response.json()
 
 
 async def test_the_api_answers_over_https_to_a_client_trusting_the_ca(
@@ -61,7 +64,8 @@ async def test_the_api_answers_over_https_to_a_client_trusting_the_ca(
         async with aiohttp.ClientSession(connector=connector) as http:
             async with http.get(by.url + "/healthz") as response:
                 assert response.status == 200
-            async with http.get(by.url + "/api/links") as response:
+            headers = await operator_headers(http, by.url)
+            async with http.get(by.url + "/api/links", headers=headers) as response:
                 assert response.status == 200
 
 

@@ -12,9 +12,10 @@ import structlog
 
 from hotline.cli.tls_cmd import write_certificates
 from hotline.endpoint.events import CheckpointWitnessed, Event, MessageReceived, ReceiptStored
-from hotline.endpoint.service import serve_endpoint
+from hotline.endpoint.service import RunningEndpoint, serve_endpoint
 from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
+from hotline.testing.operators import add_operator, operator_headers
 from hotline.tls import ClientTls, client_context, server_context
 from tests.factories import TestNet
 from tests.tls.conftest import (
@@ -35,6 +36,12 @@ WARNING = {
 }
 
 
+
+async def officer(http: aiohttp.ClientSession, running: RunningEndpoint) -> dict[str, str]:
+    """The test's officer, added to the running endpoint and logged in: their headers."""
+    add_operator(running.endpoint.config.data_dir)
+    return await operator_headers(http, running.url)
+
 async def test_endpoints_trusting_the_ca_are_welcomed_and_a_warning_round_trips(
     net: TestNet, pki: Pki, tmp_path: Path
 ) -> None:
@@ -54,14 +61,16 @@ async def test_endpoints_trusting_the_ca_are_welcomed_and_a_warning_round_trips(
         http = await stack.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)))
 
-        async with http.post(by.url + "/api/messages", json=WARNING) as response:
+        async with http.post(by.url + "/api/messages", json=WARNING,
+                             headers=await officer(http, by)) as response:
             assert response.status == 202
             message_id = (await response.json())["id"]
         raw_id = parse_id(message_id)
         await next_matching(
             lt_events, lambda e: isinstance(e, MessageReceived) and e.body.id == raw_id)
         async with http.post(f"{lt.url}/api/messages/{message_id}/ack",
-                             json={"action": "monitoring"}) as response:
+                             json={"action": "monitoring"},
+                             headers=await officer(http, lt)) as response:
             assert response.status == 202
 
         def acknowledged(e: Event) -> bool:
@@ -87,7 +96,8 @@ async def test_the_relays_http_routes_are_fetched_over_the_same_tls(
         assert isinstance(await by.endpoint.relay_http.links_json(), dict)
 
         http = await stack.enter_async_context(aiohttp.ClientSession())
-        async with http.post(by.url + "/api/messages", json=WARNING) as response:
+        async with http.post(by.url + "/api/messages", json=WARNING,
+                             headers=await officer(http, by)) as response:
             assert response.status == 202
         grown = relay.relay.log.size if relay.relay.log is not None else 0
         # The endpoint held a checkpoint from its welcome: a larger one needs a

@@ -451,6 +451,16 @@ def _ok_cases() -> list[Case]:
         _ok_frame(
             "frame_at_limit", f"a valid frame of exactly {MAX_FRAME} bytes", _sized_text(MAX_FRAME)
         ),
+        _ok(
+            "text_with_operator",
+            "a text naming the operator who sent it",
+            {**_changed(doc_example(), "id", uid(22)), "seq": 22, "operator": "anna.k"},
+        ),
+        _ok(
+            "receipt_acknowledged_by_operator",
+            "LT's acknowledged receipt naming the operator who acknowledged",
+            _receipt(23, "LT", 23, "acknowledged", action="monitoring", operator="duty-lt"),
+        ),
     ]
 
 
@@ -757,6 +767,36 @@ def _schema_cases() -> list[Case]:
             "a path on a refusal whose code is not schema",
             _changed(_changed(_refused_schema(), "code", "stale"), "path", "expires"),
             "path",
+        ),
+        _schema(
+            "note_bidi_override",
+            "a note wrapped in RIGHT-TO-LEFT OVERRIDE and POP DIRECTIONAL FORMATTING",
+            _receipt(7, "LT", 3, "acknowledged", note="\u202eDEVIECER TON\u202c"),
+            "note",
+        ),
+        _schema(
+            "text_zero_width",
+            "text holding a ZERO WIDTH SPACE",
+            _changed(text, "text", "Line\u200bcheck"),
+            "text",
+        ),
+        _schema(
+            "text_c1_control",
+            "text holding the C1 control U+0085",
+            _changed(text, "text", "Line check\x85"),
+            "text",
+        ),
+        _schema(
+            "operator_on_delivered",
+            "operator on a delivered receipt",
+            _changed(receipt, "operator", "duty-lt"),
+            "operator",
+        ),
+        _schema(
+            "operator_not_a_name",
+            "an operator name with a space",
+            {**text, "operator": "anna k"},
+            "operator",
         ),
     ]
 

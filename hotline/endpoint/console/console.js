@@ -183,6 +183,7 @@
 
   async function getJson(url) {
     const r = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (r.status === 401) window.HotlineLogin.expired();
     if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
     return r.json();
   }
@@ -273,11 +274,11 @@
   /** Free text from a person: shown as written, marked untranslated, with its language. */
   function freeText(text, lang) {
     if (typeof text !== "string" || text === "") return null;
-    const q = h("blockquote", { class: "freetext" });
+    const q = h("blockquote", { class: "freetext", dir: "auto" });
     if (typeof lang === "string" && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/.test(lang)) {
       q.setAttribute("lang", lang);
     }
-    q.append(h("span", { class: "text", text }));
+    q.append(h("bdi", { class: "text", dir: "auto", text }));
     q.append(h("span", {
       class: "untranslated",
       text: lang ? t("untranslated_lang", { lang: langName(lang) }) : t("untranslated"),
@@ -449,9 +450,10 @@
     try {
       const r = await fetch(`/api/messages/${encodeURIComponent(id)}/ack`, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: window.HotlineLogin.headers({ "Content-Type": "application/json" }),
         body: JSON.stringify(data),
       });
+      if (r.status === 401) window.HotlineLogin.expired();
       const answer = await r.json().catch(() => null);
       const item = S.inbox.get(id);
       if (r.status === 202 && item) {
@@ -511,6 +513,7 @@
       statusBadge(item.status),
       h("span", { class: "type", code: `t:${item.t}` }),
       h("span", { class: "who", text: t("from_party", { party: item.from }) }),
+      body && body.operator ? h("bdi", { class: "operator", text: t("by_operator", { operator: body.operator }) }) : null,
       h("time", { text: hms(item.received_ms), title: stamp(item.received_ms) }),
       h("span", { class: "spacer" }),
       state,
@@ -520,8 +523,11 @@
     if (item.acknowledged) {
       const bits = [t("acknowledged_at", { time: hms(item.acknowledged_ms) })];
       if (item.action) bits.push(code("action", item.action));
+      if (item.ack_operator) bits.push(t("by_operator", { operator: item.ack_operator }));
       ackPart = h("p", { class: "ack-done", tabindex: "-1" }, [
-        bits.join(" · "), item.note ? ` — “${item.note}”` : "",
+        bits.join(" · "),
+        item.note ? " — “" : "", item.note ? h("bdi", { dir: "auto", text: item.note }) : "",
+        item.note ? "”" : "",
       ]);
       S.ackForms.delete(item.id);
     } else {
@@ -679,8 +685,11 @@
       const a = r.acknowledged;
       const extra = [];
       if (a.action) extra.push(" · ", h("span", { class: "action", code: `action:${a.action}` }));
+      if (a.operator) {
+        extra.push(" · ", h("bdi", { class: "operator", text: t("by_operator", { operator: a.operator }) }));
+      }
       if (a.note) {
-        extra.push(h("span", { class: "freetext-inline", text: ` — “${a.note}”` }));
+        extra.push(" — “", h("bdi", { class: "freetext-inline", dir: "auto", text: a.note }), "”");
         extra.push(h("span", { class: "untranslated", text: t("untranslated") }));
       }
       ackCell = stageCell("acknowledged", a.received_ms, created, extra);
@@ -1215,6 +1224,7 @@
         if (item) {
           Object.assign(item, {
             acknowledged: true, acknowledged_ms: e.acknowledged_ms, action: e.action, note: e.note,
+            ack_operator: e.operator || null,
           });
           S.overdueIn.delete(e.id);
           renderInbox();
@@ -1246,6 +1256,7 @@
           const stage = { ts: e.ts, received_ms: e.received_ms, index: e.index };
           if (e.action) stage.action = e.action;
           if (e.note) stage.note = e.note;
+          if (e.operator) stage.operator = e.operator;
           if (e.reason) stage.reason = e.reason;
           r[e.stage] = stage;
           r.state = e.state;
@@ -1630,9 +1641,10 @@
     try {
       const r = await fetch("/api/messages", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: window.HotlineLogin.headers({ "Content-Type": "application/json" }),
         body: JSON.stringify(msg),
       });
+      if (r.status === 401) window.HotlineLogin.expired();
       const data = await r.json().catch(() => null);
       if (r.status === 202 && data && data.id) {
         $("compose-status").textContent = t("sent_ok", { id: short(data.id) });
@@ -1727,6 +1739,7 @@
     });
 
     setupViews();
+    await window.HotlineLogin.ready();
     setupCompose();
     connect();
     pollLinks();
