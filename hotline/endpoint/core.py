@@ -164,6 +164,7 @@ class EndpointCore:
         self._answers: dict[bytes, Answer] = {a.ref: a for a in state.answers}
         self._test_answers: dict[bytes, Answer] = {}
         self._refused: dict[bytes, None] = {}
+        self._unsigned_alarmed: dict[bytes, None] = {}  # refs whose unsigned refusal alarmed
         self.deadlines = DeadlineTracker(network.deadlines, state.fired)
         for sent in state.sent:
             for party, stage in sent.reached:
@@ -378,7 +379,14 @@ class EndpointCore:
         judged = judge_refusal(notice, self._pending.values(), self.network, self._max_frame,
                                now_ms)
         if isinstance(judged, RelaySuspected):
-            return Output(events=(judged,))  # the envelope stays pending, its bound running
+            # the envelope stays pending, its bound running; one alarm per envelope named,
+            # however often a lying relay repeats itself
+            if judged.ref in self._unsigned_alarmed:
+                return Output()
+            self._unsigned_alarmed[judged.ref] = None
+            if len(self._unsigned_alarmed) > _REFUSALS_KEPT:
+                del self._unsigned_alarmed[next(iter(self._unsigned_alarmed))]
+            return Output(events=(judged,))
         if judged is None:
             return Output()  # a late answer for something settled already
         refusal, pending, unfounded = judged

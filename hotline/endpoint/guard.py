@@ -141,6 +141,7 @@ class Guard:
         self._agreed: OrderedDict[tuple[int, bytes], None] = OrderedDict()
         self._last_seq: dict[str, tuple[int, int]] = {}  # sender → (seq, rank) of its latest
         self._first_index: OrderedDict[bytes, int] = OrderedDict()
+        self._replayed: OrderedDict[bytes, None] = OrderedDict()
         self._mismatch_raised: set[int] = set()
         self.connected_since: int | None = None
         self._offset: int | None = None  # our clock minus the relay's, at most
@@ -196,8 +197,9 @@ class Guard:
     ) -> list[RelaySuspected]:
         """A message we hold came again; from another log index it was logged twice."""
         first = self._first_index.get(ref)
-        if first is None or first == index or index < 0:
+        if first is None or first == index or index < 0 or ref in self._replayed:
             return []
+        _remember(self._replayed, ref, None)  # one alarm per message, however often replayed
         return [RelaySuspected(
             AlarmKind.DELIVERY_STALE,
             f"message {format_id(ref)} from {sender} was delivered again from log index {index}; "

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Final
 
 from hotline.endpoint.alarms import AlarmKind, RelaySuspected
 from hotline.endpoint.state import PendingEnvelope
@@ -45,6 +46,7 @@ from hotline.protocol.admission import recipients_of
 from hotline.protocol.bodies import RefusedBody, RoutedBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.ids import format_id
+from hotline.protocol.schema import visible
 from hotline.protocol.session import RejectedNotice
 
 __all__ = ["Judged", "judge_refusal"]
@@ -53,14 +55,19 @@ Judged = tuple[RefusedBody, PendingEnvelope, tuple[RelaySuspected, ...]]
 """A signed refusal of one of our envelopes, with the alarm if we can disprove it."""
 
 
+_EVIDENCE_BYTES: Final = 4096
+"""At most this much of an unsigned refusal's frame is kept as evidence (the relay chose it)."""
+
+
 def _unsigned(notice: RejectedNotice, why: str, now_ms: int) -> RelaySuspected:
     named = format_id(notice.ref) if len(notice.ref) == 16 else "an unnamed envelope"
+    code, sentence = visible(notice.code, 40), visible(notice.sentence)
     return RelaySuspected(
         AlarmKind.REFUSAL_UNSIGNED,
-        f"the relay answered {named} with {notice.code} ('{notice.sentence}'), but {why}; "
+        f"the relay answered {named} with {code} ('{sentence}'), but {why}; "
         "it stays in the outbox",
         now_ms, notice.ref if len(notice.ref) == 16 else b"", "", -1,
-        (("code", notice.code), ("frame", notice.frame.hex())),
+        (("code", code), ("frame", notice.frame[:_EVIDENCE_BYTES].hex())),
     )
 
 

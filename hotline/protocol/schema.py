@@ -70,6 +70,7 @@ __all__ = [
     "encode_body",
     "map_to_body",
     "unpack_map",
+    "visible",
 ]
 
 HASH_SIZE: Final = 32
@@ -88,6 +89,17 @@ _DECEPTIVE: Final = re.compile(
     "[\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 _LANG: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+
+
+
+def visible(text: str, limit: int = 200) -> str:
+    """Unchecked text (an unsigned relay sentence) made safe to show: control, bidi and
+    zero-width characters written as ``\\uXXXX``, and at most ``limit`` characters."""
+    shown = text[:limit] + ("…" if len(text) > limit else "")
+    for pattern in (_CONTROL, _DECEPTIVE):
+        shown = pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", shown)
+    return shown
+
 
 E = TypeVar("E", bound=StrEnum)
 T = TypeVar("T")

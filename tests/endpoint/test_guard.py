@@ -320,3 +320,14 @@ def test_hash_of_helper_matches_the_body_hash(net: TestNet, author: Author) -> N
     """The receipt hash a peer checks is the SHA-256 of the body bytes (sanity of builders)."""
     frame = net.seal(author.text())
     assert hash_of(frame, net) == open_envelope(frame, net.network).hash
+
+
+def test_a_message_replayed_from_many_indexes_raises_one_alarm(
+    net: TestNet, author: Author
+) -> None:
+    """However often the relay logs and delivers it again, delivery_stale is raised once."""
+    core = connected(make_core(net))
+    frame = net.seal(author.warning(sender="BY", to=("LT",)))
+    core.receive(deliver(frame, 3), T0)
+    raised = [k for i in range(10, 60) for k in kinds(core.receive(deliver(frame, i), T0 + i))]
+    assert raised == [AlarmKind.DELIVERY_STALE]

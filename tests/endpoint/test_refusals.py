@@ -108,3 +108,20 @@ def test_a_rate_limited_message_is_sent_again_after_retry_after(
     assert core.tick(T0 + 1_999).send == ()
     assert core.tick(T0 + 2_000).send == (frame,)
     assert core.pending_frames() == (frame,)
+
+
+def test_a_flood_of_unsigned_refusals_raises_one_alarm_with_its_text_shown_escaped(
+    net: TestNet, author: Author
+) -> None:
+    """A lying relay repeating itself with direction-changing text: one alarm, the text inert."""
+    core = make_core(net)
+    frame = sent(core, author)
+    ident = open_envelope(frame, net.network).body.id
+    lie = "\u202eDEVIECER TON\u202c" + "x" * 5_000
+    notice = encode_control(RejectedNotice(ident, "link_forbidden", lie))
+    events = [e for _ in range(500) for e in core.receive(notice, T0).events]
+    (alarm,) = [e for e in events if isinstance(e, RelaySuspected)]
+    assert "\u202e" not in alarm.sentence
+    assert "\\u202e" in alarm.sentence
+    assert len(alarm.sentence) < 600
+    assert core.pending_frames() == (frame,)
