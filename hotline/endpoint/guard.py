@@ -80,6 +80,9 @@ __all__ = ["Guard", "PeerProofNeed"]
 K = TypeVar("K")
 V = TypeVar("V")
 
+_PEERS_WAITING: Final = 4096
+"""Peers' checkpoints waiting for a proof at once; a relay refusing proofs cannot grow it."""
+
 _REMEMBERED: Final = 1 << 16
 """Recent log indexes (and message ids) remembered for claims that arrive late."""
 
@@ -359,6 +362,8 @@ class Guard:
                 return []
             return [self._split(sender, ref, seen, held, index=index,
                                 problem="the same size with another root", now_ms=now_ms)]
+        if len(self._peers) >= _PEERS_WAITING:
+            return []  # the relay already leaves this many unproven: their alarms stand
         self._peers[key] = _PeerView(sender, ref, now_ms + PROOF_BOUND_MS)
         return []
 
