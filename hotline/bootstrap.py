@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from hotline.auditlog.diskio import create_file
 from hotline.errors import ConfigError
@@ -35,6 +36,16 @@ def key_path(directory: Path, party: str) -> Path:
     return directory / "keys" / f"{party}.key"
 
 
+def _nth_url(url: str, n: int) -> str:
+    """``url`` with its port raised by ``n`` (the n-th relay of a new network)."""
+    parts = urlsplit(url)
+    if n == 0 or parts.port is None:
+        return url if n == 0 else f"{url}#{n}"
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port + n}"))
+
+
 def create_network(
     directory: Path,
     *,
@@ -44,8 +55,14 @@ def create_network(
     origin: str = "hotline.example/baltic",
     relay_url: str = "ws://127.0.0.1:8700/v1/ws",
     relay_id: str = "relay",
+    relays: Sequence[str] = (),
 ) -> Network:
-    """Generate keys and write a validated network.toml into ``directory``."""
+    """Generate keys and write a validated network.toml into ``directory``.
+
+    ``relays`` names several independent relays (``[relays.<ID>]``): each gets
+    its own key, the origin ``<origin>/<ID>`` and the URL ``relay_url`` with its
+    port raised by its position (8700, 8701, …); the one-relay network otherwise.
+    """
     config = directory / NETWORK_FILE
     if config.exists():
         raise ConfigError(f"{config} already exists; choose an empty directory")
@@ -59,10 +76,24 @@ def create_network(
         if links is None
         else list(links)
     )
-    keys = {party: SigningKey.generate() for party in (relay_id, *endpoints)}
+    if len(set(relays)) != len(relays):
+        raise ConfigError("--relays must name distinct relays")
+    for relay in relays:
+        if not PARTY_ID.fullmatch(relay) or relay in endpoints:
+            raise ConfigError(
+                f"relay id {relay!r} must be letters, digits, _ . - and not an endpoint's id"
+            )
+    relay_ids = tuple(relays) or (relay_id,)
+    keys = {party: SigningKey.generate() for party in (*relay_ids, *endpoints)}
+    several = {
+        r: RelayInfo(r, f"{origin}/{r}", _nth_url(relay_url, i), keys[r].public, operator=r)
+        for i, r in enumerate(relays)
+    }
     network = Network(
         name=name,
-        relay=RelayInfo(relay_id, origin, relay_url, keys[relay_id].public),
+        relays=several,
+        relay=next(iter(several.values()), None)
+        or RelayInfo(relay_id, origin, relay_url, keys[relay_id].public),
         endpoints={
             e: EndpointInfo(
                 e,

@@ -11,9 +11,11 @@ Layout::
     [network]            name
     [relay]              id, origin, url, public_key
     [[relay.keys]]       public_key, not_before, not_after   (optional, repeated)
+    [relays.<ID>]        origin, url, public_key, operator   (instead of [relay]: several)
+    [[relays.<ID>.keys]] public_key, not_before, not_after   (optional, repeated)
     [endpoints.<ID>]     name, public_key, language
     [[endpoints.<ID>.keys]]  public_key, not_before, not_after  (optional, repeated)
-    [[links]]            between = ["BY", "LT"]
+    [[links]]            between = ["BY", "LT"], relays = ["by", "osce"] (optional)
     [deadlines.<precedence>]  delivered_s, acknowledged_s
     [limits]             max_frame_bytes, clock_skew_s, messages_per_minute,
                          retry_interval_s, max_age_s
@@ -29,12 +31,20 @@ to one party and is listed at most once; no two keys of a party share a key
 id; ``not_before < not_after``. Every signature is judged against the period
 of the key that made it (:meth:`Network.periods_of`), so a key rotated out
 still verifies what it signed while it was valid.
+
+Several relays (``docs/deploy.md``, "Several relays"): a network either has one
+``[relay]`` (the default, unchanged) or lists independent relays as
+``[relays.<ID>]``, each with its own key, origin (so its own log) and URL, and
+the party that runs it (``operator``). A link is carried by every relay unless
+its ``relays`` names some of them. Each relay runs with :meth:`Network.for_relay`:
+a one-relay view of the network holding only the links it carries, so the
+relay itself is the same program whether it is alone or one of several.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any, Final
 
@@ -60,6 +70,8 @@ __all__ = [
     "network_to_toml",
     "parse_network",
 ]
+
+MAX_RELAYS: Final = 8
 
 LANGUAGES: Final = ("en", "ru", "be", "lt", "lv", "et", "pl")
 
@@ -108,13 +120,14 @@ def _all_periods(current: PublicKey, listed: tuple[KeyPeriod, ...]) -> tuple[Key
 
 @dataclass(frozen=True, slots=True)
 class RelayInfo:
-    """The relay; ``keys`` holds the ``[[relay.keys]]`` entries as written."""
+    """A relay; ``keys`` holds its ``[[relay.keys]]`` entries as written."""
 
     id: str
     origin: str
     url: str
     public_key: PublicKey
     keys: tuple[KeyPeriod, ...] = ()
+    operator: str = ""  # who runs it, in a network of several relays
     periods: tuple[KeyPeriod, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,11 +163,64 @@ class Network:
     limits: Limits = field(default_factory=Limits)
     link_test_interval_ms: int = 5_000
     link_test_timeout_ms: int = 2_000
+    # several relays ([relays.<ID>]); empty for the one-relay network, whose relay is
+    # ``relay``. With several, ``relay`` is the first of them.
+    relays: Mapping[str, RelayInfo] = field(default_factory=dict)
+    # links carried by only some relays ([[links]] relays = [...]); absent: by every relay
+    link_relays: Mapping[frozenset[str], tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def multipath(self) -> bool:
+        """True when the network lists several relays (``[relays.<ID>]``)."""
+        return bool(self.relays)
+
+    @property
+    def all_relays(self) -> tuple[RelayInfo, ...]:
+        """Every relay, in configuration order (the one relay when there is one)."""
+        return tuple(self.relays.values()) if self.relays else (self.relay,)
+
+    def relay_info(self, relay_id: str) -> RelayInfo | None:
+        for relay in self.all_relays:
+            if relay.id == relay_id:
+                return relay
+        return None
+
+    def is_relay(self, party: str) -> bool:
+        return self.relay_info(party) is not None
+
+    def relays_of_link(self, a: str, b: str) -> tuple[str, ...]:
+        """The relays that carry the link a-b (none if there is no such link)."""
+        pair = frozenset((a, b))
+        if pair not in self.links:
+            return ()
+        return self.link_relays.get(pair, tuple(r.id for r in self.all_relays))
+
+    def relays_for(self, sender: str, recipients: Sequence[str]) -> tuple[str, ...]:
+        """The relays a body from ``sender`` to ``recipients`` travels over, in order."""
+        used = {r for party in recipients for r in self.relays_of_link(sender, party)}
+        return tuple(r.id for r in self.all_relays if r.id in used)
+
+    def for_relay(self, relay_id: str) -> Network:
+        """The one-relay view a relay runs with: it, and the links it carries."""
+        if not self.relays:
+            if relay_id != self.relay.id:
+                raise ConfigError(f"the network's relay is {self.relay.id!r}, not {relay_id!r}")
+            return self
+        relay = self.relays.get(relay_id)
+        if relay is None:
+            raise ConfigError(
+                f"{relay_id!r} is not a relay of the network ({', '.join(self.relays)})"
+            )
+        links = frozenset(
+            pair for pair in self.links if relay_id in self.relays_of_link(*sorted(pair))
+        )
+        return replace(self, relay=relay, relays={}, link_relays={}, links=links)
 
     def periods_of(self, party: str) -> Sequence[KeyPeriod] | None:
         """Every key of a party with its period, the current key first; None for a stranger."""
-        if party == self.relay.id:
-            return self.relay.periods
+        relay = self.relay_info(party)
+        if relay is not None:
+            return relay.periods
         endpoint = self.endpoints.get(party)
         return None if endpoint is None else endpoint.periods
 
@@ -249,6 +315,47 @@ def _parse_relay(data: Mapping[str, Any], source: str) -> RelayInfo:
     )
 
 
+def _parse_relays(data: Mapping[str, Any], source: str) -> dict[str, RelayInfo]:
+    """``[relays.<ID>]``: several independent relays, each with its own key and log."""
+    relays_t = _table(data, "relays", source)
+    if not relays_t:
+        raise ConfigError(f"{source}: [relays] must name at least one relay")
+    if len(relays_t) > MAX_RELAYS:
+        raise ConfigError(f"{source}: [relays] lists more than {MAX_RELAYS} relays")
+    relays: dict[str, RelayInfo] = {}
+    origins: dict[str, str] = {}
+    for relay_id, table in relays_t.items():
+        where = f"{source} [relays.{relay_id}]"
+        if not PARTY_ID.fullmatch(relay_id):
+            raise ConfigError(f"{where}: the id must be letters, digits, _ . - (at most 32)")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _check_known(table, {"origin", "url", "public_key", "keys", "operator"}, where)
+        origin = _str(table, "origin", where)
+        if any(c.isspace() or ord(c) < 0x20 for c in origin) or "+" in origin:
+            raise ConfigError(
+                f"{where}: origin must not contain spaces, control characters or '+'"
+            )
+        if origin in origins:
+            raise ConfigError(
+                f"{where}: origin {origin!r} is also relay {origins[origin]!r}'s: each relay "
+                "keeps a log of its own"
+            )
+        origins[origin] = relay_id
+        public_key = PublicKey.from_base64(
+            _str(table, "public_key", where), where=f"{where} public_key"
+        )
+        relays[relay_id] = RelayInfo(
+            id=relay_id,
+            origin=origin,
+            url=_str(table, "url", where),
+            public_key=public_key,
+            keys=_parse_key_periods(table, f"{source} [[relays.{relay_id}.keys]]", public_key),
+            operator=_str(table, "operator", where),
+        )
+    return relays
+
+
 def _time_ms(table: Mapping[str, Any], key: str, where: str) -> int | None:
     """A bound: integer milliseconds, an RFC 3339 string or a TOML offset date-time."""
     if key not in table:
@@ -315,7 +422,7 @@ def _parse_key_periods(
 
 
 def _parse_endpoints(
-    data: Mapping[str, Any], source: str, relay: RelayInfo
+    data: Mapping[str, Any], source: str, relays: Sequence[RelayInfo]
 ) -> dict[str, EndpointInfo]:
     endpoints_t = _table(data, "endpoints", source)
     if not endpoints_t:
@@ -325,8 +432,8 @@ def _parse_endpoints(
         where = f"{source} [endpoints.{endpoint_id}]"
         if not PARTY_ID.fullmatch(endpoint_id):
             raise ConfigError(f"{where}: the id must be letters, digits, _ . - (at most 32)")
-        if endpoint_id == relay.id:
-            raise ConfigError(f"{where}: an endpoint cannot share the relay's id")
+        if any(endpoint_id == relay.id for relay in relays):
+            raise ConfigError(f"{where}: an endpoint cannot share a relay's id")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: must be a table")
         _check_known(table, {"name", "public_key", "language", "keys"}, where)
@@ -346,7 +453,7 @@ def _parse_endpoints(
             ),
         )
     owners: dict[bytes, str] = {}
-    for party, periods in [(relay.id, relay.periods)] + [
+    for party, periods in [(relay.id, relay.periods) for relay in relays] + [
         (e.id, e.periods) for e in endpoints.values()
     ]:
         for period in periods:
@@ -360,7 +467,11 @@ def _parse_endpoints(
 
 
 def _parse_links(
-    data: Mapping[str, Any], source: str, endpoints: Mapping[str, EndpointInfo]
+    data: Mapping[str, Any],
+    source: str,
+    endpoints: Mapping[str, EndpointInfo],
+    relays: Mapping[str, RelayInfo],
+    carried: dict[frozenset[str], tuple[str, ...]],
 ) -> frozenset[frozenset[str]]:
     links_v = data.get("links", [])
     if not isinstance(links_v, list):
@@ -370,7 +481,7 @@ def _parse_links(
         where = f"{source} [[links]] #{i + 1}"
         if not isinstance(link, dict):
             raise ConfigError(f"{where}: must be a table")
-        _check_known(link, {"between"}, where)
+        _check_known(link, {"between", "relays"} if relays else {"between"}, where)
         between = link.get("between")
         if (
             not isinstance(between, list)
@@ -382,7 +493,21 @@ def _parse_links(
         for e in between:
             if e not in endpoints:
                 raise ConfigError(f"{where}: {e!r} is not an endpoint of [endpoints]")
-        links.add(frozenset(between))
+        pair = frozenset(between)
+        if "relays" in link:
+            named = link["relays"]
+            if (
+                not isinstance(named, list)
+                or not named
+                or not all(isinstance(r, str) and r in relays for r in named)
+                or len(set(named)) != len(named)
+            ):
+                raise ConfigError(
+                    f"{where}: relays must name distinct relays of [relays] "
+                    f"({', '.join(relays)})"
+                )
+            carried[pair] = tuple(r for r in relays if r in named)
+        links.add(pair)
     return frozenset(links)
 
 
@@ -438,12 +563,22 @@ def parse_network(data: Mapping[str, Any], *, source: str = "network.toml") -> N
     """Validate a decoded network.toml; ConfigError names the table and key at fault."""
     _check_known(
         data,
-        {"network", "relay", "endpoints", "links", "deadlines", "limits", "link_tests"},
+        {"network", "relay", "relays", "endpoints", "links", "deadlines", "limits",
+         "link_tests"},
         source,
     )
     name = _str(_table(data, "network", source), "name", f"{source} [network]")
-    relay = _parse_relay(data, source)
-    endpoints = _parse_endpoints(data, source, relay)
+    relays: dict[str, RelayInfo] = {}
+    if "relays" in data:
+        if "relay" in data:
+            raise ConfigError(f"{source}: give either [relay] or [relays.<ID>], not both")
+        relays = _parse_relays(data, source)
+        relay = next(iter(relays.values()))
+    else:
+        relay = _parse_relay(data, source)
+    endpoints = _parse_endpoints(data, source, tuple(relays.values()) or (relay,))
+    carried: dict[frozenset[str], tuple[str, ...]] = {}
+    links = _parse_links(data, source, endpoints, relays, carried)
     tests_t = _table(data, "link_tests", source, required=False)
     where = f"{source} [link_tests]"
     _check_known(tests_t, {"interval_s", "timeout_s"}, where)
@@ -451,11 +586,13 @@ def parse_network(data: Mapping[str, Any], *, source: str = "network.toml") -> N
         name=name,
         relay=relay,
         endpoints=endpoints,
-        links=_parse_links(data, source, endpoints),
+        links=links,
         deadlines=_parse_deadlines(data, source),
         limits=_parse_limits(data, source),
         link_test_interval_ms=_seconds_ms(tests_t, "interval_s", where, 5_000),
         link_test_timeout_ms=_seconds_ms(tests_t, "timeout_s", where, 2_000),
+        relays=relays,
+        link_relays=carried,
     )
 
 
@@ -476,15 +613,29 @@ def _periods_toml(periods: Sequence[KeyPeriod]) -> dict[str, Any]:
 
 def network_to_toml(network: Network) -> str:
     """The network.toml text of a network (round-trips through parse_network)."""
-    doc: dict[str, Any] = {
-        "network": {"name": network.name},
-        "relay": {
+    relays: dict[str, Any]
+    if network.relays:
+        relays = {"relays": {
+            r.id: {
+                "origin": r.origin,
+                "url": r.url,
+                "public_key": r.public_key.to_base64(),
+                "operator": r.operator,
+                **_periods_toml(r.keys),
+            }
+            for r in network.relays.values()
+        }}
+    else:
+        relays = {"relay": {
             "id": network.relay.id,
             "origin": network.relay.origin,
             "url": network.relay.url,
             "public_key": network.relay.public_key.to_base64(),
             **_periods_toml(network.relay.keys),
-        },
+        }}
+    doc: dict[str, Any] = {
+        "network": {"name": network.name},
+        **relays,
         "endpoints": {
             e.id: {
                 "name": e.name,
@@ -495,7 +646,10 @@ def network_to_toml(network: Network) -> str:
             for e in network.endpoints.values()
         },
         "links": [
-            {"between": pair}
+            {"between": pair, **(
+                {"relays": list(network.link_relays[frozenset(pair)])}
+                if frozenset(pair) in network.link_relays else {}
+            )}
             for pair in (
                 [a, b]
                 for a, b in combinations(network.endpoints, 2)

@@ -31,6 +31,11 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--relay-url", default="ws://127.0.0.1:8700/v1/ws", help="where endpoints connect"
     )
+    p.add_argument(
+        "--relays",
+        help="comma-separated ids of several independent relays, such as by,osce; each gets "
+             "its own key, origin <origin>/<id> and port (default: one relay)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -52,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         links=None if args.links is None else _pairs(args.links),
         origin=args.origin,
         relay_url=args.relay_url,
+        relays=[r.strip() for r in (args.relays or "").split(",") if r.strip()],
     )
     print(f"created {args.directory / NETWORK_FILE}")
-    for party in (network.relay.id, *network.endpoints):
+    for party in (*(r.id for r in network.all_relays), *network.endpoints):
         print(f"  key {args.directory / 'keys' / (party + '.key')} (mode 0600)")
     return 0

@@ -11,6 +11,7 @@ from hotline.auditlog.streamconfig import load_store_file
 from hotline.cli.common import Commands, NetworkArg
 from hotline.errors import ConfigError, StoreError, TlsError
 from hotline.keyfile import load_other_keys
+from hotline.network import network_to_toml
 from hotline.relay.server import RelayConfig, start_relay
 from hotline.tls import ServerTls, TlsSettings
 
@@ -22,6 +23,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--network", required=True, type=NetworkArg, help="network.toml or its dir")
     p.add_argument("--data", required=True, type=Path, help="the relay's log directory")
     p.add_argument("--key", type=Path, help="the relay's private key (default: keys/<relay>.key)")
+    p.add_argument("--relay", metavar="ID",
+                   help="which relay of a network of several ([relays.<ID>]) this is; each "
+                        "runs as a relay of its own, with its key, origin and log")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8700, help="0 picks a free port (it is logged)")
     p.add_argument("--checkpoint-every", type=int, default=256, help="sign after N new entries")
@@ -60,7 +64,20 @@ def tls_from(args: argparse.Namespace) -> TlsSettings:
 
 
 def config_from(args: argparse.Namespace) -> RelayConfig:
-    network = args.network.load()
+    whole = args.network.load()
+    network_toml = args.network.file.read_bytes()
+    if whole.multipath:
+        if args.relay is None:
+            raise ConfigError(
+                f"{args.network.file} lists several relays ({', '.join(whole.relays)}): "
+                "say which this is with --relay ID"
+            )
+        # the relay runs with its own view: itself and the links it carries; its bundle's
+        # network.toml is that view, so the log is audited as any one relay's
+        network = whole.for_relay(args.relay)
+        network_toml = network_to_toml(network).encode("utf-8")
+    else:
+        network = whole.for_relay(args.relay) if args.relay is not None else whole
     key = args.network.signing_key(network.relay.id, args.key)
     if key.public != network.relay.public_key:
         raise ConfigError(
@@ -69,7 +86,7 @@ def config_from(args: argparse.Namespace) -> RelayConfig:
         )
     return RelayConfig(
         network=network,
-        network_toml=args.network.file.read_bytes(),
+        network_toml=network_toml,
         data_dir=args.data,
         key=key,
         # keys/<relay>.<kid>.key: keys rotated out, still signing checkpoints in their overlap

@@ -41,6 +41,7 @@ class AlarmKind(enum.StrEnum):
     ENTRIES_MISMATCH = "entries_mismatch"
     LOG_RULE_BROKEN = "log_rule_broken"
     WITHHELD = "withheld"
+    CHANNEL_WITHHELD = "channel_withheld"
 
 
 ACCEPT_BOUND_MS: Final[dict[Precedence, int]] = {
@@ -71,3 +72,4 @@ class RelaySuspected:
     party: str = ""  # the other party concerned, if any
     index: int = -1  # the log index concerned, if any
     evidence: Evidence = ()
+    relay: str = ""  # several relays: the relay caught

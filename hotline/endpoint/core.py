@@ -31,11 +31,20 @@ name a pending envelope of ours with its body hash.
 
 Our ``seq`` rises by one for every envelope we sign and never goes back: it
 starts from the journal's value.
+
+Several relays (``[relays.<ID>]``): every step names the relay it came from
+(``relay``), and the core keeps a :class:`~hotline.endpoint.paths.RelayPath`
+per relay. What we sign is signed once, carries each relay's witnessed
+checkpoint in ``cps``, and goes to every relay its link uses
+(``Output.send_to``); each relay's outbox is settled by that relay's own
+``accepted`` or signed refusal. A message is shown once, from the first path;
+each path's arrival is a :class:`~hotline.endpoint.events.PathArrived`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
@@ -59,10 +68,12 @@ from hotline.endpoint.events import (
     MessageQueued,
     MessageReceived,
     MessageRejected,
+    PathArrived,
     ReceiptQueued,
     ReceiptStored,
 )
 from hotline.endpoint.guard import Guard, PeerProofNeed
+from hotline.endpoint.paths import RelayPath, channel_alarm
 from hotline.endpoint.refusals import judge_refusal
 from hotline.endpoint.state import (
     Answer,
@@ -88,6 +99,7 @@ from hotline.protocol.bodies import (
     LinkTestBody,
     ReceiptBody,
     RefusedBody,
+    RelayCheckpoint,
     RoutedBody,
     SeenCheckpoint,
 )
@@ -118,6 +130,7 @@ IdMaker = Callable[[int], bytes]
 """A new UUIDv7 for the time given in milliseconds (randomness lives at the edge)."""
 
 _REFUSALS_KEPT: Final = 4096
+_FIRST_KEPT: Final = 1 << 16
 _TEST_ANSWERS_KEPT: Final = 256
 
 
@@ -125,15 +138,18 @@ _TEST_ANSWERS_KEPT: Final = 256
 class Output:
     """What one step produced.
 
-    ``send`` holds WebSocket messages for the relay, in order; ``checkpoints``
-    holds checkpoint notes to witness (the edge may need to fetch a proof);
-    ``welcomed`` is the log size when the relay just welcomed us, else None.
+    ``send`` holds WebSocket messages for the relay, in order; with several
+    relays ``send_to`` holds them instead, each with the relay it is for.
+    ``checkpoints`` holds checkpoint notes to witness (the edge may need to
+    fetch a proof); ``welcomed`` is the log size when the relay just welcomed
+    us, else None.
     """
 
     send: tuple[bytes, ...] = ()
     events: tuple[Event, ...] = ()
     checkpoints: tuple[bytes, ...] = ()
     welcomed: int | None = None
+    send_to: tuple[tuple[str, bytes], ...] = ()
 
 
 class EndpointCore:
@@ -158,13 +174,29 @@ class EndpointCore:
         self._max_frame = network.limits.max_frame_bytes
         self.next_seq = state.next_seq
         self.since = state.since
-        self._pending: dict[bytes, PendingEnvelope] = {p.id: p for p in state.pending}
+        self.several = network.multipath
+        self.paths: dict[str, RelayPath] = {}
+        for relay in network.all_relays:
+            delivered: OrderedDict[bytes, int] = OrderedDict()
+            view = network.for_relay(relay.id)
+            seen = state.path_checkpoints.get(relay.id) if self.several else state.checkpoint
+            if self.several:
+                received: Callable[[bytes], bool] = delivered.__contains__
+            else:
+                received = self._in_inbox
+            path = RelayPath(
+                relay, view, Witness(relay.origin, relay.periods, seen),
+                Guard(view, me, received), delivered=delivered,
+            )
+            pending = state.path_pending.get(relay.id, ()) if self.several else state.pending
+            path.pending = {p.id: p for p in pending}
+            self.paths[relay.id] = path
+        self._primary = self.paths[network.relay.id]
         self._sent: dict[bytes, SentMessage] = {m.id: m for m in state.sent}
         self._inbox: dict[bytes, HeldMessage] = {m.id: m for m in state.inbox}
         self._answers: dict[bytes, Answer] = {a.ref: a for a in state.answers}
-        self._test_answers: dict[bytes, Answer] = {}
         self._refused: dict[bytes, None] = {}
-        self._unsigned_alarmed: dict[bytes, None] = {}  # refs whose unsigned refusal alarmed
+        self._first: OrderedDict[bytes, tuple[str, int]] = OrderedDict()  # id → first path
         self.deadlines = DeadlineTracker(network.deadlines, state.fired)
         for sent in state.sent:
             for party, stage in sent.reached:
@@ -178,19 +210,63 @@ class EndpointCore:
                 self.deadlines.reached(held.id, me, Stage.ACKNOWLEDGED)
             else:
                 self.deadlines.watch_received(held.id, me, held.precedence, held.received_ms)
-        self.witness = Witness(network.relay.origin, network.relay.periods, state.checkpoint)
-        self.guard = Guard(network, me, lambda ref: ref in self._inbox)
-        self._retry_at: dict[bytes, int] = {}  # pending id → when to send it again
-        self._rearm: list[tuple[bytes, Precedence]] = [
-            (sent.id, sent.precedence)
+        self._rearm: list[tuple[str, bytes, Precedence]] = [
+            (path.id, sent.id, sent.precedence)
             for sent in state.sent
-            if sent.accepted_ms is None and not sent.rejected and sent.id in self._pending
+            for path in self.paths.values()
+            if sent.id in path.pending and not sent.rejected
+            and (sent.accepted_ms is None or self.several)
         ]
+
+    def _in_inbox(self, ref: bytes) -> bool:
+        return ref in self._inbox
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def witness(self) -> Witness:
+        """The first (in a one-relay network, the only) relay's witness."""
+        return self._primary.witness
+
+    @property
+    def guard(self) -> Guard:
+        """The first (in a one-relay network, the only) relay's guard."""
+        return self._primary.guard
+
+    def _path(self, relay: str | None) -> RelayPath:
+        return self._primary if relay is None else self.paths[relay]
+
+    def _to(self, path: RelayPath, frames: tuple[bytes, ...], events: tuple[Event, ...] = (),
+            ) -> Output:
+        """An output whose frames go to ``path``'s relay alone."""
+        if not self.several:
+            return Output(send=frames, events=events)
+        return Output(events=events, send_to=tuple((path.id, f) for f in frames))
+
+    def _fan_out(self, frame: bytes, relays: tuple[str, ...], events: tuple[Event, ...],
+                 ) -> Output:
+        """An output sending one signed frame over every relay in ``relays``."""
+        if not self.several:
+            return Output(send=(frame,), events=events)
+        return Output(events=events, send_to=tuple((r, frame) for r in relays))
+
+    def _alarms(self, path: RelayPath, alarms: list[RelaySuspected], now_ms: int,
+                ) -> list[RelaySuspected]:
+        """A path's guard alarms, named for its relay and judged across paths."""
+        if not self.several:
+            return alarms
+        out = []
+        for alarm in alarms:
+            judged = channel_alarm(path, alarm, self._first.get(alarm.ref), now_ms)
+            if judged is not None:
+                out.append(judged)
+        return out
 
     # ------------------------------------------------------------------ session
 
-    def receive(self, message: bytes, now_ms: int) -> Output:
-        """One WebSocket message from the relay. Raises ``Rejected`` for a bad control map."""
+    def receive(self, message: bytes, now_ms: int, relay: str | None = None) -> Output:
+        """One WebSocket message from ``relay`` (None: the first). Raises ``Rejected``."""
+        path = self._path(relay)
         if is_envelope(message):
             raise Rejected(
                 RejectCode.BAD_FRAME, "the relay sends envelopes inside deliver or accepted"
@@ -198,15 +274,16 @@ class EndpointCore:
         control = decode_control(message)
         if isinstance(control, Challenge):
             sig = auth_signature(message, self.me, self._key)
-            return Output(send=(encode_control(Auth(self.me, sig, self.since)),))
+            since = self.since if not self.several else path.since
+            return self._to(path, (encode_control(Auth(self.me, sig, since)),))
         if isinstance(control, Welcome):
             return Output(welcomed=control.size)
         if isinstance(control, Deliver):
-            return self._deliver(control.index, control.frame, now_ms)
+            return self._deliver(path, control.index, control.frame, now_ms)
         if isinstance(control, Accepted):
-            return self._accepted(control.frame, now_ms)
+            return self._accepted(path, control.frame, now_ms)
         if isinstance(control, RejectedNotice):
-            return self._rejected(control, now_ms)
+            return self._rejected(path, control, now_ms)
         if isinstance(control, CheckpointNote):
             return Output(checkpoints=(control.note,))
         raise Rejected(
@@ -215,19 +292,19 @@ class EndpointCore:
 
     # ------------------------------------------------------------------ deliveries
 
-    def _deliver(self, index: int, frame: bytes, now_ms: int) -> Output:
+    def _deliver(self, path: RelayPath, index: int, frame: bytes, now_ms: int) -> Output:
         try:
             envelope = open_envelope(frame, self.network, max_size=self._max_frame)
             body = envelope.body
             if isinstance(body, LinkTestBody):
-                return self._link_test(envelope, body, index, now_ms)
+                return self._link_test(path, envelope, body, index, now_ms)
             if isinstance(body, ReceiptBody):
-                return self._receipt(envelope, body, index, now_ms)
+                return self._receipt(path, envelope, body, index, now_ms)
             if isinstance(body, AcceptedBody | RefusedBody):
                 raise Rejected(
                     RejectCode.SCHEMA, f"a relay's {body.type} is not delivered, it answers us", "t"
                 )
-            return self._message(envelope, body, index, now_ms)
+            return self._message(path, envelope, body, index, now_ms)
         except Rejected as exc:
             return self._refuse(frame, index, exc, now_ms)
 
@@ -247,64 +324,98 @@ class EndpointCore:
         )
 
     def _from_relay(self, sender: str) -> bool:
-        return sender == self.network.relay.id
+        return self.network.is_relay(sender)
 
     def _link_test(
-        self, envelope: Envelope, body: LinkTestBody, index: int, now_ms: int
+        self, path: RelayPath, envelope: Envelope, body: LinkTestBody, index: int, now_ms: int
     ) -> Output:
-        if not self._from_relay(body.sender):
+        if body.sender != path.id:
             raise Rejected(RejectCode.SCHEMA, "only the relay sends link tests", "t")
         if self.me not in body.to:
             raise Rejected(
                 RejectCode.LINK_FORBIDDEN, f"the link test is for {body.to[0]}, not {self.me}"
             )
-        answer = self._test_answers.get(body.id)
+        answer = path.test_answers.get(body.id)
         if answer is not None:
-            return Output(send=(answer.frame,))
-        self.guard.link_test(body.ts, now_ms)
-        alarms = self.guard.delivered_entry(index, envelope.hash, body.id, body.sender, now_ms)
-        queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms, test=True)
-        self._test_answers[body.id] = Answer(body.id, queued.body.id, queued.frame)
-        if len(self._test_answers) > _TEST_ANSWERS_KEPT:
-            del self._test_answers[next(iter(self._test_answers))]
-        return Output(
-            send=(queued.frame,),
-            events=(LinkTestAnswered(body.id, body.ts, now_ms), queued, *alarms),
+            return self._to(path, (answer.frame,))
+        path.guard.link_test(body.ts, now_ms)
+        path.last_test_ms = now_ms
+        alarms = self._alarms(path, path.guard.delivered_entry(
+            index, envelope.hash, body.id, body.sender, now_ms), now_ms)
+        queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms, test=True,
+                                     relays=(path.id,))
+        path.test_answers[body.id] = Answer(body.id, queued.body.id, queued.frame)
+        if len(path.test_answers) > _TEST_ANSWERS_KEPT:
+            del path.test_answers[next(iter(path.test_answers))]
+        relay = path.id if self.several else ""
+        return self._to(
+            path, (queued.frame,),
+            (LinkTestAnswered(body.id, body.ts, now_ms, relay), queued, *alarms),
         )
 
     def _message(
-        self, envelope: Envelope, body: RoutedBody, index: int, now_ms: int
+        self, path: RelayPath, envelope: Envelope, body: RoutedBody, index: int, now_ms: int
     ) -> Output:
         sender = body.sender
         if self._from_relay(sender):
             raise Rejected(RejectCode.SCHEMA, f"the relay does not send {body.type} messages", "t")
-        if not self.network.linked(sender, self.me):
+        if not path.view.linked(sender, self.me):
             raise Rejected(RejectCode.LINK_FORBIDDEN, f"there is no link {sender}-{self.me}")
         if self.me not in recipients_of(self.network, sender, body.to):
             raise Rejected(RejectCode.LINK_FORBIDDEN, f"the message is not addressed to {self.me}")
         held = self._inbox.get(body.id)
+        relay = path.id if self.several else ""
         if held is not None:
             if held.body_hash != envelope.hash:
                 raise Rejected(RejectCode.REPLAY, "this id was already used for another message")
-            duplicate = DuplicateIgnored(body.id, sender, now_ms, index)
-            again = self.guard.delivered_again(body.id, sender, index, now_ms)
+            events: list[Event] = []
+            alarms: list[RelaySuspected] = []
+            if self.several and path.saw(body.id, now_ms):
+                # the same message over another relay: not shown again, its path recorded
+                events.append(PathArrived(path.id, body.id, body.id, sender, "message", now_ms,
+                                          index, first=False))
+                alarms = self._alarms(path, path.guard.delivered(
+                    index, envelope.hash, body, now_ms), now_ms)
+                alarms.extend(self._peer_view(path, body, index, now_ms))
+            else:
+                events.append(DuplicateIgnored(body.id, sender, now_ms, index, relay))
+                alarms = self._alarms(path, path.guard.delivered_again(
+                    body.id, sender, index, now_ms), now_ms)
             answer = self._answers.get(body.id)
             if answer is not None:
-                return Output(send=(answer.frame,), events=(duplicate, *again))
-            queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms)
-            return Output(send=(queued.frame,), events=(duplicate, queued, *again))
+                return self._to(path, (answer.frame,), (*events, *alarms))
+            queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms,
+                                         relays=self._relays_to(sender))
+            return self._fan_out(queued.frame, queued.relays, (*events, queued, *alarms))
         self._inbox[body.id] = HeldMessage(
             body.id, sender, envelope.hash, body.precedence, now_ms, acknowledged=False
         )
         self.deadlines.watch_received(body.id, self.me, body.precedence, now_ms)
-        alarms = self.guard.delivered(index, envelope.hash, body, now_ms)
-        alarms.extend(self._peer_view(body.sender, body.id, body.cp, index, now_ms))
-        received = MessageReceived(envelope.frame, body, envelope.hash, now_ms, index)
-        queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms)
-        return Output(send=(queued.frame,), events=(received, queued, *alarms))
+        arrived: tuple[Event, ...] = ()
+        if self.several:
+            path.saw(body.id, now_ms)
+            self._note_first(body.id, path.id, now_ms)
+            arrived = (PathArrived(path.id, body.id, body.id, sender, "message", now_ms, index,
+                                   first=True),)
+        alarms = self._alarms(path, path.guard.delivered(index, envelope.hash, body, now_ms),
+                              now_ms)
+        alarms.extend(self._peer_view(path, body, index, now_ms))
+        received = MessageReceived(envelope.frame, body, envelope.hash, now_ms, index, relay)
+        queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms,
+                                     relays=self._relays_to(sender))
+        return self._fan_out(queued.frame, queued.relays, (received, *arrived, queued, *alarms))
+
+    def _note_first(self, ref: bytes, relay: str, now_ms: int) -> None:
+        self._first[ref] = (relay, now_ms)
+        if len(self._first) > _FIRST_KEPT:
+            self._first.popitem(last=False)
+
+    def _relays_to(self, party: str) -> tuple[str, ...]:
+        """The relays a body of ours to ``party`` goes over (several relays only)."""
+        return self.network.relays_of_link(self.me, party) if self.several else ()
 
     def _receipt(
-        self, envelope: Envelope, body: ReceiptBody, index: int, now_ms: int
+        self, path: RelayPath, envelope: Envelope, body: ReceiptBody, index: int, now_ms: int
     ) -> Output:
         if self._from_relay(body.sender):
             raise Rejected(RejectCode.SCHEMA, "the relay does not write receipts", "t")
@@ -325,9 +436,23 @@ class EndpointCore:
                 f"contradicts {body.sender}'s earlier {before} receipt for this message",
                 "stage",
             )
-        self.since = max(self.since, index)
-        alarms = self.guard.delivered_entry(index, envelope.hash, body.id, body.sender, now_ms)
-        alarms.extend(self._peer_view(body.sender, body.id, body.cp, index, now_ms))
+        if path is self._primary:
+            self.since = max(self.since, index)
+        path.since = max(path.since, index)
+        alarms = self._alarms(path, path.guard.delivered_entry(
+            index, envelope.hash, body.id, body.sender, now_ms), now_ms)
+        alarms.extend(self._peer_view(path, body, index, now_ms))
+        relay = ""
+        arrived: tuple[Event, ...] = ()
+        if self.several:
+            relay = path.id
+            new_path = path.saw(body.id, now_ms)
+            first = (body.sender, body.stage) not in sent.reached
+            if new_path:
+                arrived = (PathArrived(path.id, body.id, body.ref, body.sender,
+                                       body.stage.value, now_ms, index, first=first),)
+            if not first:
+                return Output(events=(*arrived, *alarms))  # came over another relay first
         self._sent[body.ref] = replace(sent, reached=sent.reached | {(body.sender, body.stage)})
         self.deadlines.reached(body.ref, body.sender, body.stage)
         stored = ReceiptStored(
@@ -343,73 +468,83 @@ class EndpointCore:
             note=body.note,
             reason=body.reason,
             operator=body.operator,
+            relay=relay,
         )
-        return Output(events=(stored, *alarms))
+        return Output(events=(stored, *arrived, *alarms))
 
     # ------------------------------------------------------------------ relay answers
 
-    def _accepted(self, frame: bytes, now_ms: int) -> Output:
+    def _accepted(self, path: RelayPath, frame: bytes, now_ms: int) -> Output:
         try:
             envelope = open_envelope(frame, self.network, max_size=self._max_frame)
             body = envelope.body
-            if not isinstance(body, AcceptedBody) or not self._from_relay(body.sender):
+            if not isinstance(body, AcceptedBody) or body.sender != path.id:
                 raise Rejected(
                     RejectCode.SCHEMA, "an accepted receipt must be the relay's accepted", "t"
                 )
-            pending = self._pending.get(body.ref)
+            pending = path.pending.get(body.ref)
             if pending is None:
                 return Output()  # an answer to a resend of something already accepted
             if body.hash != pending.body_hash:
                 raise Rejected(RejectCode.SCHEMA, "is not the SHA-256 of what we sent", "hash")
         except Rejected as exc:
             return self._refuse(frame, -1, exc, now_ms)
-        del self._pending[body.ref]
-        alarms = self.guard.accepted(body.ref, body.index, body.hash, now_ms)
+        del path.pending[body.ref]
+        path.retry_at.pop(body.ref, None)
+        alarms = self._alarms(path, path.guard.accepted(body.ref, body.index, body.hash, now_ms),
+                              now_ms)
         sent = self._sent.get(body.ref)
         states: tuple[tuple[str, RecipientState], ...] = ()
         if sent is not None and sent.accepted_ms is None:
             sent = self._sent[body.ref] = replace(sent, accepted_ms=now_ms)
             self.deadlines.watch_sent(body.ref, sent.recipients, sent.precedence, now_ms)
             states = tuple((party, sent.state_of(party)) for party in sent.recipients)
-        accepted = MessageAccepted(body.ref, body.index, body.ts, now_ms, pending.receipt, states)
+        accepted = MessageAccepted(body.ref, body.index, body.ts, now_ms, pending.receipt, states,
+                                   path.id if self.several else "")
         return Output(events=(accepted, *alarms))
 
-    def _rejected(self, notice: RejectedNotice, now_ms: int) -> Output:
+    def _rejected(self, path: RelayPath, notice: RejectedNotice, now_ms: int) -> Output:
         """A refusal counts only if the relay signed it for something we sent (refusals.py)."""
-        judged = judge_refusal(notice, self._pending.values(), self.network, self._max_frame,
-                               now_ms)
+        judged = judge_refusal(notice, path.pending.values(), path.view, self._max_frame,
+                               now_ms, several=self.several)
         if isinstance(judged, RelaySuspected):
             # the envelope stays pending, its bound running; one alarm per envelope named,
             # however often a lying relay repeats itself
-            if judged.ref in self._unsigned_alarmed:
+            if judged.ref in path.unsigned_alarmed:
                 return Output()
-            self._unsigned_alarmed[judged.ref] = None
-            if len(self._unsigned_alarmed) > _REFUSALS_KEPT:
-                del self._unsigned_alarmed[next(iter(self._unsigned_alarmed))]
-            return Output(events=(judged,))
+            path.unsigned_alarmed[judged.ref] = None
+            if len(path.unsigned_alarmed) > _REFUSALS_KEPT:
+                del path.unsigned_alarmed[next(iter(path.unsigned_alarmed))]
+            return Output(events=tuple(self._alarms(path, [judged], now_ms)))
         if judged is None:
             return Output()  # a late answer for something settled already
         refusal, pending, unfounded = judged
+        found = tuple(self._alarms(path, list(unfounded), now_ms))
         if refusal.code.temporary:
             due = now_ms + (refusal.retry_after_ms or self.network.limits.retry_interval_ms)
-            self._retry_at[pending.id] = due
+            path.retry_at[pending.id] = due
             return Output()  # sent again at ``due`` by tick; the accept bound keeps running
-        self.guard.settled(pending.id)
-        del self._pending[pending.id]
-        self._retry_at.pop(pending.id, None)
+        path.guard.settled(pending.id)
+        del path.pending[pending.id]
+        path.retry_at.pop(pending.id, None)
         notice = RejectedNotice(pending.id, refusal.code.value, refusal.sentence,
                                 refusal.path or "", notice.frame)
+        if self.several:
+            # one relay refused it: its outbox is settled; the others still carry it
+            rejected = MessageRejected(notice.ref, notice.code, notice.sentence, notice.path,
+                                       now_ms, pending.receipt, path.id)
+            return Output(events=(rejected, *found))
         sent = self._sent.get(notice.ref)
         if sent is not None:
             self._sent[notice.ref] = replace(sent, rejected=True)
-        for answers in (self._answers, self._test_answers):
+        for answers in (self._answers, path.test_answers):
             for ref, answer in list(answers.items()):
                 if answer.receipt_id == notice.ref:
                     del answers[ref]  # a duplicate will be answered by a new receipt
         rejected = MessageRejected(
             notice.ref, notice.code, notice.sentence, notice.path, now_ms, pending.receipt
         )
-        return Output(events=(rejected, *unfounded))
+        return Output(events=(rejected, *found))
 
     # ------------------------------------------------------------------ our own envelopes
 
@@ -429,6 +564,7 @@ class EndpointCore:
         operator: str | None = None,
         test: bool = False,
         watch: Precedence | None = None,
+        relays: tuple[str, ...] = (),
     ) -> ReceiptQueued:
         body = ReceiptBody(
             id=self._new_id(now_ms),
@@ -437,6 +573,7 @@ class EndpointCore:
             seq=self.next_seq,
             kid=self._key.public.kid,
             cp=self._seen(),
+            cps=self._seen_each(),
             ref=ref,
             hash=ref_hash,
             stage=stage,
@@ -446,12 +583,21 @@ class EndpointCore:
         )
         _, frame, digest = self._sign(body)
         self.next_seq += 1
-        self._pending[body.id] = PendingEnvelope(body.seq, body.id, frame, digest, receipt=True)
+        pending = PendingEnvelope(body.seq, body.id, frame, digest, receipt=True)
+        for path in self._paths_of(relays):
+            path.pending[body.id] = pending
+            if watch is not None:
+                path.guard.expect_accept(body.id, watch, now_ms)
         if stage is Stage.DELIVERED and not test:
             self._answers[ref] = Answer(ref, body.id, frame)
-        if watch is not None:
-            self.guard.expect_accept(body.id, watch, now_ms)
-        return ReceiptQueued(frame, body, digest, now_ms, link_test=test)
+        return ReceiptQueued(frame, body, digest, now_ms, link_test=test,
+                             relays=relays if self.several else ())
+
+    def _paths_of(self, relays: tuple[str, ...]) -> tuple[RelayPath, ...]:
+        """The paths named (the one path of a one-relay network)."""
+        if not self.several:
+            return (self._primary,)
+        return tuple(self.paths[r] for r in relays)
 
     def send_message(self, draft: RoutedBody, now_ms: int) -> Output:
         """Sign a message the operator wrote; the draft's ``seq`` and ``kid`` are replaced.
@@ -461,7 +607,7 @@ class EndpointCore:
         """
         if draft.sender != self.me:
             raise Rejected(RejectCode.SENDER_MISMATCH, f"we are {self.me}, not {draft.sender}")
-        if draft.id in self._sent or draft.id in self._pending:
+        if draft.id in self._sent or any(draft.id in p.pending for p in self.paths.values()):
             raise Rejected(RejectCode.REPLAY, "this id was already used", "id")
         recipients = recipients_of(self.network, self.me, draft.to)
         if not recipients:
@@ -471,17 +617,20 @@ class EndpointCore:
                 raise Rejected(
                     RejectCode.LINK_FORBIDDEN, f"there is no link {self.me}-{party}", "to"
                 )
-        body = replace(draft, seq=self.next_seq, kid=self._key.public.kid, cp=self._seen())
+        body = replace(draft, seq=self.next_seq, kid=self._key.public.kid, cp=self._seen(),
+                       cps=self._seen_each())
         _, frame, digest = self._sign(body)
         self.next_seq += 1
-        self._pending[body.id] = PendingEnvelope(body.seq, body.id, frame, digest, receipt=False)
+        relays = self.network.relays_for(self.me, recipients) if self.several else ()
+        pending = PendingEnvelope(body.seq, body.id, frame, digest, receipt=False)
+        for path in self._paths_of(relays):
+            path.pending[body.id] = pending
+            path.guard.expect_accept(body.id, body.precedence, now_ms)
         self._sent[body.id] = SentMessage(
             body.id, digest, recipients, body.precedence, accepted_ms=None, rejected=False
         )
-        self.guard.expect_accept(body.id, body.precedence, now_ms)
-        return Output(
-            send=(frame,), events=(MessageQueued(frame, body, digest, recipients, now_ms),)
-        )
+        queued = MessageQueued(frame, body, digest, recipients, now_ms, relays)
+        return self._fan_out(frame, relays, (queued,))
 
     def acknowledge(
         self, ref: bytes, action: Action | None, note: str | None, now_ms: int,
@@ -497,113 +646,153 @@ class EndpointCore:
             ref, held.body_hash, Stage.ACKNOWLEDGED, now_ms, action=action, note=note,
             watch=held.precedence,
             operator=operator,
+            relays=self._relays_to(held.sender),
         )
         self._inbox[ref] = replace(held, acknowledged=True)
         self.deadlines.reached(ref, self.me, Stage.ACKNOWLEDGED)
         acknowledged = MessageAcknowledged(ref, held.sender, action, note, now_ms, operator)
-        return Output(send=(queued.frame,), events=(acknowledged, queued))
+        return self._fan_out(queued.frame, queued.relays, (acknowledged, queued))
 
     @property
     def pending_count(self) -> int:
-        """Envelopes signed and not yet answered by the relay."""
-        return len(self._pending)
+        """Envelopes signed and not yet answered by the first (or only) relay."""
+        return len(self._primary.pending)
 
-    def pending_frames(self) -> tuple[bytes, ...]:
-        """Everything signed and not yet answered by the relay, in ``seq`` order."""
-        return tuple(p.frame for p in sorted(self._pending.values(), key=lambda p: p.seq))
+    def pending_on(self, relay: str | None = None) -> int:
+        """Envelopes signed and not yet answered by ``relay``."""
+        return len(self._path(relay).pending)
+
+    def pending_frames(self, relay: str | None = None) -> tuple[bytes, ...]:
+        """Everything signed and not yet answered by ``relay``, in ``seq`` order."""
+        pending = self._path(relay).pending.values()
+        return tuple(p.frame for p in sorted(pending, key=lambda p: p.seq))
 
     # ------------------------------------------------------------------ time
 
     def tick(self, now_ms: int) -> Output:
         """Missed deadlines and the relay's missed bounds as of ``now_ms``, each reported once."""
-        for ref, precedence in self._rearm:
-            self.guard.expect_accept(ref, precedence, now_ms)  # queued before a restart
+        for relay, ref, precedence in self._rearm:
+            self.paths[relay].guard.expect_accept(ref, precedence, now_ms)  # before a restart
         self._rearm = []
-        again = []
-        for ref, due in list(self._retry_at.items()):
-            if due <= now_ms:
-                del self._retry_at[ref]
-                pending = self._pending.get(ref)
-                if pending is not None:
-                    again.append(pending.frame)  # refused for now (rate_limited): once more
-        return Output(send=tuple(again),
-                      events=(*self.deadlines.due(now_ms), *self.guard.tick(now_ms)))
+        again: list[tuple[str, bytes]] = []
+        alarms: list[RelaySuspected] = []
+        for path in self.paths.values():
+            for ref, due in list(path.retry_at.items()):
+                if due <= now_ms:
+                    del path.retry_at[ref]
+                    pending = path.pending.get(ref)
+                    if pending is not None:
+                        again.append((path.id, pending.frame))  # refused for now: once more
+            alarms.extend(self._alarms(path, path.guard.tick(now_ms), now_ms))
+        events: tuple[Event, ...] = (*self.deadlines.due(now_ms), *alarms)
+        if self.several:
+            return Output(send_to=tuple(again), events=events)
+        return Output(send=tuple(f for _, f in again), events=events)
 
-    def connection(self, *, up: bool, now_ms: int) -> None:
+    def connection(self, *, up: bool, now_ms: int, relay: str | None = None) -> None:
         """The relay welcomed us (``up``), or the session ended."""
-        self.guard.connection(up=up, now_ms=now_ms)
+        path = self._path(relay)
+        path.up_since = now_ms if up else None
+        path.guard.connection(up=up, now_ms=now_ms)
 
     # ------------------------------------------------------------------ watching the log
 
     def _seen(self) -> SeenCheckpoint | None:
         """The checkpoint we vouch for in what we sign: the latest we witnessed."""
+        if self.several:
+            return None
         held = self.witness.held
         if held is None or held.size == 0:
             return None
         return SeenCheckpoint(size=held.size, root=held.root)
 
+    def _seen_each(self) -> tuple[RelayCheckpoint, ...] | None:
+        """Several relays: each relay's latest witnessed checkpoint (``cps``)."""
+        if not self.several:
+            return None
+        seen = tuple(
+            RelayCheckpoint(relay=path.id, size=held.size, root=held.root)
+            for path in sorted(self.paths.values(), key=lambda p: p.id)
+            if (held := path.witness.held) is not None and held.size > 0
+        )
+        return seen or None
+
     def _peer_view(
-        self, sender: str, ref: bytes, seen: SeenCheckpoint | None, index: int, now_ms: int
+        self, path: RelayPath, body: RoutedBody | ReceiptBody, index: int, now_ms: int
     ) -> list[RelaySuspected]:
+        seen = body.seen_on(path.id)
         if seen is None:
             return []
-        return self.guard.peer_view(sender, ref, seen, self.witness.held, index=index,
-                                    now_ms=now_ms)
+        return self._alarms(path, path.guard.peer_view(
+            body.sender, body.id, seen, path.witness.held, index=index, now_ms=now_ms), now_ms)
 
-    def log_entries(self, start: int, entries: tuple[bytes, ...], now_ms: int) -> Output:
+    def log_entries(self, start: int, entries: tuple[bytes, ...], now_ms: int,
+                    relay: str | None = None) -> Output:
         """Entries ``start``, ``start + 1``, … read under the checkpoint we hold, in order.
 
         The edge has checked that every entry up to the held size hashes to its root.
         """
+        path = self._path(relay)
         alarms: list[RelaySuspected] = []
         for offset, entry in enumerate(entries):
-            alarms.extend(self.guard.logged(start + offset, entry, now_ms))
-        return Output(events=tuple(alarms))
+            alarms.extend(path.guard.logged(start + offset, entry, now_ms))
+        return Output(events=tuple(self._alarms(path, alarms, now_ms)))
 
-    def entries_mismatch(self, computed_root: bytes, now_ms: int) -> Output:
+    def entries_mismatch(self, computed_root: bytes, now_ms: int,
+                         relay: str | None = None) -> Output:
         """The entries served for the held checkpoint hash to another root."""
-        held = self.witness.held
+        path = self._path(relay)
+        held = path.witness.held
         if held is None:
             return Output()
-        return Output(events=tuple(self.guard.mismatch(held, computed_root, now_ms)))
+        return Output(events=tuple(self._alarms(
+            path, path.guard.mismatch(held, computed_root, now_ms), now_ms)))
 
-    def peer_proofs_needed(self) -> list[PeerProofNeed]:
-        return self.guard.peer_proofs_needed(self.witness.held)
+    def peer_proofs_needed(self, relay: str | None = None) -> list[PeerProofNeed]:
+        path = self._path(relay)
+        return path.guard.peer_proofs_needed(path.witness.held)
 
-    def peer_proof(self, need: PeerProofNeed, proof: ConsistencyProof, now_ms: int) -> Output:
-        held = self.witness.held
+    def peer_proof(self, need: PeerProofNeed, proof: ConsistencyProof, now_ms: int,
+                   relay: str | None = None) -> Output:
+        path = self._path(relay)
+        held = path.witness.held
         if held is None:
             return Output()
-        return Output(events=tuple(self.guard.peer_proof(need, held, proof, now_ms)))
+        return Output(events=tuple(self._alarms(
+            path, path.guard.peer_proof(need, held, proof, now_ms), now_ms)))
 
     # ------------------------------------------------------------------ witnessing
 
-    def observe_checkpoint(self, note: bytes, now_ms: int) -> Output | NeedsProof:
+    def observe_checkpoint(self, note: bytes, now_ms: int,
+                           relay: str | None = None) -> Output | NeedsProof:
         """Judge a checkpoint note; a larger tree needs a proof (:meth:`complete_checkpoint`)."""
-        verdict = self.witness.observe(note, now_ms)
+        path = self._path(relay)
+        verdict = path.witness.observe(note, now_ms)
         if isinstance(verdict, NeedsProof):
             if not verdict.older:
-                self.guard.proof_pending(verdict.held.size, now_ms)
+                path.guard.proof_pending(verdict.held.size, now_ms)
             return verdict
         if isinstance(verdict, Refused):
             return Output(events=(CheckpointRefused(note, verdict.reason, now_ms),))
         if isinstance(verdict, Fresh | Inconsistent):
-            return self._settle(verdict, now_ms)
+            return self._settle(path, verdict, now_ms)
         return Output()
 
     def complete_checkpoint(
-        self, need: NeedsProof, proof: ConsistencyProof, now_ms: int
+        self, need: NeedsProof, proof: ConsistencyProof, now_ms: int, relay: str | None = None
     ) -> Output | NeedsProof:
         """Judge a checkpoint with the consistency proof the edge fetched for it."""
-        if self.witness.held != need.held:
-            return self.observe_checkpoint(need.note, now_ms)  # the held one moved meanwhile
-        verdict = self.witness.check_proof(need, proof)
+        path = self._path(relay)
+        if path.witness.held != need.held:
+            return self.observe_checkpoint(need.note, now_ms, relay)  # the held one moved
+        verdict = path.witness.check_proof(need, proof)
         if isinstance(verdict, Seen):
             return Output()  # an older checkpoint, consistent with ours: nothing to do
-        return self._settle(verdict, now_ms)
+        return self._settle(path, verdict, now_ms)
 
-    def _settle(self, verdict: Fresh | Inconsistent, now_ms: int) -> Output:
-        self.guard.proof_done()
+    def _settle(self, path: RelayPath, verdict: Fresh | Inconsistent, now_ms: int) -> Output:
+        path.guard.proof_done()
+        relay = path.id if self.several else ""
         if isinstance(verdict, Inconsistent):
             event = CheckpointInconsistent(
                 verdict.checkpoint.size,
@@ -613,15 +802,16 @@ class EndpointCore:
                 verdict.held.root,
                 verdict.reason,
                 now_ms,
+                relay,
             )
             return Output(events=(event,))
-        self.witness.hold(verdict)
+        path.witness.hold(verdict)
         text = verdict.checkpoint.text()
         line = cosign(text, self.me, self._key, now_ms // 1000).line().rstrip("\n")
         witnessed = CheckpointWitnessed(
-            verdict.checkpoint.size, verdict.checkpoint.root, verdict.note, line, now_ms
+            verdict.checkpoint.size, verdict.checkpoint.root, verdict.note, line, now_ms, relay
         )
-        return Output(send=(encode_control(Cosign(line)),), events=(witnessed,))
+        return self._to(path, (encode_control(Cosign(line)),), (witnessed,))
 
 
 def _claimed_sender(frame: bytes) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "MessageReceived",
     "MessageRejected",
     "Overdue",
+    "PathArrived",
     "ReceiptQueued",
     "ReceiptStored",
     "RelayBack",
@@ -67,6 +68,7 @@ class MessageQueued:
     body_hash: bytes
     recipients: tuple[str, ...]
     created_ms: int
+    relays: tuple[str, ...] = ()  # several relays: the ones it is sent over
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class ReceiptQueued:
     body_hash: bytes
     created_ms: int
     link_test: bool
+    relays: tuple[str, ...] = ()  # several relays: the ones it is sent over
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class MessageReceived:
     body_hash: bytes
     received_ms: int
     index: int
+    relay: str = ""  # several relays: the path that delivered it first
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class DuplicateIgnored:
     sender: str
     received_ms: int
     index: int
+    relay: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,7 @@ class ReceiptStored:
     note: str | None = None
     reason: str | None = None
     operator: str | None = None  # who acknowledged, as their receipt names them
+    relay: str = ""  # several relays: the path that brought it first
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,7 @@ class MessageAccepted:
     received_ms: int  # our clock, when its receipt arrived
     receipt: bool
     states: tuple[tuple[str, RecipientState], ...] = ()  # each recipient's, now it is logged
+    relay: str = ""  # several relays: the relay that accepted it
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +154,7 @@ class MessageRejected:
     path: str
     received_ms: int
     receipt: bool
+    relay: str = ""  # several relays: the relay that refused it
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +178,7 @@ class LinkTestAnswered:
     test_id: bytes
     test_ts: int
     received_ms: int
+    relay: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +204,7 @@ class CheckpointWitnessed:
     note: bytes
     line: str
     witnessed_ms: int
+    relay: str = ""  # several relays: whose log
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +219,7 @@ class CheckpointInconsistent:
     held_root: bytes
     reason: str
     received_ms: int
+    relay: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +253,7 @@ class RelayConnected:
     alarm: ClassVar[bool] = False
     at_ms: int
     log_size: int
+    relay: str = ""  # several relays: which
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +263,7 @@ class RelayDisconnected:
     alarm: ClassVar[bool] = False
     at_ms: int
     reason: str
+    relay: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +280,7 @@ class RelayOutage:
     since_ms: int  # the last acceptance, or when the first waiting envelope was queued
     waiting: int  # envelopes waiting for acceptance
     reason: str
+    relay: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +290,26 @@ class RelayBack:
     alarm: ClassVar[bool] = False
     at_ms: int
     unavailable_ms: int  # from the outage's since_ms to now
+    relay: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PathArrived:
+    """Several relays: a message to us, or a receipt for ours, came over ``relay``.
+
+    One per path and body: ``first`` when no other relay brought it before. The
+    figures per path and the ``channel_withheld`` alarm are built on these.
+    """
+
+    alarm: ClassVar[bool] = False
+    relay: str
+    id: bytes  # the message, or the receipt
+    ref: bytes  # the message itself (a receipt's ref; the id for a message)
+    party: str  # who signed it
+    stage: str  # "message", or the receipt's stage
+    at_ms: int
+    index: int
+    first: bool
 
 
 Event = (
@@ -298,6 +332,7 @@ Event = (
     | RelayOutage
     | RelayBack
     | RelaySuspected
+    | PathArrived
 )
 
 _NAMES: dict[type, str] = {
@@ -319,6 +354,7 @@ _NAMES: dict[type, str] = {
     RelayDisconnected: "relay_disconnected",
     RelayOutage: "relay_unavailable",
     RelayBack: "relay_available",
+    PathArrived: "path_arrived",
 }
 
 

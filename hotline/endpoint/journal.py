@@ -68,6 +68,7 @@ from hotline.endpoint.events import (
     RelaySuspected,
     event_name,
 )
+from hotline.endpoint.journal_paths import PATHS_SCHEMA, load_paths, record_path_event
 from hotline.endpoint.records import (
     Acknowledgement,
     EventRecord,
@@ -275,6 +276,7 @@ class Journal:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(_SCHEMA)
+            db.executescript(PATHS_SCHEMA)  # several relays (journal_paths.py)
             _add_columns(db)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -368,6 +370,7 @@ class Journal:
             OverdueKey(ref, party, Stage(stage))
             for ref, party, stage in self._db.execute("SELECT ref, party, stage FROM overdue")
         )
+        path_pending, path_checkpoints = load_paths(self._db)
         row = self._db.execute(
             "SELECT size, root, note FROM checkpoints WHERE consistent = 1 "
             "ORDER BY size DESC, number DESC LIMIT 1"
@@ -381,6 +384,8 @@ class Journal:
             answers=tuple(answers.values()),
             fired=fired,
             checkpoint=None if row is None else HeldCheckpoint(row[0], row[1], row[2]),
+            path_pending=path_pending,
+            path_checkpoints=path_checkpoints,
         )
 
     # ------------------------------------------------------------------ recording events
@@ -399,6 +404,7 @@ class Journal:
 
     def _record_one(self, event: Event) -> None:
         db = self._db
+        record_path_event(db, event)
         if isinstance(event, MessageQueued):
             body = event.body
             db.execute(
@@ -466,7 +472,7 @@ class Journal:
                     "accepted_received_ms = ? WHERE id = ? AND accepted_index IS NULL",
                     (event.index, event.accepted_ts, event.received_ms, event.id),
                 )
-        elif isinstance(event, MessageRejected):
+        elif isinstance(event, MessageRejected) and not event.relay:  # one relay's: paths
             db.execute(
                 "UPDATE outbox SET rejected_code = ?, rejected_sentence = ?, rejected_path = ?, "
                 "rejected_ms = ? WHERE id = ? AND accepted_index IS NULL",

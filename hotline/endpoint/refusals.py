@@ -77,6 +77,8 @@ def judge_refusal(
     network: Network,
     max_frame: int,
     now_ms: int,
+    *,
+    several: bool = False,
 ) -> RelaySuspected | Judged | None:
     """The verdict on a ``rejected``: an alarm, a refusal of one of ours, or None (late)."""
     if not notice.frame:
@@ -100,6 +102,9 @@ def judge_refusal(
     if target is None:
         return None  # an answer for something accepted or refused already
     reason = _disproof(body, target, network, max_frame, now_ms)
+    if several and target.receipt and body.code is RejectCode.SCHEMA and body.path == "ref":
+        # several relays: our receipt may reach a relay before the message it answers does
+        reason = None
     if reason is None:
         return body, target, ()
     alarm = RelaySuspected(

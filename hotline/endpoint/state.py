@@ -7,6 +7,7 @@ itself, while the journal records every event the core returns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hotline.protocol.lifecycle import RecipientState, state_of
@@ -103,3 +104,6 @@ class CoreState:
     answers: tuple[Answer, ...] = ()
     fired: frozenset[OverdueKey] = field(default_factory=frozenset)
     checkpoint: HeldCheckpoint | None = None
+    # several relays: what each relay has not answered yet, and its last witnessed checkpoint
+    path_pending: Mapping[str, tuple[PendingEnvelope, ...]] = field(default_factory=dict)
+    path_checkpoints: Mapping[str, HeldCheckpoint] = field(default_factory=dict)

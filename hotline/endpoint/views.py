@@ -24,6 +24,7 @@ from hotline.endpoint.events import (
     MessageReceived,
     MessageRejected,
     Overdue,
+    PathArrived,
     ReceiptQueued,
     ReceiptStored,
     RelayBack,
@@ -259,6 +260,10 @@ def _payload(event: Event) -> JsonObject:
                 "reason": event.reason}
     if isinstance(event, RelayBack):
         return {"at_ms": event.at_ms, "unavailable_ms": event.unavailable_ms}
+    if isinstance(event, PathArrived):
+        return {"id": format_id(event.id), "ref": format_id(event.ref), "party": event.party,
+                "stage": event.stage, "at_ms": event.at_ms, "index": event.index,
+                "first": event.first}
     if isinstance(event, RelaySuspected):
         return {"id": _id(event.ref or None), "party": event.party or None,
                 "index": event.index, "sentence": event.sentence,
@@ -268,4 +273,8 @@ def _payload(event: Event) -> JsonObject:
 
 def event_json(event: Event) -> JsonObject:
     """An event for the console's stream: its name, whether it is an alarm, its fields."""
-    return {"event": event_name(event), "alarm": event.alarm, **_payload(event)}
+    out: JsonObject = {"event": event_name(event), "alarm": event.alarm, **_payload(event)}
+    relay = getattr(event, "relay", "")
+    if relay:
+        out["relay"] = relay  # several relays: the path the event is about
+    return out

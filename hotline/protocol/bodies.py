@@ -44,6 +44,7 @@ __all__ = [
     "Recipients",
     "RefusedBody",
     "RelayBody",
+    "RelayCheckpoint",
     "RoutedBody",
     "SeenCheckpoint",
     "TextBody",
@@ -133,6 +134,19 @@ class SeenCheckpoint:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RelayCheckpoint:
+    """One relay's checkpoint the author witnessed, in a network of several relays (``cps``)."""
+
+    relay: str
+    size: int
+    root: bytes
+
+    @property
+    def seen(self) -> SeenCheckpoint:
+        return SeenCheckpoint(size=self.size, root=self.root)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Header:
     id: bytes
     sender: str
@@ -140,6 +154,18 @@ class _Header:
     seq: int
     kid: bytes
     cp: SeenCheckpoint | None = None
+    # several relays: each relay's latest witnessed checkpoint, sorted by relay id; on the
+    # wire a map from relay id to {size, root} (protocol §3.2.1)
+    cps: tuple[RelayCheckpoint, ...] | None = None
+
+    def seen_on(self, relay: str) -> SeenCheckpoint | None:
+        """The checkpoint of ``relay`` the author vouched for: ``cp`` or its ``cps`` entry."""
+        if self.cps is None:
+            return self.cp
+        for entry in self.cps:
+            if entry.relay == relay:
+                return entry.seen
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

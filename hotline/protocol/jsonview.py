@@ -43,6 +43,15 @@ def json_to_map(data: Mapping[str, Any]) -> dict[str, Any]:
                 k: _from_hex(v, f"cp.{k}") if k == "root" and isinstance(v, str) else v
                 for k, v in value.items()
             }
+        elif key == "cps" and isinstance(value, Mapping):
+            out[key] = {
+                relay: {
+                    k: _from_hex(v, f"cps.{relay}.{k}")
+                    if k == "root" and isinstance(v, str) else v
+                    for k, v in seen.items()
+                } if isinstance(seen, Mapping) else seen
+                for relay, seen in value.items()
+            }
         else:
             out[key] = value
     return out
@@ -76,6 +85,11 @@ def body_to_json(body: Body) -> dict[str, Any]:
             out[key] = value.hex()
         elif key == "cp" and isinstance(value, dict):
             out[key] = {k: v.hex() if isinstance(v, bytes) else v for k, v in value.items()}
+        elif key == "cps" and isinstance(value, dict):
+            out[key] = {
+                relay: {k: v.hex() if isinstance(v, bytes) else v for k, v in seen.items()}
+                for relay, seen in value.items()
+            }
         else:
             out[key] = _to_json(value)
     return out

@@ -37,6 +37,7 @@ from hotline.protocol.bodies import (
     ReceiptBody,
     Recipients,
     RefusedBody,
+    RelayCheckpoint,
     SeenCheckpoint,
     TextBody,
     Track,
@@ -459,12 +460,35 @@ def _read_seen(r: _Reader) -> SeenCheckpoint:
     return seen
 
 
+MAX_CPS: Final = 8  # relays named in one ``cps`` (network.MAX_RELAYS)
+
+
+def _read_cps(path: str, value: object) -> tuple[RelayCheckpoint, ...]:
+    if not isinstance(value, dict) or not value:
+        raise _schema(path, "must be a non-empty map from relay id to {size, root}")
+    if len(value) > MAX_CPS:
+        raise _schema(path, f"must name at most {MAX_CPS} relays")
+    entries = []
+    for relay, seen in sorted(value.items()):
+        _party(f"{path}.{relay}", relay)
+        if not isinstance(seen, dict):
+            raise _schema(f"{path}.{relay}", "must be a map")
+        one = _read_seen(_Reader(seen, f"{path}.{relay}."))
+        entries.append(RelayCheckpoint(relay=relay, size=one.size, root=one.root))
+    return tuple(entries)
+
+
 def _endpoint_header(r: _Reader) -> dict[str, Any]:
-    """The header of a body an endpoint signs: the common fields and the optional ``cp``."""
+    """The header of a body an endpoint signs: the common fields, ``cp`` or ``cps``."""
     head = _header(r)
     seen = r.opt_sub("cp")
     if seen is not None:
         head["cp"] = _read_seen(seen)
+    cps = r.opt("cps", _read_cps)
+    if cps is not None:
+        if seen is not None:
+            raise _schema(r.path("cps"), "cannot be given with cp: one relay's view or each's")
+        head["cps"] = cps
     return head
 
 
@@ -635,7 +659,9 @@ def body_to_map(body: Body) -> dict[str, object]:
         if f.name in ("id", "sender", "ts", "seq", "kid"):
             continue
         value = getattr(body, f.name)
-        if value is not None:
+        if f.name == "cps" and value is not None:
+            out["cps"] = {e.relay: {"size": e.size, "root": e.root} for e in value}
+        elif value is not None:
             out[f.name] = _plain(value)
     return out
 

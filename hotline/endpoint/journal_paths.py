@@ -1,0 +1,136 @@
+"""The journal's record of each relay path, in a network of several relays.
+
+Tables (in the endpoint's journal, created in place like every later table):
+
+=================  =============================================================
+``paths``          per envelope we signed and relay it is sent over: the relay's
+                   ``accepted`` index and our time of it, or its refusal; an
+                   envelope is pending on a relay until one of them is written
+``path_arrivals``  per message to us, or receipt for one of ours, and relay that
+                   brought it: our time, the relay's log index, and whether it
+                   was the first path (the figures per path are read from here)
+``path_checkpoints``  the last checkpoint of each relay's log we witnessed
+=================  =============================================================
+
+In the one-relay network none of these is written: the outbox and the
+``checkpoints`` table hold what they always held.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from hotline.endpoint.events import (
+    CheckpointWitnessed,
+    Event,
+    MessageAccepted,
+    MessageQueued,
+    MessageRejected,
+    PathArrived,
+    ReceiptQueued,
+)
+from hotline.endpoint.state import HeldCheckpoint, PendingEnvelope
+from hotline.protocol.vocab import BodyType
+
+__all__ = ["PATHS_SCHEMA", "PathArrival", "arrivals", "load_paths", "record_path_event"]
+
+PATHS_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS paths (
+    id BLOB NOT NULL,
+    relay TEXT NOT NULL,
+    accepted_index INTEGER,
+    accepted_ms INTEGER,
+    rejected_code TEXT,
+    PRIMARY KEY (id, relay)
+) STRICT;
+CREATE TABLE IF NOT EXISTS path_arrivals (
+    id BLOB NOT NULL,
+    relay TEXT NOT NULL,
+    ref BLOB NOT NULL,
+    party TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    relay_index INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    PRIMARY KEY (id, relay)
+) STRICT;
+CREATE INDEX IF NOT EXISTS path_arrivals_ref ON path_arrivals (ref);
+CREATE TABLE IF NOT EXISTS path_checkpoints (
+    relay TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note BLOB NOT NULL,
+    at_ms INTEGER NOT NULL
+) STRICT;
+"""
+
+PathArrival = tuple[bytes, str, bytes, str, str, int, int, bool]
+"""(id, relay, ref, party, stage, at_ms, relay_index, first) of one arrival."""
+
+
+def record_path_event(db: sqlite3.Connection, event: Event) -> None:
+    """Write what ``event`` says about a relay path (nothing for a one-relay event)."""
+    if isinstance(event, MessageQueued | ReceiptQueued) and event.relays:
+        db.executemany(
+            "INSERT OR IGNORE INTO paths (id, relay) VALUES (?, ?)",
+            [(event.body.id, relay) for relay in event.relays],
+        )
+    elif isinstance(event, MessageAccepted) and event.relay:
+        db.execute(
+            "UPDATE paths SET accepted_index = ?, accepted_ms = ? WHERE id = ? AND relay = ?",
+            (event.index, event.received_ms, event.id, event.relay),
+        )
+    elif isinstance(event, MessageRejected) and event.relay:
+        db.execute(
+            "UPDATE paths SET rejected_code = ? WHERE id = ? AND relay = ? "
+            "AND accepted_index IS NULL",
+            (event.code, event.id, event.relay),
+        )
+    elif isinstance(event, PathArrived):
+        db.execute(
+            "INSERT OR IGNORE INTO path_arrivals (id, relay, ref, party, stage, at_ms, "
+            "relay_index, first) VALUES (?,?,?,?,?,?,?,?)",
+            (event.id, event.relay, event.ref, event.party, event.stage, event.at_ms,
+             event.index, int(event.first)),
+        )
+    elif isinstance(event, CheckpointWitnessed) and event.relay:
+        db.execute(
+            "INSERT INTO path_checkpoints (relay, size, root, note, at_ms) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (relay) DO UPDATE SET size = excluded.size, root = excluded.root, "
+            "note = excluded.note, at_ms = excluded.at_ms WHERE excluded.size >= size",
+            (event.relay, event.size, event.root, event.note, event.witnessed_ms),
+        )
+
+
+def load_paths(
+    db: sqlite3.Connection,
+) -> tuple[dict[str, tuple[PendingEnvelope, ...]], dict[str, HeldCheckpoint]]:
+    """What each relay still owes an answer for, in ``seq`` order, and its last checkpoint."""
+    pending: dict[str, list[PendingEnvelope]] = {}
+    for relay, seq, id_, frame, digest, t in db.execute(
+        "SELECT p.relay, o.seq, o.id, o.frame, o.body_hash, o.t FROM paths p "
+        "JOIN outbox o ON o.id = p.id "
+        "WHERE p.accepted_index IS NULL AND p.rejected_code IS NULL ORDER BY o.seq"
+    ):
+        pending.setdefault(relay, []).append(
+            PendingEnvelope(seq, id_, frame, digest, receipt=t == BodyType.RECEIPT.value)
+        )
+    checkpoints = {
+        relay: HeldCheckpoint(size, root, note)
+        for relay, size, root, note in db.execute(
+            "SELECT relay, size, root, note FROM path_checkpoints"
+        )
+    }
+    return {r: tuple(p) for r, p in pending.items()}, checkpoints
+
+
+def arrivals(db: sqlite3.Connection, since_ms: int = 0) -> tuple[PathArrival, ...]:
+    """Every arrival recorded since ``since_ms``, oldest first."""
+    return tuple(
+        (id_, relay, ref, party, stage, at, index, bool(first))
+        for id_, relay, ref, party, stage, at, index, first in db.execute(
+            "SELECT id, relay, ref, party, stage, at_ms, relay_index, first FROM path_arrivals "
+            "WHERE at_ms >= ? ORDER BY at_ms", (since_ms,)
+        )
+    )
