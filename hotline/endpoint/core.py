@@ -382,6 +382,12 @@ class EndpointCore:
                 alarms = self._alarms(path, path.guard.delivered_again(
                     body.id, sender, index, now_ms), now_ms)
             answer = self._answers.get(body.id)
+            if answer is not None and body.id in path.unanswered:
+                # this relay refused our receipt before it had the message: one of its own
+                del path.unanswered[body.id]
+                queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms,
+                                             relays=(path.id,), answer=False)
+                return self._to(path, (queued.frame,), (*events, queued, *alarms))
             if answer is not None:
                 return self._to(path, (answer.frame,), (*events, *alarms))
             queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms,
@@ -531,6 +537,13 @@ class EndpointCore:
                                 refusal.path or "", notice.frame)
         if self.several:
             # one relay refused it: its outbox is settled; the others still carry it
+            if pending.receipt and refusal.code is RejectCode.SCHEMA and refusal.path == "ref":
+                for answer in self._answers.values():
+                    if answer.receipt_id == pending.id:
+                        path.unanswered[answer.ref] = None
+                        if len(path.unanswered) > _REFUSALS_KEPT:
+                            path.unanswered.popitem(last=False)
+                        break
             rejected = MessageRejected(notice.ref, notice.code, notice.sentence, notice.path,
                                        now_ms, pending.receipt, path.id)
             return Output(events=(rejected, *found))
@@ -565,6 +578,7 @@ class EndpointCore:
         test: bool = False,
         watch: Precedence | None = None,
         relays: tuple[str, ...] = (),
+        answer: bool = True,
     ) -> ReceiptQueued:
         body = ReceiptBody(
             id=self._new_id(now_ms),
@@ -588,7 +602,7 @@ class EndpointCore:
             path.pending[body.id] = pending
             if watch is not None:
                 path.guard.expect_accept(body.id, watch, now_ms)
-        if stage is Stage.DELIVERED and not test:
+        if stage is Stage.DELIVERED and not test and answer:
             self._answers[ref] = Answer(ref, body.id, frame)
         return ReceiptQueued(frame, body, digest, now_ms, link_test=test,
                              relays=relays if self.several else ())

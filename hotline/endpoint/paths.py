@@ -62,6 +62,9 @@ class RelayPath:
     last_test_ms: int | None = None  # our time when its last link test reached us
     up_since: int | None = None  # when its session was welcomed; None while down
     since: int = -1  # the highest deliver index of a receipt this relay brought us
+    # messages whose delivered receipt this relay refused as not (yet) logged: answered by
+    # a receipt of its own once it delivers them
+    unanswered: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
 
     @property
     def id(self) -> str:

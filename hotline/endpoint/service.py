@@ -149,6 +149,55 @@ class EndpointConfig:
         return self.relay_urls or (self.relay_url or self.network.relay.url,)
 
 
+class RelayLink:
+    """One relay's session at the edge: its WebSocket, proofs, log monitor and outage.
+
+    A one-relay network has one; a network of several relays one per relay,
+    each connecting, witnessing and monitoring on its own, so losing one relay
+    leaves the others working.
+    """
+
+    def __init__(self, endpoint: Endpoint, relay: str, urls: tuple[str, ...],
+                 relay_http: RelayHttp) -> None:
+        self.endpoint = endpoint
+        self.relay = relay
+        self.urls = urls
+        self.relay_http = relay_http
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.welcomed = False
+        self.connected_since_ms: int | None = None
+        self.last_disconnect: str | None = None
+        self.relay_url_now = ""  # the relay URL being tried or used
+        self.monitored = Frontier()  # the log entries read and checked so far
+        self.witness_queue: asyncio.Queue[bytes] = asyncio.Queue()
+        # relay_unavailable: since when envelopes wait with none accepted, the alarm raised
+        self.waiting_since_ms: int | None = None
+        self.outage: RelayOutage | None = None
+
+    @property
+    def tag(self) -> str:
+        """The relay's id in events of a network of several relays, else ''."""
+        return self.relay if self.endpoint.several else ""
+
+    async def attach(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        await self.endpoint.attach_link(self, ws)
+
+    async def received(self, data: bytes) -> None:
+        await self.endpoint.received_on(self, data)
+
+    async def detach(self, reason: str) -> bool:
+        return await self.endpoint.detach_link(self, reason)
+
+    def dialing(self, url: str) -> None:
+        """The connection tries ``url``: proofs are fetched from the same relay replica."""
+        self.relay_http.base = http_base(url)
+        if url != self.relay_url_now:
+            if self.relay_url_now:
+                log.info("relay_failover", endpoint=self.endpoint.me, url=url,
+                         previous=self.relay_url_now, relay=self.relay)
+            self.relay_url_now = url
+
+
 class Endpoint:
     """One national gateway at run time; see the module docstring."""
 
@@ -164,22 +213,42 @@ class Endpoint:
         self.journal = journal
         self.core = core
         self.hub = EventHub()
-        self.relay_http = RelayHttp(session, http_base(config.ws_url), agent=config.endpoint_id)
-        self._monitored = Frontier()  # the log entries read and checked so far
-        self.relay_url_now = ""  # the relay URL being tried or used
+        self.several = config.network.multipath
+        self.links: dict[str, RelayLink] = {}
+        for relay, urls in _relay_urls(config).items():
+            http = RelayHttp(session, http_base(urls[0]), agent=config.endpoint_id)
+            self.links[relay] = RelayLink(self, relay, urls, http)
+        self._primary = self.links[config.network.relay.id]
         self._session = session
         self._ws_session: aiohttp.ClientSession | None = None  # the relay WebSocket's, from start
         self._clock = config.clock
         self._lock = asyncio.Lock()
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self.welcomed = False
-        self.connected_since_ms: int | None = None
-        self.last_disconnect: str | None = None
-        self._witness_queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        # relay_unavailable: since when envelopes wait with none accepted, the alarm raised
-        self._waiting_since_ms: int | None = None
-        self.outage: RelayOutage | None = None
+
+    # the first (in a one-relay network, the only) relay's session
+    @property
+    def relay_http(self) -> RelayHttp:
+        return self._primary.relay_http
+
+    @property
+    def welcomed(self) -> bool:
+        return self._primary.welcomed
+
+    @property
+    def connected_since_ms(self) -> int | None:
+        return self._primary.connected_since_ms
+
+    @property
+    def last_disconnect(self) -> str | None:
+        return self._primary.last_disconnect
+
+    @property
+    def relay_url_now(self) -> str:
+        return self._primary.relay_url_now
+
+    @property
+    def outage(self) -> RelayOutage | None:
+        return self._primary.outage
 
     # ------------------------------------------------------------------ life
 
@@ -190,7 +259,8 @@ class Endpoint:
             raise ConfigError(f"{config.endpoint_id!r} is not an endpoint of the network")
         if config.network.endpoints[config.endpoint_id].public_key != config.key.public:
             raise ConfigError(f"the key given is not {config.endpoint_id}'s key in the network")
-        transport = relay_transport(config.ws_url, config.tls)  # plaintext only on loopback
+        transports = [relay_transport(urls[0], config.tls)  # plaintext only on loopback
+                      for urls in _relay_urls(config).values()]
         # A new journal starts its seq at the time in microseconds, so an endpoint whose
         # journal was lost still signs seqs above those the relay accepted from it before.
         journal = await ThreadedJournal.open(
@@ -205,32 +275,39 @@ class Endpoint:
         except BaseException:
             await journal.close()
             raise
-        note_transport(transport, endpoint=config.endpoint_id, relay=config.ws_url)
+        for transport, urls in zip(transports, _relay_urls(config).values(), strict=True):
+            note_transport(transport, endpoint=config.endpoint_id, relay=urls[0])
         session = aiohttp.ClientSession(connector=connector)
         return cls(config, journal, core, session)
 
     def start(self) -> None:
-        """Start the relay connection, the deadline timer and the witness."""
+        """Start each relay's connection, witness and monitor, and the deadline timer."""
         limit = self.config.network.limits.max_frame_bytes
         # The WebSocket has a session of its own: an upgrade never rides a pooled keep-alive
         # connection that died with the link (half-open), which would cost one more timeout.
         self._ws_session = aiohttp.ClientSession(connector=client_connector(self.config.tls.client))
-        self._tasks = [
-            asyncio.create_task(
-                run_connection(
-                    self._ws_session, self.config.ws_urls, self, self.config.backoff,
-                    max_message=limit, heartbeat_s=self.config.heartbeat_s,
-                    dialing=self._dialing,
+        suffix = {link.relay: (f"-{link.relay}" if self.several else "")
+                  for link in self.links.values()}
+        self._tasks = [asyncio.create_task(self._ticker(), name=f"endpoint-{self.me}-ticker")]
+        for link in self.links.values():
+            self._tasks += [
+                asyncio.create_task(
+                    run_connection(
+                        self._ws_session, link.urls, link, self.config.backoff,
+                        max_message=limit, heartbeat_s=self.config.heartbeat_s,
+                        dialing=link.dialing,
+                    ),
+                    name=f"endpoint-{self.me}-connection{suffix[link.relay]}",
                 ),
-                name=f"endpoint-{self.me}-connection",
-            ),
-            asyncio.create_task(self._ticker(), name=f"endpoint-{self.me}-ticker"),
-            asyncio.create_task(self._witness(), name=f"endpoint-{self.me}-witness"),
-            asyncio.create_task(self._monitor(), name=f"endpoint-{self.me}-monitor"),
-        ]
+                asyncio.create_task(self._witness(link),
+                                    name=f"endpoint-{self.me}-witness{suffix[link.relay]}"),
+                asyncio.create_task(self._monitor(link),
+                                    name=f"endpoint-{self.me}-monitor{suffix[link.relay]}"),
+            ]
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
-        log.info("endpoint_started", endpoint=self.me, relay=self.config.ws_url,
+        log.info("endpoint_started", endpoint=self.me,
+                 relay=",".join(link.urls[0] for link in self.links.values()),
                  journal=str(self.config.data_dir / JOURNAL_FILE))
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
@@ -245,8 +322,9 @@ class Endpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._ws is not None:
-            await self._ws.close()
+        for link in self.links.values():
+            if link.ws is not None:
+                await link.ws.close()
         if self._ws_session is not None:
             await self._ws_session.close()
         await self._session.close()
@@ -259,115 +337,120 @@ class Endpoint:
     async def _step(self, compute: Callable[[int], Output]) -> Output:
         async with self._lock:
             out = compute(self._clock())
-            await self._apply(out)
+            await self._apply(out, self._primary)
             return out
 
-    async def _apply(self, out: Output) -> None:
+    async def _apply(self, out: Output, link: RelayLink) -> None:
+        """Journal ``out``, then send its frames: ``send`` over ``link``, ``send_to`` as named."""
         await self.journal.record(out.events)
-        sent = [await self._send(data) for data in out.send]
+        sent = [await self._send(link, data) for data in out.send]
+        for relay, data in out.send_to:
+            target = self.links.get(relay)
+            if target is not None:
+                sent.append(await self._send(target, data))
         for event in out.events:
             self._log(event, transmitted=all(sent))
             self.hub.publish(event)
         for note in out.checkpoints:
-            self._witness_queue.put_nowait(note)
-        if any(isinstance(event, MessageAccepted) for event in out.events):
-            await self._accepting()
+            link.witness_queue.put_nowait(note)
+        for event in out.events:
+            if isinstance(event, MessageAccepted):
+                accepted_on = self.links.get(event.relay, self._primary)
+                await self._accepting(accepted_on)
         if out.welcomed is not None:
-            await self._welcome(out.welcomed)
+            await self._welcome(link, out.welcomed)
 
     # ------------------------------------------------------------------ relay availability
 
-    async def _accepting(self) -> None:
+    async def _accepting(self, link: RelayLink) -> None:
         """Something was accepted: the relay logs again (called under the lock)."""
         now = self._clock()
-        self._waiting_since_ms = now if self.core.pending_count else None
-        outage, self.outage = self.outage, None
+        link.waiting_since_ms = now if self.core.pending_on(link.relay) else None
+        outage, link.outage = link.outage, None
         if outage is not None:
-            await self._edge_event(RelayBack(now, now - outage.since_ms))
+            await self._edge_event(RelayBack(now, now - outage.since_ms, link.tag))
 
-    async def _watch_availability(self) -> None:
+    async def _watch_availability(self, link: RelayLink) -> None:
         """Raise ``relay_unavailable`` once envelopes have waited too long (under the lock)."""
         now = self._clock()
-        if not self.core.pending_count:
-            self._waiting_since_ms = None
+        waiting = self.core.pending_on(link.relay)
+        if not waiting:
+            link.waiting_since_ms = None
             return
-        if self._waiting_since_ms is None:
-            self._waiting_since_ms = now
-        if self.outage is None and now - self._waiting_since_ms >= UNAVAILABLE_AFTER_MS:
-            reason = self.last_disconnect or "not connected"
-            if self.welcomed:
+        if link.waiting_since_ms is None:
+            link.waiting_since_ms = now
+        if link.outage is None and now - link.waiting_since_ms >= UNAVAILABLE_AFTER_MS:
+            reason = link.last_disconnect or "not connected"
+            if link.welcomed:
                 reason = f"connected, but nothing is accepted (last drop: {reason})"
-            self.outage = RelayOutage(now, self._waiting_since_ms, self.core.pending_count,
-                                      reason)
-            await self._edge_event(self.outage)
+            link.outage = RelayOutage(now, link.waiting_since_ms, waiting, reason, link.tag)
+            await self._edge_event(link.outage)
 
     async def _edge_event(self, event: Event) -> None:
         await self.journal.record((event,))
         self._log(event, transmitted=True)
         self.hub.publish(event)
 
-    async def _send(self, data: bytes) -> bool:
-        ws = self._ws
-        if ws is None or ws.closed or (is_envelope(data) and not self.welcomed):
+    async def _send(self, link: RelayLink, data: bytes) -> bool:
+        ws = link.ws
+        if ws is None or ws.closed or (is_envelope(data) and not link.welcomed):
             return False
         try:
             await ws.send_bytes(data)
         except (ConnectionError, RuntimeError) as exc:
-            log.warning("envelope_not_sent", endpoint=self.me, reason=repr(exc))
+            log.warning("envelope_not_sent", endpoint=self.me, reason=repr(exc),
+                        relay=link.relay)
             return False
         return True
 
-    async def _welcome(self, size: int) -> None:
-        self.welcomed = True
+    async def _welcome(self, link: RelayLink, size: int) -> None:
+        link.welcomed = True
         now = self._clock()
-        self.connected_since_ms = now
-        self.core.connection(up=True, now_ms=now)
-        connected = RelayConnected(now, size)
+        link.connected_since_ms = now
+        self.core.connection(up=True, now_ms=now, relay=link.relay)
+        connected = RelayConnected(now, size, link.tag)
         await self.journal.record((connected,))
         self._log(connected, transmitted=True)
         self.hub.publish(connected)
-        pending = self.core.pending_frames()
+        pending = self.core.pending_frames(link.relay)
         for frame in pending:
-            await self._send(frame)
+            await self._send(link, frame)
         if pending:
-            log.info("envelopes_resent", endpoint=self.me, count=len(pending))
+            log.info("envelopes_resent", endpoint=self.me, count=len(pending), relay=link.relay)
 
     # ------------------------------------------------------------------ the connection
 
-    def _dialing(self, url: str) -> None:
-        """The connection tries ``url``: proofs are fetched from the same relay replica."""
-        self.relay_http.base = http_base(url)
-        if url != self.relay_url_now:
-            if self.relay_url_now:
-                log.info("relay_failover", endpoint=self.me, url=url,
-                         previous=self.relay_url_now)
-            self.relay_url_now = url
-
-    async def attach(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def attach_link(self, link: RelayLink, ws: aiohttp.ClientWebSocketResponse) -> None:
         async with self._lock:
-            self._ws = ws
-            self.welcomed = False
+            link.ws = ws
+            link.welcomed = False
 
     async def received(self, data: bytes) -> None:
+        """A WebSocket message from the first (in a one-relay network, the only) relay."""
+        await self.received_on(self._primary, data)
+
+    async def received_on(self, link: RelayLink, data: bytes) -> None:
         try:
-            await self._step(lambda now: self.core.receive(data, now))
+            async with self._lock:
+                out = self.core.receive(data, self._clock(), link.relay)
+                await self._apply(out, link)
         except Rejected as exc:
             log.warning("relay_message_refused", endpoint=self.me, code=exc.code,
-                        reason=exc.sentence)
+                        reason=exc.sentence, relay=link.relay)
 
-    async def detach(self, reason: str) -> bool:
+    async def detach_link(self, link: RelayLink, reason: str) -> bool:
         async with self._lock:
-            was_welcomed = self.welcomed
-            self._ws = None
-            self.welcomed = False
-            self.connected_since_ms = None
-            self.core.connection(up=False, now_ms=self._clock())
-            if was_welcomed or reason != self.last_disconnect:
-                event = RelayDisconnected(self._clock(), reason)
+            was_welcomed = link.welcomed
+            link.ws = None
+            link.welcomed = False
+            link.connected_since_ms = None
+            self.core.connection(up=False, now_ms=self._clock(), relay=link.relay)
+            if was_welcomed or reason != link.last_disconnect:
+                event = RelayDisconnected(self._clock(), reason, link.tag)
                 await self.journal.record((event,))
                 self._log(event, transmitted=True)
                 self.hub.publish(event)
-            self.last_disconnect = reason
+            link.last_disconnect = reason
             return was_welcomed
 
     # ------------------------------------------------------------------ timers
@@ -377,37 +460,38 @@ class Endpoint:
             await asyncio.sleep(self.config.tick_s)
             await self._step(self.core.tick)
             async with self._lock:
-                await self._watch_availability()
+                for link in self.links.values():
+                    await self._watch_availability(link)
 
-    async def _witness(self) -> None:
-        """Judge checkpoint notes one at a time, in the order they came."""
+    async def _witness(self, link: RelayLink) -> None:
+        """Judge one relay's checkpoint notes one at a time, in the order they came."""
         while True:
-            note = await self._witness_queue.get()
+            note = await link.witness_queue.get()
             async with self._lock:
-                verdict = self.core.observe_checkpoint(note, self._clock())
+                verdict = self.core.observe_checkpoint(note, self._clock(), link.relay)
                 if isinstance(verdict, Output):
-                    await self._apply(verdict)
+                    await self._apply(verdict, link)
                     continue
-            await self._prove(verdict)
+            await self._prove(link, verdict)
 
-    async def _prove(self, need: NeedsProof) -> None:
+    async def _prove(self, link: RelayLink, need: NeedsProof) -> None:
         while True:
             try:
-                proof = await self.relay_http.consistency(*need.sizes)
+                proof = await link.relay_http.consistency(*need.sizes)
             except RelayUnavailable as exc:
                 old, new = need.sizes
                 log.warning("consistency_proof_unavailable", endpoint=self.me,
-                            old=old, new=new, reason=exc.sentence)
+                            old=old, new=new, reason=exc.sentence, relay=link.relay)
                 return
             async with self._lock:
-                result = self.core.complete_checkpoint(need, proof, self._clock())
+                result = self.core.complete_checkpoint(need, proof, self._clock(), link.relay)
                 if isinstance(result, Output):
-                    await self._apply(result)
+                    await self._apply(result, link)
                     return
             need = result
 
-    async def _monitor(self) -> None:
-        """Read the log under each checkpoint we witness, check it, compare peers' views.
+    async def _monitor(self, link: RelayLink) -> None:
+        """Read a relay's log under each checkpoint we witness, check it, compare peers' views.
 
         Entries are fetched from the relay's entry tiles up to the held checkpoint's
         size and must hash to its root before the core sees them; each checkpoint a
@@ -415,39 +499,42 @@ class Endpoint:
         """
         while True:
             await asyncio.sleep(self.config.monitor_s)
-            await self._read_log()
-            for need in self.core.peer_proofs_needed():
+            await self._read_log(link)
+            for need in self.core.peer_proofs_needed(link.relay):
                 try:
-                    proof = await self.relay_http.consistency(need.old, need.new)
+                    proof = await link.relay_http.consistency(need.old, need.new)
                 except RelayUnavailable as exc:
                     log.warning("consistency_proof_unavailable", endpoint=self.me,
-                                old=need.old, new=need.new, reason=exc.sentence, peer=True)
+                                old=need.old, new=need.new, reason=exc.sentence, peer=True,
+                                relay=link.relay)
                     continue
-                await self._step(functools.partial(self._peer_proof, need, proof))
+                await self._step(functools.partial(self._peer_proof, link, need, proof))
 
-    def _peer_proof(self, need: PeerProofNeed, proof: ConsistencyProof, now: int) -> Output:
-        return self.core.peer_proof(need, proof, now)
+    def _peer_proof(self, link: RelayLink, need: PeerProofNeed, proof: ConsistencyProof,
+                    now: int) -> Output:
+        return self.core.peer_proof(need, proof, now, link.relay)
 
-    async def _read_log(self) -> None:
-        held = self.core.witness.held
-        start = self._monitored.size
+    async def _read_log(self, link: RelayLink) -> None:
+        held = self.core.paths[link.relay].witness.held
+        start = link.monitored.size
         if held is None or held.size <= start:
             return
         try:
-            entries = await self.relay_http.entries(start, held.size)
+            entries = await link.relay_http.entries(start, held.size)
         except RelayUnavailable as exc:
             log.warning("log_entries_unavailable", endpoint=self.me, start=start,
-                        size=held.size, reason=exc.sentence)
+                        size=held.size, reason=exc.sentence, relay=link.relay)
             return
-        trial = self._monitored.copy()
+        trial = link.monitored.copy()
         for entry in entries:
             trial.append(leaf_hash(entry))
         root = trial.root()
         if root != held.root:
-            await self._step(lambda now: self.core.entries_mismatch(root, now))
+            await self._step(lambda now: self.core.entries_mismatch(root, now, link.relay))
             return
-        self._monitored = trial
-        await self._step(lambda now: self.core.log_entries(start, tuple(entries), now))
+        link.monitored = trial
+        await self._step(lambda now: self.core.log_entries(start, tuple(entries), now,
+                                                           link.relay))
 
     # ------------------------------------------------------------------ operator requests
 
@@ -482,7 +569,8 @@ class Endpoint:
 
     @property
     def connected(self) -> bool:
-        return self.welcomed
+        """Welcomed by a relay (with several relays: by any of them)."""
+        return any(link.welcomed for link in self.links.values())
 
     # ------------------------------------------------------------------ logging
 
@@ -515,6 +603,14 @@ class Endpoint:
             log.warning(name, **fields)
         else:
             log.info(name, **fields)
+
+
+def _relay_urls(config: EndpointConfig) -> dict[str, tuple[str, ...]]:
+    """Each relay's URLs to try, in order: one relay (its replicas), or each of several."""
+    network = config.network
+    if not network.multipath:
+        return {network.relay.id: config.ws_urls}
+    return {relay.id: (relay.url,) for relay in network.all_relays}
 
 
 def _log_fields(me: str, event: Event) -> dict[str, object]:

@@ -33,11 +33,12 @@
     "receipt_stored", "message_accepted", "message_rejected", "delivery_refused",
     "link_test_answered", "message_acknowledged", "checkpoint_witnessed",
     "checkpoint_inconsistent", "checkpoint_refused", "overdue", "relay_connected",
-    "relay_disconnected", "relay_unavailable", "relay_available",
+    "relay_disconnected", "relay_unavailable", "relay_available", "path_arrived",
     // the relay caught out (hotline/endpoint/alarms.py): each kind is its own event name
     "not_accepted", "refusal_unsigned", "refusal_unfounded", "delivery_late",
     "delivery_reordered", "delivery_stale", "not_in_log", "inclusion_unproven",
     "consistency_unproven", "split_view", "entries_mismatch", "log_rule_broken", "withheld",
+    "channel_withheld",
   ];
 
   const S = {
