@@ -12,7 +12,8 @@ DURATION ?=
 # OFFICERS=off|scenario|all: which messages the simulated duty officers acknowledge.
 OFFICERS ?=
 
-.PHONY: demo test lint clean bench bench-scale faults hostile-relay cluster-demo failover nats-server
+.PHONY: demo test lint clean bench bench-scale faults hostile-relay multipath cluster-demo failover \
+	nats-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +85,15 @@ faults: $(STAMP)
 # false_alarms=F seconds=S`; about 5 minutes on 2 cores. ATTACK=name runs one attack.
 hostile-relay: $(STAMP)
 	$(BIN)/python -m faults.hostile_relay $(if $(ATTACK),--attack $(ATTACK))
+
+# `make multipath`: two independent relays (by, osce) carry one network of five endpoints on
+# loopback; under load relay by is SIGKILLed and restarted, then osce withholds a share of BY's
+# messages while answering link tests. Ends with `multipath: relays=2 accepted=A shown_once=S
+# lost=0 duplicates=0 withheld=W withheld_detected=W false_alarms=0`, after `hotline audit
+# report` over both relays' bundles, and fails otherwise. DURATION (seconds of load, default
+# 150) sets the length; about 4 minutes in all.
+multipath: $(STAMP)
+	$(BIN)/python -m faults.multipath $(if $(DURATION),--duration $(DURATION))
 
 # High availability (docs/deploy.md): relay replicas on a three-node NATS JetStream cluster.
 # Both targets install Debian's nats-server first if it is missing.

@@ -36,7 +36,7 @@ from hotline.cli.common import Commands, NetworkArg
 from hotline.cli.compare_cmd import add_compare
 from hotline.errors import ConfigError, NoteError, StoreError, UsageError
 from hotline.figures import LinkFigures, render_text
-from hotline.network import Network
+from hotline.network import Network, network_to_toml
 from hotline.protocol.ids import parse_id
 
 __all__ = ["register"]
@@ -127,6 +127,15 @@ def run_export(args: argparse.Namespace) -> int:
     if not note_path.is_file() or not (logdir / STORE_DIR).is_dir():
         raise UsageError(f"{logdir} is not a relay log directory (no {CHECKPOINT_FILE} or store/)")
     note = note_path.read_bytes()
+    if network.multipath:
+        # several relays: this log is the one whose origin the checkpoint names; the bundle
+        # holds that relay's view of the network, as the relay itself runs with
+        origin = note.split(b"\n", 1)[0].decode("utf-8", "replace")
+        relay = next((r for r in network.all_relays if r.origin == origin), None)
+        if relay is None:
+            raise StoreError(f"{note_path} names the origin {origin!r}, no relay of the network")
+        network = network.for_relay(relay.id)
+        toml = network_to_toml(network).encode("utf-8")
     try:
         checkpoint = open_checkpoint(
             note, network.relay.origin, [p.key for p in network.relay.periods]
