@@ -36,6 +36,8 @@ from hotline.cli.common import Commands, NetworkArg
 from hotline.cli.compare_cmd import add_compare
 from hotline.errors import ConfigError, NoteError, StoreError, UsageError
 from hotline.figures import LinkFigures, render_text
+from hotline.figures.paths import PathLedger, RelayLog, path_rows, render_paths
+from hotline.figures.rows import Figures
 from hotline.network import Network, network_to_toml
 from hotline.protocol.ids import parse_id
 
@@ -84,8 +86,11 @@ def register(commands: Commands) -> None:
     replay.add_argument("--format", choices=("text", "jsonl", "csv"), default="text")
     replay.set_defaults(handler=run_replay)
 
-    report = verbs.add_parser("report", help="compute the per-link figures from a bundle")
-    report.add_argument("bundle", type=Path)
+    report = verbs.add_parser(
+        "report", help="compute the per-link figures from a bundle (or, per path, from the "
+                       "bundles of several relays of one network)")
+    report.add_argument("bundle", type=Path, nargs="+",
+                        help="a relay's bundle; several: one per relay, compared path by path")
     report.add_argument("--network", type=NetworkArg, help="network.toml (default: the bundle's)")
     report.add_argument("--format", choices=("text", "json"), default="text")
     report.add_argument(
@@ -267,14 +272,24 @@ def run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_report(args: argparse.Namespace) -> int:
-    bundle = _bundle(args)
+def _figures_of(bundle: Bundle, exact: bool, log: RelayLog | None = None) -> LinkFigures:
     size = bundle.checkpoint().size
-    figures = LinkFigures(bundle.network, exact=args.exact)
+    figures = LinkFigures(bundle.network, exact=exact)
     with _progress(size, "report") as progress:
         for index, entry in bundle.entries(size):
             figures.add_entry(index, entry)
+            if log is not None:
+                log.add(entry, bundle.network)
             progress(1)
+    return figures
+
+
+def run_report(args: argparse.Namespace) -> int:
+    paths: list[Path] = args.bundle
+    if len(paths) > 1:
+        return _report_paths(args, paths)
+    bundle = Bundle(paths[0], None if args.network is None else args.network.load())
+    figures = _figures_of(bundle, args.exact)
     if args.format == "json":
         print(json.dumps(figures.snapshot(), indent=2))
         return 0
@@ -283,4 +298,38 @@ def run_report(args: argparse.Namespace) -> int:
     print(f"{bundle.network.name}: {result.entries} entries, as of {as_of}")
     print()
     sys.stdout.write(render_text(result))
+    return 0
+
+
+def _report_paths(args: argparse.Namespace, paths: list[Path]) -> int:
+    """Several relays' bundles: each relay's figures, then every link path by path."""
+    if args.network is not None:
+        raise UsageError("--network goes with one bundle; each relay's bundle has its own")
+    results: dict[str, Figures] = {}
+    logs: list[RelayLog] = []
+    for path in paths:
+        bundle = Bundle(path)
+        relay = bundle.network.relay.id
+        if relay in results:
+            raise UsageError(f"two bundles are relay {relay!r}'s; give one bundle per relay")
+        log = RelayLog(relay)
+        results[relay] = _figures_of(bundle, args.exact, log).figures()
+        logs.append(log)
+    firsts = PathLedger(logs).firsts()
+    if args.format == "json":
+        print(json.dumps({
+            "relays": {relay: result.as_dict() for relay, result in results.items()},
+            "paths": path_rows(results, firsts),
+        }, indent=2))
+        return 0
+    for relay, result in results.items():
+        as_of = "-" if result.as_of is None else _iso(result.as_of)
+        print(f"relay {relay}: {result.entries} entries, as of {as_of}")
+        print()
+        sys.stdout.write(render_text(result))
+        print()
+    print("per path (each link once per relay; first: messages that relay delivered to the "
+          "recipient first, from the recipient's signed receipts)")
+    print()
+    sys.stdout.write(render_paths(results, firsts))
     return 0

@@ -1,5 +1,11 @@
 """``hotline audit compare BUNDLE JOURNAL…``: what each endpoint was told, against the log.
 
+``hotline audit compare BUNDLE BUNDLE…`` (every argument a bundle, one per relay
+of a network of several relays) compares the relays' logs instead: every
+message one log holds and another lacks, with the lacking relay's link-test
+evidence of whether it could reach the sender then
+(:class:`~hotline.figures.paths.PathLedger`). Exits 1 when a log lacks one.
+
 Reads each endpoint's journal (its SQLite file, or the endpoint's data
 directory; read-only, so it may be a copy or a running endpoint's) for the
 checkpoints it witnessed, the indexes of its ``accepted`` receipts and of the
@@ -21,6 +27,7 @@ from hotline.auditlog.compare import Claims, compare
 from hotline.endpoint.alarms import AlarmKind
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.errors import UsageError
+from hotline.figures.paths import PathLedger, RelayLog
 
 __all__ = ["add_compare", "read_claims"]
 
@@ -33,7 +40,10 @@ def add_compare(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     compare_p.add_argument("bundle", type=Path)
     compare_p.add_argument("journals", type=Path, nargs="+", metavar="JOURNAL",
-                           help="an endpoint's journal file or data directory")
+                           help="an endpoint's journal file or data directory; or, to "
+                                "compare relays, another relay's bundle")
+    compare_p.add_argument("--format", choices=("text", "json"), default="text",
+                           help="for bundles compared with bundles")
     compare_p.set_defaults(handler=run_compare)
 
 
@@ -77,7 +87,36 @@ def _sentence(detail: str) -> str:
     return detail
 
 
+def _is_bundle(path: Path) -> bool:
+    return path.is_dir() and (path / "checkpoint").is_file() and not (path / JOURNAL_FILE).exists()
+
+
+def _compare_relays(paths: list[Path], as_json: bool) -> int:
+    logs: list[RelayLog] = []
+    for path in paths:
+        bundle = Bundle(path)
+        log = RelayLog(bundle.network.relay.id)
+        if any(other.relay == log.relay for other in logs):
+            raise UsageError(f"two bundles are relay {log.relay!r}'s; give one bundle per relay")
+        for _index, entry in bundle.entries(bundle.checkpoint().size):
+            log.add(entry, bundle.network)
+        logs.append(log)
+    missing = PathLedger(logs).missing()
+    if as_json:
+        print(json.dumps({"relays": {log.relay: len(log.messages) for log in logs},
+                          "missing": [m.as_dict() for m in missing]}, indent=2))
+    else:
+        for item in missing:
+            print(item.line())
+        counts = ", ".join(f"{log.relay} {len(log.messages)}" for log in logs)
+        print(f"compared {len(logs)} relays' logs (messages: {counts}): "
+              f"{len(missing)} message(s) missing from a log")
+    return 1 if missing else 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
+    if all(_is_bundle(path) for path in args.journals):
+        return _compare_relays([args.bundle, *args.journals], args.format == "json")
     bundle = Bundle(args.bundle)
     size = bundle.checkpoint().size
     claims = [read_claims(path) for path in args.journals]

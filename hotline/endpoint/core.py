@@ -385,13 +385,17 @@ class EndpointCore:
             if answer is not None and body.id in path.unanswered:
                 # this relay refused our receipt before it had the message: one of its own
                 del path.unanswered[body.id]
+                first = self._first.get(body.id)
                 queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms,
-                                             relays=(path.id,), answer=False)
+                                             relays=(path.id,), answer=False,
+                                             via=None if first is None else first[0])
                 return self._to(path, (queued.frame,), (*events, queued, *alarms))
             if answer is not None:
                 return self._to(path, (answer.frame,), (*events, *alarms))
+            first = self._first.get(body.id) if self.several else None
             queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms,
-                                         relays=self._relays_to(sender))
+                                         relays=self._relays_to(sender),
+                                         via=None if first is None else first[0])
             return self._fan_out(queued.frame, queued.relays, (*events, queued, *alarms))
         self._inbox[body.id] = HeldMessage(
             body.id, sender, envelope.hash, body.precedence, now_ms, acknowledged=False
@@ -408,7 +412,7 @@ class EndpointCore:
         alarms.extend(self._peer_view(path, body, index, now_ms))
         received = MessageReceived(envelope.frame, body, envelope.hash, now_ms, index, relay)
         queued = self._write_receipt(body.id, envelope.hash, Stage.DELIVERED, now_ms,
-                                     relays=self._relays_to(sender))
+                                     relays=self._relays_to(sender), via=relay or None)
         return self._fan_out(queued.frame, queued.relays, (received, *arrived, queued, *alarms))
 
     def _note_first(self, ref: bytes, relay: str, now_ms: int) -> None:
@@ -579,6 +583,7 @@ class EndpointCore:
         watch: Precedence | None = None,
         relays: tuple[str, ...] = (),
         answer: bool = True,
+        via: str | None = None,
     ) -> ReceiptQueued:
         body = ReceiptBody(
             id=self._new_id(now_ms),
@@ -594,6 +599,7 @@ class EndpointCore:
             action=action,
             note=note,
             operator=operator,
+            via=via,
         )
         _, frame, digest = self._sign(body)
         self.next_seq += 1

@@ -238,6 +238,7 @@ class ReceiptBody(_Header):
     note: str | None = None
     reason: str | None = None
     operator: str | None = None  # who acknowledged (acknowledged receipts only)
+    via: str | None = None  # several relays: the relay that delivered ``ref`` to us first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -560,7 +560,10 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
         note=r.opt("note", _text(MAX_NOTE)),
         reason=r.opt("reason", _text(MAX_NOTE)),
         operator=r.opt("operator", _operator),
+        via=r.opt("via", _party),
     )
+    if receipt.via is not None and receipt.stage is not Stage.DELIVERED:
+        raise _schema(r.path("via"), "belongs only to a delivered receipt")
     if receipt.action is not None and receipt.stage is not Stage.ACKNOWLEDGED:
         raise _schema(r.path("action"), "belongs only to an acknowledged receipt")
     if (receipt.stage is Stage.REJECTED) != (receipt.reason is not None):
