@@ -249,11 +249,14 @@ def _text(to: str, n: int) -> dict[str, object]:
 
 
 async def _load(net: Net, rate: float, stop: asyncio.Event, rng: random.Random) -> int:
+    """Messages on every directed link in turn (shuffled each round), about ``rate`` a second."""
+    links = [(a, b) for a in ENDPOINTS for b in net.network.peers(a)]
     n = 0
     while not stop.is_set():
-        sender = rng.choice(ENDPOINTS)
-        peers = net.network.peers(sender)
-        await net.endpoints[sender].endpoint.post_message(_text(rng.choice(peers), n), "duty")
+        if n % len(links) == 0:
+            rng.shuffle(links)
+        sender, recipient = links[n % len(links)]
+        await net.endpoints[sender].endpoint.post_message(_text(recipient, n), "duty")
         n += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rng.expovariate(rate))

@@ -11,7 +11,11 @@
 ``GET /api/events``           Server-Sent Events: ``snapshot`` first, then every
                               endpoint event under its snake_case name
 ``GET /api/links``            our relay connection, the last link test answered
-                              and the relay's ``/v1/links`` figures when reachable
+                              and the relay's ``/v1/links`` figures when reachable;
+                              with several relays also ``relays`` (each one's
+                              session, link tests and ``/v1/links`` figures) and
+                              ``paths`` (our own figures per peer and relay,
+                              :mod:`hotline.endpoint.path_figures`)
 ``GET /api/links/history``    latency of our messages from the journal, per link,
                               for the console's chart (``?window_s=``, 60 to
                               86400, default 1800): ``{"now_ms", "window_ms",
@@ -47,6 +51,7 @@ from hotline.endpoint.errors import AlreadyAcknowledged, BadJson, UnknownMessage
 from hotline.endpoint.events import Event
 from hotline.endpoint.feeds import parse_json, read_body
 from hotline.endpoint.login_routes import operator_of
+from hotline.endpoint.path_figures import path_figures
 from hotline.endpoint.relay_http import RelayUnavailable
 from hotline.endpoint.views import (
     checkpoint_json,
@@ -68,6 +73,7 @@ __all__ = ["add_routes"]
 _MAX_BODY: Final = 256 * 1024
 _SSE_KEEPALIVE_S: Final = 15.0
 _LINKS_TIMEOUT_S: Final = 2.0
+_PATHS_WINDOW_MS: Final = 3_600_000  # the arrivals /api/links figures are read from
 _HISTORY_DEFAULT_S: Final = 1800
 _HISTORY_MIN_S: Final = 60
 _HISTORY_MAX_S: Final = 86_400
@@ -235,8 +241,36 @@ async def links(request: web.Request) -> web.Response:
             },
             "link_test": link_tests_json(tests, now),
             "relay_links": relay_links,
+            **(await _paths_json(endpoint, now) if endpoint.several else {}),
         }
     )
+
+
+async def _paths_json(endpoint: Endpoint, now: int) -> dict[str, object]:
+    """Several relays: each relay's session and figures, and our own figures per path."""
+    relays = []
+    for link in endpoint.links.values():
+        figures: object = None
+        with contextlib.suppress(RelayUnavailable, TimeoutError):
+            figures = await asyncio.wait_for(link.relay_http.links_json(),
+                                             timeout=_LINKS_TIMEOUT_S)
+        path = endpoint.core.paths[link.relay]
+        relays.append({
+            "id": link.relay,
+            "url": link.urls[0],
+            "operator": path.relay.operator,
+            "connected": link.welcomed,
+            "connected_since_ms": link.connected_since_ms,
+            "last_disconnect": link.last_disconnect,
+            "last_test_ms": path.last_test_ms,
+            "answering": path.answering(now),
+            "pending": endpoint.core.pending_on(link.relay),
+            "relay_links": figures,
+        })
+    window = now - _PATHS_WINDOW_MS
+    arrived = await endpoint.journal.call(lambda j: j.path_arrivals(window))
+    return {"relays": relays, "paths": path_figures(arrived, endpoint.links),
+            "paths_window_ms": _PATHS_WINDOW_MS}
 
 
 async def links_history(request: web.Request) -> web.Response:

@@ -68,7 +68,13 @@ from hotline.endpoint.events import (
     RelaySuspected,
     event_name,
 )
-from hotline.endpoint.journal_paths import PATHS_SCHEMA, load_paths, record_path_event
+from hotline.endpoint.journal_paths import (
+    PATHS_SCHEMA,
+    PathArrival,
+    arrivals,
+    load_paths,
+    record_path_event,
+)
 from hotline.endpoint.records import (
     Acknowledgement,
     EventRecord,
@@ -704,6 +710,10 @@ class Journal:
             EventRecord(number, at, name, bool(alarm), ref, party, stage, detail)
             for number, at, name, alarm, ref, party, stage, detail in rows
         )
+
+    def path_arrivals(self, since_ms: int = 0) -> tuple[PathArrival, ...]:
+        """Several relays: each path's arrivals since ``since_ms`` (journal_paths.py)."""
+        return arrivals(self._db, since_ms)
 
     def link_tests(self) -> LinkTestStatus:
         last_id = self._state("last_test_id")

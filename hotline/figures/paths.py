@@ -134,11 +134,14 @@ class PathLedger:
             for log in self.logs.values()
             for ident, (sender, _to, _ts) in log.messages.items()
         }
-        seen: dict[bytes, tuple[bytes, str, str]] = {}
+        seen: dict[tuple[bytes, str], str] = {}
         for log in self.logs.values():
-            seen.update(log.firsts)  # the same receipt in both logs counts once
+            for ref, recipient, via in log.firsts.values():
+                # one message and recipient count once, however many logs hold the receipt
+                # (or a receipt of its own for a relay that refused the first one)
+                seen.setdefault((ref, recipient), via)
         out: dict[tuple[str, str], Counter[str]] = {}
-        for ref, recipient, via in seen.values():
+        for (ref, recipient), via in seen.items():
             sender = senders.get(ref)
             if sender is not None:
                 out.setdefault((sender, recipient), Counter())[via] += 1

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from hotline.bootstrap import NETWORK_FILE, create_network, key_path
@@ -28,6 +29,7 @@ from hotline.network import Network, network_to_toml
 from hotline.network_file import load_network
 from hotline.protocol.vocab import Stage
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
+from hotline.testing.operators import add_operator, operator_headers
 from hotline.testing.ports import free_port
 
 TIMEOUT = 20.0
@@ -78,6 +80,7 @@ async def endpoints(network_dir: Path, data: Path, *parties: str,
     async with contextlib.AsyncExitStack() as stack:
         running = {}
         for party in parties:
+            add_operator(data / party)  # the test's officer may log in
             config = EndpointConfig(
                 network=load_network(network_dir / NETWORK_FILE), endpoint_id=party,
                 key=load_signing_key(key_path(network_dir, party)), data_dir=data / party,
@@ -147,6 +150,16 @@ async def test_one_signature_travels_both_relays_and_is_shown_once(
             assert {c.relay for c in shown.body.cps} == set(RELAYS)
             inbox = await lt.journal.call(lambda j: j.inbox())
             assert [item.id for item in inbox] == [message_id]
+            async with aiohttp.ClientSession() as http:
+                headers = await operator_headers(http, eps["LT"].url)
+                async with http.get(eps["LT"].url + "/api/links", headers=headers) as response:
+                    links = await response.json()
+            assert [r["id"] for r in links["relays"]] == list(RELAYS)
+            assert all(r["connected"] for r in links["relays"])
+            rows = {(p["peer"], p["direction"], p["relay"]): p for p in links["paths"]}
+            assert rows[("BY", "in", shown.relay)]["first"] == 1
+            assert rows[("BY", "in", _other(shown.relay))]["first"] == 0
+            assert rows[("BY", "in", _other(shown.relay))]["behind_ms"]["count"] == 1
     finally:
         for r in relays:
             await r.stop()
