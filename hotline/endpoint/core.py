@@ -190,6 +190,7 @@ class EndpointCore:
             )
             pending = state.path_pending.get(relay.id, ()) if self.several else state.pending
             path.pending = {p.id: p for p in pending}
+            path.since = state.path_since.get(relay.id, -1)
             self.paths[relay.id] = path
         self._primary = self.paths[network.relay.id]
         self._sent: dict[bytes, SentMessage] = {m.id: m for m in state.sent}

@@ -376,7 +376,7 @@ class Journal:
             OverdueKey(ref, party, Stage(stage))
             for ref, party, stage in self._db.execute("SELECT ref, party, stage FROM overdue")
         )
-        path_pending, path_checkpoints = load_paths(self._db)
+        path_pending, path_checkpoints, path_since = load_paths(self._db)
         row = self._db.execute(
             "SELECT size, root, note FROM checkpoints WHERE consistent = 1 "
             "ORDER BY size DESC, number DESC LIMIT 1"
@@ -392,6 +392,7 @@ class Journal:
             checkpoint=None if row is None else HeldCheckpoint(row[0], row[1], row[2]),
             path_pending=path_pending,
             path_checkpoints=path_checkpoints,
+            path_since=path_since,
         )
 
     # ------------------------------------------------------------------ recording events

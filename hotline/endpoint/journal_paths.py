@@ -71,6 +71,8 @@ PathArrival = tuple[bytes, str, bytes, str, str, int, int, bool]
 
 def record_path_event(db: sqlite3.Connection, event: Event) -> None:
     """Write what ``event`` says about a relay path (nothing for a one-relay event)."""
+    if isinstance(event, ReceiptQueued) and event.link_test:
+        return  # a link test's answer goes to its one relay and is not kept (journal.py)
     if isinstance(event, MessageQueued | ReceiptQueued) and event.relays:
         db.executemany(
             "INSERT OR IGNORE INTO paths (id, relay) VALUES (?, ?)",
@@ -105,8 +107,9 @@ def record_path_event(db: sqlite3.Connection, event: Event) -> None:
 
 def load_paths(
     db: sqlite3.Connection,
-) -> tuple[dict[str, tuple[PendingEnvelope, ...]], dict[str, HeldCheckpoint]]:
-    """What each relay still owes an answer for, in ``seq`` order, and its last checkpoint."""
+) -> tuple[dict[str, tuple[PendingEnvelope, ...]], dict[str, HeldCheckpoint], dict[str, int]]:
+    """What each relay still owes an answer for, in ``seq`` order, its last checkpoint, and
+    the highest log index of a receipt it brought us (its ``since``)."""
     pending: dict[str, list[PendingEnvelope]] = {}
     for relay, seq, id_, frame, digest, t in db.execute(
         "SELECT p.relay, o.seq, o.id, o.frame, o.body_hash, o.t FROM paths p "
@@ -122,7 +125,14 @@ def load_paths(
             "SELECT relay, size, root, note FROM path_checkpoints"
         )
     }
-    return {r: tuple(p) for r, p in pending.items()}, checkpoints
+    since = {
+        relay: int(top)
+        for relay, top in db.execute(
+            "SELECT relay, max(relay_index) FROM path_arrivals WHERE stage != 'message' "
+            "GROUP BY relay"
+        )
+    }
+    return {r: tuple(p) for r, p in pending.items()}, checkpoints, since
 
 
 def arrivals(db: sqlite3.Connection, since_ms: int = 0) -> tuple[PathArrival, ...]:

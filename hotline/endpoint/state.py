@@ -107,3 +107,4 @@ class CoreState:
     # several relays: what each relay has not answered yet, and its last witnessed checkpoint
     path_pending: Mapping[str, tuple[PendingEnvelope, ...]] = field(default_factory=dict)
     path_checkpoints: Mapping[str, HeldCheckpoint] = field(default_factory=dict)
+    path_since: Mapping[str, int] = field(default_factory=dict)

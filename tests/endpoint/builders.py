@@ -113,7 +113,7 @@ class Author:
         """The relay's ``accepted`` control message for one of our frames."""
         envelope = open_envelope(frame, self.net.network)
         body = AcceptedBody(
-            **self._head("relay", ts),  # type: ignore[arg-type]
+            **self._head(signer, ts),  # type: ignore[arg-type]
             ref=envelope.body.id,
             hash=envelope.hash,
             index=index,
