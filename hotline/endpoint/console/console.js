@@ -883,10 +883,53 @@
     return td;
   }
 
+  /** Several relays: each relay's hop to us, then every link once per relay (its own
+   *  figures), with how many messages from the peer that relay delivered to us first. */
+  function pathRows(me) {
+    const rows = [];
+    const firsts = {};
+    for (const p of S.links.paths || []) {
+      if (p.direction === "in") firsts[`${p.peer}/${p.relay}`] = p.first;
+    }
+    for (const relay of S.links.relays) {
+      const rl = relay.relay_links;
+      const hops = rl && rl.hops ? rl.hops : [];
+      const myHop = hops.find((x) => x.endpoint === me);
+      rows.push(h("tr", { dataset: { link: "relay", relay: relay.id } }, [
+        h("th", { scope: "row", text: t("relay_path_hop", { me, relay: relay.id }) }),
+        onlineCell(relay.connected),
+        h("td", null, [typeof relay.last_test_ms === "number"
+          ? h("span", { dataset: { since: String(relay.last_test_ms) }, text: ago(relay.last_test_ms) })
+          : h("span", { i18n: "never" })]),
+        h("td", { class: "num", text: myHop ? `${t("rtt")} ${latencyPair(myHop.rtt_ms)}` : "—" }),
+        h("td", { class: "num", text: myHop ? pct(myHop.availability) : "—" }),
+      ]));
+      for (const peer of S.config.peers) {
+        const hop = hops.find((x) => x.endpoint === peer);
+        const link = rl && rl.links ? rl.links.find((x) => x.from === me && x.to === peer) : null;
+        const first = firsts[`${peer}/${relay.id}`] || 0;
+        rows.push(h("tr", { dataset: { link: peer, relay: relay.id } }, [
+          h("th", { scope: "row", text: `${t("path_link", { me, peer, relay: relay.id })} · ${t("path_first", { first })}` }),
+          onlineCell(hop ? hop.connected : null),
+          h("td", { class: "num", text: hop ? t("tests_answered", { answered: hop.answered, tests: hop.tests }) : "—" }),
+          h("td", { class: "num", text: link ? latencyPair(link.delivery_ms) : "—" }),
+          h("td", { class: "num", text: link ? pct(link.availability) : "—" }),
+        ]));
+      }
+    }
+    return rows;
+  }
+
   function renderLinks() {
     const tbody = $("links");
     if (!S.config) return;
     const me = S.config.endpoint;
+    if (S.links && Array.isArray(S.links.relays)) {
+      tbody.replaceChildren(...pathRows(me));
+      const note = $("links-note");
+      delete note.dataset.i18n; note.textContent = "";
+      return;
+    }
     const rl = S.links ? S.links.relay_links : null;
     const hops = rl && rl.hops ? rl.hops : [];
     const rows = [];
