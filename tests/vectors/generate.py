@@ -249,6 +249,14 @@ def _with_checkpoint(wire: dict[str, Any], size: int = 1234) -> dict[str, Any]:
     return {**head, "cp": {"size": size, "root": SEEN_ROOT}, **rest}
 
 
+def _with_checkpoints(wire: dict[str, Any]) -> dict[str, Any]:
+    """``wire`` with ``cps`` (several relays) right after the header."""
+    head = {k: wire[k] for k in ("t", "id", "from", "ts", "seq", "kid")}
+    rest = {k: v for k, v in wire.items() if k not in head}
+    cps = {"by": {"size": 1234, "root": SEEN_ROOT}, "osce": {"size": 98, "root": SEEN_ROOT}}
+    return {**head, "cps": cps, **rest}
+
+
 def _link_test() -> dict[str, Any]:
     return {**_header("test", 9, "relay", 7, T0 + 5_000), "to": ["LT"]}
 
@@ -426,6 +434,17 @@ def _ok_cases() -> list[Case]:
             "receipt_with_checkpoint",
             "LT's acknowledged receipt carrying the checkpoint LT witnessed last",
             _with_checkpoint(_receipt(32, "LT", 4, "acknowledged", action="monitoring")),
+        ),
+        _ok(
+            "text_with_relay_checkpoints",
+            "a text in a network of several relays carrying each relay's checkpoint "
+            "(cps, protocol §3.2.1)",
+            _with_checkpoints(_changed(doc_example(), "id", uid(33))),
+        ),
+        _ok(
+            "receipt_delivered_via",
+            "LT's delivered receipt naming the relay that delivered first (via, §3.7)",
+            _with_checkpoints(_receipt(34, "LT", 5, "delivered", via="osce")),
         ),
         _ok("test", "the relay's link test to LT", _link_test()),
         _ok("accepted", "the relay's accepted receipt for the warning", _accepted()),
@@ -707,6 +726,13 @@ def _schema_cases() -> list[Case]:
                 _changed(_with_checkpoint(text), "cp.note", "x"), "cp.note"),
         _schema("cp_on_a_test", "the relay's link test carries no cp",
                 _with_checkpoint(_link_test()), "cp"),
+        _schema("cps_with_cp", "cp and cps together",
+                _with_checkpoint(_with_checkpoints(text)), "cps"),
+        _schema("cps_root_short", "one relay's root in cps of 31 bytes",
+                _changed(_with_checkpoints(text), "cps.osce.root", SEEN_ROOT[:31]),
+                "cps.osce.root"),
+        _schema("via_on_acknowledged", "via belongs to a delivered receipt only",
+                _receipt(35, "LT", 6, "acknowledged", action="monitoring", via="by"), "via"),
         _schema("to_empty", "to is an empty list", _changed(text, "to", []), "to"),
         _schema(
             "to_bad_id",
