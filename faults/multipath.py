@@ -355,6 +355,9 @@ async def run(root: Path, args: argparse.Namespace) -> int:
         shown_once = sum(1 for count in tally.shown.values() if count == 1)
         withheld = len(net.osce.withheld)
         detected, false_alarms = _detected(net, tally)
+        kinds = Counter(f"{alarm.kind}@{alarm.relay or '-'}" for _p, alarm in tally.alarms)
+        _say("alarms raised: " + (", ".join(f"{k}={n}" for k, n in sorted(kinds.items()))
+                                  or "none"))
         for follower in followers:
             follower.cancel()
     reported = _export_and_report(net)

@@ -39,8 +39,13 @@ def key_path(directory: Path, party: str) -> Path:
 def _nth_url(url: str, n: int) -> str:
     """``url`` with its port raised by ``n`` (the n-th relay of a new network)."""
     parts = urlsplit(url)
-    if n == 0 or parts.port is None:
-        return url if n == 0 else f"{url}#{n}"
+    if n == 0:
+        return url
+    if parts.port is None:
+        raise ConfigError(
+            f"--relay-url {url} has no port: with --relays each relay gets the next port, "
+            "so give one (ws://127.0.0.1:8700/v1/ws)"
+        )
     host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
     return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port + n}"))

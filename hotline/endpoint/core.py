@@ -73,7 +73,7 @@ from hotline.endpoint.events import (
     ReceiptStored,
 )
 from hotline.endpoint.guard import Guard, PeerProofNeed
-from hotline.endpoint.paths import RelayPath, channel_alarm
+from hotline.endpoint.paths import TESTS_FRESH_MS, RelayPath, channel_alarm
 from hotline.endpoint.refusals import judge_refusal
 from hotline.endpoint.state import (
     Answer,
@@ -191,6 +191,8 @@ class EndpointCore:
             pending = state.path_pending.get(relay.id, ()) if self.several else state.pending
             path.pending = {p.id: p for p in pending}
             path.since = state.path_since.get(relay.id, -1)
+            path.fresh_ms = max(TESTS_FRESH_MS, 3 * network.link_test_interval_ms
+                                + network.link_test_timeout_ms)
             self.paths[relay.id] = path
         self._primary = self.paths[network.relay.id]
         self._sent: dict[bytes, SentMessage] = {m.id: m for m in state.sent}

@@ -18,6 +18,7 @@ channel_withheld   a relay logged a message to us that another relay delivered, 
                    of our reading it in its log (or delivered it past its precedence's
                    delivery deadline after logging it), while our session to that relay
                    was up and its link tests reached us within :data:`TESTS_FRESH_MS`
+                   (or 3 link-test intervals and a timeout, if longer)
 =================  ===================================================================
 
 A relay that was down, or that the sender could not reach (then it never
@@ -41,7 +42,8 @@ from hotline.protocol.ids import format_id
 __all__ = ["TESTS_FRESH_MS", "RelayPath", "channel_alarm"]
 
 TESTS_FRESH_MS: Final = 20_000
-"""A relay counts as up while its last link test reached us at most this long ago."""
+"""A relay counts as up while its last link test reached us at most this long ago (or three
+link-test intervals and a timeout, when that is longer)."""
 
 _DELIVERED_KEPT: Final = 1 << 16
 
@@ -62,6 +64,7 @@ class RelayPath:
     last_test_ms: int | None = None  # our time when its last link test reached us
     up_since: int | None = None  # when its session was welcomed; None while down
     since: int = -1  # the highest deliver index of a receipt this relay brought us
+    fresh_ms: int = TESTS_FRESH_MS  # how recent its last link test must be to count as up
     # messages whose delivered receipt this relay refused as not (yet) logged: answered by
     # a receipt of its own once it delivers them
     unanswered: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
@@ -84,7 +87,7 @@ class RelayPath:
         return (
             self.up_since is not None
             and self.last_test_ms is not None
-            and now_ms - self.last_test_ms <= TESTS_FRESH_MS
+            and now_ms - self.last_test_ms <= self.fresh_ms
         )
 
 
