@@ -26,6 +26,7 @@ from hotline.auditlog.bundle import Bundle
 from hotline.auditlog.compare import Claims, compare
 from hotline.endpoint.alarms import AlarmKind
 from hotline.endpoint.journal import JOURNAL_FILE
+from hotline.endpoint.journal_paths import Claimed, path_claims
 from hotline.errors import UsageError
 from hotline.figures.paths import PathLedger, RelayLog
 
@@ -47,8 +48,13 @@ def add_compare(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     compare_p.set_defaults(handler=run_compare)
 
 
-def read_claims(path: Path) -> Claims:
-    """What the journal at ``path`` (a file, or a data directory holding one) was told."""
+def read_claims(path: Path, relay: str | None = None) -> Claims:
+    """What the journal at ``path`` (a file, or a data directory holding one) was told.
+
+    ``relay``: the relay whose log is compared; an endpoint of a network of several
+    relays kept what each relay told it apart (journal_paths.py), and only that
+    relay's claims and alarms are read.
+    """
     file = path / JOURNAL_FILE if path.is_dir() else path
     if not file.is_file():
         raise UsageError(f"{path} is not an endpoint journal (no {JOURNAL_FILE} there)")
@@ -70,8 +76,12 @@ def read_claims(path: Path) -> Claims:
                 f"SELECT name, detail FROM events WHERE name IN ({marks}) ORDER BY number",  # noqa: S608 - placeholders only
                 _RELAY_ALARMS,
             ).fetchall()
+            per_relay = None if relay is None else _relay_claims(db, relay)
     except sqlite3.Error as exc:
         raise UsageError(f"{file} could not be read as a journal: {exc}") from exc
+    if per_relay is not None:
+        checkpoints, accepted, delivered = per_relay
+        alarms = [(n, d) for n, d in alarms if _about_relay(str(d), relay)]
     return Claims(
         who=who,
         checkpoints=[(int(s), bytes(r)) for s, r in checkpoints],
@@ -79,6 +89,20 @@ def read_claims(path: Path) -> Claims:
         delivered=[(int(i), bytes(h), bytes(m)) for i, h, m in delivered],
         alarms=[(str(n), _sentence(str(d))) for n, d in alarms],
     )
+
+
+def _relay_claims(db: sqlite3.Connection, relay: str) -> Claimed | None:
+    has_paths = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'path_checkpoints'"
+    ).fetchone()
+    return None if has_paths is None else path_claims(db, relay)
+
+
+def _about_relay(detail: str, relay: str | None) -> bool:
+    with contextlib.suppress(ValueError, AttributeError):
+        named = json.loads(detail).get("relay")
+        return named is None or named == relay
+    return True
 
 
 def _sentence(detail: str) -> str:
@@ -119,7 +143,7 @@ def run_compare(args: argparse.Namespace) -> int:
         return _compare_relays([args.bundle, *args.journals], args.format == "json")
     bundle = Bundle(args.bundle)
     size = bundle.checkpoint().size
-    claims = [read_claims(path) for path in args.journals]
+    claims = [read_claims(path, bundle.network.relay.id) for path in args.journals]
     found = compare(bundle.entries(size), claims)
     for disagreement in found:
         print(disagreement.line())

@@ -573,6 +573,9 @@ class Journal:
         if row is None:
             return
         at_ms, ref, party, stage, detail = row
+        relay = getattr(event, "relay", "")
+        if relay:
+            detail = {**detail, "relay": relay}  # several relays: which one it is about
         self._db.execute(
             "INSERT INTO events (at_ms, name, alarm, ref, party, stage, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -9,7 +9,7 @@ Tables (in the endpoint's journal, created in place like every later table):
 ``path_arrivals``  per message to us, or receipt for one of ours, and relay that
                    brought it: our time, the relay's log index, and whether it
                    was the first path (the figures per path are read from here)
-``path_checkpoints``  the last checkpoint of each relay's log we witnessed
+``path_checkpoints``  every checkpoint of each relay's log we witnessed as consistent
 =================  =============================================================
 
 In the one-relay network none of these is written: the outbox and the
@@ -33,7 +33,8 @@ from hotline.endpoint.events import (
 from hotline.endpoint.state import HeldCheckpoint, PendingEnvelope
 from hotline.protocol.vocab import BodyType
 
-__all__ = ["PATHS_SCHEMA", "PathArrival", "arrivals", "load_paths", "record_path_event"]
+__all__ = ["PATHS_SCHEMA", "PathArrival", "arrivals", "load_paths", "path_claims",
+           "record_path_event"]
 
 PATHS_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS paths (
@@ -57,11 +58,12 @@ CREATE TABLE IF NOT EXISTS path_arrivals (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS path_arrivals_ref ON path_arrivals (ref);
 CREATE TABLE IF NOT EXISTS path_checkpoints (
-    relay TEXT PRIMARY KEY,
+    relay TEXT NOT NULL,
     size INTEGER NOT NULL,
     root BLOB NOT NULL,
     note BLOB NOT NULL,
-    at_ms INTEGER NOT NULL
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (relay, size, root)
 ) STRICT;
 """
 
@@ -98,9 +100,8 @@ def record_path_event(db: sqlite3.Connection, event: Event) -> None:
         )
     elif isinstance(event, CheckpointWitnessed) and event.relay:
         db.execute(
-            "INSERT INTO path_checkpoints (relay, size, root, note, at_ms) VALUES (?,?,?,?,?) "
-            "ON CONFLICT (relay) DO UPDATE SET size = excluded.size, root = excluded.root, "
-            "note = excluded.note, at_ms = excluded.at_ms WHERE excluded.size >= size",
+            "INSERT OR IGNORE INTO path_checkpoints (relay, size, root, note, at_ms) "
+            "VALUES (?,?,?,?,?)",
             (event.relay, event.size, event.root, event.note, event.witnessed_ms),
         )
 
@@ -122,7 +123,8 @@ def load_paths(
     checkpoints = {
         relay: HeldCheckpoint(size, root, note)
         for relay, size, root, note in db.execute(
-            "SELECT relay, size, root, note FROM path_checkpoints"
+            "SELECT relay, size, root, note FROM path_checkpoints p WHERE size = "
+            "(SELECT max(size) FROM path_checkpoints q WHERE q.relay = p.relay)"
         )
     }
     since = {
@@ -144,3 +146,24 @@ def arrivals(db: sqlite3.Connection, since_ms: int = 0) -> tuple[PathArrival, ..
             "WHERE at_ms >= ? ORDER BY at_ms", (since_ms,)
         )
     )
+
+
+Claimed = tuple[list[tuple[int, bytes]], list[tuple[int, bytes, bytes]],
+                list[tuple[int, bytes, bytes]]]
+
+
+def path_claims(db: sqlite3.Connection, relay: str) -> Claimed | None:
+    """What ``relay`` told us: the checkpoints we witnessed of its log, the indexes of its
+    ``accepted`` receipts and of the messages it delivered (None: no record of it)."""
+    checkpoints = [(int(s), bytes(r)) for s, r in db.execute(
+        "SELECT size, root FROM path_checkpoints WHERE relay = ?", (relay,))]
+    accepted = [(int(i), bytes(h), bytes(m)) for i, h, m in db.execute(
+        "SELECT p.accepted_index, o.body_hash, o.id FROM paths p JOIN outbox o ON o.id = p.id "
+        "WHERE p.relay = ? AND p.accepted_index IS NOT NULL", (relay,))]
+    delivered = [(int(i), bytes(h), bytes(m)) for i, h, m in db.execute(
+        "SELECT a.relay_index, i.body_hash, i.id FROM path_arrivals a JOIN inbox i "
+        "ON i.id = a.id WHERE a.relay = ? AND a.stage = 'message' AND a.relay_index >= 0",
+        (relay,))]
+    if not (checkpoints or accepted or delivered):
+        return None
+    return checkpoints, accepted, delivered
