@@ -259,6 +259,11 @@ class Endpoint:
             raise ConfigError(f"{config.endpoint_id!r} is not an endpoint of the network")
         if config.network.endpoints[config.endpoint_id].public_key != config.key.public:
             raise ConfigError(f"the key given is not {config.endpoint_id}'s key in the network")
+        if config.network.multipath and (config.relay_url or config.relay_urls):
+            raise ConfigError(
+                "--relay-url is for a network of one relay; this network lists several "
+                f"({', '.join(config.network.relays)}), each with its url in network.toml"
+            )
         transports = [relay_transport(urls[0], config.tls)  # plaintext only on loopback
                       for urls in _relay_urls(config).values()]
         # A new journal starts its seq at the time in microseconds, so an endpoint whose

@@ -23,7 +23,8 @@ from hotline.endpoint.events import (
     RelayConnected,
 )
 from hotline.endpoint.hub import Subscription
-from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
+from hotline.endpoint.service import Endpoint, EndpointConfig, RunningEndpoint, serve_endpoint
+from hotline.errors import ConfigError
 from hotline.keyfile import load_signing_key
 from hotline.network import Network, network_to_toml
 from hotline.network_file import load_network
@@ -198,3 +199,17 @@ async def test_losing_one_relay_leaves_the_other_working_and_a_restart_catches_u
     finally:
         await by_relay.stop()
         await osce.stop()
+
+
+async def test_a_relay_url_flag_is_refused_for_a_network_of_several_relays(
+    network_dir: Path, tmp_path: Path
+) -> None:
+    """Each relay's url is in network.toml: a --relay-url is refused, not silently dropped."""
+    config = EndpointConfig(
+        network=load_network(network_dir / NETWORK_FILE), endpoint_id="LT",
+        key=load_signing_key(key_path(network_dir, "LT")), data_dir=tmp_path / "LT",
+        relay_url="ws://127.0.0.1:1/v1/ws",
+    )
+    with pytest.raises(ConfigError, match="lists several"):
+        await Endpoint.open(config)
+    assert not (tmp_path / "LT").exists()
