@@ -14,7 +14,7 @@ import hotline
 PACKAGE = Path(hotline.__file__).parent
 ENDPOINT_CORE = (
     "core", "deadlines", "witness", "compose", "events", "state", "errors", "records",
-    "ratelimit", "correlation", "alarms", "guard", "refusals",
+    "ratelimit", "correlation", "alarms", "guard", "refusals", "paths", "path_figures",
 )
 PURE_MODULES = sorted(
     [*(PACKAGE / "protocol").glob("*.py"), PACKAGE / "network.py", PACKAGE / "errors.py"]

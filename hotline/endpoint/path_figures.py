@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from hotline.endpoint.journal_paths import PathArrival
 from hotline.figures.stats import Latency
+
+if TYPE_CHECKING:
+    from hotline.endpoint.journal_paths import PathArrival
 
 __all__ = ["path_figures"]
 
