@@ -29,14 +29,25 @@ from playwright.async_api import (
 
 from hotline.endpoint.alarms import AlarmKind, RelaySuspected
 from hotline.endpoint.events import CheckpointInconsistent
-from hotline.endpoint.service import RunningEndpoint, wall_clock_ms
-from hotline.network import Deadline
+from hotline.endpoint.service import (
+    EndpointConfig,
+    RunningEndpoint,
+    serve_endpoint,
+    wall_clock_ms,
+)
+from hotline.network import Deadline, RelayInfo
 from hotline.protocol.bodies import Predicted, TextBody, WarningBody
 from hotline.protocol.vocab import Precedence, Status
-from hotline.testing.operators import OPERATOR, PASSWORD, operator_headers
+from hotline.testing.operators import OPERATOR, PASSWORD, add_operator, operator_headers
 from tests.console.files import catalogue
-from tests.console.running import lone_endpoint, network_running, network_with_languages
+from tests.console.running import (
+    closed_port,
+    lone_endpoint,
+    network_running,
+    network_with_languages,
+)
 from tests.endpoint.builders import Author, deliver
+from tests.factories import seeded_key
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -457,5 +468,40 @@ async def test_the_relay_caught_out_is_a_named_alarm_in_the_console(
         banner = lt.page.locator("#system-banner")
         await expect(banner).to_be_visible()
         await expect(banner).to_contain_text(_code("en", "event", "split_view"))
+        await expect(lt.page.locator("#alarms")).to_contain_text(sentence)
+        assert lt.errors == []
+
+
+async def test_with_two_relays_the_links_view_shows_every_link_once_per_relay(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Each relay's hop and each peer's link per relay are rows, and a channel alarm is named."""
+    base = network_with_languages({"BY": "be", "LT": "en", "PL": "pl"})
+    osce_key = seeded_key("osce")
+    relays = {
+        "relay": replace(base.network.relay, url=f"ws://127.0.0.1:{closed_port()}/v1/ws",
+                         operator="by"),
+        "osce": RelayInfo("osce", "hotline.test/osce", f"ws://127.0.0.1:{closed_port()}/v1/ws",
+                          osce_key.public, operator="osce"),
+    }
+    network = replace(base.network, relays=relays, relay=relays["relay"])
+    config = EndpointConfig(network=network, endpoint_id="LT", key=base.keys["LT"],
+                            data_dir=tmp_path / "LT")
+    add_operator(config.data_dir)
+    async with serve_endpoint(config) as endpoint, console(browser, endpoint) as lt:
+        await lt.page.click("#tab-links")
+        for relay in ("relay", "osce"):
+            await expect(lt.page.locator(
+                f"#links tr[data-link=relay][data-relay={relay}]")).to_be_visible()
+            for peer in ("BY", "PL"):
+                row = lt.page.locator(f"#links tr[data-link={peer}][data-relay={relay}]")
+                await expect(row).to_contain_text(f"LT → {peer}")
+                await expect(row).to_contain_text(relay)
+        sentence = "relay osce never delivered it: BY's message reached us over relay relay"
+        endpoint.endpoint.hub.publish(RelaySuspected(
+            AlarmKind.CHANNEL_WITHHELD, sentence, wall_clock_ms(), party="BY", relay="osce",
+        ))
+        await expect(lt.page.locator("#system-banner")).to_contain_text(
+            _code("en", "event", "channel_withheld"))
         await expect(lt.page.locator("#alarms")).to_contain_text(sentence)
         assert lt.errors == []
