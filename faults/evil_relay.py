@@ -61,7 +61,7 @@ from hotline.protocol.session import (
     decode_control,
     encode_control,
 )
-from hotline.relay.core import Action, Append, Broadcast, Close, Send
+from hotline.relay.core import Action, Append, Broadcast, Close, Note, Send
 from hotline.relay.server import Relay, RelayConfig, create_app
 
 __all__ = ["HOLD_S", "Attack", "EvilRelay", "evil_app"]
@@ -160,7 +160,7 @@ class EvilRelay(Relay):
             return [action]
         if isinstance(action, Broadcast):
             return self._cheat_broadcast(action)
-        if isinstance(action, Close):
+        if isinstance(action, Close | Note):
             return [action]
         control = decode_control(action.data)
         if (

@@ -63,7 +63,7 @@ from hotline.protocol.session import (
     is_envelope,
     verify_auth,
 )
-from hotline.relay.core import Action, Append, Broadcast, Close, RelayCore, Send
+from hotline.relay.core import Action, Append, Broadcast, Close, Note, RelayCore, Send
 from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.http import add_http_routes
 from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
@@ -498,12 +498,10 @@ class Relay:
 
     def perform(self, actions: Iterable[Action]) -> None:
         assert self.log is not None
-        if self.core.notes:
-            notes, self.core.notes = self.core.notes, []
-            for note in notes:
-                log.info(note.event, **note.fields)
         for action in actions:
-            if isinstance(action, Send):
+            if isinstance(action, Note):
+                log.info(action.event, **action.fields)
+            elif isinstance(action, Send):
                 connection = self._connections.get(action.party)
                 if connection is not None:
                     self._offer(connection, action.data)
@@ -640,7 +638,7 @@ class Relay:
                 message = await ws.receive()
         except TimeoutError:
             code = RejectCode.NOT_AUTHENTICATED.value
-            self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
+            self.core.session_refused(code)
             log.warning("authentication_timed_out", after_s=self.config.auth_timeout_s)
             ticket.gone()
             await ws.close(code=AUTH_FAILED_CLOSE, message=b"not_authenticated: no answer in time")
@@ -667,7 +665,7 @@ class Relay:
                 challenge, auth, self.network.keys_valid_at(endpoint.id, self.config.clock())
             )
         except Rejected as exc:
-            self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
+            self.core.session_refused(exc.code)
             locked = ticket.failed(address, claimed, self.config.clock())
             reason = exc.describe()
             if locked is not None:
@@ -682,7 +680,7 @@ class Relay:
             self.core.admission.take_session(endpoint.id, self.config.clock())
         except Rejected as exc:
             # Not a failed guess: the endpoint proved itself, it reconnects too often.
-            self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
+            self.core.session_refused(exc.code)
             log.warning("session_rate_limited", party=endpoint.id, reason=str(exc))
             await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
             raise
@@ -800,7 +798,7 @@ class Relay:
         """HTTP 429 before the WebSocket opens: too many sockets are authenticating."""
         retry_s = max(1, math.ceil(refusal.retry_after_ms / 1000))
         code = RejectCode.RATE_LIMITED.value
-        self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
+        self.core.session_refused(code)
         log.warning("session_refused", peer=address, reason=refusal.reason, retry_after_s=retry_s)
         return web.json_response(
             {"error": code, "detail": f"{refusal.reason}; retry in {retry_s} s"},
