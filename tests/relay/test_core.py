@@ -638,3 +638,17 @@ def test_a_receipt_for_a_message_not_applied_yet_is_recognised_as_such() -> None
     edge.run(tests, NOW)
     assert not edge.core.answers_unseen(frame)
     assert not edge.core.answers_unseen(b"\x93\x01")  # not an envelope: left to admission
+
+
+def test_a_session_the_edge_refused_is_counted_and_counters_change_only_inside() -> None:
+    """session_refused counts with the refused frames by code; counters is a copy to read."""
+    edge = Edge(new_core())
+    edge.send("BY", b"\x93not an envelope")
+    edge.core.session_refused("bad_signature")
+    edge.core.session_refused("bad_signature")
+    read = edge.core.counters
+    assert read.rejected == {"bad_frame": 1, "bad_signature": 2}
+    read.rejected["bad_signature"] = 0
+    read.duplicates = 7
+    assert edge.core.counters.rejected["bad_signature"] == 2
+    assert edge.core.counters.duplicates == 0
