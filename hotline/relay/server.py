@@ -1,11 +1,16 @@
 """The relay's edge: aiohttp WebSocket and HTTP around :class:`RelayCore`.
 
 This module moves bytes between sockets, the audit log and the core, and owns
-the timers. Invariants it adds to the core's:
+the timers. The appends the core asks for go to the relay's log backend
+(``hotline.relay.logbackend``: the file store itself, or a stream shared with
+other replicas), which reports each one back through :meth:`Relay.logged` (or,
+for entries other replicas logged, :meth:`Relay.followed`). Invariants it adds
+to the core's:
 
 - appends are started in the order the core asks for them and their results
-  are handed back to the core in that same order (one completion pipeline), so
-  every accepted receipt and every forward follows a durable append;
+  are handed back to the core in that same order (one completion pipeline, in
+  the backend), so every accepted receipt and every forward follows a durable
+  append;
 - each connection has one writer task, so what the core sends a party arrives
   in the order the core sent it;
 - a new authenticated connection of a party replaces the old one.
