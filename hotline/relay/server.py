@@ -1025,19 +1025,20 @@ async def start_relay(config: RelayConfig) -> RunningRelay:
     )
     ssl_context = server_context(tls.serve) if tls.serve is not None else None
     note_transport(transport, role="relay", host=config.host)
-    relay = await open_relay(config, functools.partial(Relay, config))
-    # keepalive_timeout also closes a socket that never sends its request (aiohttp starts
-    # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors
-    runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None,
-                           keepalive_timeout=config.auth_timeout_s)
-    try:
+    # Each step that opens something registers its undoing; a failure at any later step
+    # (a port in use) unwinds them, so nothing of the relay stays open.
+    async with contextlib.AsyncExitStack() as undo:
+        relay = await open_relay(config, functools.partial(Relay, config))
+        undo.push_async_callback(relay.stop)
+        # keepalive_timeout also closes a socket that never sends its request (aiohttp starts
+        # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors
+        runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None,
+                               keepalive_timeout=config.auth_timeout_s)
         await runner.setup()
+        undo.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
         await site.start()
-    except BaseException:
-        await runner.cleanup()  # a port in use: close the log again, release its directory
-        await relay.stop()
-        raise
+        undo.pop_all()  # listening: RunningRelay.stop undoes it from now on
     addresses = runner.addresses
     port = int(addresses[0][1]) if addresses else config.port
     log.info("relay_listening", host=config.host, port=port, transport=transport.value,
