@@ -45,6 +45,7 @@ from aiohttp import web
 
 from hotline.auditlog.checkpoint import Checkpoint, sign_checkpoint
 from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.log import AuditLog
 from hotline.auditlog.merkle import ListHasher, consistency_proof, leaf_hash
 from hotline.auditlog.proofjson import consistency_json
 from hotline.auditlog.tiles import TILE_WIDTH, encode_entry_bundle, parse_tile_path
@@ -61,7 +62,7 @@ from hotline.protocol.session import (
     decode_control,
     encode_control,
 )
-from hotline.relay.core import Action, Append, Broadcast, Close, Send
+from hotline.relay.core import Action, Append, Broadcast, Close, Note, Send
 from hotline.relay.server import Relay, RelayConfig, create_app
 
 __all__ = ["HOLD_S", "Attack", "EvilRelay", "evil_app"]
@@ -110,9 +111,10 @@ class EvilRelay(Relay):
     """The real relay with one attack; inert until :attr:`armed` is set."""
 
     def __init__(
-        self, config: RelayConfig, attack: Attack | None, victim: str = "BY", target: str = "LT"
+        self, config: RelayConfig, audit_log: AuditLog, attack: Attack | None,
+        victim: str = "BY", target: str = "LT",
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, audit_log)
         self.attack = attack
         self.victim = victim
         self.target = target
@@ -160,7 +162,7 @@ class EvilRelay(Relay):
             return [action]
         if isinstance(action, Broadcast):
             return self._cheat_broadcast(action)
-        if isinstance(action, Close):
+        if isinstance(action, Close | Note):
             return [action]
         control = decode_control(action.data)
         if (
@@ -187,7 +189,6 @@ class EvilRelay(Relay):
             self.touched.append(f"signed unfounded refusal of {body.id.hex()}")
             return [Send(self.victim, self._signed_refusal(envelope))]
         if attack in (Attack.OMIT_FROM_LOG, Attack.BEYOND_TREE):
-            assert self.log is not None
             size = self.log.size
             index = max(0, size - 1) if attack is Attack.OMIT_FROM_LOG else size + 100_000
             self.touched.append(f"accepted {body.id.hex()} at index {index}, not logged")
@@ -238,7 +239,6 @@ class EvilRelay(Relay):
             self.send_now(party, data)
 
     async def _replay(self, frame: bytes, party: str) -> None:
-        assert self.log is not None
         index = await self.log.append(encode_envelope_entry(self.config.clock(), frame))
         self.touched.append(f"logged a delivered message again at index {index}")
         self.send_now(party, encode_control(Deliver(index, frame)))
@@ -290,7 +290,6 @@ class EvilRelay(Relay):
 
     async def inject(self, frame: bytes, deliver_to: str) -> int:
         """Log ``frame`` as it is, without admission, and deliver it to ``deliver_to``."""
-        assert self.log is not None
         index = await self.log.append(encode_envelope_entry(self.config.clock(), frame))
         self.touched.append(f"logged an envelope an honest relay refuses at index {index}")
         self.send_now(deliver_to, encode_control(Deliver(index, frame)))
@@ -310,7 +309,6 @@ class EvilRelay(Relay):
             self._follow_fork()
 
     def _start_fork(self) -> None:
-        assert self.log is not None
         at = self.log.size
         entries = list(self.log.store.read_range(0, at))
         extra = encode_event_entry(
@@ -323,7 +321,6 @@ class EvilRelay(Relay):
     def _follow_fork(self) -> None:
         fork = self._fork
         assert fork is not None
-        assert self.log is not None
         size = self.log.size
         real = len(fork.entries) - 1
         if size > real:

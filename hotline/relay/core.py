@@ -8,7 +8,14 @@
   :meth:`RelayCore.appended` with the index (in the order the appends were
   asked for on that connection);
 - :class:`Broadcast` — send bytes to every connected endpoint;
-- :class:`Close` — close an endpoint's session with a code and reason.
+- :class:`Close` — close an endpoint's session with a code and reason;
+- :class:`Note` — write a line to the structured log (what happened, for operators).
+
+Every input returns its actions in one list, notes included; the core keeps no
+output for the edge to collect later. It owns its :class:`RelayCounters`: they
+change only inside its inputs (the edge reports a session it refused before the
+core saw it through :meth:`RelayCore.session_refused`), and :attr:`RelayCore.counters`
+gives a copy.
 
 Rules it keeps:
 
@@ -149,15 +156,15 @@ class Append:
     event: Event | None = None
 
 
-Action = Send | Append | Broadcast | Close
-
-
 @dataclass(frozen=True, slots=True)
 class Note:
     """Something the edge should write to the structured log: a name and details."""
 
     event: str
     fields: dict[str, object]
+
+
+Action = Send | Append | Broadcast | Close | Note
 
 
 @dataclass(slots=True)
@@ -274,8 +281,7 @@ class RelayCore:
         self._random = random
         maps = IdMaps.in_memory() if ids is None else ids  # per-id state: see idmaps
         self.admission = Admission(network, seen=maps.seen)
-        self.counters = RelayCounters()
-        self.notes: list[Note] = []  # drained by the edge after every call
+        self._counters = RelayCounters()
         self.online: set[str] = set()
         self._tokens = itertools.count()
         self._inflight: dict[int, _Inflight] = {}
@@ -371,11 +377,11 @@ class RelayCore:
         accepted = self._accepted.get(body.id)
         if accepted is None:
             return []
-        self.counters.duplicates += 1
-        self.notes.append(Note("duplicate_answered", {"id": body.id.hex(), "replica": "other"}))
+        self._counters.duplicates += 1
+        note = Note("duplicate_answered", {"id": body.id.hex(), "replica": "other"})
         index, relay_ts, digest = accepted
         receipt = self._accepted_receipt(body.id, digest, index, relay_ts)
-        return [Send(party, receipt) for party in waiting]
+        return [note, *(Send(party, receipt) for party in waiting)]
 
     def withdrawn(self, token: int) -> None:
         """The entry asked for with ``token`` will not be logged (a link test refused).
@@ -439,14 +445,14 @@ class RelayCore:
             return self.refuse(party, frame, exc, now)
         body = envelope.body
         if verdict is Verdict.DUPLICATE:
-            self.counters.duplicates += 1
-            self.notes.append(Note("duplicate_answered", {"party": party, "id": body.id.hex()}))
+            self._counters.duplicates += 1
+            note = Note("duplicate_answered", {"party": party, "id": body.id.hex()})
             waiting = self._inflight_ids.get(body.id)
             if waiting is not None:
                 waiting.append(party)
-                return []
+                return [note]
             index, relay_ts, digest = self._accepted[body.id]
-            return [Send(party, self._accepted_receipt(body.id, digest, index, relay_ts))]
+            return [note, Send(party, self._accepted_receipt(body.id, digest, index, relay_ts))]
         self.admission.record(envelope)
         token = next(self._tokens)
         self._inflight[token] = _Inflight(envelope, party, now)
@@ -519,20 +525,28 @@ class RelayCore:
         An endpoint that draws refusals faster than its budget (rule 4a) has its
         session closed instead of being answered.
         """
-        self.counters.rejected[exc.code] = self.counters.rejected.get(exc.code, 0) + 1
-        self.notes.append(Note("envelope_rejected", {
+        self._count_rejected(exc.code)
+        note = Note("envelope_rejected", {
             "party": party, "code": exc.code, "path": exc.path, "reason": exc.detail,
-        }))
+        })
         wait_ms = self._refusal_budget.take(party, now)
         if wait_ms:
-            self.counters.refusal_floods += 1
-            self.notes.append(Note("refusal_flood_closed", {"party": party, "wait_ms": wait_ms}))
-            return [Close(
+            self._counters.refusal_floods += 1
+            flood = Note("refusal_flood_closed", {"party": party, "wait_ms": wait_ms})
+            return [note, flood, Close(
                 party, REFUSAL_FLOOD_CLOSE,
                 f"refused_flood: more than {REFUSALS_BURST} refused frames at once; "
                 f"retry in {wait_ms} ms",
             )]
-        return [Send(party, self._rejection(frame, exc, now))]
+        return [note, Send(party, self._rejection(frame, exc, now))]
+
+    def session_refused(self, code: str) -> None:
+        """The edge refused a session before it reached the core (authentication failed or
+        timed out, too many sessions): counted with the refused frames, under ``code``."""
+        self._count_rejected(code)
+
+    def _count_rejected(self, code: str) -> None:
+        self._counters.rejected[code] = self._counters.rejected.get(code, 0) + 1
 
     def _rejection(self, frame: bytes, exc: Rejected, now: int) -> bytes:
         """The ``rejected`` control: the relay-signed ``refused`` body and its v1 fields."""
@@ -574,7 +588,7 @@ class RelayCore:
         body = envelope.body
         waiting = self._inflight_ids.pop(body.id, [inflight.party])
         kind = body.type.value
-        self.counters.accepted[kind] = self.counters.accepted.get(kind, 0) + 1
+        self._counters.accepted[kind] = self._counters.accepted.get(kind, 0) + 1
         fields: dict[str, object] = {"id": body.id.hex(), "from": body.sender, "type": kind,
                                      "index": index}
         if isinstance(body, WarningBody | CancelBody | TextBody):
@@ -584,12 +598,13 @@ class RelayCore:
             fields["ref"] = body.ref.hex()
             fields["stage"] = body.stage.value
             fields["link"] = f"{body.sender}-{self._origin.get(body.ref) or '?'}"
+        actions: list[Action] = []
         if isinstance(body, LinkTestBody):
-            self.counters.link_tests += 1
+            self._counters.link_tests += 1
         else:
-            self.notes.append(Note("envelope_accepted", fields))
+            actions.append(Note("envelope_accepted", fields))
         receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
-        actions: list[Action] = [Send(party, receipt) for party in waiting]
+        actions.extend(Send(party, receipt) for party in waiting)
         actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
         return actions
 
@@ -643,7 +658,7 @@ class RelayCore:
                 self._slot_logged[recipient] = max(self._slot_logged.get(recipient, slot), slot)
             if restoring or recipient not in self.online:
                 return []
-            self.counters.deliveries += 1
+            self._counters.deliveries += 1
             return [Send(recipient, encode_control(Deliver(index, envelope.frame)))]
         if isinstance(body, ReceiptBody):
             return self._receipt_logged(index, relay_ts, envelope, body, restoring=restoring)
@@ -676,10 +691,13 @@ class RelayCore:
             self._messages.pop(body.ref, None)
         if restoring or origin not in self.online:
             return []
-        self.notes.append(Note("receipt_forwarded", {
-            "ref": body.ref.hex(), "link": f"{body.sender}-{origin}", "stage": body.stage.value,
-        }))
-        return [Send(origin, encode_control(Deliver(index, envelope.frame)))]
+        return [
+            Note("receipt_forwarded", {
+                "ref": body.ref.hex(), "link": f"{body.sender}-{origin}",
+                "stage": body.stage.value,
+            }),
+            Send(origin, encode_control(Deliver(index, envelope.frame))),
+        ]
 
     # ------------------------------------------------------------------ delivery
 
@@ -697,13 +715,13 @@ class RelayCore:
         actions: list[Action] = []
         for pending in heapq.nsmallest(len(due), due, key=_send_order):
             pending.attempts += 1
-            self.notes.append(Note(
+            actions.append(Note(
                 "message_forwarded" if pending.attempts == 1 else "message_redelivered",
                 {"id": pending.message.body.id.hex(), "link": f"{pending.message.sender}-{party}",
                  "index": pending.message.index, "attempt": pending.attempts},
             ))
             if pending.attempts > 1:
-                self.counters.redeliveries += 1
+                self._counters.redeliveries += 1
                 actions.append(self._event(
                     EntryKind.REDELIVERED,
                     {"ref": pending.message.body.id, "recipient": party,
@@ -711,7 +729,7 @@ class RelayCore:
                     now,
                 ))
             pending.last_sent = now
-            self.counters.deliveries += 1
+            self._counters.deliveries += 1
             actions.append(
                 Send(party, encode_control(Deliver(pending.message.index, pending.message.frame)))
             )
@@ -754,12 +772,12 @@ class RelayCore:
         if now < due or key in message.overdue_sent:
             return []
         message.overdue_sent.add(key)
-        self.counters.overdue[stage.value] = self.counters.overdue.get(stage.value, 0) + 1
-        self.notes.append(Note("deadline_missed", {
+        self._counters.overdue[stage.value] = self._counters.overdue.get(stage.value, 0) + 1
+        note = Note("deadline_missed", {
             "id": message.body.id.hex(), "link": f"{message.sender}-{recipient}",
             "stage": stage.value, "deadline": due,
-        }))
-        return [self._event(
+        })
+        return [note, self._event(
             EntryKind.OVERDUE,
             {"ref": message.body.id, "recipient": recipient, "stage": stage.value,
              "deadline": due},
@@ -820,6 +838,16 @@ class RelayCore:
         return Append(encode_event_entry(now, event), next(self._tokens), now, event=event)
 
     # ------------------------------------------------------------------ views
+
+    @property
+    def counters(self) -> RelayCounters:
+        """A copy of the counters now (they change only inside this core's inputs)."""
+        c = self._counters
+        return RelayCounters(
+            accepted=dict(c.accepted), rejected=dict(c.rejected), duplicates=c.duplicates,
+            deliveries=c.deliveries, redeliveries=c.redeliveries, overdue=dict(c.overdue),
+            link_tests=c.link_tests, refusal_floods=c.refusal_floods,
+        )
 
     @property
     def last_test_seq(self) -> int:
