@@ -53,6 +53,7 @@ import aiohttp
 from aiohttp import web
 
 from faults.procs import Proc, run_in_directory
+from hotline.auditlog.log import AuditLog
 from hotline.bootstrap import NETWORK_FILE, create_network, key_path
 from hotline.endpoint.alarms import AlarmKind, RelaySuspected
 from hotline.endpoint.connection import Backoff
@@ -66,7 +67,7 @@ from hotline.protocol.bodies import CancelBody, TextBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Deliver, decode_control
 from hotline.relay.core import Action, Send
-from hotline.relay.server import Relay, RelayConfig, RunningRelay, create_app
+from hotline.relay.server import Relay, RelayConfig, RunningRelay, create_app, open_relay
 from hotline.testing.ports import free_port
 
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
@@ -88,8 +89,8 @@ class WithholdingRelay(Relay):
     and delivers everything else; the withheld messages never reach a recipient.
     """
 
-    def __init__(self, config: RelayConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: RelayConfig, audit_log: AuditLog) -> None:
+        super().__init__(config, audit_log)
         self.share = 0.0
         self.armed_at_ms = 0
         self.withheld: dict[bytes, set[str]] = {}  # message id → recipients it was kept from
@@ -198,11 +199,12 @@ async def running(root: Path, session: aiohttp.ClientSession) -> AsyncIterator[N
               f"http://127.0.0.1:{by_port}/healthz", root / "logs" / "relay-by.log")
     await by.start(session)
     view = network.for_relay("osce")
-    osce = WithholdingRelay(RelayConfig(
+    osce_config = RelayConfig(
         network=view, network_toml=network_to_toml(view).encode(), data_dir=root / "relay-osce",
         key=load_signing_key(key_path(net_dir, "osce")), port=_port(network, "osce"),
         checkpoint_interval_ms=300,
-    ))
+    )
+    osce = await open_relay(osce_config, lambda log: WithholdingRelay(osce_config, log))
     runner = await _serve(osce)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -220,8 +222,7 @@ async def running(root: Path, session: aiohttp.ClientSession) -> AsyncIterator[N
 
 
 async def _serve(relay: WithholdingRelay) -> RunningRelay:
-    """Start ``relay`` as :func:`start_relay` does, with this subclass."""
-    await relay.start()
+    """Serve a started ``relay`` as :func:`~hotline.relay.server.start_relay` does."""
     app_runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None)
     await app_runner.setup()
     site = web.TCPSite(app_runner, relay.config.host, relay.config.port)
