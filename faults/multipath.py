@@ -68,6 +68,7 @@ from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Deliver, decode_control
 from hotline.relay.core import Action, Send
 from hotline.relay.server import Relay, RelayConfig, RunningRelay, create_app, open_relay
+from hotline.testing.operators import add_operator
 from hotline.testing.ports import free_port
 
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
@@ -210,6 +211,7 @@ async def running(root: Path, session: aiohttp.ClientSession) -> AsyncIterator[N
         async with contextlib.AsyncExitStack() as stack:
             endpoints: dict[str, RunningEndpoint] = {}
             for party in ENDPOINTS:
+                add_operator(root / party)  # an officer may read each API and console
                 endpoints[party] = await stack.enter_async_context(serve_endpoint(EndpointConfig(
                     network=network, endpoint_id=party,
                     key=load_signing_key(key_path(net_dir, party)), data_dir=root / party,
