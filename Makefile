@@ -34,7 +34,7 @@ lint: $(STAMP)
 # Each pair is module=its unit tests (comma-separated).
 CORE_COVERAGE := \
 	hotline.relay.core=tests/relay/test_core.py \
-	hotline.endpoint.core=tests/endpoint/test_core.py,tests/endpoint/test_core_refusals.py,tests/endpoint/test_lifecycle.py,tests/endpoint/test_witness.py,tests/endpoint/test_refusals.py,tests/endpoint/test_guard.py \
+	hotline.endpoint.core=tests/endpoint/test_core.py,tests/endpoint/test_core_refusals.py,tests/endpoint/test_lifecycle.py,tests/endpoint/test_witness.py,tests/endpoint/test_refusals.py,tests/endpoint/test_guard.py,tests/endpoint/test_core_paths.py \
 	hotline.protocol=tests/protocol \
 	hotline.auditlog.merkle=tests/auditlog/test_merkle.py
 

@@ -136,7 +136,7 @@ class Author:
         if reject_code.temporary and retry_after_ms is None:
             retry_after_ms = 1_000
         body = RefusedBody(
-            **self._head("relay", ts),  # type: ignore[arg-type]
+            **self._head(signer, ts),  # type: ignore[arg-type]
             ref=envelope.body.id,
             hash=envelope.hash,
             frame_hash=hashlib.sha256(frame).digest(),

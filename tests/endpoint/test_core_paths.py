@@ -7,13 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from hotline.endpoint.alarms import RelaySuspected
 from hotline.endpoint.core import EndpointCore, Output
-from hotline.endpoint.events import MessageAccepted, MessageReceived, PathArrived
+from hotline.endpoint.events import (
+    LinkTestAnswered,
+    MessageAccepted,
+    MessageReceived,
+    MessageRejected,
+    PathArrived,
+    ReceiptStored,
+)
 from hotline.endpoint.journal import JOURNAL_FILE, Journal
 from hotline.endpoint.state import CoreState
 from hotline.network import RelayInfo
 from hotline.protocol.envelope import open_envelope
-from hotline.protocol.session import Deliver, encode_control
+from hotline.protocol.session import Deliver, RejectedNotice, encode_control
 from hotline.protocol.vocab import Stage
 from tests.endpoint.builders import T0, Author, Ids
 from tests.factories import TestNet, make_network, seeded_key
@@ -85,3 +93,85 @@ def test_a_message_over_two_relays_is_shown_once_and_answered_once(net: TestNet)
     assert (arrived.relay, arrived.first) == ("relay", False)
     assert second.send_to == (("relay", open_envelope(
         next(f for _, f in first.send_to), net.network).frame),)
+
+
+def test_a_link_test_is_answered_over_its_own_relay_only(net: TestNet) -> None:
+    """A relay's link test is answered to that relay alone, again the same if it comes again."""
+    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
+    core.connection(up=True, now_ms=T0, relay="osce")
+    author = Author(net)
+    test = net.seal(author.link_test(sender="osce"))
+    out = core.receive(_deliver(test, 4), T0, "osce")
+    assert [relay for relay, _ in out.send_to] == ["osce"]
+    (answered,) = [e for e in out.events if isinstance(e, LinkTestAnswered)]
+    assert answered.relay == "osce"
+    again = core.receive(_deliver(test, 4), T0 + 5, "osce")
+    assert again.send_to == out.send_to
+    assert core.paths["osce"].answering(T0 + 10)
+    assert not core.paths["relay"].answering(T0 + 10)
+
+
+def test_a_receipt_over_the_second_relay_is_a_path_not_a_second_receipt(net: TestNet) -> None:
+    """The sender stores LT's receipt once, from the first relay; the second is its path."""
+    core = EndpointCore(net.network, "BY", net.keys["BY"], CoreState(), Ids())
+    author = Author(net)
+    out = core.send_message(author.warning(sender="BY", to=("LT",)), T0)
+    frame = out.send_to[0][1]
+    receipt = author.receipt("LT", frame, Stage.DELIVERED)
+    first = core.receive(_deliver(receipt, 9), T0 + 10, "relay")
+    (stored,) = [e for e in first.events if isinstance(e, ReceiptStored)]
+    assert stored.relay == "relay"
+    second = core.receive(_deliver(receipt, 6), T0 + 30, "osce")
+    assert not any(isinstance(e, ReceiptStored) for e in second.events)
+    (arrived,) = [e for e in second.events if isinstance(e, PathArrived)]
+    assert (arrived.relay, arrived.first, arrived.stage) == ("osce", False, "delivered")
+    assert core.receive(_deliver(receipt, 6), T0 + 40, "osce").events == ()
+
+
+def test_a_relay_that_refused_our_receipt_early_gets_one_of_its_own(net: TestNet) -> None:
+    """osce refused LT's receipt before it had the message; when osce delivers it, LT signs
+    a receipt for osce alone (via the first relay), and no alarm calls the refusal unfounded."""
+    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
+    author = Author(net)
+    message = net.seal(author.warning(sender="BY", to=("LT",)))
+    out = core.receive(_deliver(message, 7), T0, "relay")
+    receipt = out.send_to[0][1]
+    refused = core.receive(author.refused(receipt, "schema", "is not logged", "ref",
+                                          signer="osce"), T0 + 1, "osce")
+    assert [e.relay for e in refused.events if isinstance(e, MessageRejected)] == ["osce"]
+    assert not any(isinstance(e, RelaySuspected) for e in refused.events)
+    assert core.pending_on("osce") == 0
+    assert core.pending_on("relay") == 1
+    late = core.receive(_deliver(message, 3), T0 + 50, "osce")
+    (own,) = [f for relay, f in late.send_to if relay == "osce"]
+    assert own != receipt
+    body = open_envelope(own, net.network).body
+    assert getattr(body, "via", None) == "relay"
+    assert [relay for relay, _ in late.send_to] == ["osce"]
+
+
+def test_a_temporary_refusal_is_retried_over_that_relay_alone(net: TestNet) -> None:
+    """rate_limited at osce: the frame goes again to osce at retry time, not to the other."""
+    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
+    author = Author(net)
+    frame = core.send_message(author.warning(sender="LT", to=("BY",)), T0).send_to[0][1]
+    core.receive(author.refused(frame, "rate_limited", "slow down", retry_after_ms=500,
+                                signer="osce"), T0, "osce")
+    assert core.tick(T0 + 100).send_to == ()
+    assert core.tick(T0 + 600).send_to == (("osce", frame),)
+    assert core.pending_count == 1  # the first relay's outbox
+
+
+def test_an_unsigned_refusal_from_one_relay_is_an_alarm_naming_it(net: TestNet) -> None:
+    """A refusal osce did not sign leaves the message in osce's outbox and names osce."""
+    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
+    author = Author(net)
+    frame = core.send_message(author.warning(sender="LT", to=("BY",)), T0).send_to[0][1]
+    body = open_envelope(frame, net.network).body
+    notice = encode_control(RejectedNotice(body.id, "replay", "seen", "", b""))
+    (alarm,) = core.receive(notice, T0 + 1, "osce").events
+    assert isinstance(alarm, RelaySuspected)
+    assert alarm.relay == "osce"
+    assert core.receive(notice, T0 + 2, "osce").events == ()
+    assert core.pending_on("osce") == 1
+    assert core.guard is core.paths["relay"].guard
