@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from faults.multipath import _ready, _text, running
+from faults.multipath import _export_and_report, _ready, _text, running
 from hotline.testing.operators import operator_headers
 
 BOUND_S = 40.0  # 15 s after the entry is read, with room for the monitor on a loaded machine
@@ -18,8 +18,9 @@ BOUND_S = 40.0  # 15 s after the entry is read, with room for the monitor on a l
 async def test_a_relay_that_withholds_while_answering_link_tests_is_named(
     tmp_path: Path,
 ) -> None:
-    """osce logs BY's message and never delivers it: LT shows it once, from by, and
-    GET /api/alarms names osce and the message as channel_withheld."""
+    """osce logs BY's message and never delivers it: LT shows it once, from by,
+    GET /api/alarms names osce and the message as channel_withheld, and the two
+    relays' bundles report and compare."""
     async with aiohttp.ClientSession() as http, running(tmp_path, http) as net:
         await _ready(net)
         net.osce.armed_at_ms = 1
@@ -42,3 +43,5 @@ async def test_a_relay_that_withholds_while_answering_link_tests_is_named(
         assert [item.id for item in inbox] == [message]
         withheld = [a for a in alarms if a["event"] in ("channel_withheld", "withheld")]
         assert [a["detail"]["relay"] for a in withheld] == ["osce"]
+    # both logs export; audit report shows the paths, the logs and journals compare clean
+    assert _export_and_report(net)
