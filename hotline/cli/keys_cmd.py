@@ -63,7 +63,8 @@ class Rotation:
 
 def _rotated(network: Network, party: str, new: PublicKey, now: int, overlap_ms: int) -> Network:
     """The network with ``new`` as the party's current key and the old one closing."""
-    info = network.relay if party == network.relay.id else network.endpoints[party]
+    relay = network.relay_info(party)
+    info = relay if relay is not None else network.endpoints[party]
     old_period = info.periods[0]  # the current key's period
     ends = now + overlap_ms
     if old_period.not_after is not None:
@@ -75,8 +76,13 @@ def _rotated(network: Network, party: str, new: PublicKey, now: int, overlap_ms:
         )
     listed = tuple(p for p in info.keys if p.key != info.public_key)
     keys = (*listed, replace(old_period, not_after=ends), KeyPeriod(new, not_before=now))
-    if party == network.relay.id:
-        return replace(network, relay=replace(network.relay, public_key=new, keys=keys))
+    if relay is not None:
+        rotated = replace(relay, public_key=new, keys=keys)
+        if network.relays:  # one of several relays: [relays.<ID>]
+            relays = {**network.relays, party: rotated}
+            first = next(iter(relays.values()))
+            return replace(network, relays=relays, relay=first)
+        return replace(network, relay=rotated)
     endpoint = replace(network.endpoints[party], public_key=new, keys=keys)
     return replace(network, endpoints={**network.endpoints, party: endpoint})
 
@@ -87,7 +93,7 @@ def rotate_key(directory: Path, party: str, *, overlap_ms: int, now: int) -> Rot
         raise UsageError("--overlap must not be negative")
     config = directory / NETWORK_FILE
     network = load_network(config)
-    if party != network.relay.id and party not in network.endpoints:
+    if not network.is_relay(party) and party not in network.endpoints:
         raise ConfigError(f"{party!r} is not the relay or an endpoint of {config}")
     current_path = key_path(directory, party)
     current = load_signing_key(current_path)

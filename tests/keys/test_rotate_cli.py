@@ -12,7 +12,7 @@ from hotline.bootstrap import create_network, key_path
 from hotline.cli import relay_cmd
 from hotline.cli.keys_cmd import parse_overlap, rotate_key
 from hotline.cli.main import build_parser
-from hotline.errors import KeyFileError, UsageError
+from hotline.errors import ConfigError, KeyFileError, UsageError
 from hotline.keyfile import load_signing_key, other_key_path
 from hotline.network_file import load_network
 from tests.auditlog.logs import run_cli
@@ -133,3 +133,31 @@ def test_a_malformed_overlap_is_a_usage_error() -> None:
     """--overlap soon is refused with an example."""
     with pytest.raises(UsageError, match="such as 90s, 30m, 24h or 2d"):
         parse_overlap("soon")
+
+
+def test_one_of_several_relays_rotates_and_runs_with_its_own_view(tmp_path: Path) -> None:
+    """keys rotate --party osce changes only [relays.osce]; `relay --relay osce` signs with
+    the new key (and the kept old one), as the one relay of its view; without --relay it
+    is refused."""
+    netdir = tmp_path / "net"
+    create_network(netdir, endpoints=["BY", "LT"], relays=["by", "osce"])
+    before = load_network(netdir / "network.toml")
+    old = load_signing_key(key_path(netdir, "osce")).public
+    rotate_key(netdir, "osce", overlap_ms=3_600_000, now=int(time.time() * 1000))
+    after = load_network(netdir / "network.toml")
+    assert after.relays["by"] == before.relays["by"]
+    assert after.relays["osce"].public_key != old
+    args = build_parser().parse_args(
+        ["relay", "--network", str(netdir), "--data", str(tmp_path / "d"), "--relay", "osce"]
+    )
+    config = relay_cmd.config_from(args)
+    assert config.network.relay.id == "osce"
+    assert not config.network.multipath
+    assert config.key.public == after.relays["osce"].public_key
+    assert [k.public for k in config.also_sign] == [old]
+    assert b"[relay]" in config.network_toml
+    bare = build_parser().parse_args(
+        ["relay", "--network", str(netdir), "--data", str(tmp_path / "d")]
+    )
+    with pytest.raises(ConfigError, match="--relay ID"):
+        relay_cmd.config_from(bare)
