@@ -57,7 +57,7 @@ def grow_journal(config: Path, data: Path, tests: int) -> float:
     data.mkdir(parents=True, exist_ok=True)
     journal = Journal.open(data / JOURNAL_FILE)
     try:
-        done = journal.link_tests().answered
+        done = journal.reads.link_tests().answered
         while done < tests:
             events: list[Event] = []
             for n in range(done, min(tests, done + BATCH)):

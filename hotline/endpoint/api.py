@@ -175,7 +175,9 @@ async def inbox(request: web.Request) -> web.Response:
             return _error(400, "bad_query", "before",
                           "before is the next cursor of an earlier page (digits-digits)")
         before = (int(parts[0]), int(parts[1]))
-    items, cursor = await _endpoint(request).journal.call(lambda j: j.inbox_page(limit, before))
+    items, cursor = await _endpoint(request).journal.call(
+        lambda j: j.reads.inbox_page(limit, before)
+    )
     return web.json_response({
         "messages": [inbox_json(i) for i in items],
         "next": None if cursor is None else f"{cursor[0]}-{cursor[1]}",
@@ -192,7 +194,7 @@ async def outbox(request: web.Request) -> web.Response:
                       "before is the next cursor of an earlier page (digits)")
     before = None if text is None else int(text)
     items, cursor = await _endpoint(request).journal.call(
-        lambda j: j.outbox_page(limit, before)
+        lambda j: j.reads.outbox_page(limit, before)
     )
     return web.json_response({
         "messages": [outbox_json(i) for i in items],
@@ -202,20 +204,20 @@ async def outbox(request: web.Request) -> web.Response:
 
 async def checkpoint(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
-    item = await endpoint.journal.call(lambda j: j.last_checkpoint())
+    item = await endpoint.journal.call(lambda j: j.reads.last_checkpoint())
     return web.json_response(checkpoint_json(item, endpoint.config.clock()))
 
 
 async def alarms(request: web.Request) -> web.Response:
     """The alarm history, newest first: missed deadlines, refusals, and the relay caught out."""
     endpoint = _endpoint(request)
-    records = await endpoint.journal.call(lambda j: j.events(_ALARMS_KEPT, alarms_only=True))
+    records = await endpoint.journal.call(lambda j: j.reads.events(_ALARMS_KEPT, alarms_only=True))
     return web.json_response({"alarms": [history_json(r) for r in records]})
 
 
 async def links(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
-    tests = await endpoint.journal.call(lambda j: j.link_tests())
+    tests = await endpoint.journal.call(lambda j: j.reads.link_tests())
     relay_links: object = None
     try:
         relay_links = await asyncio.wait_for(
@@ -250,7 +252,7 @@ async def links_history(request: web.Request) -> web.Response:
         )
     window_ms = int(raw) * 1000
     now = endpoint.config.clock()
-    series = await endpoint.journal.call(lambda j: j.latency_history(now - window_ms))
+    series = await endpoint.journal.call(lambda j: j.reads.latency_history(now - window_ms))
     return web.json_response({
         "now_ms": now,
         "window_ms": window_ms,
@@ -279,11 +281,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     session = request.get(SESSION)
     with endpoint.hub.subscribe() as subscription:
         journal = endpoint.journal
-        inbox_items = await journal.call(lambda j: j.inbox())
-        outbox_items = await journal.call(lambda j: j.outbox())
-        last = await journal.call(lambda j: j.last_checkpoint())
-        alarms = await journal.call(lambda j: j.events(50, alarms_only=True))
-        tests = await journal.call(lambda j: j.link_tests())
+        inbox_items = await journal.call(lambda j: j.reads.inbox())
+        outbox_items = await journal.call(lambda j: j.reads.outbox())
+        last = await journal.call(lambda j: j.reads.last_checkpoint())
+        alarms = await journal.call(lambda j: j.reads.events(50, alarms_only=True))
+        tests = await journal.call(lambda j: j.reads.link_tests())
         now = endpoint.config.clock()
         snapshot = {
             "endpoint": endpoint.me,

@@ -265,7 +265,7 @@ class FeedService:
     async def settle(self) -> None:
         """Settle posts a crash or a cancelled request left half done: each gets the
         message it became, or is forgotten (``Journal.reconcile_feed_posts``)."""
-        completed, dropped = await self.endpoint.journal.call(lambda j: j.reconcile_feed_posts())
+        completed, dropped = await self.endpoint.journal.call(lambda j: j.feed_posts.reconcile())
         self._unsettled = False
         if completed or dropped:
             log.warning("feed_posts_settled", endpoint=self.endpoint.me, completed=completed,
@@ -274,10 +274,10 @@ class FeedService:
     async def _earlier(self, feed: str, key: str) -> PostedMessage | None:
         """The message a feed's earlier post under ``key`` became, if any."""
         journal = self.endpoint.journal
-        earlier = await journal.call(lambda j: j.feed_post(feed, key))
+        earlier = await journal.call(lambda j: j.feed_posts.find(feed, key))
         if earlier is not None and earlier.message_id is None:
             await self.settle()  # cut short without a crash (a cancelled request): settle it
-            earlier = await journal.call(lambda j: j.feed_post(feed, key))
+            earlier = await journal.call(lambda j: j.feed_posts.find(feed, key))
         if earlier is None or earlier.message_id is None:
             return None
         return PostedMessage(earlier.message_id, earlier.incident, earlier.type,
@@ -322,7 +322,7 @@ class FeedService:
                 )
             track = None if draft.track is None else (draft.track.sensor_id, draft.track.track_id)
             try:
-                number = await journal.call(lambda j: j.reserve_feed_post(
+                number = await journal.call(lambda j: j.feed_posts.reserve(
                     feed=feed.name, route=route, idempotency_key=key,
                     request_hash=request_hash, track=track, draft=draft.data, posted_ms=now,
                     kind=draft.kind, incident=draft.incident,
@@ -331,9 +331,9 @@ class FeedService:
                     message_id = await self.endpoint.post_message(draft.data)
                 except Rejected:
                     self._limits.refund(feed.name)
-                    await journal.call(lambda j: j.drop_feed_post(number))
+                    await journal.call(lambda j: j.feed_posts.drop(number))
                     raise
-                await journal.call(lambda j: j.complete_feed_post(number, message_id))
+                await journal.call(lambda j: j.feed_posts.complete(number, message_id))
             except Rejected:
                 raise
             except BaseException:
@@ -454,10 +454,10 @@ async def _alert_plan(service: FeedService, alert: Alert, now_ms: int) -> Draft:
     track = alert.track
     if track is not None:
         followed = await journal.call(
-            lambda j: j.track_incident(track.feed, track.sensor_id, track.track_id)
+            lambda j: j.feed_posts.track_incident(track.feed, track.sensor_id, track.track_id)
         )
         if followed is not None:
-            last = await journal.call(lambda j: j.incident_head(followed))
+            last = await journal.call(lambda j: j.reads.incident_head(followed))
             head = continued_incident(last, now_ms)
     if head is None:
         incident = service.new_id(now_ms)

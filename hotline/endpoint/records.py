@@ -127,11 +127,14 @@ class EventRecord:
 
 @dataclass(frozen=True, slots=True)
 class LinkTestStatus:
-    """The last relay link test we answered."""
+    """The last relay link test we answered, and how many: their answers stay in the outbox
+    (``answers_waiting``) until the relay logs them, then only their count does."""
 
     last_test_id: bytes | None
     last_answered_ms: int | None
     answered: int
+    answers_logged: int = 0
+    answers_waiting: int = 0
 
 
 # ----------------------------------------------------------------------------- sensor feeds

@@ -456,7 +456,7 @@ class Endpoint:
         ref = referenced_id(data)
         ref_incident = None
         if ref is not None:
-            ref_incident = await self.journal.call(lambda j: j.incident_of(ref))
+            ref_incident = await self.journal.call(lambda j: j.reads.incident_of(ref))
 
         def compute(now: int) -> Output:
             header = Header(
