@@ -27,7 +27,7 @@ left for the operator console. Who may call what (a session, the CSRF header,
 the Host names) is :mod:`hotline.endpoint.access`; a message or acknowledgement
 posted here is signed with the logged-in operator's name as its ``operator``.
 Bodies are read whole and by one strict JSON reader
-(:func:`hotline.endpoint.feeds.parse_json`: no repeated keys, no ``NaN``, at
+(:func:`hotline.endpoint.http_io.parse_json`: no repeated keys, no ``NaN``, at
 most 8 levels deep); ``400 bad_json`` otherwise, ``413 too_large`` over 256 KiB.
 """
 
@@ -45,7 +45,7 @@ from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.console_routes import add_console_routes
 from hotline.endpoint.errors import AlreadyAcknowledged, BadJson, UnknownMessage
 from hotline.endpoint.events import Event
-from hotline.endpoint.feeds import parse_json, read_body
+from hotline.endpoint.http_io import parse_json, read_body
 from hotline.endpoint.login_routes import operator_of
 from hotline.endpoint.relay_http import RelayUnavailable
 from hotline.endpoint.views import (

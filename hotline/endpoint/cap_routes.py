@@ -52,14 +52,10 @@ from aiohttp import web
 from hotline.cap import MAX_CAP_BYTES, CapInput, body_to_cap, cap_sender, cap_to_body_json
 from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.errors import IdempotencyConflict, PayloadTooLarge
+from hotline.endpoint.feed_routes import handle_post
+from hotline.endpoint.feed_service import Draft, FeedService, Posted
 from hotline.endpoint.feedconfig import Feed
-from hotline.endpoint.feeds import (
-    Draft,
-    FeedService,
-    Posted,
-    error_response,
-    handle_post,
-)
+from hotline.endpoint.http_io import error_response
 from hotline.endpoint.journal_reads import JournalReads
 from hotline.endpoint.records import StoredMessage
 from hotline.errors import RejectCode, Rejected, UsageError
@@ -239,7 +235,7 @@ async def export_ack_cap(request: web.Request) -> web.Response:
 
 
 def add_cap_routes(app: web.Application) -> None:
-    """Mount CAP in (needs :func:`~hotline.endpoint.feeds.add_feed_routes`) and out.
+    """Mount CAP in (needs :func:`~hotline.endpoint.feed_routes.add_feed_routes`) and out.
 
     Mount before any ``/api/messages/{id}`` route, which would take ``….cap`` too.
     """

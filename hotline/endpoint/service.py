@@ -59,7 +59,7 @@ from hotline.endpoint.events import (
     RelayOutage,
     event_name,
 )
-from hotline.endpoint.feeds import add_feed_routes
+from hotline.endpoint.feed_routes import add_feed_routes
 from hotline.endpoint.guard import PeerProofNeed
 from hotline.endpoint.hub import EventHub
 from hotline.endpoint.journal import JOURNAL_FILE
