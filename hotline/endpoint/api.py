@@ -103,7 +103,7 @@ def _unreadable(exc: BadJson | _TooLarge) -> web.Response:
 
 
 def _rejected(exc: Rejected) -> web.Response:
-    return _error(422, exc.code, exc.path, exc.detail)
+    return _error(422, exc.code, exc.path, exc.sentence)
 
 
 async def post_message(request: web.Request) -> web.Response:

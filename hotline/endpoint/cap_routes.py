@@ -144,8 +144,8 @@ async def post_cap(request: web.Request) -> web.Response:
             cap = cap_to_body_json(raw, now_ms=service.endpoint.config.clock(),
                                    default_to=feed.to_json())
         except Rejected as exc:
-            if exc.reject_code is RejectCode.TOO_LARGE:
-                raise PayloadTooLarge(exc.detail) from None
+            if exc.code is RejectCode.TOO_LARGE:
+                raise PayloadTooLarge(exc.sentence) from None
             raise
         return await service.submit(
             feed, route="cap", key=key or _identity_key(cap),

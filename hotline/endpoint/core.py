@@ -241,7 +241,7 @@ class EndpointCore:
         return Output(
             events=(
                 DeliveryRefused(
-                    exc.code, exc.detail, exc.path, _claimed_sender(frame), index, now_ms
+                    exc.code, exc.sentence, exc.path, _claimed_sender(frame), index, now_ms
                 ),
             )
         )

@@ -54,7 +54,7 @@ def error_response(
 def refusal_response(exc: RequestRefused | Rejected) -> web.Response:
     """The reply to a refused request: its status, ``{error, field, detail}``, headers."""
     if isinstance(exc, Rejected):
-        return error_response(422, exc.code, exc.path, exc.detail)
+        return error_response(422, exc.code, exc.path, exc.sentence)
     headers: dict[str, str] = {}
     if isinstance(exc, NotAuthenticated):
         headers["WWW-Authenticate"] = (

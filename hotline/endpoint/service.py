@@ -353,7 +353,7 @@ class Endpoint:
             await self._step(lambda now: self.core.receive(data, now))
         except Rejected as exc:
             log.warning("relay_message_refused", endpoint=self.me, code=exc.code,
-                        reason=exc.sentence)
+                        reason=str(exc))
 
     async def detach(self, reason: str) -> bool:
         async with self._lock:

@@ -521,7 +521,7 @@ class RelayCore:
         """
         self.counters.rejected[exc.code] = self.counters.rejected.get(exc.code, 0) + 1
         self.notes.append(Note("envelope_rejected", {
-            "party": party, "code": exc.code, "path": exc.path, "reason": exc.detail,
+            "party": party, "code": exc.code, "path": exc.path, "reason": exc.sentence,
         }))
         wait_ms = self._refusal_budget.take(party, now)
         if wait_ms:
@@ -537,7 +537,7 @@ class RelayCore:
     def _rejection(self, frame: bytes, exc: Rejected, now: int) -> bytes:
         """The ``rejected`` control: the relay-signed ``refused`` body and its v1 fields."""
         ref, digest = _refused_ids(frame)
-        code = exc.reject_code
+        code = exc.code
         retry_after_ms: int | None = None
         if code.temporary:
             retry_after_ms = exc.retry_after_ms or self.network.limits.retry_interval_ms
@@ -553,13 +553,13 @@ class RelayCore:
             hash=digest,
             frame_hash=body_hash(frame),
             code=code,
-            sentence=exc.detail[:MAX_NOTE] or code.value,
+            sentence=exc.sentence[:MAX_NOTE] or code.value,
             path=path,
             retry_after_ms=retry_after_ms,
         )
         signed = seal(body, self._key)
         return encode_control(
-            RejectedNotice(ref or b"", exc.code, exc.detail, exc.path, frame=signed)
+            RejectedNotice(ref or b"", exc.code, exc.sentence, exc.path, frame=signed)
         )
 
     def appended(self, token: int, index: int, now: int) -> list[Action]:
