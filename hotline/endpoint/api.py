@@ -44,7 +44,7 @@ from hotline.endpoint.access import SESSION
 from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.console_routes import add_console_routes
 from hotline.endpoint.errors import AlreadyAcknowledged, BadJson, UnknownMessage
-from hotline.endpoint.events import Event
+from hotline.endpoint.events import EndpointEvent
 from hotline.endpoint.http_io import parse_json, read_body
 from hotline.endpoint.login_routes import operator_of
 from hotline.endpoint.relay_http import RelayUnavailable
@@ -58,7 +58,7 @@ from hotline.endpoint.views import (
 )
 from hotline.errors import Rejected
 from hotline.protocol.ids import format_id, parse_id
-from hotline.protocol.vocab import Action
+from hotline.protocol.vocab import AckAction
 
 if TYPE_CHECKING:
     from hotline.endpoint.service import Endpoint
@@ -135,9 +135,9 @@ async def acknowledge(request: web.Request) -> web.Response:
     action_text = data.get("action")
     note = data.get("note")
     try:
-        action = None if action_text is None else Action(action_text)
+        action = None if action_text is None else AckAction(action_text)
     except ValueError:
-        allowed = ", ".join(a.value for a in Action)
+        allowed = ", ".join(a.value for a in AckAction)
         return _error(422, "schema", "action", f"must be one of {allowed}")
     if note is not None and not isinstance(note, str):
         return _error(422, "schema", "note", "must be a string")
@@ -308,7 +308,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(_sse("snapshot", snapshot))
             while True:
                 try:
-                    event: Event | None = await asyncio.wait_for(
+                    event: EndpointEvent | None = await asyncio.wait_for(
                         subscription.next(), timeout=_SSE_KEEPALIVE_S
                     )
                 except TimeoutError:

@@ -27,7 +27,7 @@ from hotline.endpoint.events import (
     CheckpointWitnessed,
     DeliveryRefused,
     DuplicateIgnored,
-    Event,
+    EndpointEvent,
     LinkTestAnswered,
     MessageAccepted,
     MessageAcknowledged,
@@ -175,7 +175,7 @@ class Journal:
 
     # ------------------------------------------------------------------ recording events
 
-    def record(self, events: Iterable[Event]) -> None:
+    def record(self, events: Iterable[EndpointEvent]) -> None:
         """Write a batch of events in one transaction (all or nothing)."""
         with transaction(self._db):
             for event in events:
@@ -184,7 +184,7 @@ class Journal:
     def _count(self, key: str) -> None:
         set_state_value(self._db, key, int(state_value(self._db, key) or 0) + 1)
 
-    def _record_one(self, event: Event) -> None:
+    def _record_one(self, event: EndpointEvent) -> None:
         db = self._db
         match event:
             case MessageQueued(frame=frame, body=body, body_hash=digest):
@@ -308,7 +308,7 @@ class Journal:
                 (cap.sender, cap.identifier, body.sender, body.id),
             )
 
-    def _history(self, event: Event) -> None:
+    def _history(self, event: EndpointEvent) -> None:
         row = _history_row(event)
         if row is None:
             return
@@ -323,7 +323,7 @@ class Journal:
 _HistoryRow = tuple[int, bytes | None, str | None, str | None, dict[str, object]]
 
 
-def _history_row(event: Event) -> _HistoryRow | None:
+def _history_row(event: EndpointEvent) -> _HistoryRow | None:
     """What the event history keeps of an event; None for the routine ones."""
     match event:
         case MessageQueued():

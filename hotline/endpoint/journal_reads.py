@@ -27,7 +27,7 @@ from hotline.endpoint.records import (
     WitnessedCheckpoint,
 )
 from hotline.protocol.bodies import ALL_RECIPIENTS
-from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
+from hotline.protocol.vocab import AckAction, BodyType, Precedence, Stage, Status
 
 __all__ = ["JournalReads"]
 
@@ -43,8 +43,8 @@ _SELECT_INBOX: Final = (
 )
 
 
-def _opt_action(value: str | None) -> Action | None:
-    return None if value is None else Action(value)
+def _opt_action(value: str | None) -> AckAction | None:
+    return None if value is None else AckAction(value)
 
 
 class JournalReads:

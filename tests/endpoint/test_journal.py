@@ -11,7 +11,7 @@ from hotline.endpoint.core import EndpointCore, Output
 from hotline.endpoint.events import DuplicateIgnored, RelayConnected
 from hotline.endpoint.journal import JOURNAL_FILE, Journal
 from hotline.protocol.envelope import open_envelope
-from hotline.protocol.vocab import Action, Stage
+from hotline.protocol.vocab import AckAction, Stage
 from tests.endpoint.builders import T0, Author, Ids, deliver
 from tests.factories import TestNet, make_network
 
@@ -52,7 +52,7 @@ def test_received_message_survives_reopening(path: Path, net: TestNet) -> None:
     frame = net.seal(author.warning())
     step(journal, core.receive(deliver(frame, 4), T0))
     ref = open_envelope(frame, net.network).body.id
-    step(journal, core.acknowledge(ref, Action.NO_ACTION, "seen", T0 + 500))
+    step(journal, core.acknowledge(ref, AckAction.NO_ACTION, "seen", T0 + 500))
     journal.close()
 
     journal = Journal.open(path)
@@ -63,7 +63,7 @@ def test_received_message_survives_reopening(path: Path, net: TestNet) -> None:
         journal.close()
     assert (item.id, item.sender, item.index, item.received_ms) == (ref, "BY", 4, T0)
     assert (item.delivered_ms, item.acknowledged_ms) == (T0, T0 + 500)
-    assert (item.action, item.note, item.duplicates) == (Action.NO_ACTION, "seen", 0)
+    assert (item.action, item.note, item.duplicates) == (AckAction.NO_ACTION, "seen", 0)
 
 
 def test_duplicate_after_reopening_is_recognised_and_answered_alike(

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from hotline.auditlog.leaf import EntryKind, Event, decode_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, decode_entry
 from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
@@ -31,7 +31,15 @@ from hotline.protocol.session import (
     decode_control,
 )
 from hotline.protocol.vocab import Precedence, Stage
-from hotline.relay.core import REFUSALS_BURST, Action, Append, Broadcast, Close, RelayCore, Send
+from hotline.relay.core import (
+    REFUSALS_BURST,
+    Append,
+    Broadcast,
+    Close,
+    RelayAction,
+    RelayCore,
+    Send,
+)
 from tests.endpoint.builders import Author
 from tests.factories import TestNet, make_network
 
@@ -59,7 +67,7 @@ class Edge:
     core: RelayCore
     log: list[bytes] = field(default_factory=list)
 
-    def run(self, actions: Iterable[Action], now: int) -> list[Out]:
+    def run(self, actions: Iterable[RelayAction], now: int) -> list[Out]:
         out: list[Out] = []
         for action in actions:
             if isinstance(action, Append):
@@ -79,7 +87,7 @@ class Edge:
     def tick(self, now: int) -> list[Out]:
         return self.run(self.core.tick(now), now)
 
-    def events(self, kind: EntryKind) -> list[Event]:
+    def events(self, kind: EntryKind) -> list[LogEvent]:
         entries = [decode_entry(entry) for entry in self.log]
         return [e.event for e in entries if e.event is not None and e.kind is kind]
 
@@ -90,7 +98,7 @@ class Edge:
         ]
 
 
-def sent(actions: list[Action]) -> list[Out]:
+def sent(actions: list[RelayAction]) -> list[Out]:
     """The actions, which must all be sends (no entry to append)."""
     out = [a for a in actions if isinstance(a, Out)]
     assert len(out) == len(actions)
