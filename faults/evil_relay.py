@@ -44,7 +44,7 @@ from typing import Final
 from aiohttp import web
 
 from hotline.auditlog.checkpoint import Checkpoint, sign_checkpoint
-from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_envelope_entry, encode_event_entry
 from hotline.auditlog.log import AuditLog
 from hotline.auditlog.merkle import ListHasher, consistency_proof, leaf_hash
 from hotline.auditlog.proofjson import consistency_json
@@ -62,7 +62,7 @@ from hotline.protocol.session import (
     decode_control,
     encode_control,
 )
-from hotline.relay.core import Action, Append, Broadcast, Close, Note, Send
+from hotline.relay.core import Append, Broadcast, Close, LogLine, RelayAction, Send
 from hotline.relay.server import Relay, RelayConfig, create_app
 
 __all__ = ["HOLD_S", "Attack", "EvilRelay", "evil_app"]
@@ -132,7 +132,7 @@ class EvilRelay(Relay):
 
     # ------------------------------------------------------------------ the session side
 
-    def perform(self, actions: Iterable[Action]) -> None:
+    def perform(self, actions: Iterable[RelayAction]) -> None:
         actions = list(actions)
         for action in actions:
             if isinstance(action, Append) and action.envelope is not None:
@@ -143,12 +143,12 @@ class EvilRelay(Relay):
         if not self.armed or self.attack is None:
             super().perform(actions)
             return
-        out: list[Action] = []
+        out: list[RelayAction] = []
         for action in actions:
             out.extend(self._cheat(action))
         super().perform(out)
 
-    def _cheat(self, action: Action) -> list[Action]:
+    def _cheat(self, action: RelayAction) -> list[RelayAction]:
         attack = self.attack
         if isinstance(action, Append):
             envelope = action.envelope
@@ -162,7 +162,7 @@ class EvilRelay(Relay):
             return [action]
         if isinstance(action, Broadcast):
             return self._cheat_broadcast(action)
-        if isinstance(action, Close | Note):
+        if isinstance(action, Close | LogLine):
             return [action]
         control = decode_control(action.data)
         if (
@@ -179,7 +179,7 @@ class EvilRelay(Relay):
             return [self._shift_for_group(action, control)]
         return [action]
 
-    def _cheat_append(self, action: Append, envelope: Envelope) -> list[Action]:
+    def _cheat_append(self, action: Append, envelope: Envelope) -> list[RelayAction]:
         attack, body = self.attack, envelope.body
         if attack is Attack.UNSIGNED_REFUSAL:
             self.touched.append(f"unsigned refusal of {body.id.hex()}")
@@ -195,7 +195,7 @@ class EvilRelay(Relay):
             return [Send(self.victim, self._accepted(envelope, index, action.relay_ts))]
         return [action]
 
-    def _cheat_deliver(self, action: Send, control: Deliver) -> list[Action]:
+    def _cheat_deliver(self, action: Send, control: Deliver) -> list[RelayAction]:
         attack = self.attack
         try:
             envelope = open_envelope(control.frame, self.network, max_size=1 << 30)
@@ -312,7 +312,7 @@ class EvilRelay(Relay):
         at = self.log.size
         entries = list(self.log.store.read_range(0, at))
         extra = encode_event_entry(
-            self.config.clock(), Event(EntryKind.CONNECTED, {"party": sorted(SPLIT_GROUP)[0]})
+            self.config.clock(), LogEvent(EntryKind.CONNECTED, {"party": sorted(SPLIT_GROUP)[0]})
         )
         entries.append(extra)
         self._fork = _Fork(at, entries, [leaf_hash(e) for e in entries])
@@ -342,7 +342,7 @@ class EvilRelay(Relay):
         checkpoint = Checkpoint(self.network.relay.origin, size, hasher(0, size))
         return sign_checkpoint(checkpoint, self.network.relay.origin, self.config.key)
 
-    def _cheat_broadcast(self, action: Broadcast) -> list[Action]:
+    def _cheat_broadcast(self, action: Broadcast) -> list[RelayAction]:
         if self._fork is None:
             return [action]
         return [Send(party, action.data) for party in self.network.endpoints

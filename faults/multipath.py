@@ -57,7 +57,7 @@ from hotline.auditlog.log import AuditLog
 from hotline.bootstrap import NETWORK_FILE, create_network, key_path
 from hotline.endpoint.alarms import AlarmKind, RelaySuspected
 from hotline.endpoint.connection import Backoff
-from hotline.endpoint.events import Event, MessageAccepted, MessageQueued, MessageReceived
+from hotline.endpoint.events import EndpointEvent, MessageAccepted, MessageQueued, MessageReceived
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.keyfile import load_signing_key
 from hotline.logs import configure_logging
@@ -66,7 +66,7 @@ from hotline.network_file import load_network
 from hotline.protocol.bodies import CancelBody, TextBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Deliver, decode_control
-from hotline.relay.core import Action, Send
+from hotline.relay.core import RelayAction, Send
 from hotline.relay.server import Relay, RelayConfig, RunningRelay, create_app, open_relay
 from hotline.testing.operators import add_operator
 from hotline.testing.ports import free_port
@@ -100,11 +100,11 @@ class WithholdingRelay(Relay):
         digest = hashlib.sha256(ident).digest()
         return int.from_bytes(digest[:4], "big") < self.share * 2**32
 
-    def perform(self, actions: Iterable[Action]) -> None:
+    def perform(self, actions: Iterable[RelayAction]) -> None:
         if not self.share:
             super().perform(actions)
             return
-        kept: list[Action] = []
+        kept: list[RelayAction] = []
         for action in actions:
             if isinstance(action, Send) and self._withholds(action):
                 continue
@@ -141,7 +141,7 @@ class Tally:
     shown: Counter[tuple[bytes, str]] = field(default_factory=Counter)  # (id, recipient)
     alarms: list[tuple[str, RelaySuspected]] = field(default_factory=list)
 
-    def see(self, party: str, event: Event) -> None:
+    def see(self, party: str, event: EndpointEvent) -> None:
         if isinstance(event, MessageQueued):
             self.sent[event.body.id] = (party, event.recipients)
         elif isinstance(event, MessageAccepted) and not event.receipt:

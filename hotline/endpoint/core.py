@@ -61,7 +61,7 @@ from hotline.endpoint.events import (
     CheckpointWitnessed,
     DeliveryRefused,
     DuplicateIgnored,
-    Event,
+    EndpointEvent,
     LinkTestAnswered,
     MessageAccepted,
     MessageAcknowledged,
@@ -122,7 +122,7 @@ from hotline.protocol.session import (
     encode_control,
     is_envelope,
 )
-from hotline.protocol.vocab import Action, Precedence, Stage
+from hotline.protocol.vocab import AckAction, Precedence, Stage
 
 __all__ = ["EndpointCore", "IdMaker", "Output"]
 
@@ -146,7 +146,7 @@ class Output:
     """
 
     send: tuple[bytes, ...] = ()
-    events: tuple[Event, ...] = ()
+    events: tuple[EndpointEvent, ...] = ()
     checkpoints: tuple[bytes, ...] = ()
     welcomed: int | None = None
     send_to: tuple[tuple[str, bytes], ...] = ()
@@ -239,14 +239,14 @@ class EndpointCore:
     def _path(self, relay: str | None) -> RelayPath:
         return self._primary if relay is None else self.paths[relay]
 
-    def _to(self, path: RelayPath, frames: tuple[bytes, ...], events: tuple[Event, ...] = (),
-            ) -> Output:
+    def _to(self, path: RelayPath, frames: tuple[bytes, ...],
+            events: tuple[EndpointEvent, ...] = ()) -> Output:
         """An output whose frames go to ``path``'s relay alone."""
         if not self.several:
             return Output(send=frames, events=events)
         return Output(events=events, send_to=tuple((path.id, f) for f in frames))
 
-    def _fan_out(self, frame: bytes, relays: tuple[str, ...], events: tuple[Event, ...],
+    def _fan_out(self, frame: bytes, relays: tuple[str, ...], events: tuple[EndpointEvent, ...],
                  ) -> Output:
         """An output sending one signed frame over every relay in ``relays``."""
         if not self.several:
@@ -321,7 +321,7 @@ class EndpointCore:
         return Output(
             events=(
                 DeliveryRefused(
-                    exc.code, exc.detail, exc.path, _claimed_sender(frame), index, now_ms
+                    exc.code, exc.sentence, exc.path, _claimed_sender(frame), index, now_ms
                 ),
             )
         )
@@ -371,7 +371,7 @@ class EndpointCore:
         if held is not None:
             if held.body_hash != envelope.hash:
                 raise Rejected(RejectCode.REPLAY, "this id was already used for another message")
-            events: list[Event] = []
+            events: list[EndpointEvent] = []
             alarms: list[RelaySuspected] = []
             if self.several and path.saw(body.id, now_ms):
                 # the same message over another relay: not shown again, its path recorded
@@ -404,7 +404,7 @@ class EndpointCore:
             body.id, sender, envelope.hash, body.precedence, now_ms, acknowledged=False
         )
         self.deadlines.watch_received(body.id, self.me, body.precedence, now_ms)
-        arrived: tuple[Event, ...] = ()
+        arrived: tuple[EndpointEvent, ...] = ()
         if self.several:
             path.saw(body.id, now_ms)
             self._note_first(body.id, path.id, now_ms)
@@ -456,7 +456,7 @@ class EndpointCore:
             index, envelope.hash, body.id, body.sender, now_ms), now_ms)
         alarms.extend(self._peer_view(path, body, index, now_ms))
         relay = ""
-        arrived: tuple[Event, ...] = ()
+        arrived: tuple[EndpointEvent, ...] = ()
         if self.several:
             relay = path.id
             new_path = path.saw(body.id, now_ms)
@@ -579,7 +579,7 @@ class EndpointCore:
         stage: Stage,
         now_ms: int,
         *,
-        action: Action | None = None,
+        action: AckAction | None = None,
         note: str | None = None,
         operator: str | None = None,
         test: bool = False,
@@ -656,7 +656,7 @@ class EndpointCore:
         return self._fan_out(frame, relays, (queued,))
 
     def acknowledge(
-        self, ref: bytes, action: Action | None, note: str | None, now_ms: int,
+        self, ref: bytes, action: AckAction | None, note: str | None, now_ms: int,
         operator: str | None = None,
     ) -> Output:
         """Our operator saw message ``ref``: a signed acknowledged receipt to its sender."""
@@ -707,7 +707,7 @@ class EndpointCore:
                     if pending is not None:
                         again.append((path.id, pending.frame))  # refused for now: once more
             alarms.extend(self._alarms(path, path.guard.tick(now_ms), now_ms))
-        events: tuple[Event, ...] = (*self.deadlines.due(now_ms), *alarms)
+        events: tuple[EndpointEvent, ...] = (*self.deadlines.due(now_ms), *alarms)
         if self.several:
             return Output(send_to=tuple(again), events=events)
         return Output(send=tuple(f for _, f in again), events=events)

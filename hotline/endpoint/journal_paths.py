@@ -23,7 +23,7 @@ from typing import Final
 
 from hotline.endpoint.events import (
     CheckpointWitnessed,
-    Event,
+    EndpointEvent,
     MessageAccepted,
     MessageQueued,
     MessageRejected,
@@ -71,7 +71,7 @@ PathArrival = tuple[bytes, str, bytes, str, str, int, int, bool]
 """(id, relay, ref, party, stage, at_ms, relay_index, first) of one arrival."""
 
 
-def record_path_event(db: sqlite3.Connection, event: Event) -> None:
+def record_path_event(db: sqlite3.Connection, event: EndpointEvent) -> None:
     """Write what ``event`` says about a relay path (nothing for a one-relay event)."""
     if isinstance(event, ReceiptQueued) and event.link_test:
         return  # a link test's answer goes to its one relay and is not kept (journal.py)

@@ -9,7 +9,7 @@
   asked for on that connection);
 - :class:`Broadcast` — send bytes to every connected endpoint;
 - :class:`Close` — close an endpoint's session with a code and reason;
-- :class:`Note` — write a line to the structured log (what happened, for operators).
+- :class:`LogLine` — write a line to the structured log (what happened, for operators).
 
 Every input returns its actions in one list, notes included; the core keeps no
 output for the edge to collect later. It owns its :class:`RelayCounters`: they
@@ -57,7 +57,7 @@ import msgpack
 
 from hotline.auditlog.leaf import (
     EntryKind,
-    Event,
+    LogEvent,
     decode_entry,
     encode_envelope_entry,
     encode_event_entry,
@@ -112,7 +112,7 @@ __all__ = [
     "Append",
     "Broadcast",
     "Close",
-    "Note",
+    "LogLine",
     "RelayCore",
     "RelayCounters",
     "Send",
@@ -153,18 +153,18 @@ class Append:
     token: int
     relay_ts: int = 0
     envelope: Envelope | None = None
-    event: Event | None = None
+    event: LogEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Note:
+class LogLine:
     """Something the edge should write to the structured log: a name and details."""
 
     event: str
     fields: dict[str, object]
 
 
-Action = Send | Append | Broadcast | Close | Note
+RelayAction = Send | Append | Broadcast | Close | LogLine
 
 
 @dataclass(slots=True)
@@ -314,7 +314,7 @@ class RelayCore:
 
     def restore(
         self, index: int, entry: bytes, *, unsafe_signed_root_covers: bool = False
-    ) -> tuple[int, Envelope | Event]:
+    ) -> tuple[int, Envelope | LogEvent]:
         """Rebuild state from one logged entry, in log order, at start-up.
 
         Returns the entry's relay time and its envelope or its event. The
@@ -340,7 +340,7 @@ class RelayCore:
 
     def follow(
         self, index: int, entry: bytes, now: int
-    ) -> tuple[list[Action], int, Envelope | Event]:
+    ) -> tuple[list[RelayAction], int, Envelope | LogEvent]:
         """An entry another relay replica logged, applied in log order as if it were ours.
 
         Its envelope's signature is checked again. A message is queued for its
@@ -361,7 +361,7 @@ class RelayCore:
         actions = self._logged(index, decoded.relay_ts, envelope, restoring=False, now=now)
         return actions, decoded.relay_ts, envelope
 
-    def superseded(self, token: int) -> list[Action]:
+    def superseded(self, token: int) -> list[RelayAction]:
         """The entry asked for with ``token`` was logged first by another replica.
 
         Its envelope is already applied (through :meth:`follow`); whoever sent
@@ -378,7 +378,7 @@ class RelayCore:
         if accepted is None:
             return []
         self._counters.duplicates += 1
-        note = Note("duplicate_answered", {"id": body.id.hex(), "replica": "other"})
+        note = LogLine("duplicate_answered", {"id": body.id.hex(), "replica": "other"})
         index, relay_ts, digest = accepted
         receipt = self._accepted_receipt(body.id, digest, index, relay_ts)
         return [note, *(Send(party, receipt) for party in waiting)]
@@ -404,17 +404,17 @@ class RelayCore:
 
     # ------------------------------------------------------------------ connections
 
-    def connected(self, party: str, now: int) -> list[Action]:
+    def connected(self, party: str, now: int) -> list[RelayAction]:
         """An endpoint authenticated: log it, and send its backlog in order."""
         self.online.add(party)
         fields: dict[str, object] = {"party": party}
         if self.replica:
             fields["replica"] = self.replica
-        actions: list[Action] = [self._event(EntryKind.CONNECTED, fields, now)]
+        actions: list[RelayAction] = [self._event(EntryKind.CONNECTED, fields, now)]
         actions.extend(self._flush(party, now, force=True))
         return actions
 
-    def resend_receipts(self, party: str, since: int) -> list[Action]:
+    def resend_receipts(self, party: str, since: int) -> list[RelayAction]:
         """Receipts for ``party``'s messages logged after ``since``, again."""
         return [
             Send(party, encode_control(Deliver(index, frame)))
@@ -422,7 +422,7 @@ class RelayCore:
             if index > since
         ]
 
-    def disconnected(self, party: str, reason: str, now: int) -> list[Action]:
+    def disconnected(self, party: str, reason: str, now: int) -> list[RelayAction]:
         self.online.discard(party)
         fields: dict[str, object] = {"party": party, "reason": reason}
         if self.replica:
@@ -431,7 +431,7 @@ class RelayCore:
 
     # ------------------------------------------------------------------ receiving
 
-    def receive(self, party: str, frame: bytes, now: int) -> list[Action]:
+    def receive(self, party: str, frame: bytes, now: int) -> list[RelayAction]:
         """A signed envelope from an authenticated endpoint."""
         try:
             envelope = open_envelope(
@@ -446,7 +446,7 @@ class RelayCore:
         body = envelope.body
         if verdict is Verdict.DUPLICATE:
             self._counters.duplicates += 1
-            note = Note("duplicate_answered", {"party": party, "id": body.id.hex()})
+            note = LogLine("duplicate_answered", {"party": party, "id": body.id.hex()})
             waiting = self._inflight_ids.get(body.id)
             if waiting is not None:
                 waiting.append(party)
@@ -510,7 +510,7 @@ class RelayCore:
         return self._origin.get(ref) is None
 
     def busy(self, party: str, frame: bytes, retry_after_ms: int, why: str,
-             now: int) -> list[Action]:
+             now: int) -> list[RelayAction]:
         """The relay cannot log now: the signed, temporary refusal ``busy``; nothing recorded.
 
         The sender keeps the envelope and sends it again after ``retry_after_ms``.
@@ -519,20 +519,20 @@ class RelayCore:
                        retry_after_ms=retry_after_ms)
         return self.refuse(party, frame, exc, now)
 
-    def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
+    def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[RelayAction]:
         """Answer a refused frame (envelope or control) with a relay-signed refusal.
 
         An endpoint that draws refusals faster than its budget (rule 4a) has its
         session closed instead of being answered.
         """
         self._count_rejected(exc.code)
-        note = Note("envelope_rejected", {
-            "party": party, "code": exc.code, "path": exc.path, "reason": exc.detail,
+        note = LogLine("envelope_rejected", {
+            "party": party, "code": exc.code, "path": exc.path, "reason": exc.sentence,
         })
         wait_ms = self._refusal_budget.take(party, now)
         if wait_ms:
             self._counters.refusal_floods += 1
-            flood = Note("refusal_flood_closed", {"party": party, "wait_ms": wait_ms})
+            flood = LogLine("refusal_flood_closed", {"party": party, "wait_ms": wait_ms})
             return [note, flood, Close(
                 party, REFUSAL_FLOOD_CLOSE,
                 f"refused_flood: more than {REFUSALS_BURST} refused frames at once; "
@@ -551,7 +551,7 @@ class RelayCore:
     def _rejection(self, frame: bytes, exc: Rejected, now: int) -> bytes:
         """The ``rejected`` control: the relay-signed ``refused`` body and its v1 fields."""
         ref, digest = _refused_ids(frame)
-        code = exc.reject_code
+        code = exc.code
         retry_after_ms: int | None = None
         if code.temporary:
             retry_after_ms = exc.retry_after_ms or self.network.limits.retry_interval_ms
@@ -567,16 +567,16 @@ class RelayCore:
             hash=digest,
             frame_hash=body_hash(frame),
             code=code,
-            sentence=exc.detail[:MAX_NOTE] or code.value,
+            sentence=exc.sentence[:MAX_NOTE] or code.value,
             path=path,
             retry_after_ms=retry_after_ms,
         )
         signed = seal(body, self._key)
         return encode_control(
-            RejectedNotice(ref or b"", exc.code, exc.detail, exc.path, frame=signed)
+            RejectedNotice(ref or b"", exc.code, exc.sentence, exc.path, frame=signed)
         )
 
-    def appended(self, token: int, index: int, now: int) -> list[Action]:
+    def appended(self, token: int, index: int, now: int) -> list[RelayAction]:
         """The entry asked for with ``token`` is durable at ``index``."""
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
@@ -598,11 +598,11 @@ class RelayCore:
             fields["ref"] = body.ref.hex()
             fields["stage"] = body.stage.value
             fields["link"] = f"{body.sender}-{self._origin.get(body.ref) or '?'}"
-        actions: list[Action] = []
+        actions: list[RelayAction] = []
         if isinstance(body, LinkTestBody):
             self._counters.link_tests += 1
         else:
-            actions.append(Note("envelope_accepted", fields))
+            actions.append(LogLine("envelope_accepted", fields))
         receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
         actions.extend(Send(party, receipt) for party in waiting)
         actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
@@ -625,7 +625,7 @@ class RelayCore:
 
     def _logged(
         self, index: int, relay_ts: int, envelope: Envelope, *, restoring: bool, now: int = 0
-    ) -> list[Action]:
+    ) -> list[RelayAction]:
         body = envelope.body
         if restoring:
             self.admission.record(envelope)
@@ -639,7 +639,7 @@ class RelayCore:
                 dict.fromkeys(recipients, RecipientState.ACCEPTED),
             )
             self._messages[body.id] = message
-            actions: list[Action] = []
+            actions: list[RelayAction] = []
             for recipient in recipients:
                 self._queues[recipient][body.id] = _Pending(message)
                 if not restoring:
@@ -666,7 +666,7 @@ class RelayCore:
 
     def _receipt_logged(
         self, index: int, relay_ts: int, envelope: Envelope, body: ReceiptBody, *, restoring: bool
-    ) -> list[Action]:
+    ) -> list[RelayAction]:
         message = self._messages.get(body.ref)
         if message is None:
             origin = self._origin.get(body.ref)
@@ -692,7 +692,7 @@ class RelayCore:
         if restoring or origin not in self.online:
             return []
         return [
-            Note("receipt_forwarded", {
+            LogLine("receipt_forwarded", {
                 "ref": body.ref.hex(), "link": f"{body.sender}-{origin}",
                 "stage": body.stage.value,
             }),
@@ -701,7 +701,7 @@ class RelayCore:
 
     # ------------------------------------------------------------------ delivery
 
-    def _flush(self, party: str, now: int, *, force: bool = False) -> list[Action]:
+    def _flush(self, party: str, now: int, *, force: bool = False) -> list[RelayAction]:
         """Send what ``party`` is owed and due, most urgent first, then log order."""
         if party not in self.online:
             return []
@@ -712,10 +712,10 @@ class RelayCore:
             or p.last_sent < 0
             or now - p.last_sent >= self.network.limits.retry_interval_ms
         ]
-        actions: list[Action] = []
+        actions: list[RelayAction] = []
         for pending in heapq.nsmallest(len(due), due, key=_send_order):
             pending.attempts += 1
-            actions.append(Note(
+            actions.append(LogLine(
                 "message_forwarded" if pending.attempts == 1 else "message_redelivered",
                 {"id": pending.message.body.id.hex(), "link": f"{pending.message.sender}-{party}",
                  "index": pending.message.index, "attempt": pending.attempts},
@@ -737,17 +737,17 @@ class RelayCore:
 
     # ------------------------------------------------------------------ time
 
-    def tick(self, now: int) -> list[Action]:
+    def tick(self, now: int) -> list[RelayAction]:
         """Retries, deadlines and link tests that are due at ``now``."""
-        actions: list[Action] = []
+        actions: list[RelayAction] = []
         for party in sorted(self.online):
             actions.extend(self._flush(party, now))
         actions.extend(self._deadlines(now))
         actions.extend(self._link_tests(now))
         return actions
 
-    def _deadlines(self, now: int) -> list[Action]:
-        actions: list[Action] = []
+    def _deadlines(self, now: int) -> list[RelayAction]:
+        actions: list[RelayAction] = []
         forget_tests_before = now - TESTS_KEPT_FOR * self.network.link_test_timeout_ms
         for message in list(self._messages.values()):
             if isinstance(message.body, LinkTestBody):
@@ -767,13 +767,13 @@ class RelayCore:
 
     def _overdue(
         self, message: _Message, recipient: str, stage: Stage, due: int, now: int
-    ) -> list[Action]:
+    ) -> list[RelayAction]:
         key = (recipient, stage.value)
         if now < due or key in message.overdue_sent:
             return []
         message.overdue_sent.add(key)
         self._counters.overdue[stage.value] = self._counters.overdue.get(stage.value, 0) + 1
-        note = Note("deadline_missed", {
+        note = LogLine("deadline_missed", {
             "id": message.body.id.hex(), "link": f"{message.sender}-{recipient}",
             "stage": stage.value, "deadline": due,
         })
@@ -784,7 +784,7 @@ class RelayCore:
             now,
         )]
 
-    def _link_tests(self, now: int) -> list[Action]:
+    def _link_tests(self, now: int) -> list[RelayAction]:
         """Tests due at ``now``: each endpoint's at its own phase of the interval.
 
         Spreading the endpoints over the interval keeps a burst of tests (and of
@@ -794,7 +794,7 @@ class RelayCore:
         the first slot of each endpoint is the first to start at or after the
         first tick, so a relay starting up does not test everyone at once.
         """
-        actions: list[Action] = []
+        actions: list[RelayAction] = []
         for party in self.network.endpoints:
             slot = self._test_slot(party, now)
             signed = self._slot_signed.get(party)
@@ -834,7 +834,7 @@ class RelayCore:
         return slot * self.network.link_test_interval_ms + self._test_offsets.get(party, 0)
 
     def _event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
-        event = Event(kind, fields)
+        event = LogEvent(kind, fields)
         return Append(encode_event_entry(now, event), next(self._tokens), now, event=event)
 
     # ------------------------------------------------------------------ views

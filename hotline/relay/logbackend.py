@@ -28,7 +28,7 @@ from typing import Protocol
 
 import structlog
 
-from hotline.auditlog.leaf import Event
+from hotline.auditlog.leaf import LogEvent
 from hotline.auditlog.log import AuditLog
 from hotline.errors import HotlineError
 from hotline.protocol.envelope import Envelope
@@ -45,7 +45,7 @@ class LogSink(Protocol):
     def logged(self, append: Append, index: int) -> None:
         """An append the relay asked for is durable at ``index``: complete it."""
 
-    def followed(self, index: int, entry: bytes) -> Envelope | Event | None:
+    def followed(self, index: int, entry: bytes) -> Envelope | LogEvent | None:
         """Another replica logged ``entry`` at ``index`` (already in the local file store):
         apply it; its envelope or event, or None if this relay cannot use it."""
 

@@ -35,7 +35,7 @@ from aiohttp import WSMsgType, web
 
 from hotline.auditlog.checkpoint import open_checkpoint
 from hotline.auditlog.cosignature import add_cosignature, verify_cosignature
-from hotline.auditlog.leaf import EntryKind, Event, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_event_entry
 from hotline.auditlog.log import AuditLog
 from hotline.auditlog.merkle import Frontier, leaf_hash
 from hotline.auditlog.note import NoteSignature, parse_note
@@ -67,7 +67,7 @@ from hotline.protocol.session import (
     is_envelope,
     verify_auth,
 )
-from hotline.relay.core import Action, Append, Broadcast, Close, Note, RelayCore, Send
+from hotline.relay.core import Append, Broadcast, Close, LogLine, RelayAction, RelayCore, Send
 from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.http import add_http_routes
 from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
@@ -229,13 +229,14 @@ class Relay:
             await self.log.close()
             raise
         network_sha256 = _sha256(config.network_toml)
-        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256,
-                                                  **self._replica_field()})
+        started = LogEvent(EntryKind.RELAY_STARTED,
+                           {"version": "1", "network_sha256": network_sha256,
+                            **self._replica_field()})
         now = config.clock()
         self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
         previous = self._recorded_network
         if previous is not None and previous != network_sha256:
-            changed_config = Event(
+            changed_config = LogEvent(
                 EntryKind.CONFIG_CHANGED,
                 {"network_sha256": network_sha256, "previous_network_sha256": previous},
             )
@@ -246,7 +247,7 @@ class Relay:
                      previous_network_sha256=previous.hex())
         keys = key_rows(self.network)
         if keys != self._recorded_keys:
-            changed = Event(
+            changed = LogEvent(
                 EntryKind.KEYS_CHANGED,
                 {"network_sha256": _sha256(config.network_toml), "keys": keys},
             )
@@ -447,7 +448,7 @@ class Relay:
         self._stopping = True
         for connection in list(self._connections.values()):
             await connection.ws.close(code=1001, message=b"relay stopping")
-        stopped = Event(EntryKind.RELAY_STOPPED, self._replica_field())
+        stopped = LogEvent(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
         self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self.backend.close()
@@ -467,9 +468,9 @@ class Relay:
         await self.log.close()
         log.info("relay_stopped", size=self.log.size)
 
-    def _account(self, index: int, relay_ts: int, content: Envelope | Event) -> None:
+    def _account(self, index: int, relay_ts: int, content: Envelope | LogEvent) -> None:
         self._accounted = max(self._accounted, index + 1)
-        if isinstance(content, Event):
+        if isinstance(content, LogEvent):
             if content.kind is EntryKind.KEYS_CHANGED:
                 recorded = content.fields.get("keys")
                 self._recorded_keys = recorded if isinstance(recorded, list) else None
@@ -489,7 +490,7 @@ class Relay:
             self._account(index, append.relay_ts, content)
         self.perform(self.core.appended(append.token, index, self.config.clock()))
 
-    def followed(self, index: int, entry: bytes) -> Envelope | Event | None:
+    def followed(self, index: int, entry: bytes) -> Envelope | LogEvent | None:
         """Another replica logged ``entry`` at ``index`` (already in the file store): apply
         it as if it were ours; its envelope or event, or None if it cannot be used here."""
         try:
@@ -522,11 +523,11 @@ class Relay:
 
     # ------------------------------------------------------------------ actions
 
-    def perform(self, actions: Iterable[Action]) -> None:
+    def perform(self, actions: Iterable[RelayAction]) -> None:
         """Carry out what the core asked for: log notes, sends, closes; appends go to the
         log backend, which reports each back through :meth:`logged`."""
         for action in actions:
-            if isinstance(action, Note):
+            if isinstance(action, LogLine):
                 log.info(action.event, **action.fields)
             elif isinstance(action, Send):
                 connection = self._connections.get(action.party)

@@ -15,7 +15,7 @@ from hotline.bootstrap import NETWORK_FILE, create_network, key_path
 from hotline.endpoint.connection import Backoff
 from hotline.endpoint.events import (
     CheckpointWitnessed,
-    Event,
+    EndpointEvent,
     MessageAccepted,
     MessageReceived,
     PathArrived,
@@ -38,8 +38,8 @@ RELAYS = ("by", "osce")
 
 
 async def next_matching(
-    subscription: Subscription, match: Callable[[Event], bool], within_s: float = TIMEOUT
-) -> Event:
+    subscription: Subscription, match: Callable[[EndpointEvent], bool], within_s: float = TIMEOUT
+) -> EndpointEvent:
     async with asyncio.timeout(within_s):
         while True:
             event = await subscription.next()
@@ -91,7 +91,7 @@ async def endpoints(network_dir: Path, data: Path, *parties: str,
         yield running
 
 
-def _about(event: Event, message_id: bytes) -> bool:
+def _about(event: EndpointEvent, message_id: bytes) -> bool:
     if isinstance(event, MessageReceived):
         return event.body.id == message_id
     return isinstance(event, PathArrived) and event.id == message_id
@@ -149,7 +149,7 @@ async def test_one_signature_travels_both_relays_and_is_shown_once(
             assert arrivals == {(shown.relay, True), (_other(shown.relay), False)}
             assert shown.body.cps is not None
             assert {c.relay for c in shown.body.cps} == set(RELAYS)
-            inbox = await lt.journal.call(lambda j: j.inbox())
+            inbox = await lt.journal.call(lambda j: j.reads.inbox())
             assert [item.id for item in inbox] == [message_id]
             async with aiohttp.ClientSession() as http:
                 headers = await operator_headers(http, eps["LT"].url)
@@ -194,7 +194,7 @@ async def test_losing_one_relay_leaves_the_other_working_and_a_restart_catches_u
                 e, PathArrived) and not e.first)
             assert isinstance(late, PathArrived)
             assert late.relay == "osce"
-            inbox = await lt.journal.call(lambda j: j.inbox())
+            inbox = await lt.journal.call(lambda j: j.reads.inbox())
             assert [item.id for item in inbox] == [message_id]
     finally:
         await by_relay.stop()

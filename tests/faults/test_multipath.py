@@ -39,7 +39,7 @@ async def test_a_relay_that_withholds_while_answering_link_tests_is_named(
         assert alarm["ref"] is not None
         assert message in net.osce.withheld
         assert net.osce.withheld[message] == {"LT"}
-        inbox = await lt.endpoint.journal.call(lambda j: j.inbox())
+        inbox = await lt.endpoint.journal.call(lambda j: j.reads.inbox())
         assert [item.id for item in inbox] == [message]
         withheld = [a for a in alarms if a["event"] in ("channel_withheld", "withheld")]
         assert [a["detail"]["relay"] for a in withheld] == ["osce"]

@@ -65,9 +65,9 @@ def test_a_bad_cps_names_its_path(wire: dict[str, Any], path: str, words: str) -
     """Each cps rule refuses with schema and the dotted path of the fault."""
     with pytest.raises(Rejected) as caught:
         map_to_body(wire)
-    assert caught.value.reject_code is RejectCode.SCHEMA
+    assert caught.value.code is RejectCode.SCHEMA
     assert caught.value.path == path
-    assert words in caught.value.detail
+    assert words in caught.value.sentence
 
 
 def _receipt(stage: Stage, **extra: Any) -> ReceiptBody:

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from hotline.auditlog.leaf import EntryKind, Event, decode_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, decode_entry
 from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
@@ -34,11 +34,11 @@ from hotline.protocol.session import (
 from hotline.protocol.vocab import Precedence, Stage
 from hotline.relay.core import (
     REFUSALS_BURST,
-    Action,
     Append,
     Broadcast,
     Close,
-    Note,
+    LogLine,
+    RelayAction,
     RelayCore,
     Send,
 )
@@ -65,16 +65,16 @@ def new_core(net: TestNet = NET) -> RelayCore:
 @dataclass
 class Edge:
     """Plays the relay's edge: every Append becomes durable at the next index, in order;
-    every Note is kept in ``notes``, as the real edge writes it to the structured log."""
+    every LogLine is kept in ``notes``, as the real edge writes it to the structured log."""
 
     core: RelayCore
     log: list[bytes] = field(default_factory=list)
-    notes: list[Note] = field(default_factory=list)
+    notes: list[LogLine] = field(default_factory=list)
 
-    def run(self, actions: Iterable[Action], now: int) -> list[Out]:
+    def run(self, actions: Iterable[RelayAction], now: int) -> list[Out]:
         out: list[Out] = []
         for action in actions:
-            if isinstance(action, Note):
+            if isinstance(action, LogLine):
                 self.notes.append(action)
             elif isinstance(action, Append):
                 index = len(self.log)
@@ -93,7 +93,7 @@ class Edge:
     def tick(self, now: int) -> list[Out]:
         return self.run(self.core.tick(now), now)
 
-    def events(self, kind: EntryKind) -> list[Event]:
+    def events(self, kind: EntryKind) -> list[LogEvent]:
         entries = [decode_entry(entry) for entry in self.log]
         return [e.event for e in entries if e.event is not None and e.kind is kind]
 
@@ -104,10 +104,10 @@ class Edge:
         ]
 
 
-def sent(actions: list[Action]) -> list[Out]:
+def sent(actions: list[RelayAction]) -> list[Out]:
     """The actions besides notes, which must all be sends (no entry to append)."""
     out = [a for a in actions if isinstance(a, Out)]
-    assert len(out) == len([a for a in actions if not isinstance(a, Note)])
+    assert len(out) == len([a for a in actions if not isinstance(a, LogLine)])
     return out
 
 
@@ -176,7 +176,7 @@ def test_nothing_is_accepted_before_it_is_in_the_log() -> None:
     (receipt_body,) = accepted([s for s in sends if isinstance(s, Send)], "BY")
     assert (receipt_body.ref, receipt_body.index, receipt_body.ts) == (body.id, 7, NOW)
     assert core.counters.accepted == {"warning": 1}
-    assert [n.event for n in sends if isinstance(n, Note)] == ["envelope_accepted"]
+    assert [n.event for n in sends if isinstance(n, LogLine)] == ["envelope_accepted"]
 
 
 # ----------------------------------------------------------------------------- rule 2
@@ -285,7 +285,7 @@ def test_a_resend_while_the_first_copy_is_being_logged_is_answered_once_it_is() 
     frame = NET.seal(author.warning(sender="BY", to=("LT",)))
     (append,) = core.receive("BY", frame, NOW)
     (note,) = core.receive("BY", frame, NOW + 1)
-    assert isinstance(note, Note)
+    assert isinstance(note, LogLine)
     assert note.event == "duplicate_answered"
     assert isinstance(append, Append)
     sends = core.appended(append.token, 0, NOW + 2)
@@ -559,7 +559,7 @@ def test_a_message_another_replica_logged_first_gets_its_original_receipt() -> N
     assert isinstance(ours, Append)
     actions = follower.core.superseded(ours.token)
     assert controls(sent(actions), "BY") == controls(original, "BY")[:1]
-    (note,) = [a for a in actions if isinstance(a, Note)]
+    (note,) = [a for a in actions if isinstance(a, LogLine)]
     assert (note.event, note.fields["replica"]) == ("duplicate_answered", "other")
     assert follower.core.superseded(ours.token) == []
 
