@@ -297,10 +297,20 @@ async def links_history(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     outage = endpoint.outage
-    return web.json_response(
-        {"ok": True, "endpoint": endpoint.me, "connected": endpoint.connected,
-         "relay_unavailable_since_ms": None if outage is None else outage.since_ms}
-    )
+    body: dict[str, object] = {
+        "ok": True, "endpoint": endpoint.me, "connected": endpoint.connected,
+        "relay_unavailable_since_ms": None if outage is None else outage.since_ms,
+    }
+    if endpoint.several:  # each relay's session and outage (connected: any relay)
+        body["relays"] = {
+            link.relay: {
+                "connected": link.welcomed,
+                "relay_unavailable_since_ms": None if link.outage is None
+                else link.outage.since_ms,
+            }
+            for link in endpoint.links.values()
+        }
+    return web.json_response(body)
 
 
 def _sse(name: str, payload: object) -> bytes:

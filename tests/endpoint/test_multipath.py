@@ -21,6 +21,7 @@ from hotline.endpoint.events import (
     PathArrived,
     ReceiptStored,
     RelayConnected,
+    RelayDisconnected,
 )
 from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import Endpoint, EndpointConfig, RunningEndpoint, serve_endpoint
@@ -181,11 +182,20 @@ async def test_losing_one_relay_leaves_the_other_working_and_a_restart_catches_u
                 await next_matching(sub, lambda e: isinstance(e, CheckpointWitnessed)
                                     and e.relay == "osce")
             await osce.stop()
+            await next_matching(by_events, lambda e: isinstance(e, RelayDisconnected)
+                                and e.relay == "osce")
             message_id = await by.post_message(_warning("LT"), "duty")
             shown = await next_matching(lt_events, lambda e: _about(e, message_id))
             assert isinstance(shown, MessageReceived)
             assert shown.relay == "by"
             assert by.core.pending_on("osce") >= 1  # osce's outbox still holds it
+            async with aiohttp.ClientSession() as http, http.get(
+                eps["BY"].url + "/healthz"
+            ) as response:
+                health = await response.json()
+            assert health["connected"] is True
+            assert health["relays"]["by"]["connected"] is True
+            assert health["relays"]["osce"]["connected"] is False
             osce = await run_relay(network_dir, data, "osce")
             accepted = await next_matching(by_events, lambda e: isinstance(
                 e, MessageAccepted) and e.id == message_id and e.relay == "osce")
