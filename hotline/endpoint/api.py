@@ -38,6 +38,7 @@ most 8 levels deep); ``400 bad_json`` otherwise, ``413 too_large`` over 256 KiB.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from typing import TYPE_CHECKING, Final
@@ -211,7 +212,18 @@ async def outbox(request: web.Request) -> web.Response:
 async def checkpoint(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     item = await endpoint.journal.call(lambda j: j.reads.last_checkpoint())
-    return web.json_response(checkpoint_json(item, endpoint.config.clock()))
+    now = endpoint.config.clock()
+    body = checkpoint_json(item, now)
+    if endpoint.several:  # the last checkpoint judged may be any relay's: each one's
+        held = await endpoint.journal.call(lambda j: j.path_checkpoints())
+        body["relays"] = {
+            relay: None if relay not in held else {
+                "size": held[relay][0], "root": base64.b64encode(held[relay][1]).decode(),
+                "age_ms": max(0, now - held[relay][2]),
+            }
+            for relay in endpoint.links
+        }
+    return web.json_response(body)
 
 
 async def alarms(request: web.Request) -> web.Response:

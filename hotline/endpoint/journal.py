@@ -58,6 +58,7 @@ from hotline.endpoint.journal_paths import (
     PATHS_SCHEMA,
     PathArrival,
     arrivals,
+    last_checkpoints,
     load_paths,
     record_path_event,
 )
@@ -102,6 +103,10 @@ class Journal:
     def path_arrivals(self, since_ms: int = 0) -> tuple[PathArrival, ...]:
         """Several relays: each path's arrivals since ``since_ms`` (journal_paths.py)."""
         return arrivals(self._db, since_ms)
+
+    def path_checkpoints(self) -> dict[str, tuple[int, bytes, int]]:
+        """Several relays: each relay's largest witnessed checkpoint (journal_paths.py)."""
+        return last_checkpoints(self._db)
 
     def durability(self) -> tuple[str, str]:
         """SQLite's ``journal_mode`` and ``synchronous`` on this connection (``wal``, ``full``)."""

@@ -33,8 +33,8 @@ from hotline.endpoint.events import (
 from hotline.endpoint.state import HeldCheckpoint, PendingEnvelope
 from hotline.protocol.vocab import BodyType
 
-__all__ = ["PATHS_SCHEMA", "PathArrival", "arrivals", "load_paths", "path_claims",
-           "record_path_event"]
+__all__ = ["PATHS_SCHEMA", "PathArrival", "arrivals", "last_checkpoints", "load_paths",
+           "path_claims", "record_path_event"]
 
 PATHS_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS paths (
@@ -167,3 +167,14 @@ def path_claims(db: sqlite3.Connection, relay: str) -> Claimed | None:
     if not (checkpoints or accepted or delivered):
         return None
     return checkpoints, accepted, delivered
+
+
+def last_checkpoints(db: sqlite3.Connection) -> dict[str, tuple[int, bytes, int]]:
+    """Each relay's largest checkpoint we witnessed: (size, root, our time of it)."""
+    return {
+        relay: (int(size), bytes(root), int(at))
+        for relay, size, root, at in db.execute(
+            "SELECT relay, size, root, at_ms FROM path_checkpoints p WHERE size = "
+            "(SELECT max(size) FROM path_checkpoints q WHERE q.relay = p.relay)"
+        )
+    }

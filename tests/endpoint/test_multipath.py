@@ -156,6 +156,11 @@ async def test_one_signature_travels_both_relays_and_is_shown_once(
                 headers = await operator_headers(http, eps["LT"].url)
                 async with http.get(eps["LT"].url + "/api/links", headers=headers) as response:
                     links = await response.json()
+                async with http.get(eps["LT"].url + "/api/checkpoint",
+                                    headers=headers) as response:
+                    held = (await response.json())["relays"]
+            assert set(held) == set(RELAYS)
+            assert all(held[r]["size"] > 0 for r in RELAYS)
             assert [r["id"] for r in links["relays"]] == list(RELAYS)
             assert all(r["connected"] for r in links["relays"])
             rows = {(p["peer"], p["direction"], p["relay"]): p for p in links["paths"]}
