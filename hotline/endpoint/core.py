@@ -69,6 +69,7 @@ from hotline.endpoint.events import (
     MessageReceived,
     MessageRejected,
     PathArrived,
+    ReceiptNotLogged,
     ReceiptQueued,
     ReceiptStored,
 )
@@ -544,15 +545,17 @@ class EndpointCore:
                                 refusal.path or "", notice.frame)
         if self.several:
             # one relay refused it: its outbox is settled; the others still carry it
+            kind = MessageRejected
             if pending.receipt and refusal.code is RejectCode.SCHEMA and refusal.path == "ref":
+                kind = ReceiptNotLogged  # not yet (or never) given the message: no alarm
                 for answer in self._answers.values():
                     if answer.receipt_id == pending.id:
                         path.unanswered[answer.ref] = None
                         if len(path.unanswered) > _REFUSALS_KEPT:
                             path.unanswered.popitem(last=False)
                         break
-            rejected = MessageRejected(notice.ref, notice.code, notice.sentence, notice.path,
-                                       now_ms, pending.receipt, path.id)
+            rejected = kind(notice.ref, notice.code, notice.sentence, notice.path, now_ms,
+                            pending.receipt, path.id)
             return Output(events=(rejected, *found))
         sent = self._sent.get(notice.ref)
         if sent is not None:

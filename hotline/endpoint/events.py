@@ -39,6 +39,7 @@ __all__ = [
     "MessageRejected",
     "Overdue",
     "PathArrived",
+    "ReceiptNotLogged",
     "ReceiptQueued",
     "ReceiptStored",
     "RelayBack",
@@ -155,6 +156,18 @@ class MessageRejected:
     received_ms: int
     receipt: bool
     relay: str = ""  # several relays: the relay that refused it
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptNotLogged(MessageRejected):
+    """Several relays: one relay refused our receipt as answering nothing it has logged.
+
+    Not an alarm: the message may not have reached that relay yet (the sender's
+    session to it may be down), and when it delivers the message we answer it
+    with a receipt of its own. Named ``message_rejected``, as the refusal it is.
+    """
+
+    alarm: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,4 +379,6 @@ def event_name(event: EndpointEvent) -> str:
     """
     if isinstance(event, RelaySuspected):
         return event.kind.value
+    if isinstance(event, MessageRejected):
+        return "message_rejected"  # ReceiptNotLogged too
     return _NAMES[type(event)]

@@ -228,3 +228,35 @@ async def test_a_relay_url_flag_is_refused_for_a_network_of_several_relays(
     with pytest.raises(ConfigError, match="lists several"):
         await Endpoint.open(config)
     assert not (tmp_path / "LT").exists()
+
+
+@pytest.mark.slow
+async def test_no_channel_alarm_when_the_sender_cannot_reach_a_relay(
+    network_dir: Path, tmp_path: Path
+) -> None:
+    """BY never reaches osce, so osce never logs BY's warning: LT, connected to both and
+    answering osce's link tests, shows it once from by and raises nothing past the bound."""
+    data = tmp_path / "data"
+    relays = [await run_relay(network_dir, data, r) for r in RELAYS]
+    whole = load_network(network_dir / NETWORK_FILE)
+    cut = replace(whole.relays["osce"], url="ws://127.0.0.1:1/v1/ws")  # BY's way to osce fails
+    by_network = replace(whole, relays={**whole.relays, "osce": cut})
+    try:
+        async with endpoints(network_dir, data, "LT") as eps, serve_endpoint(EndpointConfig(
+            network=by_network, endpoint_id="BY", key=load_signing_key(key_path(network_dir, "BY")),
+            data_dir=data / "BY", backoff=Backoff(0.05, 0.2), tick_s=0.05, monitor_s=0.1,
+        )) as by_running:
+            lt = eps["LT"].endpoint
+            lt_events = lt.hub.subscribe()
+            await next_matching(lt_events, lambda e: isinstance(e, CheckpointWitnessed)
+                                and e.relay == "osce")
+            message_id = await by_running.endpoint.post_message(_warning("LT"), "duty")
+            shown = await next_matching(lt_events, lambda e: _about(e, message_id))
+            assert isinstance(shown, MessageReceived)
+            assert shown.relay == "by"
+            with pytest.raises(TimeoutError):  # past the 15 s bound: no alarm of any kind
+                await next_matching(lt_events, lambda e: e.alarm, within_s=18.0)
+            assert lt.core.paths["osce"].answering(lt.config.clock())
+    finally:
+        for r in relays:
+            await r.stop()
