@@ -57,7 +57,13 @@ from hotline.auditlog.log import AuditLog
 from hotline.bootstrap import NETWORK_FILE, create_network, key_path
 from hotline.endpoint.alarms import AlarmKind, RelaySuspected
 from hotline.endpoint.connection import Backoff
-from hotline.endpoint.events import EndpointEvent, MessageAccepted, MessageQueued, MessageReceived
+from hotline.endpoint.events import (
+    EndpointEvent,
+    MessageAccepted,
+    MessageQueued,
+    MessageReceived,
+    event_name,
+)
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.keyfile import load_signing_key
 from hotline.logs import configure_logging
@@ -140,6 +146,7 @@ class Tally:
     accepted: dict[bytes, set[str]] = field(default_factory=dict)  # id → relays
     shown: Counter[tuple[bytes, str]] = field(default_factory=Counter)  # (id, recipient)
     alarms: list[tuple[str, RelaySuspected]] = field(default_factory=list)
+    other_alarms: Counter[str] = field(default_factory=Counter)  # name@relay, informational
 
     def see(self, party: str, event: EndpointEvent) -> None:
         if isinstance(event, MessageQueued):
@@ -150,6 +157,8 @@ class Tally:
             self.shown[(event.body.id, party)] += 1
         elif isinstance(event, RelaySuspected):
             self.alarms.append((party, event))
+        if event.alarm and not isinstance(event, RelaySuspected):
+            self.other_alarms[f"{event_name(event)}@{getattr(event, 'relay', '') or '-'}"] += 1
 
 
 async def _follow(party: str, running: RunningEndpoint, tally: Tally) -> None:
@@ -378,6 +387,8 @@ async def run(root: Path, args: argparse.Namespace) -> int:
         kinds = Counter(f"{alarm.kind}@{alarm.relay or '-'}" for _p, alarm in tally.alarms)
         _say("alarms raised: " + (", ".join(f"{k}={n}" for k, n in sorted(kinds.items()))
                                   or "none"))
+        _say("other alarms (the kill of relay by, expected): " + (", ".join(
+            f"{k}={n}" for k, n in sorted(tally.other_alarms.items())) or "none"))
         for follower in followers:
             follower.cancel()
     reported = _export_and_report(net)
