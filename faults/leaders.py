@@ -68,11 +68,14 @@ class LeaderWatch:
         self.elections: list[Election] = []
 
     async def start(self) -> None:
+        async def quiet(_exc: Exception) -> None:
+            return None  # a hung node is the point of the run: nothing to report
+
         for url in self._urls:
             client = await nats.connect(
                 servers=[url], name="failover-leader-watch", ping_interval=1,
                 max_outstanding_pings=1, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-                connect_timeout=2,
+                connect_timeout=2, error_cb=quiet,
             )
             await client.subscribe(self._subject, cb=self._seen)
             self._clients.append(client)

@@ -31,6 +31,10 @@ The stream:
   second publish with the same id is not stored again: the acknowledgement
   says ``duplicate`` and gives the original's sequence. This is how two
   replicas that accept the same resent envelope end up with one entry.
+- ``Nats-Expected-Last-Msg-Id`` is not used: nats-server 2.15.1 stops
+  acknowledging every publish to a replicated stream after one such check
+  failed (measured: 30 s and more, until restarted), so it cannot chain one
+  sender's entries to let several be in flight at once.
 - A link test is published with ``Nats-Expected-Last-Subject-Sequence``: it
   is refused if another test was stored since the last one the publisher saw.
   On a cluster this check does not hold between concurrent publishes (both
@@ -50,15 +54,17 @@ import asyncio
 import itertools
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import nats
 import nats.errors
 import nats.js.errors
 import structlog
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import Server
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
@@ -89,6 +95,7 @@ __all__ = [
 MSG_ID: Final = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST_SEQUENCE: Final = 10071  # JetStream's error code for a failed expected-sequence check
+_ID_IN_PROCESS: Final = 10158  # the same Nats-Msg-Id is being stored now: ask again shortly
 _STREAM_EXISTS: Final = 10058
 _STREAM_NOT_FOUND: Final = 10059
 _STREAM_WAIT_S: Final = 30.0
@@ -143,6 +150,10 @@ MAX_OUTSTANDING_PINGS: Final = 1
 """The client pings its server every second and reconnects to another node once a ping has
 gone unanswered for a second more: a hung node is left within about 2 s (nats-py's defaults,
 2 minutes and 2 pings, noticed after about 4 minutes)."""
+CONNECT_TIMEOUT_S: Final = 1.0
+"""A node that accepts the TCP connection but sends nothing (hung) is given up after this."""
+RECONNECT_WAIT_S: Final = 0.25
+"""Pause before trying a server again that was tried (or left) this recently."""
 
 
 class StreamClient:
@@ -153,15 +164,21 @@ class StreamClient:
         self._name = name
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+        self._used: dict[str, float] = {}  # server (host:port) → when last used or tried
+        self._server_now = ""  # the server connected to last (host:port)
 
     async def connect(self) -> None:
         """Connect to any of the servers; reconnect by itself for as long as it lives."""
 
         async def disconnected() -> None:
             _log.warning("nats_disconnected", client=self._name)
+            self._left()
 
         async def reconnected() -> None:
             url = self._nc.connected_url if self._nc is not None else None
+            if url is not None:
+                self._server_now = url.netloc
+                self._used[url.netloc] = time.monotonic()
             _log.info("nats_reconnected", client=self._name,
                       server=None if url is None else url.netloc)
 
@@ -172,19 +189,32 @@ class StreamClient:
             self._nc = await nats.connect(
                 list(self.settings.servers),
                 name=self._name,
-                connect_timeout=2,
-                reconnect_time_wait=0.25,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                reconnect_time_wait=RECONNECT_WAIT_S,
                 max_reconnect_attempts=-1,
                 ping_interval=PING_INTERVAL_S,
                 max_outstanding_pings=MAX_OUTSTANDING_PINGS,
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
                 error_cb=error,
+                reconnect_to_server_handler=self._next_server,
             )
         except _NATS_ERRORS as exc:
             raise _translated(f"connecting to NATS at {', '.join(self.settings.servers)}",
                               exc) from exc
+        self._server_now = self.server
+        self._used[self._server_now] = time.monotonic()
         self._js = self._nc.jetstream(timeout=self.settings.timeout_s)
+
+    def _next_server(self, servers: list[Server], _info: dict[str, Any]) -> tuple[Server, float]:
+        """The server to reconnect to: the one used or tried least recently, so never the one
+        just left (hung, as a rule) while another is known; with a pause if even that one was
+        tried a moment ago (every server down)."""
+        now = time.monotonic()
+        chosen = min(servers, key=lambda s: self._used.get(s.uri.netloc, 0.0))
+        recently = self._used.get(chosen.uri.netloc, 0.0)
+        self._used[chosen.uri.netloc] = now
+        return chosen, max(0.0, RECONNECT_WAIT_S - (now - recently))
 
     @property
     def connected(self) -> bool:
@@ -198,10 +228,16 @@ class StreamClient:
         return "" if url is None else str(url.netloc)
 
     async def reconnect_elsewhere(self) -> None:
-        """Drop the current server and reconnect to another of ``servers`` (nats-py rotates)."""
+        """Drop the current server and reconnect to another of ``servers``."""
         if self._nc is not None:
             _log.warning("nats_reconnecting_elsewhere", client=self._name, server=self.server)
+            self._left()
             await self._nc.force_reconnect()
+
+    def _left(self) -> None:
+        """The server in use is being left: it is the last to be tried again."""
+        if self._server_now:
+            self._used[self._server_now] = time.monotonic()
 
     @property
     def js(self) -> JetStreamContext:
@@ -290,6 +326,11 @@ class StreamClient:
             except nats.js.errors.APIError as exc:
                 if test_after is not None and exc.err_code == _WRONG_LAST_SEQUENCE:
                     return None
+                if exc.err_code == _ID_IN_PROCESS and loop.time() + pause < deadline:
+                    # An earlier attempt of this id is being stored: its outcome decides.
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _RETRY_MAX_S)
+                    continue
                 raise _translated(f"publishing entry {msg_id}", exc) from exc
             except _NATS_ERRORS as exc:
                 raise _translated(f"publishing entry {msg_id}", exc) from exc

@@ -1,0 +1,73 @@
+"""A client whose NATS node hangs reconnects to another node, never straight back to it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from urllib.parse import urlparse
+
+import pytest
+from nats.aio.client import Server
+
+from hotline.auditlog.natsstore import RECONNECT_WAIT_S, StreamClient
+from hotline.auditlog.streamconfig import StreamSettings
+from hotline.cluster.natsnodes import LoopbackCluster
+from tests.cluster.conftest import fresh_settings
+
+A, B, C = "127.0.0.1:4001", "127.0.0.1:4002", "127.0.0.1:4003"
+
+
+def _servers(*netlocs: str) -> list[Server]:
+    return [Server(urlparse(f"nats://{netloc}")) for netloc in netlocs]
+
+
+def test_the_server_used_or_tried_least_recently_is_chosen() -> None:
+    """Just left A (hung), B tried a moment ago: C, at once; then B; A only last."""
+    client = StreamClient(StreamSettings(("nats://" + A,)))
+    now = time.monotonic()
+    client._used = {A: now, B: now - 1.0}  # A left now, B tried a second ago, C never
+    chosen, pause = client._next_server(_servers(A, B, C), {})
+    assert (chosen.uri.netloc, pause) == (C, 0.0)
+    assert client._next_server(_servers(A, B, C), {})[0].uri.netloc == B
+    assert client._next_server(_servers(A, B, C), {})[0].uri.netloc == A
+
+
+def test_a_server_tried_a_moment_ago_is_tried_again_only_after_a_pause() -> None:
+    """Every server down: the round goes on, pausing instead of spinning."""
+    client = StreamClient(StreamSettings(("nats://" + A,)))
+    client._next_server(_servers(A), {})
+    chosen, pause = client._next_server(_servers(A), {})
+    assert chosen.uri.netloc == A
+    assert 0.0 < pause <= RECONNECT_WAIT_S
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_a_client_leaves_its_hung_node_for_another_and_publishes(
+    nats_cluster: LoopbackCluster,
+) -> None:
+    """Its node frozen (not the stream's leader: that would add an election): the client
+    reconnects to another node, not the frozen one again, and its publish is acknowledged."""
+    settings = fresh_settings(nats_cluster)
+    setup = StreamClient(settings, name="reconnect-setup")
+    await setup.connect()
+    await setup.ensure_stream()
+    info = await setup.js.stream_info(settings.stream)
+    leader = info.cluster.leader if info.cluster is not None else None
+    followers = tuple(n.url for n in nats_cluster.nodes if n.name != leader)
+    client = StreamClient(replace(settings, servers=followers), name="reconnect-test")
+    await client.connect()
+    hung = client.server
+    node = next(n for n in nats_cluster.nodes if n.url.endswith(hung))
+    nats_cluster.freeze(node)
+    try:
+        published = await client.publish(b"entry", msg_id="after-the-freeze")
+        assert published is not None
+        assert client.server not in ("", hung)
+        assert client._used[hung] < client._used[client.server]  # not tried again meanwhile
+    finally:
+        nats_cluster.thaw(node)
+        await client.close()
+        await setup.delete_stream()
+        await setup.close()
