@@ -51,6 +51,7 @@ committer uses it when a store offers it (``IndexedAppend``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import threading
@@ -68,7 +69,7 @@ from nats.aio.client import Server
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 
 from hotline.auditlog.memstore import MemoryStore
 from hotline.auditlog.merkle import Frontier
@@ -166,6 +167,9 @@ class StreamClient:
         self._js: JetStreamContext | None = None
         self._used: dict[str, float] = {}  # server (host:port) → when last used or tried
         self._server_now = ""  # the server connected to last (host:port)
+        self._reconnected = asyncio.Event()  # set (and replaced) at each reconnection
+        self.reconnected_at = 0.0
+        """When (monotonic) the client last reconnected to a server (0: never)."""
 
     async def connect(self) -> None:
         """Connect to any of the servers; reconnect by itself for as long as it lives."""
@@ -175,6 +179,9 @@ class StreamClient:
             self._left()
 
         async def reconnected() -> None:
+            self.reconnected_at = time.monotonic()
+            self._reconnected.set()  # publishes waiting on the server left: send them again
+            self._reconnected = asyncio.Event()
             url = self._nc.connected_url if self._nc is not None else None
             if url is not None:
                 self._server_now = url.netloc
@@ -313,7 +320,13 @@ class StreamClient:
             attempt_s = min(self.settings.timeout_s, ATTEMPT_S,
                             max(deadline - loop.time(), _RETRY_FIRST_S))
             try:
-                ack = await self.js.publish(subject, entry, timeout=attempt_s, headers=headers)
+                answer = await self._attempt(subject, entry, attempt_s, headers)
+                if answer is None:  # sent to the server just left: again now, on the new one
+                    if loop.time() >= deadline:
+                        raise StoreError(f"publishing entry {msg_id} failed (the client "
+                                         "reconnected; no acknowledgement in time)")
+                    continue
+                ack = answer
                 break
             except _TRANSIENT as exc:
                 # No stream leader yet (one is being elected after a node died), or the
@@ -335,6 +348,25 @@ class StreamClient:
             except _NATS_ERRORS as exc:
                 raise _translated(f"publishing entry {msg_id}", exc) from exc
         return Published(int(ack.seq), bool(ack.duplicate))
+
+    async def _attempt(
+        self, subject: str, entry: bytes, timeout_s: float, headers: dict[str, str]
+    ) -> PubAck | None:
+        """One publish's acknowledgement; None as soon as the client reconnects meanwhile
+        (the acknowledgement of a publish sent to the server just left would never come)."""
+        reconnected = asyncio.ensure_future(self._reconnected.wait())
+        publish = asyncio.ensure_future(
+            self.js.publish(subject, entry, timeout=timeout_s, headers=headers))
+        try:
+            await asyncio.wait((publish, reconnected), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reconnected.cancel()
+        if not publish.done():
+            publish.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_NATS_ERRORS):
+                await publish
+            return None
+        return publish.result()
 
     async def last_seq(self) -> int:
         """The stream's last sequence (0 when it is empty)."""

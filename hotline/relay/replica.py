@@ -56,7 +56,9 @@ How an entry travels:
 
 Readiness (``Replica.ready``, ``/healthz``, the ``hotline_relay_ready`` metric): a
 replica is not ready while it holds no connection to a NATS server, while one of
-its publishes has gone unacknowledged for ``PUBLISH_STALL_S``, while an entry
+its publishes has gone unacknowledged for ``PUBLISH_STALL_S`` (but not within
+``RESEND_GRACE_S`` of the client's reconnection to another node, which sends
+every waiting publish again at once), while an entry
 the stream acknowledged to it has not reached its follower for as long (after
 ``BEHIND_S`` it reads the missing entries by sequence and tries a new consumer:
 the old one may live on a node that hangs),
@@ -117,6 +119,8 @@ PUBLISH_STALL_S: Final = 1.5
 """A publish unacknowledged this long makes the replica not ready."""
 RECONNECT_AFTER_S: Final = 2.5
 """A publish unacknowledged this long makes the replica reconnect to another NATS node."""
+RESEND_GRACE_S: Final = 0.5
+"""After the NATS client reconnected, its waiting publishes get this long before a stall counts."""
 RESYNC_TIMEOUT_S: Final = 2.0
 _PULL_CHUNK: Final = 64
 RESUBSCRIBE_S: Final = 2.0
@@ -372,6 +376,9 @@ class Replica:
         """Ready or not, now; act on a change (see the module docstring)."""
         reason = ""
         oldest = min(self._in_flight.values(), default=now)
+        # Publishes waiting when the client reconnected have just been sent again to the
+        # new server: give them a moment before judging the stream stalled.
+        resending = now - self.client.reconnected_at < RESEND_GRACE_S
         if self._behind_since is not None and self.size >= self._acked_seq:
             self._behind_since = None
         behind = 0.0 if self._behind_since is None else now - self._behind_since
@@ -381,7 +388,7 @@ class Replica:
             reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
         elif not self.client.connected:
             reason = "not connected to any NATS server"
-        elif now - oldest >= PUBLISH_STALL_S:
+        elif now - oldest >= PUBLISH_STALL_S and not resending:
             reason = f"the stream has not acknowledged a publish for {now - oldest:.1f} s"
         elif behind >= PUBLISH_STALL_S:
             reason = f"acknowledged entries have not reached this replica for {behind:.1f} s"

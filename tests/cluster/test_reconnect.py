@@ -65,6 +65,7 @@ async def test_a_client_leaves_its_hung_node_for_another_and_publishes(
         published = await client.publish(b"entry", msg_id="after-the-freeze")
         assert published is not None
         assert client.server not in ("", hung)
+        assert client.reconnected_at > 0
         assert client._used[hung] < client._used[client.server]  # not tried again meanwhile
     finally:
         nats_cluster.thaw(node)
