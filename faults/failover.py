@@ -27,7 +27,9 @@ stall is a time an endpoint had messages waiting and none accepted.
 ``max_stall_s`` is the longest, outside the quorum-loss windows and the
 leaderless windows (from a kill or freeze of the stream's leader until another
 node leads it: JetStream elects after its raft election timeout, 4 to 9 s, and
-stores nothing meanwhile; the endpoints are told ``busy`` there too);
+stores nothing meanwhile; the endpoints are told ``busy`` there too). A
+window ends at the election time the new leader's own advisory reports
+(``faults.leaders``), not when the harness happened to notice it;
 ``silent_stalls`` counts stalls longer than 5 s during which the endpoint
 raised no ``relay_unavailable``.
 
