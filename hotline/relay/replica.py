@@ -377,8 +377,9 @@ class Replica:
         reason = ""
         oldest = min(self._in_flight.values(), default=now)
         # Publishes waiting when the client reconnected have just been sent again to the
-        # new server: give them a moment before judging the stream stalled.
-        resending = now - self.client.reconnected_at < RESEND_GRACE_S
+        # new server: a ready replica gives them a moment before judging the stream
+        # stalled (a replica not ready stays so until they are acknowledged).
+        resending = self.ready and now - self.client.reconnected_at < RESEND_GRACE_S
         if self._behind_since is not None and self.size >= self._acked_seq:
             self._behind_since = None
         behind = 0.0 if self._behind_since is None else now - self._behind_since

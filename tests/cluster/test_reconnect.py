@@ -1,9 +1,11 @@
-"""A client whose NATS node hangs reconnects to another node, never straight back to it."""
+"""A client whose NATS node hangs reconnects to another node, never straight back to it, and
+resends what waited; its replica judges readiness around that."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -12,7 +14,11 @@ from nats.aio.client import Server
 from hotline.auditlog.natsstore import RECONNECT_WAIT_S, StreamClient
 from hotline.auditlog.streamconfig import StreamSettings
 from hotline.cluster.natsnodes import LoopbackCluster
+from hotline.relay.replica import PUBLISH_STALL_S, RESEND_GRACE_S, Replica
+from hotline.relay.server import start_relay
 from tests.cluster.conftest import fresh_settings
+from tests.factories import make_network
+from tests.relay.conftest import LINKS, relay_config
 
 A, B, C = "127.0.0.1:4001", "127.0.0.1:4002", "127.0.0.1:4003"
 
@@ -72,3 +78,36 @@ async def test_a_client_leaves_its_hung_node_for_another_and_publishes(
         await client.close()
         await setup.delete_stream()
         await setup.close()
+
+
+def _ready(replica: Replica) -> bool:
+    return replica.ready  # read anew each time (mypy would narrow the attribute)
+
+
+@pytest.mark.slow
+async def test_a_ready_replica_gives_resent_publishes_a_moment_a_not_ready_one_none(
+    nats_cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """A publish stalled past PUBLISH_STALL_S right after a reconnection: still ready for
+    RESEND_GRACE_S, not ready after it, and a reconnection then does not make it ready."""
+    net = make_network(links=LINKS)
+    config = replace(relay_config(net, tmp_path / "r1"), stream=fresh_settings(nats_cluster),
+                     replica_name="r1")
+    running = await start_relay(config)
+    try:
+        one = running.relay.replica
+        assert one is not None
+        assert _ready(one)
+        now = time.monotonic()
+        one._in_flight[-1] = now - PUBLISH_STALL_S - 0.2  # sent before the reconnection
+        one.client.reconnected_at = now - RESEND_GRACE_S / 2
+        one._judge(now)
+        assert _ready(one)
+        one._judge(now + RESEND_GRACE_S)
+        assert not _ready(one)
+        one.client.reconnected_at = now + RESEND_GRACE_S
+        one._judge(now + RESEND_GRACE_S + 0.1)
+        assert not _ready(one)
+        del one._in_flight[-1]
+    finally:
+        await running.stop()
