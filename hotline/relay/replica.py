@@ -61,7 +61,8 @@ its publishes has gone unacknowledged for ``PUBLISH_STALL_S`` (but not within
 every waiting publish again at once), while an entry
 the stream acknowledged to it has not reached its follower for as long (after
 ``BEHIND_S`` it reads the missing entries by sequence and tries a new consumer:
-the old one may live on a node that hangs),
+the old one may live on a node that hangs; it does both at once when its client
+reconnects to another node),
 or after this process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
 again. Turning not ready it closes its endpoint sessions (1013, try again
 later), so they fail over to another replica; while not ready it answers new
@@ -170,6 +171,8 @@ class Replica:
         self._checks: set[asyncio.Task[None]] = set()
         self._acked_seq = 0  # the highest sequence the stream acknowledged to this replica
         self._behind_since: float | None = None  # since when that sequence is not applied
+        self._unapplied: deque[tuple[int, float]] = deque()  # acknowledged (seq, when), in order
+        self._reconnects_seen = 0.0  # the client's reconnected_at the watchdog acted on
         self._last_refollow = 0.0
         self._puller: asyncio.Task[None] | None = None
         self._pulled = (0, 0)  # (generation, last sequence read by _pull and queued)
@@ -325,8 +328,12 @@ class Replica:
     def _acknowledged(self, seq: int) -> None:
         """The stream stored ``seq``: the follower must deliver it soon (see ``_judge``)."""
         self._acked_seq = max(self._acked_seq, seq)
-        if self._behind_since is None and self.size < seq:
-            self._behind_since = time.monotonic()
+        if self.size < seq:
+            now = time.monotonic()
+            if self._behind_since is None:
+                self._behind_since = now
+            if not self._unapplied or seq > self._unapplied[-1][0]:
+                self._unapplied.append((seq, now))
 
     async def _publish_test(self, own: _Own) -> None:
         """A link test: logged only after the last test this replica knows of, else withdrawn."""
@@ -385,14 +392,19 @@ class Replica:
         behind = 0.0 if self._behind_since is None else now - self._behind_since
         if behind >= BEHIND_S:
             self._catch_up_behind(now)
+        # Not ready when one acknowledged entry waits too long, not while entries keep
+        # arriving (read by sequence, say) behind a stream that keeps growing.
+        while self._unapplied and self._unapplied[0][0] <= self.size:
+            self._unapplied.popleft()
+        waiting = now - self._unapplied[0][1] if self._unapplied else 0.0
         if self._paused_s:
             reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
         elif not self.client.connected:
             reason = "not connected to any NATS server"
         elif now - oldest >= PUBLISH_STALL_S and not resending:
             reason = f"the stream has not acknowledged a publish for {now - oldest:.1f} s"
-        elif behind >= PUBLISH_STALL_S:
-            reason = f"acknowledged entries have not reached this replica for {behind:.1f} s"
+        elif waiting >= PUBLISH_STALL_S:
+            reason = f"an acknowledged entry has not reached this replica for {waiting:.1f} s"
         if reason and self.ready:
             self.ready = False
             self._not_ready_since = now
@@ -426,6 +438,18 @@ class Replica:
             log.warning("replica_follow_restarted", replica=self.name, size=self.size,
                         acknowledged=self._acked_seq)
             self._check(self._resubscribe_quietly())
+
+    def _follow_anew(self, now: float) -> None:
+        """The client reconnected to another node: the consumer may live on the one it left
+        (hung, as a rule), so follow with a new one at once, and read what was acknowledged."""
+        log.info("replica_follow_restarted", replica=self.name, size=self.size,
+                 acknowledged=self._acked_seq, reason="reconnected")
+        self._last_refollow = now
+        self._check(self._resubscribe_quietly())
+        if self._acked_seq > self.size and (self._puller is None or self._puller.done()):
+            self._puller = asyncio.create_task(self._pull_quietly(self._acked_seq))
+            self._checks.add(self._puller)
+            self._puller.add_done_callback(self._checks.discard)
 
     async def _pull_quietly(self, last: int) -> None:
         try:
@@ -510,6 +534,9 @@ class Replica:
                 else:
                     self._paused_s += late
             self._judge(now)
+            if self.client.reconnected_at != self._reconnects_seen:
+                self._reconnects_seen = self.client.reconnected_at
+                self._follow_anew(now)
             if following is None or following.done():
                 following = asyncio.create_task(self._check_following())
                 self._checks.add(following)

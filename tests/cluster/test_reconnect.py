@@ -59,8 +59,10 @@ async def test_a_client_leaves_its_hung_node_for_another_and_publishes(
     setup = StreamClient(settings, name="reconnect-setup")
     await setup.connect()
     await setup.ensure_stream()
+    await setup.publish(b"first", msg_id="first")  # acknowledged: the stream has a leader
     info = await setup.js.stream_info(settings.stream)
     leader = info.cluster.leader if info.cluster is not None else None
+    assert leader is not None
     followers = tuple(n.url for n in nats_cluster.nodes if n.name != leader)
     client = StreamClient(replace(settings, servers=followers), name="reconnect-test")
     await client.connect()
