@@ -429,10 +429,7 @@ class Replica:
         the stream's leader only, so the mirror keeps up (a read every ``WATCH_S``)
         while a new consumer is tried every ``RESUBSCRIBE_S``.
         """
-        if self._puller is None or self._puller.done():
-            self._puller = asyncio.create_task(self._pull_quietly(self._acked_seq))
-            self._checks.add(self._puller)
-            self._puller.add_done_callback(self._checks.discard)
+        self._start_pulling()
         if now - self._last_refollow >= RESUBSCRIBE_S:
             self._last_refollow = now
             log.warning("replica_follow_restarted", replica=self.name, size=self.size,
@@ -446,7 +443,12 @@ class Replica:
                  acknowledged=self._acked_seq, reason="reconnected")
         self._last_refollow = now
         self._check(self._resubscribe_quietly())
-        if self._acked_seq > self.size and (self._puller is None or self._puller.done()):
+        if self._acked_seq > self.size:
+            self._start_pulling()
+
+    def _start_pulling(self) -> None:
+        """Read what was acknowledged by sequence, unless a read is under way."""
+        if self._puller is None or self._puller.done():
             self._puller = asyncio.create_task(self._pull_quietly(self._acked_seq))
             self._checks.add(self._puller)
             self._puller.add_done_callback(self._checks.discard)

@@ -113,3 +113,35 @@ async def test_a_ready_replica_gives_resent_publishes_a_moment_a_not_ready_one_n
         del one._in_flight[-1]
     finally:
         await running.stop()
+
+
+@pytest.mark.slow
+async def test_a_replica_is_not_ready_when_one_acknowledged_entry_waits_not_while_some_arrive(
+    nats_cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """Behind the stream for 2 s but the oldest unapplied entry acknowledged 0.5 s ago:
+    ready (entries keep arriving); one acknowledged 1.5 s ago and not applied: not ready."""
+    net = make_network(links=LINKS)
+    config = replace(relay_config(net, tmp_path / "r1"), stream=fresh_settings(nats_cluster),
+                     replica_name="r1")
+    running = await start_relay(config)
+    try:
+        one = running.relay.replica
+        assert one is not None
+        now = time.monotonic()
+        ahead = one.size + 1_000  # never applied while the test runs
+        acked = one._acked_seq
+        one._acked_seq = ahead
+        one._behind_since = now - 2.0  # the stream ahead of the mirror for 2 s
+        one._unapplied.append((ahead, now - 0.5))
+        one._last_refollow = now  # no new consumer from this test
+        one._judge(now)
+        assert _ready(one)
+        one._judge(now + PUBLISH_STALL_S - 0.5)
+        assert not _ready(one)
+        assert "acknowledged entry" in one.not_ready_reason
+        one._unapplied.clear()
+        one._acked_seq = acked
+        one._behind_since = None
+    finally:
+        await running.stop()
