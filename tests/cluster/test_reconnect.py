@@ -3,6 +3,7 @@ resends what waited; its replica judges readiness around that."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +15,14 @@ from nats.aio.client import Server
 from hotline.auditlog.natsstore import RECONNECT_WAIT_S, StreamClient
 from hotline.auditlog.streamconfig import StreamSettings
 from hotline.cluster.natsnodes import LoopbackCluster
+from hotline.protocol.bodies import WarningBody
 from hotline.relay.replica import PUBLISH_STALL_S, RESEND_GRACE_S, Replica
 from hotline.relay.server import start_relay
 from tests.cluster.conftest import fresh_settings
+from tests.cluster.test_replicas import logged_bodies
 from tests.factories import make_network
-from tests.relay.conftest import LINKS, relay_config
+from tests.relay.client import RawClient
+from tests.relay.conftest import LINKS, Author, relay_config
 
 A, B, C = "127.0.0.1:4001", "127.0.0.1:4002", "127.0.0.1:4003"
 
@@ -137,11 +141,57 @@ async def test_a_replica_is_not_ready_when_one_acknowledged_entry_waits_not_whil
         one._last_refollow = now  # no new consumer from this test
         one._judge(now)
         assert _ready(one)
-        one._judge(now + PUBLISH_STALL_S - 0.5)
+        one._judge(now + PUBLISH_STALL_S - 0.4)
         assert not _ready(one)
         assert "acknowledged entry" in one.not_ready_reason
         one._unapplied.clear()
         one._acked_seq = acked
         one._behind_since = None
     finally:
+        await running.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_a_backlog_sent_again_after_a_reconnection_is_logged_once_in_order(
+    nats_cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """BY's 20 warnings reach a replica just as its NATS node hangs: the replica reconnects,
+    sends what waited again, and the log holds each once, in BY's order."""
+    net = make_network(links=LINKS)
+    settings = fresh_settings(nats_cluster)
+    config = replace(relay_config(net, tmp_path / "r1"), stream=settings, replica_name="r1")
+    first = await start_relay(config)  # logs relay_started: the stream has a leader
+    assert first.relay.replica is not None
+    info = await first.relay.replica.client.js.stream_info(settings.stream)
+    leader = info.cluster.leader if info.cluster is not None else None
+    await first.stop()
+    followers = tuple(n.url for n in nats_cluster.nodes if n.name != leader)
+    running = await start_relay(replace(config, stream=replace(settings, servers=followers)))
+    node = None
+    try:
+        one = running.relay.replica
+        assert one is not None
+        node = next(n for n in nats_cluster.nodes if n.url.endswith(one.client.server))
+        by = Author("BY")
+        warnings = [by.warning(to=("LT",)) for _ in range(20)]
+        async with RawClient(net, "BY", running.ws_url) as client:
+            nats_cluster.freeze(node)
+            for warning in warnings:
+                await client.send(client.seal(warning))
+            assert running.relay.log is not None
+            store = running.relay.log.store
+
+            def logged() -> list[bytes]:
+                return [b.id for b in logged_bodies(store.read_range(0, store.size), net)
+                        if isinstance(b, WarningBody) and b.sender == "BY"]
+
+            async with asyncio.timeout(30), one._applied:
+                await one._applied.wait_for(lambda: len(logged()) >= len(warnings))
+        assert one.client.reconnected_at > 0
+        assert logged() == [w.id for w in warnings]
+    finally:
+        if node is not None:
+            nats_cluster.thaw(node)
         await running.stop()
