@@ -32,9 +32,10 @@ The stream:
   says ``duplicate`` and gives the original's sequence. This is how two
   replicas that accept the same resent envelope end up with one entry.
 - ``Nats-Expected-Last-Msg-Id`` is not used: nats-server 2.15.1 stops
-  acknowledging every publish to a replicated stream after one such check
-  failed (measured: 30 s and more, until restarted), so it cannot chain one
-  sender's entries to let several be in flight at once.
+  acknowledging every publish to a replicated (R3) stream after one such
+  check failed (publish ``a``, ``b``, then ``c`` expecting ``a``: refused, and
+  every later publish times out, 30 s and more; 2.9.10 and an R1 stream go
+  on), so it cannot chain one sender's entries to let several be in flight.
 - A link test is published with ``Nats-Expected-Last-Subject-Sequence``: it
   is refused if another test was stored since the last one the publisher saw.
   On a cluster this check does not hold between concurrent publishes (both
