@@ -162,6 +162,7 @@ async def _until_ready(session: aiohttp.ClientSession, ring: Sequence[str], inde
     ``index`` when none does within ``BUSY_WAIT_S``."""
     loop = asyncio.get_running_loop()
     began = loop.time()
+    log.info("relay_waiting_until_ready", urls=len(ring), poll_s=READY_POLL_S)
     await asyncio.sleep(BUSY_PAUSE_S)
     while loop.time() - began < BUSY_WAIT_S:
         answers = await asyncio.gather(*(_healthy(session, url) for url in ring))
