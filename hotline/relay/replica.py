@@ -62,7 +62,8 @@ every waiting publish again at once), while an entry
 the stream acknowledged to it has not reached its follower for as long (after
 ``BEHIND_S`` it reads the missing entries by sequence and tries a new consumer:
 the old one may live on a node that hangs; it does both at once when its client
-reconnects to another node),
+reconnects to another node, and while it has no consumer at all it reads at once
+and tries a new consumer every ``RETRY_FOLLOW_S``),
 or after this process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
 again. Turning not ready it closes its endpoint sessions (1013, try again
 later), so they fail over to another replica; while not ready it answers new
@@ -126,6 +127,8 @@ RESYNC_TIMEOUT_S: Final = 2.0
 _PULL_CHUNK: Final = 64
 RESUBSCRIBE_S: Final = 2.0
 BEHIND_S: Final = 0.75
+RETRY_FOLLOW_S: Final = 0.5
+"""With no consumer (its creation failed), how often a new one is tried."""
 """An acknowledged entry not delivered to this replica's follower this long: follow again."""
 
 
@@ -175,6 +178,7 @@ class Replica:
         self._reconnects_seen = 0.0  # the client's reconnected_at the watchdog acted on
         self._last_refollow = 0.0
         self._puller: asyncio.Task[None] | None = None
+        self._resubscriber: asyncio.Task[None] | None = None
         self._pulled = (0, 0)  # (generation, last sequence read by _pull and queued)
         self._subscribing = asyncio.Lock()
 
@@ -434,7 +438,7 @@ class Replica:
             self._last_refollow = now
             log.warning("replica_follow_restarted", replica=self.name, size=self.size,
                         acknowledged=self._acked_seq)
-            self._check(self._resubscribe_quietly())
+            self._start_resubscribing()
 
     def _follow_anew(self, now: float) -> None:
         """The client reconnected to another node: the consumer may live on the one it left
@@ -442,9 +446,28 @@ class Replica:
         log.info("replica_follow_restarted", replica=self.name, size=self.size,
                  acknowledged=self._acked_seq, reason="reconnected")
         self._last_refollow = now
-        self._check(self._resubscribe_quietly())
+        self._start_resubscribing()
         if self._acked_seq > self.size:
             self._start_pulling()
+
+    def _without_consumer(self, now: float) -> None:
+        """Creating the consumer failed (JetStream answers 503 for a while after a quorum
+        returns): read what was acknowledged at once, and try a new consumer every
+        ``RETRY_FOLLOW_S`` instead of after ``BEHIND_S`` and ``RESUBSCRIBE_S``."""
+        if self._subscription is not None or self._closing:
+            return
+        if self._acked_seq > self.size:
+            self._start_pulling()
+        if now - self._last_refollow >= RETRY_FOLLOW_S:
+            self._last_refollow = now
+            self._start_resubscribing()
+
+    def _start_resubscribing(self) -> None:
+        """Follow with a new consumer, unless an attempt is under way."""
+        if self._resubscriber is None or self._resubscriber.done():
+            self._resubscriber = asyncio.create_task(self._resubscribe_quietly())
+            self._checks.add(self._resubscriber)
+            self._resubscriber.add_done_callback(self._checks.discard)
 
     def _start_pulling(self) -> None:
         """Read what was acknowledged by sequence, unless a read is under way."""
@@ -539,6 +562,8 @@ class Replica:
             if self.client.reconnected_at != self._reconnects_seen:
                 self._reconnects_seen = self.client.reconnected_at
                 self._follow_anew(now)
+            else:
+                self._without_consumer(now)
             if following is None or following.done():
                 following = asyncio.create_task(self._check_following())
                 self._checks.add(following)
