@@ -152,6 +152,11 @@ MAX_OUTSTANDING_PINGS: Final = 1
 """The client pings its server every second and reconnects to another node once a ping has
 gone unanswered for a second more: a hung node is left within about 2 s (nats-py's defaults,
 2 minutes and 2 pings, noticed after about 4 minutes)."""
+PROBE_S: Final = 0.5
+"""After a publish attempt timed out, the connected server gets this long to answer a ping
+(the client's own flush) before the client leaves it for another node: a hung node is left
+about a second after a publish went to it, not only after the periodic pings."""
+_PROBE_EVERY_S: Final = 1.0
 CONNECT_TIMEOUT_S: Final = 1.0
 """A node that accepts the TCP connection but sends nothing (hung) is given up after this."""
 RECONNECT_WAIT_S: Final = 0.25
@@ -171,6 +176,8 @@ class StreamClient:
         self._reconnected = asyncio.Event()  # set (and replaced) at each reconnection
         self.reconnected_at = 0.0
         """When (monotonic) the client last reconnected to a server (0: never)."""
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = 0.0
 
     async def connect(self) -> None:
         """Connect to any of the servers; reconnect by itself for as long as it lives."""
@@ -332,6 +339,8 @@ class StreamClient:
             except _TRANSIENT as exc:
                 # No stream leader yet (one is being elected after a node died), or the
                 # reply was lost: the same Nats-Msg-Id makes a second publish safe.
+                if isinstance(exc, nats.errors.TimeoutError):
+                    self._check_server()  # or the node this client is on hangs
                 if loop.time() + pause >= deadline:
                     raise _translated(f"publishing entry {msg_id}", exc) from exc
                 _log.info("stream_publish_retried", msg_id=msg_id, error=type(exc).__name__)
@@ -349,6 +358,28 @@ class StreamClient:
             except _NATS_ERRORS as exc:
                 raise _translated(f"publishing entry {msg_id}", exc) from exc
         return Published(int(ack.seq), bool(ack.duplicate))
+
+    def _check_server(self) -> None:
+        """Ping the connected server (one probe at a time, at most every ``_PROBE_EVERY_S``)."""
+        now = time.monotonic()
+        if (self._probe is None or self._probe.done()) and now - self._probed_at >= \
+                _PROBE_EVERY_S:
+            self._probed_at = now
+            self._probe = asyncio.ensure_future(self._probe_server())
+
+    async def _probe_server(self) -> None:
+        """Leave the connected server for another node when it does not answer in PROBE_S."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return
+        try:
+            await nc.flush(timeout=PROBE_S)  # type: ignore[arg-type]  # annotated int; any seconds
+        except nats.errors.TimeoutError:
+            _log.warning("nats_server_silent", client=self._name, server=self.server,
+                         after_s=PROBE_S)
+            await self.reconnect_elsewhere()
+        except _NATS_ERRORS:
+            return
 
     async def _attempt(
         self, subject: str, entry: bytes, timeout_s: float, headers: dict[str, str]
@@ -431,6 +462,8 @@ class StreamClient:
             raise _translated(f"deleting stream {self.settings.stream}", exc) from exc
 
     async def close(self) -> None:
+        if self._probe is not None and not self._probe.done():
+            self._probe.cancel()
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             try:

@@ -15,6 +15,7 @@ from nats.aio.client import Server
 from hotline.auditlog.natsstore import RECONNECT_WAIT_S, StreamClient
 from hotline.auditlog.streamconfig import StreamSettings
 from hotline.cluster.natsnodes import LoopbackCluster
+from hotline.errors import StoreError
 from hotline.protocol.bodies import WarningBody
 from hotline.relay.replica import PUBLISH_STALL_S, RESEND_GRACE_S, Replica
 from hotline.relay.server import start_relay
@@ -196,3 +197,26 @@ async def test_a_backlog_sent_again_after_a_reconnection_is_logged_once_in_order
         if node is not None:
             nats_cluster.thaw(node)
         await running.stop()
+
+
+@pytest.mark.slow
+async def test_a_publish_that_times_out_on_a_live_server_does_not_leave_it(
+    nats_cluster: LoopbackCluster,
+) -> None:
+    """No acknowledgement (a listener that never answers, as in an election) but the node
+    answers the client's ping: the client stays on it, and the publish fails in its budget."""
+    settings = replace(fresh_settings(nats_cluster), timeout_s=0.5)
+    client = StreamClient(settings, name="probe-test")
+    await client.connect()
+    listener = await client.js._nc.subscribe(settings.entry_subject)  # hears, never answers
+    server = client.server
+    try:
+        with pytest.raises(StoreError, match="publishing entry silent"):
+            await client.publish(b"entry", msg_id="silent")
+        assert client._probe is not None  # the server was asked
+        await client._probe
+        assert client.server == server
+        assert client.reconnected_at == 0.0
+    finally:
+        await listener.unsubscribe()
+        await client.close()
