@@ -65,7 +65,8 @@ the old one may live on a node that hangs; it does both at once when its client
 reconnects to another node, and while it has no consumer at all it reads at once
 and tries a new consumer every ``RETRY_FOLLOW_S``),
 or after this process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
-again. Turning not ready it closes its endpoint sessions (1013, try again
+again; once not ready, it is ready again only when every such wait is under half
+the bound. Turning not ready it closes its endpoint sessions (1013, try again
 later), so they fail over to another replica; while not ready it answers new
 envelopes ``busy`` with a retry-after instead of queueing what it cannot log,
 and skips its timers (no link tests, no deadlines judged on a stale mirror). A
@@ -401,13 +402,16 @@ class Replica:
         while self._unapplied and self._unapplied[0][0] <= self.size:
             self._unapplied.popleft()
         waiting = now - self._unapplied[0][1] if self._unapplied else 0.0
+        # Hysteresis: ready again only once every wait is well under the bound, so a
+        # replica whose waits hover around it does not close its sessions again and again.
+        limit = PUBLISH_STALL_S if self.ready else PUBLISH_STALL_S / 2
         if self._paused_s:
             reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
         elif not self.client.connected:
             reason = "not connected to any NATS server"
-        elif now - oldest >= PUBLISH_STALL_S and not resending:
+        elif now - oldest >= limit and not resending:
             reason = f"the stream has not acknowledged a publish for {now - oldest:.1f} s"
-        elif waiting >= PUBLISH_STALL_S:
+        elif waiting >= limit:
             reason = f"an acknowledged entry has not reached this replica for {waiting:.1f} s"
         if reason and self.ready:
             self.ready = False

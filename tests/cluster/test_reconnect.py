@@ -220,3 +220,32 @@ async def test_a_publish_that_times_out_on_a_live_server_does_not_leave_it(
     finally:
         await listener.unsubscribe()
         await client.close()
+
+
+@pytest.mark.slow
+async def test_a_replica_not_ready_is_ready_again_only_well_under_the_bound(
+    nats_cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """Not ready at a publish PUBLISH_STALL_S old; still not ready at two thirds of it (no
+    flapping around the bound); ready once the oldest wait is under half of it."""
+    net = make_network(links=LINKS)
+    config = replace(relay_config(net, tmp_path / "r1"), stream=fresh_settings(nats_cluster),
+                     replica_name="r1")
+    running = await start_relay(config)
+    try:
+        one = running.relay.replica
+        assert one is not None
+        now = time.monotonic()
+        one._unapplied.clear()
+        one._in_flight[-1] = now - PUBLISH_STALL_S
+        one._judge(now)
+        assert not _ready(one)
+        one._in_flight[-1] = now - PUBLISH_STALL_S * 2 / 3
+        one._judge(now)
+        assert not _ready(one)
+        one._in_flight[-1] = now - PUBLISH_STALL_S / 3
+        one._judge(now)
+        assert _ready(one)
+        del one._in_flight[-1]
+    finally:
+        await running.stop()
