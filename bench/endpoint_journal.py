@@ -27,7 +27,7 @@ from peers.procstat import peak_rss_mib
 from peers.servers import spawn
 
 from hotline.bootstrap import key_path
-from hotline.endpoint.events import Event, LinkTestAnswered, MessageAccepted, ReceiptQueued
+from hotline.endpoint.events import EndpointEvent, LinkTestAnswered, MessageAccepted, ReceiptQueued
 from hotline.endpoint.journal import JOURNAL_FILE, Journal
 from hotline.keyfile import load_signing_key
 from hotline.protocol.bodies import ReceiptBody
@@ -57,9 +57,9 @@ def grow_journal(config: Path, data: Path, tests: int) -> float:
     data.mkdir(parents=True, exist_ok=True)
     journal = Journal.open(data / JOURNAL_FILE)
     try:
-        done = journal.link_tests().answered
+        done = journal.reads.link_tests().answered
         while done < tests:
-            events: list[Event] = []
+            events: list[EndpointEvent] = []
             for n in range(done, min(tests, done + BATCH)):
                 ts = START_MS + n * INTERVAL_MS
                 test_id = make_id(ts, (2 * n).to_bytes(10, "big"))

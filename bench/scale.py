@@ -64,7 +64,7 @@ from hotline.network_file import load_network
 from hotline.protocol.bodies import LinkTestBody, ReceiptBody, WarningBody
 from hotline.protocol.envelope import open_envelope, seal
 from hotline.protocol.session import Deliver, RejectedNotice, decode_control
-from hotline.protocol.vocab import Action, Stage
+from hotline.protocol.vocab import AckAction, Stage
 
 BENCH: Final = Path(__file__).resolve().parent
 SINK: Final = "SINK"
@@ -131,7 +131,7 @@ async def _endpoint(client: Client, traffic: _Traffic) -> None:
         if isinstance(body, WarningBody):
             ack = ReceiptBody(**client.header(),  # type: ignore[arg-type]
                               ref=body.id, hash=envelope.hash, stage=Stage.ACKNOWLEDGED,
-                              action=Action.MONITORING)
+                              action=AckAction.MONITORING)
             await client.ws.send_bytes(seal(ack, client.key))
 
 

@@ -37,7 +37,7 @@ import nacl.signing
 from cryptography.hazmat.primitives import serialization
 
 from hotline.auditlog.filestore import FileStore
-from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_envelope_entry, encode_event_entry
 from hotline.auditlog.log import STORE_DIR, AuditLog
 from hotline.bootstrap import key_path
 from hotline.keyfile import load_signing_key
@@ -47,7 +47,7 @@ from hotline.protocol.bodies import LinkTestBody, ReceiptBody, Track, WarningBod
 from hotline.protocol.envelope import MSG_TAG, VERSION, body_hash, open_envelope
 from hotline.protocol.ids import make_id
 from hotline.protocol.schema import encode_body
-from hotline.protocol.vocab import Action, ObjectKind, Precedence, Source, Stage, Status
+from hotline.protocol.vocab import AckAction, ObjectKind, Precedence, Source, Stage, Status
 from hotline.testing.traffic import START_MS
 
 __all__ = ["ROUND_MS", "grow", "span_days"]
@@ -158,7 +158,7 @@ class _Maker:
                     id=make_id(ts + after, serial), sender=recipient, ts=ts + after,
                     seq=seq + (after > 20), kid=self.kid[recipient],
                     ref=warning.id, hash=body_hash(body), stage=stage,
-                    action=Action.MONITORING if stage is Stage.ACKNOWLEDGED else None,
+                    action=AckAction.MONITORING if stage is Stage.ACKNOWLEDGED else None,
                 )
                 signed = self._sign(recipient, encode_body(receipt))
                 out.append((ts + after + 2, encode_envelope_entry(ts + after + 2, signed)))
@@ -216,7 +216,7 @@ def grow(config: Path, data: Path, records: int, workers: int) -> float:
         done_rounds = int(marker.read_text()) if marker.exists() else 0
         if size == 0:
             store.append_batch([
-                encode_event_entry(START_MS - 1_000, Event(EntryKind.CONNECTED, {"party": p}))
+                encode_event_entry(START_MS - 1_000, LogEvent(EntryKind.CONNECTED, {"party": p}))
                 for p in network.endpoints
             ])
         if done_rounds % ROUNDS_PER_CHUNK:

@@ -44,7 +44,8 @@ from typing import Final
 from aiohttp import web
 
 from hotline.auditlog.checkpoint import Checkpoint, sign_checkpoint
-from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.log import AuditLog
 from hotline.auditlog.merkle import ListHasher, consistency_proof, leaf_hash
 from hotline.auditlog.proofjson import consistency_json
 from hotline.auditlog.tiles import TILE_WIDTH, encode_entry_bundle, parse_tile_path
@@ -61,7 +62,7 @@ from hotline.protocol.session import (
     decode_control,
     encode_control,
 )
-from hotline.relay.core import Action, Append, Broadcast, Close, Send
+from hotline.relay.core import Append, Broadcast, Close, LogLine, RelayAction, Send
 from hotline.relay.server import Relay, RelayConfig, create_app
 
 __all__ = ["HOLD_S", "Attack", "EvilRelay", "evil_app"]
@@ -110,9 +111,10 @@ class EvilRelay(Relay):
     """The real relay with one attack; inert until :attr:`armed` is set."""
 
     def __init__(
-        self, config: RelayConfig, attack: Attack | None, victim: str = "BY", target: str = "LT"
+        self, config: RelayConfig, audit_log: AuditLog, attack: Attack | None,
+        victim: str = "BY", target: str = "LT",
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, audit_log)
         self.attack = attack
         self.victim = victim
         self.target = target
@@ -130,7 +132,7 @@ class EvilRelay(Relay):
 
     # ------------------------------------------------------------------ the session side
 
-    def perform(self, actions: Iterable[Action]) -> None:
+    def perform(self, actions: Iterable[RelayAction]) -> None:
         actions = list(actions)
         for action in actions:
             if isinstance(action, Append) and action.envelope is not None:
@@ -141,12 +143,12 @@ class EvilRelay(Relay):
         if not self.armed or self.attack is None:
             super().perform(actions)
             return
-        out: list[Action] = []
+        out: list[RelayAction] = []
         for action in actions:
             out.extend(self._cheat(action))
         super().perform(out)
 
-    def _cheat(self, action: Action) -> list[Action]:
+    def _cheat(self, action: RelayAction) -> list[RelayAction]:
         attack = self.attack
         if isinstance(action, Append):
             envelope = action.envelope
@@ -160,7 +162,7 @@ class EvilRelay(Relay):
             return [action]
         if isinstance(action, Broadcast):
             return self._cheat_broadcast(action)
-        if isinstance(action, Close):
+        if isinstance(action, Close | LogLine):
             return [action]
         control = decode_control(action.data)
         if (
@@ -177,7 +179,7 @@ class EvilRelay(Relay):
             return [self._shift_for_group(action, control)]
         return [action]
 
-    def _cheat_append(self, action: Append, envelope: Envelope) -> list[Action]:
+    def _cheat_append(self, action: Append, envelope: Envelope) -> list[RelayAction]:
         attack, body = self.attack, envelope.body
         if attack is Attack.UNSIGNED_REFUSAL:
             self.touched.append(f"unsigned refusal of {body.id.hex()}")
@@ -187,14 +189,13 @@ class EvilRelay(Relay):
             self.touched.append(f"signed unfounded refusal of {body.id.hex()}")
             return [Send(self.victim, self._signed_refusal(envelope))]
         if attack in (Attack.OMIT_FROM_LOG, Attack.BEYOND_TREE):
-            assert self.log is not None
             size = self.log.size
             index = max(0, size - 1) if attack is Attack.OMIT_FROM_LOG else size + 100_000
             self.touched.append(f"accepted {body.id.hex()} at index {index}, not logged")
             return [Send(self.victim, self._accepted(envelope, index, action.relay_ts))]
         return [action]
 
-    def _cheat_deliver(self, action: Send, control: Deliver) -> list[Action]:
+    def _cheat_deliver(self, action: Send, control: Deliver) -> list[RelayAction]:
         attack = self.attack
         try:
             envelope = open_envelope(control.frame, self.network, max_size=1 << 30)
@@ -238,7 +239,6 @@ class EvilRelay(Relay):
             self.send_now(party, data)
 
     async def _replay(self, frame: bytes, party: str) -> None:
-        assert self.log is not None
         index = await self.log.append(encode_envelope_entry(self.config.clock(), frame))
         self.touched.append(f"logged a delivered message again at index {index}")
         self.send_now(party, encode_control(Deliver(index, frame)))
@@ -290,7 +290,6 @@ class EvilRelay(Relay):
 
     async def inject(self, frame: bytes, deliver_to: str) -> int:
         """Log ``frame`` as it is, without admission, and deliver it to ``deliver_to``."""
-        assert self.log is not None
         index = await self.log.append(encode_envelope_entry(self.config.clock(), frame))
         self.touched.append(f"logged an envelope an honest relay refuses at index {index}")
         self.send_now(deliver_to, encode_control(Deliver(index, frame)))
@@ -310,11 +309,10 @@ class EvilRelay(Relay):
             self._follow_fork()
 
     def _start_fork(self) -> None:
-        assert self.log is not None
         at = self.log.size
         entries = list(self.log.store.read_range(0, at))
         extra = encode_event_entry(
-            self.config.clock(), Event(EntryKind.CONNECTED, {"party": sorted(SPLIT_GROUP)[0]})
+            self.config.clock(), LogEvent(EntryKind.CONNECTED, {"party": sorted(SPLIT_GROUP)[0]})
         )
         entries.append(extra)
         self._fork = _Fork(at, entries, [leaf_hash(e) for e in entries])
@@ -323,7 +321,6 @@ class EvilRelay(Relay):
     def _follow_fork(self) -> None:
         fork = self._fork
         assert fork is not None
-        assert self.log is not None
         size = self.log.size
         real = len(fork.entries) - 1
         if size > real:
@@ -345,7 +342,7 @@ class EvilRelay(Relay):
         checkpoint = Checkpoint(self.network.relay.origin, size, hasher(0, size))
         return sign_checkpoint(checkpoint, self.network.relay.origin, self.config.key)
 
-    def _cheat_broadcast(self, action: Broadcast) -> list[Action]:
+    def _cheat_broadcast(self, action: Broadcast) -> list[RelayAction]:
         if self._fork is None:
             return [action]
         return [Send(party, action.data) for party in self.network.endpoints

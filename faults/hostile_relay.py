@@ -57,7 +57,7 @@ from hotline.protocol.envelope import body_hash, open_envelope, seal
 from hotline.protocol.ids import make_id
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.vocab import Stage
-from hotline.relay.server import RelayConfig
+from hotline.relay.server import RelayConfig, open_relay
 from hotline.testing.operators import LoggedIn, add_operator
 
 ENDPOINTS: Final = ("BY", "LT", "LV", "EE", "PL")
@@ -161,8 +161,7 @@ async def running(directory: Path, attack: Attack | None) -> AsyncIterator[Net]:
         data_dir=directory / "relay", key=keys["relay"], port=0,
         checkpoint_interval_ms=300, tick_ms=50,
     )
-    relay = EvilRelay(config, attack)
-    await relay.start()
+    relay = await open_relay(config, lambda audit_log: EvilRelay(config, audit_log, attack))
     runner = web.AppRunner(evil_app(relay), handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -1,8 +1,9 @@
 """Every error hotline raises, in one tree.
 
-Each error carries a stable machine ``code`` and one sentence for a person
-(``str(error)``). The CLI prints ``code: sentence`` and exits non-zero; the
-wire protocol sends the code and the sentence back to the peer.
+Each error carries a stable machine ``code`` and one ``sentence`` for a person
+(``str(error)``; a :class:`Rejected` puts its ``path`` before it). The CLI
+prints ``code: sentence`` and exits non-zero; the wire protocol sends the code,
+the sentence and the path back to the peer as separate fields.
 
 The tree splits by blame, as the reader of an error needs to know whose move
 it is::
@@ -90,26 +91,32 @@ class HotlineError(Exception):
 
     def describe(self) -> str:
         """``code: sentence``, the form the CLI prints."""
-        return f"{self.code}: {self.sentence}"
+        return f"{self.code}: {self}"
 
 
 class Rejected(HotlineError):
     """A frame from the other side is refused; nothing it carried was acted on.
 
+    ``code`` is the wire code and ``sentence`` the one sentence for a person,
+    as the wire carries them. Two fields add context, never a second message:
     ``path`` names the offending field for ``schema`` rejections
-    (``track.lat``), and is empty otherwise. ``retry_after_ms`` says when a
-    temporary refusal (``rate_limited``, ``busy``) may be retried; 0 if unknown.
+    (``track.lat``), and is empty otherwise; ``retry_after_ms`` says when a
+    temporary refusal (``rate_limited``, ``busy``) may be retried, 0 if unknown.
+    ``str()`` puts the path before the sentence (``track.lat: must be ...``).
     """
+
+    code: RejectCode
 
     def __init__(
         self, code: RejectCode, sentence: str, path: str = "", *, retry_after_ms: int = 0
     ) -> None:
-        super().__init__(f"{path}: {sentence}" if path else sentence)
-        self.code = code.value
-        self.reject_code: Final = code
+        super().__init__(sentence)
+        self.code = code
         self.path: Final = path
         self.retry_after_ms: Final = retry_after_ms
-        self.detail: Final = sentence
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.sentence}" if self.path else self.sentence
 
 
 class UsageError(HotlineError):

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hotline.figures
-from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_envelope_entry, encode_event_entry
 from hotline.errors import UsageError, VerificationFailed
 from hotline.figures import (
     HOP_COLUMNS,
@@ -64,7 +64,7 @@ class LogBook:
 
     net: TestNet = NET
     entries: list[bytes] = field(default_factory=list)
-    values: list[tuple[int, Envelope | Event]] = field(default_factory=list)
+    values: list[tuple[int, Envelope | LogEvent]] = field(default_factory=list)
     seq: Counter[str] = field(default_factory=Counter)
 
     def _header(self, sender: str, ts: int) -> dict[str, Any]:
@@ -134,7 +134,7 @@ class LogBook:
         self.receipt(recipient, test, Stage.DELIVERED, relay_ts + rtt_ms, ts=midway)
 
     def event(self, kind: EntryKind, relay_ts: int, **fields: object) -> None:
-        event = Event(kind, dict(fields))
+        event = LogEvent(kind, dict(fields))
         self.entries.append(encode_event_entry(relay_ts, event))
         self.values.append((relay_ts, event))
 
@@ -547,7 +547,7 @@ def test_add_entry_agrees_with_add_envelope_and_add_event() -> None:
     book = everything()
     direct = LinkFigures(NET.network)
     for index, (relay_ts, value) in enumerate(book.values):
-        if isinstance(value, Event):
+        if isinstance(value, LogEvent):
             direct.add_event(index, relay_ts, value)
         else:
             direct.add_envelope(index, relay_ts, value)

@@ -17,7 +17,7 @@ import pytest
 
 from hotline.auditlog.bundle import Bundle
 from hotline.cli.main import main
-from hotline.endpoint.events import Event, MessageReceived, ReceiptStored
+from hotline.endpoint.events import EndpointEvent, MessageReceived, ReceiptStored
 from hotline.endpoint.hub import Subscription
 from hotline.figures import LinkFigures
 from hotline.network import network_to_toml
@@ -30,7 +30,9 @@ from tests.factories import TestNet, make_network
 TIMEOUT = 20.0
 
 
-async def _until(subscription: Subscription, done: Callable[[Event], bool], count: int) -> None:
+async def _until(
+    subscription: Subscription, done: Callable[[EndpointEvent], bool], count: int
+) -> None:
     """Wait (bounded) until ``count`` events published after subscribing satisfy ``done``."""
     async with asyncio.timeout(TIMEOUT):
         async for event in subscription:

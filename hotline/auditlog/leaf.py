@@ -41,8 +41,8 @@ from hotline.errors import EntryError, UsageError
 
 __all__ = [
     "EntryKind",
-    "Event",
     "LogEntry",
+    "LogEvent",
     "decode_entry",
     "encode_envelope_entry",
     "encode_event_entry",
@@ -63,7 +63,7 @@ class EntryKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class LogEvent:
     """A relay event: its kind and its fields (string keys, MessagePack values)."""
 
     kind: EntryKind
@@ -77,7 +77,7 @@ class LogEntry:
     kind: EntryKind
     relay_ts: int
     envelope: bytes | None = None
-    event: Event | None = None
+    event: LogEvent | None = None
 
 
 def _entry(kind: EntryKind, relay_ts: int, payload: object) -> bytes:
@@ -91,7 +91,7 @@ def encode_envelope_entry(relay_ts: int, frame: bytes) -> bytes:
     return _entry(EntryKind.ENVELOPE, relay_ts, frame)
 
 
-def encode_event_entry(relay_ts: int, event: Event) -> bytes:
+def encode_event_entry(relay_ts: int, event: LogEvent) -> bytes:
     if event.kind is EntryKind.ENVELOPE:
         raise UsageError("envelopes are logged with encode_envelope_entry")
     return _entry(event.kind, relay_ts, event.fields)
@@ -118,4 +118,4 @@ def decode_entry(data: bytes) -> LogEntry:
         return LogEntry(kind, relay_ts, envelope=payload)
     if not isinstance(payload, dict):
         raise EntryError(f"a {kind} entry's payload is not a map")
-    return LogEntry(kind, relay_ts, event=Event(kind, payload))
+    return LogEntry(kind, relay_ts, event=LogEvent(kind, payload))

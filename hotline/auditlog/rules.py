@@ -217,7 +217,7 @@ class Examiner:
         try:
             data_map = unpack_map(body_bytes)
         except Rejected as exc:
-            return _corrupt(index, Rule.ENTRY_UNDECODABLE, exc.detail)
+            return _corrupt(index, Rule.ENTRY_UNDECODABLE, exc.sentence)
         sender, kid = data_map.get("from"), data_map.get("kid")
         period = (
             self._keys.get((sender, kid))
@@ -309,7 +309,7 @@ class Examiner:
             try:
                 map_to_body(data)
             except Rejected as exc:
-                return None, f"{exc.path}: {exc.detail}" if exc.path else exc.detail
+                return None, str(exc)
         kind, ident, seq = data.get("t"), data.get("id"), data.get("seq")
         if kind not in _KNOWN_TYPES:
             return None, f"t: {kind!r} is not a body type"

@@ -121,7 +121,7 @@ class Fields:
         """``exc`` (a schema rejection of the built body) restated with the CAP path."""
         key = re.sub(r"\[\d+\]$", "", exc.path)
         path, label = self.where.get(key, (DOCUMENT, f"(hotline field {exc.path})"))
-        return schema_error(path, f"{label} {exc.detail}" if label else exc.detail)
+        return schema_error(path, f"{label} {exc.sentence}" if label else exc.sentence)
 
 
 def hotline_parameters(info: Node) -> dict[str, Param]:

@@ -506,7 +506,7 @@ def _check(out: Fields, now_ms: int) -> None:
         json_to_body(probe)
     except Rejected as exc:
         if exc.path.startswith("cap."):
-            raise schema_error(_cap_path(exc.path), exc.detail) from None
+            raise schema_error(_cap_path(exc.path), exc.sentence) from None
         raise out.blame(exc) from None
 
 

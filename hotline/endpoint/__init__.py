@@ -10,7 +10,10 @@ Modules, each named for what it holds:
 ``deadlines``       per-precedence deadlines, each missed one reported once
 ``witness``         judging the relay's checkpoints before cosigning them
 ``compose``         a posted JSON message made into a body to sign
-``journal``         the SQLite journal (outbox, inbox, stages, checkpoints, events)
+``journal_file``    the SQLite journal file: its tables, opened durably
+``journal``         the core's memory: its state at start, the events it records
+``journal_reads``   what the console and the local API read from the journal
+``feed_ledger``     the feeds' idempotency ledger (the journal's ``feed_posts``)
 ``journal_thread``  the journal on its own thread, awaited from the event loop
 ``records``         journal rows as the console reads them
 ``connection``      the WebSocket to the relay, reconnecting with backoff
@@ -18,14 +21,16 @@ Modules, each named for what it holds:
 ``hub``             fan-out of events to live listeners
 ``views``           the JSON of the local API and its event stream
 ``api``             the local HTTP API routes
-``appkeys``         the typed key the routes read the running endpoint by
+``appkeys``         the typed keys the routes read the endpoint and feeds by
+``http_io``         reading a request as strict JSON, answering a refusal
 ``service``         the running endpoint and its entry points
 ``errors``          the endpoint's refusals of local requests
 ``feedconfig``      the sensor feeds of ``feeds.toml``: hashed tokens, rates, defaults
 ``ratelimit``       a token bucket per feed (sans-IO)
 ``correlation``     a sensor's alert made a warning, or an update of its track's
                     open incident (sans-IO)
-``feeds``           ``POST /api/alerts``: authentication, idempotency, rate limits
+``feed_service``    a feed's authentication, idempotency, rate and ledger
+``feed_routes``     ``POST /api/alerts``, and the post flow CAP shares
 ``cap_routes``      CAP 1.2 in (``POST /api/cap``) and out (``/api/messages/{id}.cap``)
 ==================  ==============================================================
 

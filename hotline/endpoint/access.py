@@ -12,7 +12,7 @@ answers it as ``{"error", "field", "detail"}`` and nothing else runs:
    ``same-origin`` nor ``none`` (another port on the same host is
    ``same-site``, and refused too).
 3. Routes a sensor feed posts to (``POST /api/alerts``, ``POST /api/cap``) take
-   its bearer token (:mod:`hotline.endpoint.feeds`) and stop here.
+   its bearer token (:mod:`hotline.endpoint.feed_service`) and stop here.
 4. ``401 not_authenticated``: any other ``/api/`` route without a live
    session (the cookie set by ``POST /api/login``). A ``GET`` may instead
    carry a feed's bearer token: feeds read what operators read.
@@ -36,6 +36,8 @@ from typing import Final
 
 from aiohttp import web
 
+from hotline.endpoint.appkeys import FEEDS
+from hotline.endpoint.errors import NotAuthenticated
 from hotline.endpoint.operators import OperatorStore
 from hotline.endpoint.sessions import Session, SessionStore
 from hotline.errors import ConfigError, PlaintextRefused
@@ -139,9 +141,6 @@ def _cross_site(request: web.Request) -> str | None:
 
 def _feed_token(request: web.Request) -> bool:
     """A GET carrying some feed's bearer token (checked against the feeds file)."""
-    from hotline.endpoint.errors import NotAuthenticated  # noqa: PLC0415
-    from hotline.endpoint.feeds import FEEDS  # noqa: PLC0415  (feeds imports the service)
-
     header = request.headers.get("Authorization")
     service = request.app.get(FEEDS)
     if header is None or service is None:

@@ -27,7 +27,7 @@ left for the operator console. Who may call what (a session, the CSRF header,
 the Host names) is :mod:`hotline.endpoint.access`; a message or acknowledgement
 posted here is signed with the logged-in operator's name as its ``operator``.
 Bodies are read whole and by one strict JSON reader
-(:func:`hotline.endpoint.feeds.parse_json`: no repeated keys, no ``NaN``, at
+(:func:`hotline.endpoint.http_io.parse_json`: no repeated keys, no ``NaN``, at
 most 8 levels deep); ``400 bad_json`` otherwise, ``413 too_large`` over 256 KiB.
 """
 
@@ -44,8 +44,8 @@ from hotline.endpoint.access import SESSION
 from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.console_routes import add_console_routes
 from hotline.endpoint.errors import AlreadyAcknowledged, BadJson, UnknownMessage
-from hotline.endpoint.events import Event
-from hotline.endpoint.feeds import parse_json, read_body
+from hotline.endpoint.events import EndpointEvent
+from hotline.endpoint.http_io import parse_json, read_body
 from hotline.endpoint.login_routes import operator_of
 from hotline.endpoint.relay_http import RelayUnavailable
 from hotline.endpoint.views import (
@@ -58,7 +58,7 @@ from hotline.endpoint.views import (
 )
 from hotline.errors import Rejected
 from hotline.protocol.ids import format_id, parse_id
-from hotline.protocol.vocab import Action
+from hotline.protocol.vocab import AckAction
 
 if TYPE_CHECKING:
     from hotline.endpoint.service import Endpoint
@@ -103,7 +103,7 @@ def _unreadable(exc: BadJson | _TooLarge) -> web.Response:
 
 
 def _rejected(exc: Rejected) -> web.Response:
-    return _error(422, exc.code, exc.path, exc.detail)
+    return _error(422, exc.code, exc.path, exc.sentence)
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -135,9 +135,9 @@ async def acknowledge(request: web.Request) -> web.Response:
     action_text = data.get("action")
     note = data.get("note")
     try:
-        action = None if action_text is None else Action(action_text)
+        action = None if action_text is None else AckAction(action_text)
     except ValueError:
-        allowed = ", ".join(a.value for a in Action)
+        allowed = ", ".join(a.value for a in AckAction)
         return _error(422, "schema", "action", f"must be one of {allowed}")
     if note is not None and not isinstance(note, str):
         return _error(422, "schema", "note", "must be a string")
@@ -175,7 +175,9 @@ async def inbox(request: web.Request) -> web.Response:
             return _error(400, "bad_query", "before",
                           "before is the next cursor of an earlier page (digits-digits)")
         before = (int(parts[0]), int(parts[1]))
-    items, cursor = await _endpoint(request).journal.call(lambda j: j.inbox_page(limit, before))
+    items, cursor = await _endpoint(request).journal.call(
+        lambda j: j.reads.inbox_page(limit, before)
+    )
     return web.json_response({
         "messages": [inbox_json(i) for i in items],
         "next": None if cursor is None else f"{cursor[0]}-{cursor[1]}",
@@ -192,7 +194,7 @@ async def outbox(request: web.Request) -> web.Response:
                       "before is the next cursor of an earlier page (digits)")
     before = None if text is None else int(text)
     items, cursor = await _endpoint(request).journal.call(
-        lambda j: j.outbox_page(limit, before)
+        lambda j: j.reads.outbox_page(limit, before)
     )
     return web.json_response({
         "messages": [outbox_json(i) for i in items],
@@ -202,20 +204,20 @@ async def outbox(request: web.Request) -> web.Response:
 
 async def checkpoint(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
-    item = await endpoint.journal.call(lambda j: j.last_checkpoint())
+    item = await endpoint.journal.call(lambda j: j.reads.last_checkpoint())
     return web.json_response(checkpoint_json(item, endpoint.config.clock()))
 
 
 async def alarms(request: web.Request) -> web.Response:
     """The alarm history, newest first: missed deadlines, refusals, and the relay caught out."""
     endpoint = _endpoint(request)
-    records = await endpoint.journal.call(lambda j: j.events(_ALARMS_KEPT, alarms_only=True))
+    records = await endpoint.journal.call(lambda j: j.reads.events(_ALARMS_KEPT, alarms_only=True))
     return web.json_response({"alarms": [history_json(r) for r in records]})
 
 
 async def links(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
-    tests = await endpoint.journal.call(lambda j: j.link_tests())
+    tests = await endpoint.journal.call(lambda j: j.reads.link_tests())
     relay_links: object = None
     try:
         relay_links = await asyncio.wait_for(
@@ -250,7 +252,7 @@ async def links_history(request: web.Request) -> web.Response:
         )
     window_ms = int(raw) * 1000
     now = endpoint.config.clock()
-    series = await endpoint.journal.call(lambda j: j.latency_history(now - window_ms))
+    series = await endpoint.journal.call(lambda j: j.reads.latency_history(now - window_ms))
     return web.json_response({
         "now_ms": now,
         "window_ms": window_ms,
@@ -279,11 +281,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     session = request.get(SESSION)
     with endpoint.hub.subscribe() as subscription:
         journal = endpoint.journal
-        inbox_items = await journal.call(lambda j: j.inbox())
-        outbox_items = await journal.call(lambda j: j.outbox())
-        last = await journal.call(lambda j: j.last_checkpoint())
-        alarms = await journal.call(lambda j: j.events(50, alarms_only=True))
-        tests = await journal.call(lambda j: j.link_tests())
+        inbox_items = await journal.call(lambda j: j.reads.inbox())
+        outbox_items = await journal.call(lambda j: j.reads.outbox())
+        last = await journal.call(lambda j: j.reads.last_checkpoint())
+        alarms = await journal.call(lambda j: j.reads.events(50, alarms_only=True))
+        tests = await journal.call(lambda j: j.reads.link_tests())
         now = endpoint.config.clock()
         snapshot = {
             "endpoint": endpoint.me,
@@ -306,7 +308,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(_sse("snapshot", snapshot))
             while True:
                 try:
-                    event: Event | None = await asyncio.wait_for(
+                    event: EndpointEvent | None = await asyncio.wait_for(
                         subscription.next(), timeout=_SSE_KEEPALIVE_S
                     )
                 except TimeoutError:

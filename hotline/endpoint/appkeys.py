@@ -1,7 +1,8 @@
-"""The typed key under which the endpoint's aiohttp application holds the running endpoint.
+"""The typed keys under which the endpoint's aiohttp application holds what it runs.
 
-Route modules (``api``, ``feeds``, ``cap_routes``, ``console_routes``) read the
-:class:`~hotline.endpoint.service.Endpoint` through :data:`ENDPOINT` from here;
+Route modules (``api``, ``feed_routes``, ``cap_routes``, ``console_routes``) read the
+:class:`~hotline.endpoint.service.Endpoint` through :data:`ENDPOINT` from here,
+and the :class:`~hotline.endpoint.feed_service.FeedService` through :data:`FEEDS`;
 they never import :mod:`hotline.endpoint.service`, which imports them to build
 the application, so the import graph has no cycle.
 """
@@ -13,8 +14,10 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from hotline.endpoint.feed_service import FeedService
     from hotline.endpoint.service import Endpoint
 
-__all__ = ["ENDPOINT"]
+__all__ = ["ENDPOINT", "FEEDS"]
 
 ENDPOINT: Final[web.AppKey[Endpoint]] = web.AppKey("endpoint")
+FEEDS: Final[web.AppKey[FeedService]] = web.AppKey("feeds")

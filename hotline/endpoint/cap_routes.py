@@ -52,15 +52,11 @@ from aiohttp import web
 from hotline.cap import MAX_CAP_BYTES, CapInput, body_to_cap, cap_sender, cap_to_body_json
 from hotline.endpoint.appkeys import ENDPOINT
 from hotline.endpoint.errors import IdempotencyConflict, PayloadTooLarge
+from hotline.endpoint.feed_routes import handle_post
+from hotline.endpoint.feed_service import Draft, FeedService, Posted
 from hotline.endpoint.feedconfig import Feed
-from hotline.endpoint.feeds import (
-    Draft,
-    FeedService,
-    Posted,
-    error_response,
-    handle_post,
-)
-from hotline.endpoint.journal import Journal
+from hotline.endpoint.http_io import error_response
+from hotline.endpoint.journal_reads import JournalReads
 from hotline.endpoint.records import StoredMessage
 from hotline.errors import RejectCode, Rejected, UsageError
 from hotline.protocol.ids import format_id, parse_id
@@ -87,7 +83,9 @@ async def _referenced(service: FeedService, cap: CapInput) -> bytes:
     that CAP identity (``sender,identifier``), else the hotline message id it is."""
     endpoint = service.endpoint
     sender, identifier, _sent = cap.references[-1]
-    found = await endpoint.journal.call(lambda j: j.cap_message(sender, identifier, endpoint.me))
+    found = await endpoint.journal.call(
+        lambda j: j.reads.cap_message(sender, identifier, endpoint.me)
+    )
     if found is not None:
         return found[0]
     if "ref" in cap.body:
@@ -108,7 +106,7 @@ async def _cap_plan(service: FeedService, cap: CapInput) -> Draft:
     """
     endpoint = service.endpoint
     taken = await endpoint.journal.call(
-        lambda j: j.cap_message(cap.sender, cap.identifier, endpoint.me)
+        lambda j: j.reads.cap_message(cap.sender, cap.identifier, endpoint.me)
     )
     if taken is not None and taken[1] == endpoint.me:
         raise IdempotencyConflict(
@@ -120,7 +118,7 @@ async def _cap_plan(service: FeedService, cap: CapInput) -> Draft:
     if kind is BodyType.WARNING:
         return Draft(body, kind, parse_id(body["incident"]))
     ref = await _referenced(service, cap)
-    stored = await endpoint.journal.call(lambda j: j.stored_message(ref))
+    stored = await endpoint.journal.call(lambda j: j.reads.stored_message(ref))
     if stored is None or stored.type not in _FOLLOWED or stored.incident is None:
         raise Rejected(
             RejectCode.SCHEMA,
@@ -146,8 +144,8 @@ async def post_cap(request: web.Request) -> web.Response:
             cap = cap_to_body_json(raw, now_ms=service.endpoint.config.clock(),
                                    default_to=feed.to_json())
         except Rejected as exc:
-            if exc.reject_code is RejectCode.TOO_LARGE:
-                raise PayloadTooLarge(exc.detail) from None
+            if exc.code is RejectCode.TOO_LARGE:
+                raise PayloadTooLarge(exc.sentence) from None
             raise
         return await service.submit(
             feed, route="cap", key=key or _identity_key(cap),
@@ -177,7 +175,7 @@ def _cap_identity(stored: StoredMessage) -> tuple[str, str, int]:
     return (cap_sender(stored.sender), format_id(stored.id), stored.ts)
 
 
-def _references(journal: Journal, stored: StoredMessage) -> list[tuple[str, str, int]]:
+def _references(reads: JournalReads, stored: StoredMessage) -> list[tuple[str, str, int]]:
     """``(sender, identifier, sent_ms)`` of the messages ``stored`` follows, oldest first
     (blocking: runs on the journal's thread)."""
     chain: list[tuple[str, str, int]] = []
@@ -185,7 +183,7 @@ def _references(journal: Journal, stored: StoredMessage) -> list[tuple[str, str,
     seen: set[str] = set()
     while isinstance(ref, str) and ref not in seen and len(chain) < _MAX_REFERENCES:
         seen.add(ref)
-        earlier = journal.stored_message(parse_id(ref))
+        earlier = reads.stored_message(parse_id(ref))
         if earlier is None:
             break
         chain.append(_cap_identity(earlier))
@@ -201,7 +199,7 @@ async def _export(request: web.Request, *, ack: bool) -> web.Response:
         message_id = parse_id(text)
     except ValueError:
         return _not_found("not_found", f"{text[:60]!r} is not a message id (a UUID)")
-    stored = await journal.call(lambda j: j.stored_message(message_id))
+    stored = await journal.call(lambda j: j.reads.stored_message(message_id))
     if stored is None:
         return _not_found("not_found", f"no message sent or received here has the id {text}")
     if stored.type is BodyType.TEXT:
@@ -211,7 +209,7 @@ async def _export(request: web.Request, *, ack: bool) -> web.Response:
     try:
         if ack:
             party = request.query.get("party")
-            acks = await journal.call(lambda j: j.acknowledgements(message_id))
+            acks = await journal.call(lambda j: j.reads.acknowledgements(message_id))
             chosen = next((a for a in acks if party is None or a.party == party), None)
             if chosen is None:
                 who = party or "anyone"
@@ -220,7 +218,7 @@ async def _export(request: web.Request, *, ack: bool) -> web.Response:
             xml = body_to_cap(body, sender=cap_sender(chosen.party), sent_ms=chosen.ts,
                               ack=True, ack_id=chosen.receipt_id)
         else:
-            references = await journal.call(lambda j: _references(j, stored))
+            references = await journal.call(lambda j: _references(j.reads, stored))
             xml = body_to_cap(body, sender=cap_sender(stored.sender), sent_ms=stored.ts,
                               references=references)
     except UsageError as exc:
@@ -237,7 +235,7 @@ async def export_ack_cap(request: web.Request) -> web.Response:
 
 
 def add_cap_routes(app: web.Application) -> None:
-    """Mount CAP in (needs :func:`~hotline.endpoint.feeds.add_feed_routes`) and out.
+    """Mount CAP in (needs :func:`~hotline.endpoint.feed_routes.add_feed_routes`) and out.
 
     Mount before any ``/api/messages/{id}`` route, which would take ``….cap`` too.
     """

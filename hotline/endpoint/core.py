@@ -52,7 +52,7 @@ from hotline.endpoint.events import (
     CheckpointWitnessed,
     DeliveryRefused,
     DuplicateIgnored,
-    Event,
+    EndpointEvent,
     LinkTestAnswered,
     MessageAccepted,
     MessageAcknowledged,
@@ -110,7 +110,7 @@ from hotline.protocol.session import (
     encode_control,
     is_envelope,
 )
-from hotline.protocol.vocab import Action, Precedence, Stage
+from hotline.protocol.vocab import AckAction, Precedence, Stage
 
 __all__ = ["EndpointCore", "IdMaker", "Output"]
 
@@ -131,7 +131,7 @@ class Output:
     """
 
     send: tuple[bytes, ...] = ()
-    events: tuple[Event, ...] = ()
+    events: tuple[EndpointEvent, ...] = ()
     checkpoints: tuple[bytes, ...] = ()
     welcomed: int | None = None
 
@@ -241,7 +241,7 @@ class EndpointCore:
         return Output(
             events=(
                 DeliveryRefused(
-                    exc.code, exc.detail, exc.path, _claimed_sender(frame), index, now_ms
+                    exc.code, exc.sentence, exc.path, _claimed_sender(frame), index, now_ms
                 ),
             )
         )
@@ -424,7 +424,7 @@ class EndpointCore:
         stage: Stage,
         now_ms: int,
         *,
-        action: Action | None = None,
+        action: AckAction | None = None,
         note: str | None = None,
         operator: str | None = None,
         test: bool = False,
@@ -484,7 +484,7 @@ class EndpointCore:
         )
 
     def acknowledge(
-        self, ref: bytes, action: Action | None, note: str | None, now_ms: int,
+        self, ref: bytes, action: AckAction | None, note: str | None, now_ms: int,
         operator: str | None = None,
     ) -> Output:
         """Our operator saw message ``ref``: a signed acknowledged receipt to its sender."""

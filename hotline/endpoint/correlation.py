@@ -1,7 +1,7 @@
 """A sensor's alert made into a warning, or into an update of the incident its track opened.
 
 Pure: values and the time in, values out; the journal lookups happen at the
-edge (:mod:`hotline.endpoint.feeds`).
+edge (:mod:`hotline.endpoint.feed_service`).
 
 A posted alert (``POST /api/alerts``) is a JSON object with the fields of a
 warning without its header and without ``t``, ``incident`` and ``ref``, which

@@ -22,7 +22,7 @@ from typing import ClassVar
 from hotline.endpoint.alarms import RelaySuspected
 from hotline.protocol.bodies import ReceiptBody, RoutedBody
 from hotline.protocol.lifecycle import RecipientState
-from hotline.protocol.vocab import Action, Precedence, Stage
+from hotline.protocol.vocab import AckAction, Precedence, Stage
 
 __all__ = [
     "CheckpointInconsistent",
@@ -30,7 +30,7 @@ __all__ = [
     "CheckpointWitnessed",
     "DeliveryRefused",
     "DuplicateIgnored",
-    "Event",
+    "EndpointEvent",
     "LinkTestAnswered",
     "MessageAccepted",
     "MessageAcknowledged",
@@ -117,7 +117,7 @@ class ReceiptStored:
     received_ms: int
     index: int
     state: RecipientState
-    action: Action | None = None
+    action: AckAction | None = None
     note: str | None = None
     reason: str | None = None
     operator: str | None = None  # who acknowledged, as their receipt names them
@@ -179,7 +179,7 @@ class MessageAcknowledged:
     alarm: ClassVar[bool] = False
     id: bytes
     sender: str
-    action: Action | None
+    action: AckAction | None
     note: str | None
     acknowledged_ms: int
     operator: str | None = None
@@ -278,7 +278,7 @@ class RelayBack:
     unavailable_ms: int  # from the outage's since_ms to now
 
 
-Event = (
+EndpointEvent = (
     MessageQueued
     | ReceiptQueued
     | MessageReceived
@@ -322,7 +322,7 @@ _NAMES: dict[type, str] = {
 }
 
 
-def event_name(event: Event) -> str:
+def event_name(event: EndpointEvent) -> str:
     """The stable snake_case name of an event (log lines, SSE, the journal).
 
     An alarm against the relay is named for what the relay was caught doing

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Final
 
-from hotline.endpoint.events import Event
+from hotline.endpoint.events import EndpointEvent
 
 __all__ = ["EventHub", "Subscription"]
 
@@ -22,10 +22,10 @@ class Subscription:
 
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(_QUEUE_SIZE)
+        self._queue: asyncio.Queue[EndpointEvent | None] = asyncio.Queue(_QUEUE_SIZE)
         self.dropped = False
 
-    def _offer(self, event: Event | None) -> bool:
+    def _offer(self, event: EndpointEvent | None) -> bool:
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -33,7 +33,7 @@ class Subscription:
             return False
         return True
 
-    async def next(self) -> Event | None:
+    async def next(self) -> EndpointEvent | None:
         """The next event, or None once the subscription has ended."""
         if self.dropped and self._queue.empty():
             return None
@@ -42,10 +42,10 @@ class Subscription:
     def close(self) -> None:
         self._hub.unsubscribe(self)
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[EndpointEvent]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[Event]:
+    async def _iterate(self) -> AsyncIterator[EndpointEvent]:
         while True:
             event = await self.next()
             if event is None:
@@ -73,7 +73,7 @@ class EventHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: EndpointEvent) -> None:
         for subscription in list(self._subscribers):
             if not subscription._offer(event):
                 self._subscribers.discard(subscription)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from hotline.endpoint.events import Event
+from hotline.endpoint.events import EndpointEvent
 from hotline.endpoint.journal import Journal
 
 __all__ = ["ThreadedJournal"]
@@ -46,7 +46,7 @@ class ThreadedJournal:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, query, self._journal)
 
-    async def record(self, events: Iterable[Event]) -> None:
+    async def record(self, events: Iterable[EndpointEvent]) -> None:
         batch = tuple(events)
         if batch:
             await self.call(lambda journal: journal.record(batch))

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from hotline.endpoint.access import ACCESS, SESSION, Access
 from hotline.endpoint.errors import BadJson
-from hotline.endpoint.feeds import parse_json, read_body
+from hotline.endpoint.http_io import parse_json, read_body
 from hotline.endpoint.sessions import Session
 
 __all__ = ["add_login_routes", "operator_of"]

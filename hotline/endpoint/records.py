@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hotline.protocol.bodies import Recipients
-from hotline.protocol.vocab import Action, BodyType, Precedence, Stage, Status
+from hotline.protocol.vocab import AckAction, BodyType, Precedence, Stage, Status
 
 __all__ = [
     "Acknowledgement",
@@ -36,7 +36,7 @@ class StageTime:
     their_ts: int  # the recipient's clock, from its signed receipt
     received_ms: int  # our clock, when the receipt reached us
     index: int  # the receipt's log index at the relay
-    action: Action | None = None
+    action: AckAction | None = None
     note: str | None = None
     reason: str | None = None
     operator: str | None = None  # who acknowledged, as the recipient's receipt names them
@@ -93,7 +93,7 @@ class InboxItem:
     delivered_ms: int | None  # when we signed our delivered receipt
     duplicates: int
     acknowledged_ms: int | None
-    action: Action | None
+    action: AckAction | None
     note: str | None
     ack_operator: str | None = None  # which of our operators acknowledged
 
@@ -127,11 +127,14 @@ class EventRecord:
 
 @dataclass(frozen=True, slots=True)
 class LinkTestStatus:
-    """The last relay link test we answered."""
+    """The last relay link test we answered, and how many: their answers stay in the outbox
+    (``answers_waiting``) until the relay logs them, then only their count does."""
 
     last_test_id: bytes | None
     last_answered_ms: int | None
     answered: int
+    answers_logged: int = 0
+    answers_waiting: int = 0
 
 
 # ----------------------------------------------------------------------------- sensor feeds

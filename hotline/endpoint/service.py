@@ -48,7 +48,7 @@ from hotline.endpoint.compose import Header, draft_body, referenced_id
 from hotline.endpoint.connection import HEARTBEAT_S, Backoff, run_connection
 from hotline.endpoint.core import EndpointCore, Output
 from hotline.endpoint.events import (
-    Event,
+    EndpointEvent,
     LinkTestAnswered,
     MessageAccepted,
     MessageQueued,
@@ -59,7 +59,7 @@ from hotline.endpoint.events import (
     RelayOutage,
     event_name,
 )
-from hotline.endpoint.feeds import add_feed_routes
+from hotline.endpoint.feed_routes import add_feed_routes
 from hotline.endpoint.guard import PeerProofNeed
 from hotline.endpoint.hub import EventHub
 from hotline.endpoint.journal import JOURNAL_FILE
@@ -75,7 +75,7 @@ from hotline.network import Network
 from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.session import is_envelope
-from hotline.protocol.vocab import Action
+from hotline.protocol.vocab import AckAction
 from hotline.tls import (
     TlsSettings,
     client_connector,
@@ -301,7 +301,7 @@ class Endpoint:
                                       reason)
             await self._edge_event(self.outage)
 
-    async def _edge_event(self, event: Event) -> None:
+    async def _edge_event(self, event: EndpointEvent) -> None:
         await self.journal.record((event,))
         self._log(event, transmitted=True)
         self.hub.publish(event)
@@ -353,7 +353,7 @@ class Endpoint:
             await self._step(lambda now: self.core.receive(data, now))
         except Rejected as exc:
             log.warning("relay_message_refused", endpoint=self.me, code=exc.code,
-                        reason=exc.sentence)
+                        reason=str(exc))
 
     async def detach(self, reason: str) -> bool:
         async with self._lock:
@@ -456,7 +456,7 @@ class Endpoint:
         ref = referenced_id(data)
         ref_incident = None
         if ref is not None:
-            ref_incident = await self.journal.call(lambda j: j.incident_of(ref))
+            ref_incident = await self.journal.call(lambda j: j.reads.incident_of(ref))
 
         def compute(now: int) -> Output:
             header = Header(
@@ -475,7 +475,7 @@ class Endpoint:
         return queued.body.id
 
     async def acknowledge(
-        self, ref: bytes, action: Action | None, note: str | None, operator: str | None = None
+        self, ref: bytes, action: AckAction | None, note: str | None, operator: str | None = None
     ) -> None:
         """``operator`` acknowledged ``ref``. Raises UnknownMessage, AlreadyAcknowledged."""
         await self._step(lambda now: self.core.acknowledge(ref, action, note, now, operator))
@@ -486,7 +486,7 @@ class Endpoint:
 
     # ------------------------------------------------------------------ logging
 
-    def _log(self, event: Event, *, transmitted: bool) -> None:
+    def _log(self, event: EndpointEvent, *, transmitted: bool) -> None:
         name = event_name(event)
         fields: dict[str, object] = {"endpoint": self.me}
         if isinstance(event, ReceiptQueued):
@@ -517,7 +517,7 @@ class Endpoint:
             log.info(name, **fields)
 
 
-def _log_fields(me: str, event: Event) -> dict[str, object]:
+def _log_fields(me: str, event: EndpointEvent) -> dict[str, object]:
     fields = event_json(event)
     fields.pop("event", None)
     fields.pop("body", None)

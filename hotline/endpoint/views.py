@@ -16,7 +16,7 @@ from hotline.endpoint.events import (
     CheckpointWitnessed,
     DeliveryRefused,
     DuplicateIgnored,
-    Event,
+    EndpointEvent,
     LinkTestAnswered,
     MessageAccepted,
     MessageAcknowledged,
@@ -195,7 +195,7 @@ def history_json(record: EventRecord) -> JsonObject:
     }
 
 
-def _payload(event: Event) -> JsonObject:
+def _payload(event: EndpointEvent) -> JsonObject:
     if isinstance(event, MessageQueued):
         return {"id": format_id(event.body.id), "t": event.body.type.value,
                 "to": list(event.recipients), "precedence": event.body.precedence.value,
@@ -266,6 +266,6 @@ def _payload(event: Event) -> JsonObject:
     return {"at_ms": event.at_ms, "reason": event.reason}
 
 
-def event_json(event: Event) -> JsonObject:
+def event_json(event: EndpointEvent) -> JsonObject:
     """An event for the console's stream: its name, whether it is an alarm, its fields."""
     return {"event": event_name(event), "alarm": event.alarm, **_payload(event)}

@@ -60,7 +60,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hotline.auditlog.leaf import EntryKind, Event, decode_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, decode_entry
 from hotline.errors import EntryError, Rejected, UsageError, VerificationFailed
 from hotline.figures.histogram import SIGNIFICANT_BITS, ExactSamples, Histogram, Samples
 from hotline.figures.rows import Figures, HopRow, LinkRow
@@ -263,7 +263,7 @@ class LinkFigures:
         elif isinstance(body, LinkTestBody):
             self._add_test(relay_ts, body)
 
-    def add_event(self, index: int, relay_ts: int, event: Event) -> None:
+    def add_event(self, index: int, relay_ts: int, event: LogEvent) -> None:
         """Fold in a relay event that the relay logged at ``relay_ts`` (``index`` as above)."""
         if event.kind is EntryKind.ENVELOPE:
             raise UsageError("envelopes are folded in with add_envelope, not add_event")
@@ -299,7 +299,7 @@ class LinkFigures:
                 del self._tests[test_id]
                 self._hop(test.recipient).voided += 1
 
-    def _session_event(self, relay_ts: int, event: Event) -> None:
+    def _session_event(self, relay_ts: int, event: LogEvent) -> None:
         """connected/disconnected: an endpoint has one session at a time, its latest.
 
         The latest session is the ``connected`` entry with the highest relay_ts (a

@@ -18,7 +18,7 @@ from typing import ClassVar, Final, Literal
 
 from hotline.errors import RejectCode
 from hotline.protocol.vocab import (
-    Action,
+    AckAction,
     Advice,
     AltRef,
     BodyType,
@@ -208,7 +208,7 @@ class ReceiptBody(_Header):
     ref: bytes
     hash: bytes
     stage: Stage
-    action: Action | None = None
+    action: AckAction | None = None
     note: str | None = None
     reason: str | None = None
     operator: str | None = None  # who acknowledged (acknowledged receipts only)

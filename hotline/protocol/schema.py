@@ -46,7 +46,7 @@ from hotline.protocol.bodies import (
 from hotline.protocol.ids import ID_SIZE, is_uuid7
 from hotline.protocol.keys import KID_SIZE
 from hotline.protocol.vocab import (
-    Action,
+    AckAction,
     Advice,
     AltRef,
     BodyType,
@@ -272,7 +272,7 @@ _PRECEDENCE: Final = _enum(Precedence)
 _ADVICE: Final = _enum(Advice)
 _CANCELREASON: Final = _enum(CancelReason)
 _STAGE: Final = _enum(Stage)
-_ACTION: Final = _enum(Action)
+_ACTION: Final = _enum(AckAction)
 _BODYTYPE: Final = _enum(BodyType)
 _REJECTCODE: Final = _enum(RejectCode)
 MAX_PATH: Final = 200

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
-    "Action",
+    "AckAction",
     "Advice",
     "AltRef",
     "BodyType",
@@ -101,7 +101,7 @@ class Stage(enum.StrEnum):
     REJECTED = "rejected"
 
 
-class Action(enum.StrEnum):
+class AckAction(enum.StrEnum):
     MONITORING = "monitoring"
     INTERCEPTING = "intercepting"
     NO_ACTION = "no_action"

@@ -8,7 +8,14 @@
   :meth:`RelayCore.appended` with the index (in the order the appends were
   asked for on that connection);
 - :class:`Broadcast` — send bytes to every connected endpoint;
-- :class:`Close` — close an endpoint's session with a code and reason.
+- :class:`Close` — close an endpoint's session with a code and reason;
+- :class:`LogLine` — write a line to the structured log (what happened, for operators).
+
+Every input returns its actions in one list, notes included; the core keeps no
+output for the edge to collect later. It owns its :class:`RelayCounters`: they
+change only inside its inputs (the edge reports a session it refused before the
+core saw it through :meth:`RelayCore.session_refused`), and :attr:`RelayCore.counters`
+gives a copy.
 
 Rules it keeps:
 
@@ -50,7 +57,7 @@ import msgpack
 
 from hotline.auditlog.leaf import (
     EntryKind,
-    Event,
+    LogEvent,
     decode_entry,
     encode_envelope_entry,
     encode_event_entry,
@@ -105,7 +112,7 @@ __all__ = [
     "Append",
     "Broadcast",
     "Close",
-    "Note",
+    "LogLine",
     "RelayCore",
     "RelayCounters",
     "Send",
@@ -146,18 +153,18 @@ class Append:
     token: int
     relay_ts: int = 0
     envelope: Envelope | None = None
-    event: Event | None = None
-
-
-Action = Send | Append | Broadcast | Close
+    event: LogEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Note:
+class LogLine:
     """Something the edge should write to the structured log: a name and details."""
 
     event: str
     fields: dict[str, object]
+
+
+RelayAction = Send | Append | Broadcast | Close | LogLine
 
 
 @dataclass(slots=True)
@@ -274,8 +281,7 @@ class RelayCore:
         self._random = random
         maps = IdMaps.in_memory() if ids is None else ids  # per-id state: see idmaps
         self.admission = Admission(network, seen=maps.seen)
-        self.counters = RelayCounters()
-        self.notes: list[Note] = []  # drained by the edge after every call
+        self._counters = RelayCounters()
         self.online: set[str] = set()
         self._tokens = itertools.count()
         self._inflight: dict[int, _Inflight] = {}
@@ -308,7 +314,7 @@ class RelayCore:
 
     def restore(
         self, index: int, entry: bytes, *, unsafe_signed_root_covers: bool = False
-    ) -> tuple[int, Envelope | Event]:
+    ) -> tuple[int, Envelope | LogEvent]:
         """Rebuild state from one logged entry, in log order, at start-up.
 
         Returns the entry's relay time and its envelope or its event. The
@@ -334,7 +340,7 @@ class RelayCore:
 
     def follow(
         self, index: int, entry: bytes, now: int
-    ) -> tuple[list[Action], int, Envelope | Event]:
+    ) -> tuple[list[RelayAction], int, Envelope | LogEvent]:
         """An entry another relay replica logged, applied in log order as if it were ours.
 
         Its envelope's signature is checked again. A message is queued for its
@@ -355,7 +361,7 @@ class RelayCore:
         actions = self._logged(index, decoded.relay_ts, envelope, restoring=False, now=now)
         return actions, decoded.relay_ts, envelope
 
-    def superseded(self, token: int) -> list[Action]:
+    def superseded(self, token: int) -> list[RelayAction]:
         """The entry asked for with ``token`` was logged first by another replica.
 
         Its envelope is already applied (through :meth:`follow`); whoever sent
@@ -371,11 +377,11 @@ class RelayCore:
         accepted = self._accepted.get(body.id)
         if accepted is None:
             return []
-        self.counters.duplicates += 1
-        self.notes.append(Note("duplicate_answered", {"id": body.id.hex(), "replica": "other"}))
+        self._counters.duplicates += 1
+        note = LogLine("duplicate_answered", {"id": body.id.hex(), "replica": "other"})
         index, relay_ts, digest = accepted
         receipt = self._accepted_receipt(body.id, digest, index, relay_ts)
-        return [Send(party, receipt) for party in waiting]
+        return [note, *(Send(party, receipt) for party in waiting)]
 
     def withdrawn(self, token: int) -> None:
         """The entry asked for with ``token`` will not be logged (a link test refused).
@@ -398,17 +404,17 @@ class RelayCore:
 
     # ------------------------------------------------------------------ connections
 
-    def connected(self, party: str, now: int) -> list[Action]:
+    def connected(self, party: str, now: int) -> list[RelayAction]:
         """An endpoint authenticated: log it, and send its backlog in order."""
         self.online.add(party)
         fields: dict[str, object] = {"party": party}
         if self.replica:
             fields["replica"] = self.replica
-        actions: list[Action] = [self._event(EntryKind.CONNECTED, fields, now)]
+        actions: list[RelayAction] = [self._event(EntryKind.CONNECTED, fields, now)]
         actions.extend(self._flush(party, now, force=True))
         return actions
 
-    def resend_receipts(self, party: str, since: int) -> list[Action]:
+    def resend_receipts(self, party: str, since: int) -> list[RelayAction]:
         """Receipts for ``party``'s messages logged after ``since``, again."""
         return [
             Send(party, encode_control(Deliver(index, frame)))
@@ -416,7 +422,7 @@ class RelayCore:
             if index > since
         ]
 
-    def disconnected(self, party: str, reason: str, now: int) -> list[Action]:
+    def disconnected(self, party: str, reason: str, now: int) -> list[RelayAction]:
         self.online.discard(party)
         fields: dict[str, object] = {"party": party, "reason": reason}
         if self.replica:
@@ -425,7 +431,7 @@ class RelayCore:
 
     # ------------------------------------------------------------------ receiving
 
-    def receive(self, party: str, frame: bytes, now: int) -> list[Action]:
+    def receive(self, party: str, frame: bytes, now: int) -> list[RelayAction]:
         """A signed envelope from an authenticated endpoint."""
         try:
             envelope = open_envelope(
@@ -439,14 +445,14 @@ class RelayCore:
             return self.refuse(party, frame, exc, now)
         body = envelope.body
         if verdict is Verdict.DUPLICATE:
-            self.counters.duplicates += 1
-            self.notes.append(Note("duplicate_answered", {"party": party, "id": body.id.hex()}))
+            self._counters.duplicates += 1
+            note = LogLine("duplicate_answered", {"party": party, "id": body.id.hex()})
             waiting = self._inflight_ids.get(body.id)
             if waiting is not None:
                 waiting.append(party)
-                return []
+                return [note]
             index, relay_ts, digest = self._accepted[body.id]
-            return [Send(party, self._accepted_receipt(body.id, digest, index, relay_ts))]
+            return [note, Send(party, self._accepted_receipt(body.id, digest, index, relay_ts))]
         self.admission.record(envelope)
         token = next(self._tokens)
         self._inflight[token] = _Inflight(envelope, party, now)
@@ -504,7 +510,7 @@ class RelayCore:
         return self._origin.get(ref) is None
 
     def busy(self, party: str, frame: bytes, retry_after_ms: int, why: str,
-             now: int) -> list[Action]:
+             now: int) -> list[RelayAction]:
         """The relay cannot log now: the signed, temporary refusal ``busy``; nothing recorded.
 
         The sender keeps the envelope and sends it again after ``retry_after_ms``.
@@ -513,31 +519,39 @@ class RelayCore:
                        retry_after_ms=retry_after_ms)
         return self.refuse(party, frame, exc, now)
 
-    def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[Action]:
+    def refuse(self, party: str, frame: bytes, exc: Rejected, now: int) -> list[RelayAction]:
         """Answer a refused frame (envelope or control) with a relay-signed refusal.
 
         An endpoint that draws refusals faster than its budget (rule 4a) has its
         session closed instead of being answered.
         """
-        self.counters.rejected[exc.code] = self.counters.rejected.get(exc.code, 0) + 1
-        self.notes.append(Note("envelope_rejected", {
-            "party": party, "code": exc.code, "path": exc.path, "reason": exc.detail,
-        }))
+        self._count_rejected(exc.code)
+        note = LogLine("envelope_rejected", {
+            "party": party, "code": exc.code, "path": exc.path, "reason": exc.sentence,
+        })
         wait_ms = self._refusal_budget.take(party, now)
         if wait_ms:
-            self.counters.refusal_floods += 1
-            self.notes.append(Note("refusal_flood_closed", {"party": party, "wait_ms": wait_ms}))
-            return [Close(
+            self._counters.refusal_floods += 1
+            flood = LogLine("refusal_flood_closed", {"party": party, "wait_ms": wait_ms})
+            return [note, flood, Close(
                 party, REFUSAL_FLOOD_CLOSE,
                 f"refused_flood: more than {REFUSALS_BURST} refused frames at once; "
                 f"retry in {wait_ms} ms",
             )]
-        return [Send(party, self._rejection(frame, exc, now))]
+        return [note, Send(party, self._rejection(frame, exc, now))]
+
+    def session_refused(self, code: str) -> None:
+        """The edge refused a session before it reached the core (authentication failed or
+        timed out, too many sessions): counted with the refused frames, under ``code``."""
+        self._count_rejected(code)
+
+    def _count_rejected(self, code: str) -> None:
+        self._counters.rejected[code] = self._counters.rejected.get(code, 0) + 1
 
     def _rejection(self, frame: bytes, exc: Rejected, now: int) -> bytes:
         """The ``rejected`` control: the relay-signed ``refused`` body and its v1 fields."""
         ref, digest = _refused_ids(frame)
-        code = exc.reject_code
+        code = exc.code
         retry_after_ms: int | None = None
         if code.temporary:
             retry_after_ms = exc.retry_after_ms or self.network.limits.retry_interval_ms
@@ -553,16 +567,16 @@ class RelayCore:
             hash=digest,
             frame_hash=body_hash(frame),
             code=code,
-            sentence=exc.detail[:MAX_NOTE] or code.value,
+            sentence=exc.sentence[:MAX_NOTE] or code.value,
             path=path,
             retry_after_ms=retry_after_ms,
         )
         signed = seal(body, self._key)
         return encode_control(
-            RejectedNotice(ref or b"", exc.code, exc.detail, exc.path, frame=signed)
+            RejectedNotice(ref or b"", exc.code, exc.sentence, exc.path, frame=signed)
         )
 
-    def appended(self, token: int, index: int, now: int) -> list[Action]:
+    def appended(self, token: int, index: int, now: int) -> list[RelayAction]:
         """The entry asked for with ``token`` is durable at ``index``."""
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
@@ -574,7 +588,7 @@ class RelayCore:
         body = envelope.body
         waiting = self._inflight_ids.pop(body.id, [inflight.party])
         kind = body.type.value
-        self.counters.accepted[kind] = self.counters.accepted.get(kind, 0) + 1
+        self._counters.accepted[kind] = self._counters.accepted.get(kind, 0) + 1
         fields: dict[str, object] = {"id": body.id.hex(), "from": body.sender, "type": kind,
                                      "index": index}
         if isinstance(body, WarningBody | CancelBody | TextBody):
@@ -584,12 +598,13 @@ class RelayCore:
             fields["ref"] = body.ref.hex()
             fields["stage"] = body.stage.value
             fields["link"] = f"{body.sender}-{self._origin.get(body.ref) or '?'}"
+        actions: list[RelayAction] = []
         if isinstance(body, LinkTestBody):
-            self.counters.link_tests += 1
+            self._counters.link_tests += 1
         else:
-            self.notes.append(Note("envelope_accepted", fields))
+            actions.append(LogLine("envelope_accepted", fields))
         receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
-        actions: list[Action] = [Send(party, receipt) for party in waiting]
+        actions.extend(Send(party, receipt) for party in waiting)
         actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
         return actions
 
@@ -610,7 +625,7 @@ class RelayCore:
 
     def _logged(
         self, index: int, relay_ts: int, envelope: Envelope, *, restoring: bool, now: int = 0
-    ) -> list[Action]:
+    ) -> list[RelayAction]:
         body = envelope.body
         if restoring:
             self.admission.record(envelope)
@@ -624,7 +639,7 @@ class RelayCore:
                 dict.fromkeys(recipients, RecipientState.ACCEPTED),
             )
             self._messages[body.id] = message
-            actions: list[Action] = []
+            actions: list[RelayAction] = []
             for recipient in recipients:
                 self._queues[recipient][body.id] = _Pending(message)
                 if not restoring:
@@ -643,7 +658,7 @@ class RelayCore:
                 self._slot_logged[recipient] = max(self._slot_logged.get(recipient, slot), slot)
             if restoring or recipient not in self.online:
                 return []
-            self.counters.deliveries += 1
+            self._counters.deliveries += 1
             return [Send(recipient, encode_control(Deliver(index, envelope.frame)))]
         if isinstance(body, ReceiptBody):
             return self._receipt_logged(index, relay_ts, envelope, body, restoring=restoring)
@@ -651,7 +666,7 @@ class RelayCore:
 
     def _receipt_logged(
         self, index: int, relay_ts: int, envelope: Envelope, body: ReceiptBody, *, restoring: bool
-    ) -> list[Action]:
+    ) -> list[RelayAction]:
         message = self._messages.get(body.ref)
         if message is None:
             origin = self._origin.get(body.ref)
@@ -676,14 +691,17 @@ class RelayCore:
             self._messages.pop(body.ref, None)
         if restoring or origin not in self.online:
             return []
-        self.notes.append(Note("receipt_forwarded", {
-            "ref": body.ref.hex(), "link": f"{body.sender}-{origin}", "stage": body.stage.value,
-        }))
-        return [Send(origin, encode_control(Deliver(index, envelope.frame)))]
+        return [
+            LogLine("receipt_forwarded", {
+                "ref": body.ref.hex(), "link": f"{body.sender}-{origin}",
+                "stage": body.stage.value,
+            }),
+            Send(origin, encode_control(Deliver(index, envelope.frame))),
+        ]
 
     # ------------------------------------------------------------------ delivery
 
-    def _flush(self, party: str, now: int, *, force: bool = False) -> list[Action]:
+    def _flush(self, party: str, now: int, *, force: bool = False) -> list[RelayAction]:
         """Send what ``party`` is owed and due, most urgent first, then log order."""
         if party not in self.online:
             return []
@@ -694,16 +712,16 @@ class RelayCore:
             or p.last_sent < 0
             or now - p.last_sent >= self.network.limits.retry_interval_ms
         ]
-        actions: list[Action] = []
+        actions: list[RelayAction] = []
         for pending in heapq.nsmallest(len(due), due, key=_send_order):
             pending.attempts += 1
-            self.notes.append(Note(
+            actions.append(LogLine(
                 "message_forwarded" if pending.attempts == 1 else "message_redelivered",
                 {"id": pending.message.body.id.hex(), "link": f"{pending.message.sender}-{party}",
                  "index": pending.message.index, "attempt": pending.attempts},
             ))
             if pending.attempts > 1:
-                self.counters.redeliveries += 1
+                self._counters.redeliveries += 1
                 actions.append(self._event(
                     EntryKind.REDELIVERED,
                     {"ref": pending.message.body.id, "recipient": party,
@@ -711,7 +729,7 @@ class RelayCore:
                     now,
                 ))
             pending.last_sent = now
-            self.counters.deliveries += 1
+            self._counters.deliveries += 1
             actions.append(
                 Send(party, encode_control(Deliver(pending.message.index, pending.message.frame)))
             )
@@ -719,17 +737,17 @@ class RelayCore:
 
     # ------------------------------------------------------------------ time
 
-    def tick(self, now: int) -> list[Action]:
+    def tick(self, now: int) -> list[RelayAction]:
         """Retries, deadlines and link tests that are due at ``now``."""
-        actions: list[Action] = []
+        actions: list[RelayAction] = []
         for party in sorted(self.online):
             actions.extend(self._flush(party, now))
         actions.extend(self._deadlines(now))
         actions.extend(self._link_tests(now))
         return actions
 
-    def _deadlines(self, now: int) -> list[Action]:
-        actions: list[Action] = []
+    def _deadlines(self, now: int) -> list[RelayAction]:
+        actions: list[RelayAction] = []
         forget_tests_before = now - TESTS_KEPT_FOR * self.network.link_test_timeout_ms
         for message in list(self._messages.values()):
             if isinstance(message.body, LinkTestBody):
@@ -749,24 +767,24 @@ class RelayCore:
 
     def _overdue(
         self, message: _Message, recipient: str, stage: Stage, due: int, now: int
-    ) -> list[Action]:
+    ) -> list[RelayAction]:
         key = (recipient, stage.value)
         if now < due or key in message.overdue_sent:
             return []
         message.overdue_sent.add(key)
-        self.counters.overdue[stage.value] = self.counters.overdue.get(stage.value, 0) + 1
-        self.notes.append(Note("deadline_missed", {
+        self._counters.overdue[stage.value] = self._counters.overdue.get(stage.value, 0) + 1
+        note = LogLine("deadline_missed", {
             "id": message.body.id.hex(), "link": f"{message.sender}-{recipient}",
             "stage": stage.value, "deadline": due,
-        }))
-        return [self._event(
+        })
+        return [note, self._event(
             EntryKind.OVERDUE,
             {"ref": message.body.id, "recipient": recipient, "stage": stage.value,
              "deadline": due},
             now,
         )]
 
-    def _link_tests(self, now: int) -> list[Action]:
+    def _link_tests(self, now: int) -> list[RelayAction]:
         """Tests due at ``now``: each endpoint's at its own phase of the interval.
 
         Spreading the endpoints over the interval keeps a burst of tests (and of
@@ -776,7 +794,7 @@ class RelayCore:
         the first slot of each endpoint is the first to start at or after the
         first tick, so a relay starting up does not test everyone at once.
         """
-        actions: list[Action] = []
+        actions: list[RelayAction] = []
         for party in self.network.endpoints:
             slot = self._test_slot(party, now)
             signed = self._slot_signed.get(party)
@@ -816,10 +834,20 @@ class RelayCore:
         return slot * self.network.link_test_interval_ms + self._test_offsets.get(party, 0)
 
     def _event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
-        event = Event(kind, fields)
+        event = LogEvent(kind, fields)
         return Append(encode_event_entry(now, event), next(self._tokens), now, event=event)
 
     # ------------------------------------------------------------------ views
+
+    @property
+    def counters(self) -> RelayCounters:
+        """A copy of the counters now (they change only inside this core's inputs)."""
+        c = self._counters
+        return RelayCounters(
+            accepted=dict(c.accepted), rejected=dict(c.rejected), duplicates=c.duplicates,
+            deliveries=c.deliveries, redeliveries=c.redeliveries, overdue=dict(c.overdue),
+            link_tests=c.link_tests, refusal_floods=c.refusal_floods,
+        )
 
     @property
     def last_test_seq(self) -> int:

@@ -41,20 +41,18 @@ def _health(relay: Relay, checkpoint_size: int) -> web.Response:
     """200 ``ok`` while the relay can log; 503 ``not_ready`` with the reason otherwise."""
     body: dict[str, object] = {
         "status": "ok" if relay.ready else "not_ready",
-        "log_size": relay.log.size if relay.log is not None else 0,
+        "log_size": relay.log.size,
         "checkpoint_size": checkpoint_size, "online": relay.online,
     }
     if not relay.ready:
         body["reason"] = relay.not_ready_reason
-    if relay.replica is not None:
-        body["replica"] = relay.replica.name
-        body["nats_server"] = relay.replica.client.server
+    body.update(relay.backend.health())
     return web.json_response(body, status=200 if relay.ready else 503)
 
 
 def add_http_routes(app: web.Application, relay: Relay) -> None:
     def published_size() -> int:
-        return max(0, relay.log.signed_size) if relay.log is not None else 0
+        return max(0, relay.log.signed_size)
 
     async def healthz(_: web.Request) -> web.Response:
         return _health(relay, published_size())
@@ -75,7 +73,7 @@ def add_http_routes(app: web.Application, relay: Relay) -> None:
             return _error(400, "bad_path", str(exc))
         span = TILE_WIDTH ** ref.level
         hashes_at_level = published_size() >> (TILE_HEIGHT * ref.level)
-        if (ref.index * TILE_WIDTH + ref.width) > hashes_at_level or relay.log is None:
+        if (ref.index * TILE_WIDTH + ref.width) > hashes_at_level:
             return _error(404, "not_found", f"{path} is beyond the published tree")
         if ref.entries:
             body = relay.log.entry_bundle(ref.index, ref.width)
@@ -88,7 +86,6 @@ def add_http_routes(app: web.Application, relay: Relay) -> None:
         )
 
     async def inclusion(request: web.Request) -> web.Response:
-        assert relay.log is not None
         try:
             index, size = _int(request, "index"), _int(request, "size")
             if not 0 < size <= published_size():
@@ -103,7 +100,6 @@ def add_http_routes(app: web.Application, relay: Relay) -> None:
         )
 
     async def consistency(request: web.Request) -> web.Response:
-        assert relay.log is not None
         try:
             old, new = _int(request, "old"), _int(request, "new")
             if not 0 < old <= new <= published_size():

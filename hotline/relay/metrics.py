@@ -63,11 +63,11 @@ class _RelayCollector(Collector):
         )
         log = relay.log
         yield GaugeMetricFamily(
-            "hotline_log_entries", "Entries in the audit log", value=log.size if log else 0
+            "hotline_log_entries", "Entries in the audit log", value=log.size
         )
         yield GaugeMetricFamily(
             "hotline_checkpoint_size", "Tree size of the latest signed checkpoint",
-            value=max(0, log.signed_size) if log else 0,
+            value=max(0, log.signed_size),
         )
         yield GaugeMetricFamily(
             "hotline_endpoints_online", "Endpoints connected now", value=len(relay.online)

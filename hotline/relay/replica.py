@@ -8,7 +8,7 @@ async store path): no thread, no group committer.
 
 How an entry travels:
 
-1. The core asks for an ``Append``; :meth:`Replica.publish` queues it for the
+1. The core asks for an ``Append``; :meth:`Replica.append` queues it for the
    stream with a ``Nats-Msg-Id``: the envelope's id (hex) for an envelope, a
    deterministic id for an ``overdue`` event (two replicas that both notice
    one missed deadline log it once), the last test's sequence for a link test
@@ -42,11 +42,11 @@ How an entry travels:
 4. Every replica follows the stream in order (an ordered consumer). Each
    message is first appended to the mirror, then applied to the core: if it
    carries the id and the exact bytes of one of this replica's own appends it
-   completes that append (``RelayCore.appended``: the accepted receipt, the
+   completes that append (``LogSink.logged``: the accepted receipt, the
    forwards); if it carries the id of an own append with other bytes, another
    replica logged the same envelope first, so it is applied as theirs and the
-   own append is answered with the original receipt (``superseded``);
-   otherwise it is another replica's entry (``RelayCore.follow``): deliveries,
+   own append is answered with the original receipt (``LogSink.superseded``);
+   otherwise it is another replica's entry (``LogSink.followed``): deliveries,
    receipts and link tests go to whoever is connected here. So each entry is
    applied once, in log order, by every replica, and a message or a link test
    reaches its recipient through whichever replica the recipient is connected
@@ -90,7 +90,7 @@ import itertools
 import os
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -99,13 +99,14 @@ from nats.aio.subscription import Subscription
 
 from hotline.auditlog.leaf import EntryKind
 from hotline.auditlog.natsstore import StreamClient, StreamEntry, StreamSettings
-from hotline.errors import HotlineError, StoreError
+from hotline.errors import StoreError
 from hotline.protocol.bodies import LinkTestBody
 from hotline.protocol.envelope import Envelope
 from hotline.relay.core import Append
 
 if TYPE_CHECKING:
-    from hotline.relay.server import Relay
+    from hotline.auditlog.log import AuditLog
+    from hotline.relay.logbackend import LogSink
 
 __all__ = ["Replica"]
 
@@ -141,10 +142,16 @@ class _Own:
 
 
 class Replica:
-    """This relay's publisher to and follower of the shared stream."""
+    """This relay's publisher to and follower of the shared stream: its log backend
+    (``hotline.relay.logbackend``) when the log is a stream, mirrored into ``audit_log``."""
 
-    def __init__(self, relay: Relay, settings: StreamSettings, name: str = "") -> None:
-        self.relay: Final = relay
+    shared = True
+
+    def __init__(
+        self, audit_log: AuditLog, sink: LogSink, settings: StreamSettings, name: str = ""
+    ) -> None:
+        self._log: Final = audit_log
+        self._sink: Final = sink
         self.settings: Final = settings
         self.name: Final = name or f"replica-{os.getpid()}"
         self.client = StreamClient(settings, name=f"hotline-{self.name}")
@@ -186,9 +193,16 @@ class Replica:
     @property
     def size(self) -> int:
         """Entries applied: the mirror's size."""
-        log_ = self.relay.log
-        assert log_ is not None
-        return log_.store.size
+        return self._log.store.size
+
+    @property
+    def unlogged_tests(self) -> int:
+        """This replica's link tests published or waiting, not yet seen in the stream."""
+        return sum(own.test for own in self._own.values())
+
+    def health(self) -> dict[str, object]:
+        """``/healthz`` fields: this replica's name and the NATS server it is connected to."""
+        return {"replica": self.name, "nats_server": self.client.server}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -204,14 +218,13 @@ class Replica:
                 f"{last}: this is not that stream's mirror; refusing to start"
             )
         if size:
-            assert self.relay.log is not None
-            held = await asyncio.to_thread(self.relay.log.store.read, size - 1)
+            held = await asyncio.to_thread(self._log.store.read, size - 1)
             if (await self.client.read(size)).data != held:
                 raise StoreError(
                     f"entry {size - 1} of the local mirror differs from stream "
                     f"{self.settings.stream}: this is not that stream's mirror; refusing to start"
                 )
-        self._last_test_signed = self.relay.core.last_test_seq  # tests already in the mirror
+        self._last_test_signed = self._sink.last_test_seq  # tests already in the mirror
         self._applier = asyncio.create_task(self._apply(), name="replica-applier")
         await self._subscribe()
         self._watchdog = asyncio.create_task(self._watch(), name="replica-watchdog")
@@ -222,9 +235,14 @@ class Replica:
 
     async def wait_applied(self, size: int, timeout_s: float) -> bool:
         """Wait (bounded) until the mirror holds ``size`` entries; whether it does."""
+        return await self.wait_applied_until(lambda: self.size >= size, timeout_s)
+
+    async def wait_applied_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait (bounded) until ``condition`` holds, judged again after each batch of entries
+        applied; whether it does."""
         async def reached() -> None:
             async with self._applied:
-                await self._applied.wait_for(lambda: self.size >= size)
+                await self._applied.wait_for(condition)
 
         try:
             await asyncio.wait_for(reached(), timeout_s)
@@ -254,7 +272,14 @@ class Replica:
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, append: Append) -> None:
+    @contextlib.asynccontextmanager
+    async def link_tests_held(self) -> AsyncIterator[None]:
+        """Hold this replica's link tests back: none is published until the block ends
+        (they wait as they do behind a slow publish of the test before them)."""
+        async with self._test_lock:
+            yield
+
+    def append(self, append: Append) -> None:
         """Queue ``append`` for the stream; the follower completes it once it is logged."""
         test = append.envelope is not None and isinstance(append.envelope.body, LinkTestBody)
         own = _Own(append, self._msg_id(append), test)
@@ -287,7 +312,7 @@ class Replica:
 
     def _slot_key(self, body: LinkTestBody) -> str:
         party = body.to[0]
-        return f"test-{party}-{self.relay.core.test_slot_start(party, body.ts)}"
+        return f"test-{party}-{self._sink.test_slot_start(party, body.ts)}"
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
@@ -379,7 +404,7 @@ class Replica:
     def _withdraw_test(self, own: _Own, reason: str) -> None:
         if self._own.get(own.msg_id) is own:
             del self._own[own.msg_id]
-        self.relay.core.withdrawn(own.append.token)
+        self._sink.withdrawn(own.append)
         log.info("link_test_withdrawn", slot=own.msg_id, reason=reason)
 
     # ------------------------------------------------------------------ readiness
@@ -418,7 +443,7 @@ class Replica:
             self._not_ready_since = now
             log.warning("replica_not_ready", replica=self.name, reason=reason,
                         server=self.client.server)
-            self.relay.replica_unready(reason)
+            self._sink.log_unready(reason)
         elif not reason and not self.ready:
             self.ready = True
             log.info("replica_ready", replica=self.name, server=self.client.server,
@@ -592,9 +617,7 @@ class Replica:
 
     async def _apply(self) -> None:
         """Take what arrived, in order: mirror first, then the core."""
-        relay = self.relay
-        assert relay.log is not None
-        store = relay.log.store
+        store = self._log.store
         while True:
             generation, first = await self._incoming.get()
             arrived = [(generation, first)]
@@ -622,9 +645,7 @@ class Replica:
                 self._applied.notify_all()
 
     def _applied_entry(self, entry: StreamEntry) -> None:
-        relay = self.relay
         index = entry.seq - 1
-        now = relay.config.clock()
         own: _Own | None
         if entry.subject == self.settings.test_subject:
             self._last_test_seq = max(self._last_test_seq, entry.seq)
@@ -638,24 +659,12 @@ class Replica:
             append = own.append
             if own.test and append.envelope is not None:
                 self._last_test_signed = max(self._last_test_signed, append.envelope.body.seq)
-            content = append.envelope if append.envelope is not None else append.event
-            if content is not None:
-                relay._account(index, append.relay_ts, content)
-            relay.perform(relay.core.appended(append.token, index, now))
+            self._sink.logged(append, index)
             return
-        try:
-            actions, relay_ts, content = relay.core.follow(index, entry.data, now)
-        except HotlineError as exc:
-            # Logged by another replica, so it passed admission there; it stays in the log
-            # (the auditor will name it) but this replica cannot act on it.
-            log.exception("replica_entry_unusable", index=index, error=exc.describe())
-            actions = []
-        else:
-            relay._account(index, relay_ts, content)
-            if isinstance(content, Envelope) and isinstance(content.body, LinkTestBody):
-                self._last_test_signed = max(self._last_test_signed, content.body.seq)
-                # This slot is logged: this replica's own test of it is not to be.
-                own = self._own.pop(self._slot_key(content.body), None)
-        relay.perform(actions)
+        content = self._sink.followed(index, entry.data)
+        if isinstance(content, Envelope) and isinstance(content.body, LinkTestBody):
+            self._last_test_signed = max(self._last_test_signed, content.body.seq)
+            # This slot is logged: this replica's own test of it is not to be.
+            own = self._own.pop(self._slot_key(content.body), None)
         if own is not None:
-            relay.perform(relay.core.superseded(own.append.token))
+            self._sink.superseded(own.append)

@@ -1,11 +1,16 @@
 """The relay's edge: aiohttp WebSocket and HTTP around :class:`RelayCore`.
 
 This module moves bytes between sockets, the audit log and the core, and owns
-the timers. Invariants it adds to the core's:
+the timers. The appends the core asks for go to the relay's log backend
+(``hotline.relay.logbackend``: the file store itself, or a stream shared with
+other replicas), which reports each one back through :meth:`Relay.logged` (or,
+for entries other replicas logged, :meth:`Relay.followed`). Invariants it adds
+to the core's:
 
 - appends are started in the order the core asks for them and their results
-  are handed back to the core in that same order (one completion pipeline), so
-  every accepted receipt and every forward follows a durable append;
+  are handed back to the core in that same order (one completion pipeline, in
+  the backend), so every accepted receipt and every forward follows a durable
+  append;
 - each connection has one writer task, so what the core sends a party arrives
   in the order the core sent it;
 - a new authenticated connection of a party replaces the old one.
@@ -20,7 +25,6 @@ import hashlib
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +35,7 @@ from aiohttp import WSMsgType, web
 
 from hotline.auditlog.checkpoint import open_checkpoint
 from hotline.auditlog.cosignature import add_cosignature, verify_cosignature
-from hotline.auditlog.leaf import EntryKind, Event, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_event_entry
 from hotline.auditlog.log import AuditLog
 from hotline.auditlog.merkle import Frontier, leaf_hash
 from hotline.auditlog.note import NoteSignature, parse_note
@@ -63,10 +67,11 @@ from hotline.protocol.session import (
     is_envelope,
     verify_auth,
 )
-from hotline.relay.core import Action, Append, Broadcast, Close, RelayCore, Send
+from hotline.relay.core import Append, Broadcast, Close, LogLine, RelayAction, RelayCore, Send
 from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.http import add_http_routes
 from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
+from hotline.relay.logbackend import EmbeddedLog, LogBackend
 from hotline.relay.metrics import RelayMetrics
 from hotline.relay.snapshot import SNAPSHOT_FILE, Snapshot, load_snapshot, save_snapshot
 from hotline.tls import TlsSettings, listening_transport, note_transport, server_context
@@ -74,7 +79,7 @@ from hotline.tls import TlsSettings, listening_transport, note_transport, server
 if TYPE_CHECKING:
     from hotline.relay.replica import Replica
 
-__all__ = ["RELAY", "Relay", "RelayConfig", "RunningRelay", "start_relay"]
+__all__ = ["RELAY", "Relay", "RelayConfig", "RunningRelay", "open_log", "open_relay", "start_relay"]
 
 log = structlog.get_logger()
 
@@ -158,12 +163,17 @@ class _Connection:
 class Relay:
     """One relay: its log, its core, its connections and its timers."""
 
-    def __init__(self, config: RelayConfig) -> None:
+    def __init__(self, config: RelayConfig, audit_log: AuditLog) -> None:
+        """A relay on its open log (see :func:`open_log`); :meth:`start` starts it, and from
+        then on the relay owns the log: :meth:`stop`, or a failed start, closes it."""
         self.config: Final = config
         self.network: Final = config.network
         self.core = RelayCore(config.network, config.key, os.urandom)
-        self.log: AuditLog | None = None
-        self.ids: IdIndex | None = None  # opened with the log; the core's per-id maps
+        self.log: Final = audit_log
+        # the core's per-id maps, on disk beside the log
+        self.ids: Final = IdIndex(
+            config.data_dir / ID_INDEX_FILE, self.network, audit_log.store.read
+        )
         self.metrics = RelayMetrics(self)
         self.figures = self.metrics.figures
         self._accounted = 0  # entries folded into the core and the figures, in log order
@@ -178,8 +188,6 @@ class Relay:
         self.halted = asyncio.Event()
         self.halt_reason = ""
         self._connections: dict[str, _Connection] = {}
-        self._completions: deque[tuple[Append, asyncio.Task[int]]] = deque()
-        self._completion_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoint_lock = asyncio.Lock()
         self._last_checkpoint_ms = 0
@@ -189,52 +197,46 @@ class Relay:
         self._closers: set[asyncio.Task[None]] = set()
         self._recorded_keys: list[object] | None = None  # the last keys_changed entry's keys
         self._recorded_network: bytes | None = None  # network_sha256 of the last start or change
-        self.replica: Replica | None = None  # set when the log is a shared stream
+        # where appends become durable: the file store itself, or a stream shared with
+        # other replicas (then ``replica`` is that same backend)
+        self.replica: Replica | None = None
+        self.backend: LogBackend
+        if config.stream is not None:
+            # Imported here: nats-py is only needed when the log is on a stream.
+            from hotline.relay.replica import Replica  # noqa: PLC0415
+
+            self.backend = self.replica = Replica(
+                audit_log, self, config.stream, config.replica_name
+            )
+        else:
+            self.backend = EmbeddedLog(audit_log, self)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        config = self.config
-        now = config.clock()
-        self.log = await asyncio.to_thread(
-            functools.partial(
-                AuditLog.open_directory,
-                config.data_dir,
-                origin=self.network.relay.origin,
-                key=config.key,
-                also_sign=[
-                    k for k in config.also_sign if k.public in self.network.keys_valid_at(
-                        self.network.relay.id, now
-                    )
-                ],
-                known_keys=self.network.keys_of(self.network.relay.id) or (),
-            )
-        )
-        try:
-            self.ids = IdIndex(config.data_dir / ID_INDEX_FILE, self.network, self.log.store.read)
-            await asyncio.to_thread(self._restore, self.ids)
-            if config.stream is not None:
-                # Imported here: nats-py is only needed when the log is on a stream.
-                from hotline.relay.replica import Replica  # noqa: PLC0415
+        """Rebuild the state from the log, open the backend, log the start, run the timers.
 
-                self.replica = Replica(self, config.stream, config.replica_name)
-                self.core.replica = self.replica.name
-                await self.replica.open()
+        If it fails, the backend, the id index and the log are closed again.
+        """
+        config = self.config
+        try:
+            await asyncio.to_thread(self._restore, self.ids)
+            self.core.replica = self.backend.name
+            await self.backend.open()
         except BaseException:
-            if self.replica is not None:
-                await self.replica.close(timeout_s=0)
-            if self.ids is not None:
-                self.ids.close()
+            await self.backend.close(timeout_s=0)
+            self.ids.close()
             await self.log.close()
             raise
         network_sha256 = _sha256(config.network_toml)
-        started = Event(EntryKind.RELAY_STARTED, {"version": "1", "network_sha256": network_sha256,
-                                                  **self._replica_field()})
+        started = LogEvent(EntryKind.RELAY_STARTED,
+                           {"version": "1", "network_sha256": network_sha256,
+                            **self._replica_field()})
         now = config.clock()
         self.perform([Append(encode_event_entry(now, started), -1, now, event=started)])
         previous = self._recorded_network
         if previous is not None and previous != network_sha256:
-            changed_config = Event(
+            changed_config = LogEvent(
                 EntryKind.CONFIG_CHANGED,
                 {"network_sha256": network_sha256, "previous_network_sha256": previous},
             )
@@ -245,13 +247,12 @@ class Relay:
                      previous_network_sha256=previous.hex())
         keys = key_rows(self.network)
         if keys != self._recorded_keys:
-            changed = Event(
+            changed = LogEvent(
                 EntryKind.KEYS_CHANGED,
                 {"network_sha256": _sha256(config.network_toml), "keys": keys},
             )
             self.perform([Append(encode_event_entry(now, changed), -1, now, event=changed)])
             log.info("keys_recorded", keys=len(keys))
-        self._tasks.append(asyncio.create_task(self._complete(), name="relay-completions"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="relay-ticker"))
         if self._unscanned:
             self._tasks.append(asyncio.create_task(self._scan(), name="relay-store-scan"))
@@ -262,7 +263,7 @@ class Relay:
 
     def _replica_field(self) -> dict[str, object]:
         """``{"replica": name}`` for a relay replica's own events, else nothing."""
-        return {"replica": self.replica.name} if self.replica is not None else {}
+        return {"replica": self.backend.name} if self.backend.name else {}
 
     def _restore(self, ids: IdIndex) -> None:
         """Rebuild the core and the figures: from a snapshot and the log after it, or the log.
@@ -275,7 +276,6 @@ class Relay:
         the tree whose root was signed, or the relay refuses to start. Entries
         after it are verified in full.
         """
-        assert self.log is not None
         store = self.log.store
         size = store.size
         self.core = RelayCore(self.network, self.config.key, os.urandom, ids=ids.maps)
@@ -333,7 +333,7 @@ class Relay:
                 raise SnapshotMismatch(
                     f"it covers {snapshot.size} entries and the log holds {size}"
                 )
-            if self.log is not None and snapshot.size <= self.log.store.size and (
+            if snapshot.size <= self.log.store.size and (
                 self.log.store.subtree_hash(0, snapshot.size) != snapshot.root
             ):
                 raise SnapshotMismatch(
@@ -369,7 +369,6 @@ class Relay:
         start. The scan pauses three times as long as it works, so it takes at most
         about a quarter of a core (a few minutes for 3,000,000 entries).
         """
-        assert self.log is not None
         store, end, step = self.log.store, self._unscanned, 4096
         tree = Frontier()
         try:
@@ -406,8 +405,6 @@ class Relay:
 
     def _snapshot(self) -> Snapshot | None:
         """The state after the entries folded so far, to save (taken between two events)."""
-        assert self.log is not None
-        assert self.ids is not None
         size = self._accounted
         if size == 0:
             return None
@@ -446,17 +443,15 @@ class Relay:
         return await asyncio.shield(future)
 
     async def stop(self) -> None:
-        if self.log is None or self._stopping:
+        if self._stopping:
             return
         self._stopping = True
         for connection in list(self._connections.values()):
             await connection.ws.close(code=1001, message=b"relay stopping")
-        stopped = Event(EntryKind.RELAY_STOPPED, self._replica_field())
+        stopped = LogEvent(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
         self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
-        await self._drain()
-        if self.replica is not None:
-            await self.replica.close()
+        await self.backend.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -467,16 +462,15 @@ class Relay:
                 await work
         async with self._checkpoint_lock:
             await asyncio.to_thread(self.log.checkpoint)
-        if self.ids is not None:
-            with contextlib.suppress(HotlineError, OSError):
-                await self._save_snapshot(self.config.clock(), force=True)
-            self.ids.close()
+        with contextlib.suppress(HotlineError, OSError):
+            await self._save_snapshot(self.config.clock(), force=True)
+        self.ids.close()
         await self.log.close()
         log.info("relay_stopped", size=self.log.size)
 
-    def _account(self, index: int, relay_ts: int, content: Envelope | Event) -> None:
+    def _account(self, index: int, relay_ts: int, content: Envelope | LogEvent) -> None:
         self._accounted = max(self._accounted, index + 1)
-        if isinstance(content, Event):
+        if isinstance(content, LogEvent):
             if content.kind is EntryKind.KEYS_CHANGED:
                 recorded = content.fields.get("keys")
                 self._recorded_keys = recorded if isinstance(recorded, list) else None
@@ -487,23 +481,55 @@ class Relay:
         else:
             self.figures.add_envelope(index, relay_ts, content)
 
-    async def _drain(self) -> None:
-        while self._completions:
-            _, task = self._completions[-1]
-            with contextlib.suppress(Exception):
-                await task
-            await asyncio.sleep(0)
+    # ------------------------------------------------------------------ the log backend's reports
+
+    def logged(self, append: Append, index: int) -> None:
+        """An append this relay asked for is durable at ``index``: the core completes it."""
+        content = append.envelope if append.envelope is not None else append.event
+        if content is not None:
+            self._account(index, append.relay_ts, content)
+        self.perform(self.core.appended(append.token, index, self.config.clock()))
+
+    def followed(self, index: int, entry: bytes) -> Envelope | LogEvent | None:
+        """Another replica logged ``entry`` at ``index`` (already in the file store): apply
+        it as if it were ours; its envelope or event, or None if it cannot be used here."""
+        try:
+            actions, relay_ts, content = self.core.follow(index, entry, self.config.clock())
+        except HotlineError as exc:
+            # Logged by another replica, so it passed admission there; it stays in the log
+            # (the auditor will name it) but this replica cannot act on it.
+            log.exception("replica_entry_unusable", index=index, error=exc.describe())
+            return None
+        self._account(index, relay_ts, content)
+        self.perform(actions)
+        return content
+
+    def superseded(self, append: Append) -> None:
+        """Another replica logged ``append``'s envelope first: answer with the original."""
+        self.perform(self.core.superseded(append.token))
+
+    def withdrawn(self, append: Append) -> None:
+        """``append`` (a link test) will not be logged; its slot may be signed again."""
+        self.core.withdrawn(append.token)
+
+    @property
+    def last_test_seq(self) -> int:
+        """The highest ``seq`` of a link test this relay signed or saw logged."""
+        return self.core.last_test_seq
+
+    def test_slot_start(self, party: str, ts: int) -> int:
+        """When ``party``'s link-test slot holding ``ts`` started (ms), as on every replica."""
+        return self.core.test_slot_start(party, ts)
 
     # ------------------------------------------------------------------ actions
 
-    def perform(self, actions: Iterable[Action]) -> None:
-        assert self.log is not None
-        if self.core.notes:
-            notes, self.core.notes = self.core.notes, []
-            for note in notes:
-                log.info(note.event, **note.fields)
+    def perform(self, actions: Iterable[RelayAction]) -> None:
+        """Carry out what the core asked for: log notes, sends, closes; appends go to the
+        log backend, which reports each back through :meth:`logged`."""
         for action in actions:
-            if isinstance(action, Send):
+            if isinstance(action, LogLine):
+                log.info(action.event, **action.fields)
+            elif isinstance(action, Send):
                 connection = self._connections.get(action.party)
                 if connection is not None:
                     self._offer(connection, action.data)
@@ -518,31 +544,8 @@ class Relay:
                     )
                     self._closers.add(closer)
                     closer.add_done_callback(self._closers.discard)
-            elif self.replica is not None:
-                self.replica.publish(action)
             else:
-                task = asyncio.get_running_loop().create_task(self.log.append(action.entry))
-                self._completions.append((action, task))
-                self._completion_ready.set()
-
-    async def _complete(self) -> None:
-        """Hand append results to the core in the order the appends were asked for."""
-        while True:
-            await self._completion_ready.wait()
-            while self._completions:
-                append, task = self._completions[0]
-                try:
-                    index = await task
-                except HotlineError as exc:
-                    log.exception("append_failed", error=exc.describe())
-                    self._completions.popleft()
-                    continue
-                self._completions.popleft()
-                content = append.envelope if append.envelope is not None else append.event
-                if content is not None:
-                    self._account(index, append.relay_ts, content)
-                self.perform(self.core.appended(append.token, index, self.config.clock()))
-            self._completion_ready.clear()
+                self.backend.append(action)
 
     async def _ticker(self) -> None:
         while True:
@@ -554,7 +557,6 @@ class Relay:
             await self._maybe_checkpoint(now)
 
     async def _maybe_checkpoint(self, now: int) -> None:
-        assert self.log is not None
         grown = self.log.size - max(0, self.log.signed_size)
         due = grown >= self.config.checkpoint_every or (
             grown > 0 and now - self._last_checkpoint_ms >= self.config.checkpoint_interval_ms
@@ -571,9 +573,8 @@ class Relay:
         async with self._checkpoint_lock:
             note = await self._in_thread(self.log.checkpoint)
         self._last_checkpoint_ms = now
-        if self.ids is not None:
-            self.ids.flush(self._accounted)
-            await self._save_snapshot(now)
+        self.ids.flush(self._accounted)
+        await self._save_snapshot(now)
         if note != self.checkpoint_note:
             self.checkpoint_note = note
             self.perform([Broadcast(encode_control(CheckpointNote(note)))])
@@ -640,7 +641,7 @@ class Relay:
                 message = await ws.receive()
         except TimeoutError:
             code = RejectCode.NOT_AUTHENTICATED.value
-            self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
+            self.core.session_refused(code)
             log.warning("authentication_timed_out", after_s=self.config.auth_timeout_s)
             ticket.gone()
             await ws.close(code=AUTH_FAILED_CLOSE, message=b"not_authenticated: no answer in time")
@@ -667,7 +668,7 @@ class Relay:
                 challenge, auth, self.network.keys_valid_at(endpoint.id, self.config.clock())
             )
         except Rejected as exc:
-            self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
+            self.core.session_refused(exc.code)
             locked = ticket.failed(address, claimed, self.config.clock())
             reason = exc.describe()
             if locked is not None:
@@ -682,11 +683,10 @@ class Relay:
             self.core.admission.take_session(endpoint.id, self.config.clock())
         except Rejected as exc:
             # Not a failed guess: the endpoint proved itself, it reconnects too often.
-            self.core.counters.rejected[exc.code] = self.core.counters.rejected.get(exc.code, 0) + 1
+            self.core.session_refused(exc.code)
             log.warning("session_rate_limited", party=endpoint.id, reason=str(exc))
             await ws.close(code=AUTH_FAILED_CLOSE, message=exc.describe().encode()[:120])
             raise
-        assert self.log is not None
         await ws.send_bytes(encode_control(Welcome(auth.id, self.log.size)))
         if self.checkpoint_note:
             await ws.send_bytes(encode_control(CheckpointNote(self.checkpoint_note)))
@@ -729,7 +729,7 @@ class Relay:
         if connection.busy:
             return  # closing: sent again, in order, on the next session
         why = self.not_ready_reason if not self.ready else ""
-        if not why and self.replica is not None and self.core.answers_unseen(data):
+        if not why and self.backend.shared and self.core.answers_unseen(data):
             why = "the message this receipt answers has not reached this replica yet"
         if why:
             self.perform(self.core.busy(party, data, BUSY_RETRY_MS, why, self.config.clock()))
@@ -757,7 +757,6 @@ class Relay:
         await self._cosign(connection, control)
 
     async def _cosign(self, connection: _Connection, cosign: Cosign) -> None:
-        assert self.log is not None
         async with self._checkpoint_lock:
             note = self.checkpoint_note
             try:
@@ -800,7 +799,7 @@ class Relay:
         """HTTP 429 before the WebSocket opens: too many sockets are authenticating."""
         retry_s = max(1, math.ceil(refusal.retry_after_ms / 1000))
         code = RejectCode.RATE_LIMITED.value
-        self.core.counters.rejected[code] = self.core.counters.rejected.get(code, 0) + 1
+        self.core.session_refused(code)
         log.warning("session_refused", peer=address, reason=refusal.reason, retry_after_s=retry_s)
         return web.json_response(
             {"error": code, "detail": f"{refusal.reason}; retry in {retry_s} s"},
@@ -856,13 +855,13 @@ class Relay:
     @property
     def ready(self) -> bool:
         """Whether what is accepted now can be logged (always, on the relay's own store)."""
-        return self.replica is None or self.replica.ready
+        return self.backend.ready
 
     @property
     def not_ready_reason(self) -> str:
-        return "" if self.replica is None else self.replica.not_ready_reason
+        return self.backend.not_ready_reason
 
-    def replica_unready(self, reason: str) -> None:
+    def log_unready(self, reason: str) -> None:
         """This replica cannot log now: close every session so its endpoint fails over."""
         message = f"not ready: {reason}".encode()[:120]
 
@@ -977,6 +976,43 @@ class RunningRelay:
         await self.runner.cleanup()
 
 
+async def open_log(config: RelayConfig) -> AuditLog:
+    """Open the relay's audit log in its data directory, signing with the keys valid now."""
+    network, now = config.network, config.clock()
+    return await asyncio.to_thread(
+        functools.partial(
+            AuditLog.open_directory,
+            config.data_dir,
+            origin=network.relay.origin,
+            key=config.key,
+            also_sign=[
+                k for k in config.also_sign
+                if k.public in network.keys_valid_at(network.relay.id, now)
+            ],
+            known_keys=network.keys_of(network.relay.id) or (),
+        )
+    )
+
+
+_R = TypeVar("_R", bound=Relay)
+
+
+async def open_relay(config: RelayConfig, make: Callable[[AuditLog], _R]) -> _R:
+    """Open the log, build the relay on it with ``make`` and start it.
+
+    Whatever fails, nothing stays open: a relay that cannot be built closes the log
+    here, one that cannot start closes it in :meth:`Relay.start`.
+    """
+    audit_log = await open_log(config)
+    try:
+        relay = make(audit_log)
+    except BaseException:
+        await audit_log.close()
+        raise
+    await relay.start()
+    return relay
+
+
 async def start_relay(config: RelayConfig) -> RunningRelay:
     """Open the log, start the servers (port 0 picks a free port) and the timers.
 
@@ -990,20 +1026,20 @@ async def start_relay(config: RelayConfig) -> RunningRelay:
     )
     ssl_context = server_context(tls.serve) if tls.serve is not None else None
     note_transport(transport, role="relay", host=config.host)
-    relay = Relay(config)
-    await relay.start()
-    # keepalive_timeout also closes a socket that never sends its request (aiohttp starts
-    # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors
-    runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None,
-                           keepalive_timeout=config.auth_timeout_s)
-    try:
+    # Each step that opens something registers its undoing; a failure at any later step
+    # (a port in use) unwinds them, so nothing of the relay stays open.
+    async with contextlib.AsyncExitStack() as undo:
+        relay = await open_relay(config, functools.partial(Relay, config))
+        undo.push_async_callback(relay.stop)
+        # keepalive_timeout also closes a socket that never sends its request (aiohttp starts
+        # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors
+        runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None,
+                               keepalive_timeout=config.auth_timeout_s)
         await runner.setup()
+        undo.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
         await site.start()
-    except BaseException:
-        await runner.cleanup()  # a port in use: close the log again, release its directory
-        await relay.stop()
-        raise
+        undo.pop_all()  # listening: RunningRelay.stop undoes it from now on
     addresses = runner.addresses
     port = int(addresses[0][1]) if addresses else config.port
     log.info("relay_listening", host=config.host, port=port, transport=transport.value,

@@ -17,7 +17,7 @@ from hotline.protocol.envelope import body_hash, seal
 from hotline.protocol.ids import make_id
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.schema import encode_body
-from hotline.protocol.vocab import Action, ObjectKind, Precedence, Source, Stage, Status
+from hotline.protocol.vocab import AckAction, ObjectKind, Precedence, Source, Stage, Status
 
 __all__ = ["START_MS", "Traffic"]
 
@@ -67,7 +67,7 @@ class Traffic:
                     receipt = ReceiptBody(
                         **self._header(recipient, ts + 10),  # type: ignore[arg-type]
                         ref=warning.id, hash=digest, stage=stage,
-                        action=Action.MONITORING if stage is Stage.ACKNOWLEDGED else None,
+                        action=AckAction.MONITORING if stage is Stage.ACKNOWLEDGED else None,
                     )
                     batch.append(seal(receipt, self.keys[recipient]))
             relay = self.network.relay.id

@@ -9,7 +9,7 @@ import pytest
 
 from hotline.auditlog.bundle import export_bundle
 from hotline.auditlog.filestore import FileStore
-from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_envelope_entry, encode_event_entry
 from hotline.auditlog.log import CHECKPOINT_FILE, STORE_DIR, AuditLog
 from hotline.cli.main import main
 from hotline.network import network_to_toml
@@ -23,7 +23,7 @@ def entries_for(net: TestNet, count: int) -> list[bytes]:
     out = []
     for i in range(count):
         if i % 50 == 7:
-            event = Event(EntryKind.CONNECTED, {"party": "LT"})
+            event = LogEvent(EntryKind.CONNECTED, {"party": "LT"})
             out.append(encode_event_entry(START_MS + i, event))
         else:
             out.append(encode_envelope_entry(START_MS + i, next(frames)))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hotline.auditlog.leaf import EntryKind, Event, decode_entry, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, decode_entry, encode_event_entry
 from hotline.figures import LinkFigures
 from hotline.protocol.bodies import WarningBody
 from hotline.protocol.envelope import open_envelope
@@ -31,10 +31,10 @@ def _entries() -> list[bytes]:
     recipient = warning.to[-1]
     end = START_MS + TRAFFIC
     events = [
-        Event(EntryKind.REDELIVERED, {"ref": warning.id, "recipient": recipient, "attempt": 2}),
-        Event(EntryKind.OVERDUE, {"ref": warning.id, "recipient": recipient,
+        LogEvent(EntryKind.REDELIVERED, {"ref": warning.id, "recipient": recipient, "attempt": 2}),
+        LogEvent(EntryKind.OVERDUE, {"ref": warning.id, "recipient": recipient,
                                   "stage": "acknowledged", "deadline": end}),
-        Event(EntryKind.DISCONNECTED, {"party": "LT", "reason": "closed"}),
+        LogEvent(EntryKind.DISCONNECTED, {"party": "LT", "reason": "closed"}),
     ]
     return entries + [encode_event_entry(end + i, e) for i, e in enumerate(events)]
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from hotline.auditlog.leaf import EntryKind, Event, encode_envelope_entry, encode_event_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_envelope_entry, encode_event_entry
 from hotline.auditlog.rules import Blame, Finding, LogRules, Rule
 from hotline.errors import UsageError
 from hotline.network import Limits
@@ -39,7 +39,7 @@ def test_an_honest_log_has_no_findings() -> None:
     net = make_network()
     frames = Traffic(net.network, net.keys).frames(300)
     entries = [encode_envelope_entry(T0, frame) for frame in frames]
-    entries.insert(5, encode_event_entry(T0, Event(EntryKind.CONNECTED, {"party": "LT"})))
+    entries.insert(5, encode_event_entry(T0, LogEvent(EntryKind.CONNECTED, {"party": "LT"})))
     assert check(entries, net) == []
     assert check(entries, net, full_schema=False) == []
 

@@ -43,8 +43,8 @@ def refusal(xml: bytes, *, now_ms: int = NOW) -> Rejected:
 def test_not_xml_is_refused() -> None:
     """Bytes that are not well-formed XML are a schema error on the whole document."""
     error = refusal(b"this is not xml")
-    assert (error.reject_code, error.path) == (RejectCode.SCHEMA, "alert")
-    assert "not well-formed XML" in error.detail
+    assert (error.code, error.path) == (RejectCode.SCHEMA, "alert")
+    assert "not well-formed XML" in error.sentence
 
 
 def test_a_truncated_document_is_refused() -> None:
@@ -56,7 +56,7 @@ def test_the_wrong_namespace_is_refused() -> None:
     """A CAP 1.1 alert (or any other namespace) is not CAP 1.2."""
     error = refusal(alert_xml(namespace="urn:oasis:names:tc:emergency:cap:1.1"))
     assert error.path == "alert"
-    assert "urn:oasis:names:tc:emergency:cap:1.2" in error.detail
+    assert "urn:oasis:names:tc:emergency:cap:1.2" in error.sentence
 
 
 def test_an_alert_without_namespace_is_refused() -> None:
@@ -67,8 +67,8 @@ def test_an_alert_without_namespace_is_refused() -> None:
 def test_billion_laughs_is_refused_before_expansion() -> None:
     """A DTD with nested entities is refused outright; nothing is expanded."""
     error = refusal(BILLION_LAUGHS)
-    assert (error.reject_code, error.path) == (RejectCode.SCHEMA, "alert")
-    assert "DTD" in error.detail
+    assert (error.code, error.path) == (RejectCode.SCHEMA, "alert")
+    assert "DTD" in error.sentence
 
 
 def test_an_external_entity_is_refused() -> None:
@@ -87,7 +87,7 @@ def test_a_huge_document_is_refused_before_parsing() -> None:
     """Over 256 KiB is too_large, whatever it holds."""
     padding = b"<!--" + b"x" * MAX_CAP_BYTES + b"-->"
     error = refusal(alert_xml(prolog=padding.decode()))
-    assert (error.reject_code, error.path) == (RejectCode.TOO_LARGE, "alert")
+    assert (error.code, error.path) == (RejectCode.TOO_LARGE, "alert")
 
 
 def test_a_document_at_the_limit_is_read() -> None:
@@ -115,12 +115,12 @@ def test_a_document_at_the_limit_is_read() -> None:
 def test_a_bad_time_is_refused(sent: str) -> None:
     """sent must be a real CAP time with a numeric offset, after 1970."""
     error = refusal(alert_xml(sent=sent))
-    assert (error.reject_code, error.path) == (RejectCode.SCHEMA, "sent")
+    assert (error.code, error.path) == (RejectCode.SCHEMA, "sent")
 
 
 def test_z_is_explained() -> None:
     """A time ending in Z is refused with the reason: CAP 1.2 wants +00:00."""
-    assert "+00:00" in refusal(alert_xml(sent="2025-11-24T16:00:00Z")).detail
+    assert "+00:00" in refusal(alert_xml(sent="2025-11-24T16:00:00Z")).sentence
 
 
 def test_a_bad_onset_names_the_info_element() -> None:
@@ -133,7 +133,7 @@ def test_a_latitude_of_95_is_refused() -> None:
     """A circle centred at latitude 95 names info[0].area[0].circle."""
     error = refusal(alert_xml(info=info_xml(area=area_xml("<circle>95,25 1</circle>"))))
     assert error.path == "info[0].area[0].circle"
-    assert "latitude" in error.detail
+    assert "latitude" in error.sentence
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_a_bad_parameter_names_the_parameter(params: dict[str, str], word: str) 
     """A bad hotline:NAME value is refused at info[0].parameter[i], naming the field."""
     error = refusal(alert_xml(info=info_xml(params=params)))
     assert error.path == "info[0].parameter[0]"
-    assert word in error.detail
+    assert word in error.sentence
 
 
 def test_a_parameter_given_twice_is_refused() -> None:
@@ -224,7 +224,7 @@ def test_a_prediction_without_crossing_time_is_refused() -> None:
     """hotline:border alone is not a prediction: crossing_at is required."""
     error = refusal(alert_xml(info=info_xml(params={"hotline:border": "BY-LT"})))
     assert error.path == "info[0]"
-    assert "hotline:crossing_at" in error.detail
+    assert "hotline:crossing_at" in error.sentence
 
 
 def test_an_expired_alert_is_refused() -> None:
@@ -238,7 +238,7 @@ def test_text_over_the_limit_names_the_description() -> None:
     text = f"<description>{'x' * 4001}</description>"
     error = refusal(alert_xml(info=info_xml(text=text)))
     assert error.path == "info[0].description"
-    assert "4000" in error.detail
+    assert "4000" in error.sentence
 
 
 def test_a_bad_language_names_the_language() -> None:

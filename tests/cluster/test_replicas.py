@@ -221,8 +221,7 @@ async def applied_until(one: Replica, condition: Callable[[], bool]) -> None:
     over the endpoints), so replica 1 applies entries, and checks the condition
     again, several times a second.
     """
-    async with asyncio.timeout(TIMEOUT), one._applied:
-        await one._applied.wait_for(condition)
+    assert await one.wait_applied_until(condition, TIMEOUT)
 
 
 async def test_a_link_test_that_waited_behind_a_later_one_is_withdrawn(
@@ -243,16 +242,15 @@ async def test_a_link_test_that_waited_behind_a_later_one_is_withdrawn(
     ):
         one = r1.relay.replica
         assert one is not None
-        assert r1.relay.log is not None
         store = r1.relay.log.store
 
         def queued_tests() -> int:
-            return sum(own.test for own in one._own.values())
+            return one.unlogged_tests
 
         def logged_tests() -> int:
             return len(relay_test_seqs(store.read_range(0, store.size), quick))
 
-        async with one._test_lock:
+        async with one.link_tests_held():
             await applied_until(one, lambda: queued_tests() >= 1)
             logged = logged_tests()
             await applied_until(one, lambda: logged_tests() >= logged + 3)
@@ -292,7 +290,6 @@ async def test_an_endpoint_on_no_replica_gets_one_logged_link_test_per_interval(
     ):
         one = r1.relay.replica
         assert one is not None
-        assert r1.relay.log is not None
         store = r1.relay.log.store
         core = r1.relay.core
 
@@ -326,7 +323,6 @@ async def test_a_link_test_reaches_its_endpoint_through_its_replica_and_is_answe
     ):
         one = r1.relay.replica
         assert one is not None
-        assert r1.relay.log is not None
         store = r1.relay.log.store
         core = r1.relay.core
 

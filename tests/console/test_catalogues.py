@@ -11,7 +11,7 @@ from hotline.endpoint.alarms import AlarmKind
 from hotline.endpoint.events import _NAMES as EVENT_NAMES
 from hotline.network import LANGUAGES
 from hotline.protocol.vocab import (
-    Action,
+    AckAction,
     Advice,
     AltRef,
     BodyType,
@@ -35,7 +35,7 @@ CODE_GROUPS: dict[str, type[enum.StrEnum]] = {
     "advice": Advice,
     "reason": CancelReason,
     "stage": Stage,
-    "action": Action,
+    "action": AckAction,
 }
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 ENGLISH = catalogue("en")

@@ -32,7 +32,7 @@ from hotline.protocol.session import (
     encode_control,
     verify_auth,
 )
-from hotline.protocol.vocab import Action, Stage
+from hotline.protocol.vocab import AckAction, Stage
 from tests.endpoint.builders import T0, Author, deliver, make_core
 from tests.factories import TestNet, make_network
 
@@ -323,11 +323,11 @@ def test_acknowledging_sends_a_signed_acknowledged_receipt(
     frame = net.seal(author.warning())
     core.receive(deliver(frame), T0)
     ref = open_envelope(frame, net.network).body.id
-    out = core.acknowledge(ref, Action.MONITORING, "radar on it", T0 + 10_000)
+    out = core.acknowledge(ref, AckAction.MONITORING, "radar on it", T0 + 10_000)
     assert kinds(out) == [MessageAcknowledged, ReceiptQueued]
     receipt = receipt_of(net, out)
     assert (receipt.stage, receipt.action, receipt.note) == (
-        Stage.ACKNOWLEDGED, Action.MONITORING, "radar on it")
+        Stage.ACKNOWLEDGED, AckAction.MONITORING, "radar on it")
     assert receipt.hash == open_envelope(frame, net.network).hash
     with pytest.raises(AlreadyAcknowledged):
         core.acknowledge(ref, None, None, T0 + 20_000)

@@ -18,7 +18,7 @@ from hotline.bootstrap import NETWORK_FILE, create_network, key_path
 from hotline.endpoint.connection import Backoff
 from hotline.endpoint.events import (
     CheckpointWitnessed,
-    Event,
+    EndpointEvent,
     MessageAccepted,
     MessageReceived,
     ReceiptStored,
@@ -91,8 +91,8 @@ async def _listening_port(stderr: asyncio.StreamReader) -> int:
 
 
 async def next_matching(
-    subscription: Subscription, match: Callable[[Event], bool], within_s: float = TIMEOUT
-) -> Event:
+    subscription: Subscription, match: Callable[[EndpointEvent], bool], within_s: float = TIMEOUT
+) -> EndpointEvent:
     """The first event that matches, within ``within_s`` seconds."""
     async with asyncio.timeout(within_s):
         while True:
@@ -168,7 +168,7 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
                              headers=lt_officer) as response:
             assert response.status == 202
 
-        def stage(wanted: Stage) -> Callable[[Event], bool]:
+        def stage(wanted: Stage) -> Callable[[EndpointEvent], bool]:
             return lambda e: (isinstance(e, ReceiptStored) and e.ref == raw_id
                               and e.party == "LT" and e.stage is wanted)
 

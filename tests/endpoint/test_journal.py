@@ -11,7 +11,7 @@ from hotline.endpoint.core import EndpointCore, Output
 from hotline.endpoint.events import DuplicateIgnored, RelayConnected
 from hotline.endpoint.journal import JOURNAL_FILE, Journal
 from hotline.protocol.envelope import open_envelope
-from hotline.protocol.vocab import Action, Stage
+from hotline.protocol.vocab import AckAction, Stage
 from tests.endpoint.builders import T0, Author, Ids, deliver
 from tests.factories import TestNet, make_network
 
@@ -39,11 +39,9 @@ def test_journal_uses_wal_and_full_sync(path: Path) -> None:
     """The journal file is in WAL mode with synchronous=FULL on its connection."""
     journal = Journal.open(path)
     try:
-        mode = journal._db.execute("PRAGMA journal_mode").fetchone()[0]
-        sync = journal._db.execute("PRAGMA synchronous").fetchone()[0]
+        assert journal.durability() == ("wal", "full")
     finally:
         journal.close()
-    assert (mode, sync) == ("wal", 2)
 
 
 def test_received_message_survives_reopening(path: Path, net: TestNet) -> None:
@@ -54,18 +52,18 @@ def test_received_message_survives_reopening(path: Path, net: TestNet) -> None:
     frame = net.seal(author.warning())
     step(journal, core.receive(deliver(frame, 4), T0))
     ref = open_envelope(frame, net.network).body.id
-    step(journal, core.acknowledge(ref, Action.NO_ACTION, "seen", T0 + 500))
+    step(journal, core.acknowledge(ref, AckAction.NO_ACTION, "seen", T0 + 500))
     journal.close()
 
     journal = Journal.open(path)
     try:
-        (item,) = journal.inbox()
-        assert journal.inbox_item(ref) == item
+        (item,) = journal.reads.inbox()
+        assert journal.reads.inbox_item(ref) == item
     finally:
         journal.close()
     assert (item.id, item.sender, item.index, item.received_ms) == (ref, "BY", 4, T0)
     assert (item.delivered_ms, item.acknowledged_ms) == (T0, T0 + 500)
-    assert (item.action, item.note, item.duplicates) == (Action.NO_ACTION, "seen", 0)
+    assert (item.action, item.note, item.duplicates) == (AckAction.NO_ACTION, "seen", 0)
 
 
 def test_duplicate_after_reopening_is_recognised_and_answered_alike(
@@ -81,7 +79,7 @@ def test_duplicate_after_reopening_is_recognised_and_answered_alike(
     journal = Journal.open(path)
     try:
         again = step(journal, core_from(journal, net, Ids()).receive(deliver(frame), T0 + 9))
-        (item,) = journal.inbox()
+        (item,) = journal.reads.inbox()
     finally:
         journal.close()
     assert [type(e) for e in again.events] == [DuplicateIgnored]
@@ -128,8 +126,8 @@ def test_unaccepted_envelopes_come_back_in_order(path: Path, net: TestNet) -> No
     try:
         pending = journal.unaccepted()
         restored = core_from(journal, net, Ids())
-        (accepted, *_) = [i for i in journal.outbox() if i.accepted_index is not None]
-        (refused,) = [i for i in journal.outbox() if i.rejection is not None]
+        (accepted, *_) = [i for i in journal.reads.outbox() if i.accepted_index is not None]
+        (refused,) = [i for i in journal.reads.outbox() if i.rejection is not None]
     finally:
         journal.close()
     assert [p.frame for p in pending] == [frames[0], frames[3], frames[4]]
@@ -155,7 +153,7 @@ def test_receipt_stages_and_since_are_kept(path: Path, net: TestNet) -> None:
 
     journal = Journal.open(path)
     try:
-        (item,) = journal.outbox()
+        (item,) = journal.reads.outbox()
         state = journal.load_state()
     finally:
         journal.close()
@@ -180,8 +178,8 @@ def test_a_failed_batch_leaves_nothing_behind(path: Path, net: TestNet) -> None:
         out = core.send_message(author.warning(sender="LT", to=("BY",)), T0)
         with pytest.raises(sqlite3.IntegrityError):
             journal.record((RelayConnected(T0, 1), *out.events, *out.events))
-        assert journal.outbox() == ()
-        assert journal.events() == ()
+        assert journal.reads.outbox() == ()
+        assert journal.reads.events() == ()
     finally:
         journal.close()
 
@@ -202,13 +200,11 @@ def test_answered_link_tests_leave_only_their_counts(path: Path, net: TestNet) -
 
     journal = Journal.open(path)
     try:
-        rows = journal._db.execute("SELECT COUNT(*) FROM outbox WHERE link_test = 1").fetchone()
-        logged = journal._state("test_answers_logged")
-        tests = journal.link_tests()
+        tests = journal.reads.link_tests()
         pending = journal.unaccepted()
     finally:
         journal.close()
-    assert rows[0] == 1
-    assert logged == 299
+    assert tests.answers_waiting == 1
+    assert tests.answers_logged == 299
     assert tests.answered == 300
     assert [p.frame for p in pending] == [answers[-1]]

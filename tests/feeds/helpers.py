@@ -21,7 +21,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from hotline.cap.times import format_cap_time
-from hotline.endpoint.events import Event, MessageReceived
+from hotline.endpoint.events import EndpointEvent, MessageReceived
 from hotline.endpoint.feedconfig import token_sha256
 from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
@@ -212,8 +212,8 @@ def endpoint_running(
 
 
 async def next_event(
-    subscription: Subscription, match: Callable[[Event], bool], within_s: float = TIMEOUT
-) -> Event:
+    subscription: Subscription, match: Callable[[EndpointEvent], bool], within_s: float = TIMEOUT
+) -> EndpointEvent:
     """The first event published on ``subscription`` that matches, within ``within_s``."""
     async with asyncio.timeout(within_s):
         while True:

@@ -88,7 +88,7 @@ async def export_at_by(pair: Pair, message_id: str) -> bytes:
 
 async def stored_body(pair: Pair, message_id: str) -> dict[str, Any]:
     stored = await pair.by.endpoint.journal.call(
-        lambda j: j.stored_message(parse_id(message_id)))
+        lambda j: j.reads.stored_message(parse_id(message_id)))
     assert stored is not None
     body: dict[str, Any] = json.loads(stored.body_json)
     return body
@@ -164,7 +164,9 @@ async def test_an_update_exported_by_by_resolves_at_by(pair: Pair) -> None:
     alert = await post_and_receive(pair, real_world.polygon(t0))
     exported = await export_at_by(pair, alert["id"])
     sender, identifier, sent = (texts(exported, p)[0] for p in ("sender", "identifier", "sent"))
-    found = await pair.by.endpoint.journal.call(lambda j: j.cap_message(sender, identifier, "BY"))
+    found = await pair.by.endpoint.journal.call(
+        lambda j: j.reads.cap_message(sender, identifier, "BY")
+    )
     assert found == (parse_id(alert["id"]), "LT")
     assert sent
 

@@ -33,12 +33,12 @@ def test_an_older_journal_gains_the_feed_table_in_place(tmp_path: Path) -> None:
     try:
         assert journal.next_seq() == 5
         incident = make_id(1, bytes(10))
-        number = journal.reserve_feed_post(
+        number = journal.feed_posts.reserve(
             feed="radar-1", route="alerts", idempotency_key="k", request_hash=bytes(32),
             track=("S", None), draft={}, posted_ms=1, kind=BodyType.WARNING, incident=incident,
         )
-        journal.complete_feed_post(number, make_id(2, bytes(10)))
-        assert journal.track_incident("radar-1", "S", None) == incident
+        journal.feed_posts.complete(number, make_id(2, bytes(10)))
+        assert journal.feed_posts.track_incident("radar-1", "S", None) == incident
     finally:
         journal.close()
 
@@ -55,21 +55,21 @@ async def test_a_post_cut_short_by_a_crash_is_settled_at_start(tmp_path: Path) -
     async with serve_endpoint(config) as running:
         journal = running.endpoint.journal
         posted_ms = now_ms()
-        await journal.call(lambda j: j.reserve_feed_post(
+        await journal.call(lambda j: j.feed_posts.reserve(
             feed="radar-1", route="alerts", idempotency_key="sent", request_hash=bytes(32),
             track=("LT-RAD-4", None), draft=draft, posted_ms=posted_ms,
             kind=BodyType.WARNING, incident=incident,
         ))
         message_id = await running.endpoint.post_message(draft)
-        await journal.call(lambda j: j.reserve_feed_post(
+        await journal.call(lambda j: j.feed_posts.reserve(
             feed="radar-1", route="alerts", idempotency_key="never-sent",
             request_hash=bytes(32), track=None, draft={**draft, "precedence": "routine"},
             posted_ms=posted_ms, kind=BodyType.WARNING, incident=make_id(posted_ms, bytes(10)),
         ))
     async with serve_endpoint(config) as running, http_session() as http:
         journal = running.endpoint.journal
-        settled = await journal.call(lambda j: j.feed_post("radar-1", "sent"))
-        forgotten = await journal.call(lambda j: j.feed_post("radar-1", "never-sent"))
+        settled = await journal.call(lambda j: j.feed_posts.find("radar-1", "sent"))
+        forgotten = await journal.call(lambda j: j.feed_posts.find("radar-1", "never-sent"))
         reply = await FeedClient(http, running.url).alert(alert)
     assert settled is not None
     assert settled.message_id == message_id

@@ -261,7 +261,6 @@ async def test_a_relay_rotation_keeps_witnesses_following_one_history(
             assert isinstance(accepted, Accepted)
             receipt = open_envelope(accepted.frame, rotated.network).body
             assert receipt.kid == rotated.new.public.kid
-            assert running.relay.log is not None
             during = await _checkpoint_of_at_least(running, lt, running.relay.log.size)
             assert len(parse_note(during).signatures) == 2
             for witness in (old_witness, new_witness):

@@ -52,7 +52,7 @@ def test_the_new_key_verifies_from_its_not_before() -> None:
 def test_the_old_key_is_refused_after_the_overlap_naming_the_key_and_its_end() -> None:
     """A body dated at or after not_after: bad_signature, with the kid and the expiry time."""
     refusal = _refusal(_signed(LT, LT.old, T_EXPIRE))
-    assert refusal.reject_code is RejectCode.BAD_SIGNATURE
+    assert refusal.code is RejectCode.BAD_SIGNATURE
     assert str(refusal) == (
         f"key {LT.old.public.kid.hex()} of LT expired at {format_utc_ms(T_EXPIRE)}, "
         f"before {format_utc_ms(T_EXPIRE)}"
@@ -62,7 +62,7 @@ def test_the_old_key_is_refused_after_the_overlap_naming_the_key_and_its_end() -
 def test_the_new_key_is_refused_before_its_not_before() -> None:
     """A body dated before the new key's period: bad_signature, naming when it starts."""
     refusal = _refusal(_signed(LT, LT.new, T_ROTATE - 1))
-    assert refusal.reject_code is RejectCode.BAD_SIGNATURE
+    assert refusal.code is RejectCode.BAD_SIGNATURE
     assert f"is valid only from {format_utc_ms(T_ROTATE)}" in str(refusal)
 
 
@@ -86,7 +86,7 @@ def test_the_relay_refuses_a_backdated_body_once_the_old_key_expired() -> None:
     """After the overlap the old key cannot slip in a body dated inside it."""
     with pytest.raises(Rejected) as caught:
         _admit(T_EXPIRE, T_EXPIRE - 1_000)
-    assert caught.value.reject_code is RejectCode.BAD_SIGNATURE
+    assert caught.value.code is RejectCode.BAD_SIGNATURE
     assert f"expired at {format_utc_ms(T_EXPIRE)}" in str(caught.value)
 
 

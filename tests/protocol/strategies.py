@@ -22,7 +22,7 @@ from hotline.protocol.bodies import (
 )
 from hotline.protocol.ids import make_id
 from hotline.protocol.vocab import (
-    Action,
+    AckAction,
     Advice,
     AltRef,
     CancelReason,
@@ -184,7 +184,9 @@ def receipts(draw: st.DrawFn) -> ReceiptBody:
         ref=draw(ids),
         hash=draw(st.binary(min_size=32, max_size=32)),
         stage=stage,
-        action=draw(st.none() | st.sampled_from(Action)) if stage is Stage.ACKNOWLEDGED else None,
+        action=(
+            draw(st.none() | st.sampled_from(AckAction)) if stage is Stage.ACKNOWLEDGED else None
+        ),
         note=draw(st.none() | text),
         reason=draw(text) if stage is Stage.REJECTED else None,
         operator=draw(st.none() | operators) if stage is Stage.ACKNOWLEDGED else None,

@@ -51,13 +51,13 @@ def test_a_fresh_message_on_a_link_is_new(net: TestNet) -> None:
 def test_unauthenticated_connections_cannot_send(net: TestNet) -> None:
     """Before authentication nothing is admitted."""
     err = _reject(Admission(net.network), _open(net, _warning()), authenticated=None)
-    assert err.reject_code is RejectCode.NOT_AUTHENTICATED
+    assert err.code is RejectCode.NOT_AUTHENTICATED
 
 
 def test_an_endpoint_sends_only_as_itself(net: TestNet) -> None:
     """LT's connection cannot pass on a message signed by BY."""
     err = _reject(Admission(net.network), _open(net, _warning()), authenticated="LT")
-    assert err.reject_code is RejectCode.SENDER_MISMATCH
+    assert err.code is RejectCode.SENDER_MISMATCH
 
 
 def test_a_resend_is_a_duplicate_not_a_rejection(net: TestNet) -> None:
@@ -75,8 +75,8 @@ def test_a_reused_id_with_another_body_is_a_replay(net: TestNet) -> None:
     first = _open(net, _warning())
     admission.record(first)
     err = _reject(admission, _open(net, _warning(1, seq=2)))
-    assert err.reject_code is RejectCode.REPLAY
-    assert "id" in err.detail
+    assert err.code is RejectCode.REPLAY
+    assert "id" in err.sentence
 
 
 def test_an_old_seq_is_a_replay(net: TestNet) -> None:
@@ -84,8 +84,8 @@ def test_an_old_seq_is_a_replay(net: TestNet) -> None:
     admission = Admission(net.network)
     admission.record(_open(net, _warning(5)))
     err = _reject(admission, _open(net, _warning(6, seq=5)))
-    assert err.reject_code is RejectCode.REPLAY
-    assert "seq 5 is not above 5" in err.detail
+    assert err.code is RejectCode.REPLAY
+    assert "seq 5 is not above 5" in err.sentence
 
 
 @pytest.mark.parametrize(
@@ -98,8 +98,8 @@ def test_future_too_old_and_expired_messages_are_stale(
     """Ahead of the relay beyond the skew, older than the outbox horizon, or expired: stale."""
     warning = _warning(expires=NOW + 10**9) if words != "expired" else _warning()
     err = _reject(Admission(net.network), _open(net, warning), now_ms=NOW + offset)
-    assert err.reject_code is RejectCode.STALE
-    assert words in err.detail
+    assert err.code is RejectCode.STALE
+    assert words in err.sentence
 
 
 def test_a_message_held_through_an_outage_is_still_fresh(net: TestNet) -> None:
@@ -122,8 +122,8 @@ def test_times_inside_the_skew_window_are_fresh(net: TestNet) -> None:
 def test_a_recipient_without_a_link_is_forbidden(net: TestNet) -> None:
     """BY has no link to LV, so a warning to LV is link_forbidden."""
     err = _reject(Admission(net.network), _open(net, _warning(to=("LT", "LV"))))
-    assert err.reject_code is RejectCode.LINK_FORBIDDEN
-    assert "BY-LV" in err.detail
+    assert err.code is RejectCode.LINK_FORBIDDEN
+    assert "BY-LV" in err.sentence
 
 
 def test_star_means_every_linked_endpoint(net: TestNet) -> None:
@@ -141,8 +141,8 @@ def test_a_flood_is_rate_limited_then_recovers() -> None:
         admission.check(envelope, authenticated="BY", now_ms=NOW)
         admission.record(envelope)
     err = _reject(admission, _open(net, _warning(11)))
-    assert err.reject_code is RejectCode.RATE_LIMITED
-    assert "retry in" in err.detail
+    assert err.code is RejectCode.RATE_LIMITED
+    assert "retry in" in err.sentence
     assert admission.check(_open(net, _warning(11)), authenticated="BY", now_ms=NOW + 1_000) is (
         Verdict.NEW
     )

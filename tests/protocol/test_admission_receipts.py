@@ -121,8 +121,8 @@ def test_a_receipt_from_a_linked_non_recipient_is_link_forbidden() -> None:
     """LV is linked to BY but the warning went to LT only."""
     warning = Sender("BY").warning()
     err = _refused(Admission(NET.network), Sender("LV").receipt(warning), _owed(warning))
-    assert err.reject_code is RejectCode.LINK_FORBIDDEN
-    assert "LV is not a recipient" in err.detail
+    assert err.code is RejectCode.LINK_FORBIDDEN
+    assert "LV is not a recipient" in err.sentence
 
 
 def test_a_receipt_with_a_wrong_hash_is_a_schema_error_on_hash() -> None:
@@ -130,14 +130,14 @@ def test_a_receipt_with_a_wrong_hash_is_a_schema_error_on_hash() -> None:
     warning = Sender("BY").warning()
     receipt = Sender("LT").receipt(warning, digest=b"\x01" * 32)
     err = _refused(Admission(NET.network), receipt, _owed(warning))
-    assert (err.reject_code, err.path) == (RejectCode.SCHEMA, "hash")
+    assert (err.code, err.path) == (RejectCode.SCHEMA, "hash")
 
 
 def test_a_receipt_for_nothing_logged_is_a_schema_error_on_ref() -> None:
     """A ref the relay never logged (nor a receipt's own id) is refused."""
     warning = Sender("BY").warning()
     err = _refused(Admission(NET.network), Sender("LT").receipt(warning), None)
-    assert (err.reject_code, err.path) == (RejectCode.SCHEMA, "ref")
+    assert (err.code, err.path) == (RejectCode.SCHEMA, "ref")
 
 
 def test_a_receipt_no_longer_owed_is_a_replay() -> None:
@@ -154,13 +154,13 @@ def test_a_receipt_no_longer_owed_is_a_replay() -> None:
         owed.owed - {("LT", Stage.DELIVERED.value)},
     )
     err = _refused(admission, lt.receipt(warning), delivered_logged)
-    assert err.reject_code is RejectCode.REPLAY
-    assert "a delivered receipt from LT" in err.detail
-    assert "is not owed" in err.detail
+    assert err.code is RejectCode.REPLAY
+    assert "a delivered receipt from LT" in err.sentence
+    assert "is not owed" in err.sentence
     closed = LoggedRef("BY", frozenset(), warning.hash, frozenset(), closed=True)
     err = _refused(admission, lt.receipt(warning, Stage.ACKNOWLEDGED), closed)
-    assert err.reject_code is RejectCode.REPLAY
-    assert "owed no more receipts" in err.detail
+    assert err.code is RejectCode.REPLAY
+    assert "owed no more receipts" in err.sentence
 
 
 def test_routine_junk_never_makes_a_flash_warning_rate_limited() -> None:
@@ -172,7 +172,7 @@ def test_routine_junk_never_makes_a_flash_warning_rate_limited() -> None:
     ]
     refused = [o for o in outcomes if isinstance(o, Rejected)]
     assert refused
-    assert {o.reject_code for o in refused} == {RejectCode.RATE_LIMITED}
+    assert {o.code for o in refused} == {RejectCode.RATE_LIMITED}
     assert _admit(admission, by.warning(precedence=Precedence.FLASH)) is Verdict.NEW
     assert _admit(admission, by.warning(precedence=Precedence.IMMEDIATE)) is Verdict.NEW
 
@@ -185,7 +185,7 @@ def test_a_flash_flood_does_not_starve_routine_either_and_is_limited() -> None:
     for _ in range(10):
         _admit(admission, by.warning())
     err = _refused(admission, by.warning())
-    assert err.reject_code is RejectCode.RATE_LIMITED
+    assert err.code is RejectCode.RATE_LIMITED
     assert err.retry_after_ms > 0
     assert _admit(admission, by.warning(precedence=Precedence.ROUTINE)) is Verdict.NEW
 
@@ -201,7 +201,7 @@ def test_3000_acknowledgement_receipts_from_one_key_are_rate_limited() -> None:
     ]
     refused = [o for o in outcomes if isinstance(o, Rejected)]
     assert len(outcomes) - len(refused) == 400  # 4 x 600 a minute: a burst of 400
-    assert {o.reject_code for o in refused} == {RejectCode.RATE_LIMITED}
+    assert {o.code for o in refused} == {RejectCode.RATE_LIMITED}
     assert min(o.retry_after_ms for o in refused) > 0
     later = lt.receipt(warnings[-1], Stage.ACKNOWLEDGED)
     assert _admit(admission, later, NOW + 1000, _owed(warnings[-1])) is Verdict.NEW
@@ -212,7 +212,7 @@ def test_control_frames_and_sessions_have_budgets() -> None:
     admission = Admission(NET.network)
     taken, refusal = _takes_until_refused(lambda: admission.take_control("LT", NOW))
     assert taken == max(10, CONTROLS_PER_MINUTE // 6)
-    assert refusal.reject_code is RejectCode.RATE_LIMITED
+    assert refusal.code is RejectCode.RATE_LIMITED
     admission.take_control("LT", NOW + 60_000 // CONTROLS_PER_MINUTE)
     sessions, _ = _takes_until_refused(lambda: admission.take_session("LT", NOW))
     assert sessions == max(10, SESSIONS_PER_MINUTE // 6)

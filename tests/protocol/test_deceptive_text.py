@@ -46,8 +46,8 @@ def test_a_deceptive_character_is_refused_naming_the_field_and_the_character(
     with pytest.raises(Rejected) as caught:
         map_to_body(wire)
     assert caught.value.path == path
-    assert f"U+{ord(char):04X}" in caught.value.detail
-    assert "position 3" in caught.value.detail
+    assert f"U+{ord(char):04X}" in caught.value.sentence
+    assert "position 3" in caught.value.sentence
 
 
 def test_the_lying_note_is_refused_and_honest_text_in_every_script_passes() -> None:

@@ -69,7 +69,7 @@ def test_a_flipped_byte_in_a_text_field_is_a_bad_signature() -> None:
     frame[position] ^= 0x01
     with pytest.raises(Rejected) as caught:
         open_envelope(bytes(frame), NET.network)
-    assert caught.value.reject_code is RejectCode.BAD_SIGNATURE
+    assert caught.value.code is RejectCode.BAD_SIGNATURE
 
 
 def test_a_signature_by_another_key_is_a_bad_signature() -> None:
@@ -78,7 +78,7 @@ def test_a_signature_by_another_key_is_a_bad_signature() -> None:
     frame = seal_bytes(encode_body(body), NET.keys["LT"])
     with pytest.raises(Rejected) as caught:
         open_envelope(frame, NET.network)
-    assert caught.value.reject_code is RejectCode.BAD_SIGNATURE
+    assert caught.value.code is RejectCode.BAD_SIGNATURE
 
 
 def test_a_kid_that_is_not_the_senders_is_a_bad_signature() -> None:
@@ -87,7 +87,7 @@ def test_a_kid_that_is_not_the_senders_is_a_bad_signature() -> None:
     frame = seal_bytes(encode_body(body), NET.keys["LT"])
     with pytest.raises(Rejected) as caught:
         open_envelope(frame, NET.network)
-    assert caught.value.reject_code is RejectCode.BAD_SIGNATURE
+    assert caught.value.code is RejectCode.BAD_SIGNATURE
     assert "not a key of BY" in str(caught.value)
 
 
@@ -97,7 +97,7 @@ def test_an_unknown_sender_is_refused() -> None:
     body = replace(sample_warning(sender="XX"), kid=stranger.public.kid)
     with pytest.raises(Rejected) as caught:
         open_envelope(seal(body, stranger), NET.network)
-    assert caught.value.reject_code is RejectCode.UNKNOWN_SENDER
+    assert caught.value.code is RejectCode.UNKNOWN_SENDER
 
 
 def test_an_oversize_frame_is_too_large() -> None:
@@ -105,7 +105,7 @@ def test_an_oversize_frame_is_too_large() -> None:
     frame = _frame()
     with pytest.raises(Rejected) as caught:
         open_envelope(frame, NET.network, max_size=len(frame) - 1)
-    assert caught.value.reject_code is RejectCode.TOO_LARGE
+    assert caught.value.code is RejectCode.TOO_LARGE
     assert open_envelope(frame, NET.network, max_size=len(frame)).body.sender == "BY"
 
 
@@ -130,14 +130,14 @@ def test_malformed_frames_are_bad_frames(frame: bytes) -> None:
     """Anything but [1, bin, bin64] is a bad_frame."""
     with pytest.raises(Rejected) as caught:
         open_envelope(frame, NET.network)
-    assert caught.value.reject_code is RejectCode.BAD_FRAME
+    assert caught.value.code is RejectCode.BAD_FRAME
 
 
 def test_trailing_bytes_after_the_envelope_are_a_bad_frame() -> None:
     """Exactly one envelope per frame: extra bytes are refused."""
     with pytest.raises(Rejected) as caught:
         open_envelope(_frame() + b"\x00", NET.network)
-    assert caught.value.reject_code is RejectCode.BAD_FRAME
+    assert caught.value.code is RejectCode.BAD_FRAME
 
 
 def test_schema_is_checked_only_after_the_signature() -> None:
@@ -148,7 +148,7 @@ def test_schema_is_checked_only_after_the_signature() -> None:
     body_bytes = msgpack.packb(wire)
     with pytest.raises(Rejected) as caught:
         open_envelope(seal_bytes(body_bytes, NET.keys["BY"]), NET.network)
-    assert caught.value.reject_code is RejectCode.SCHEMA
+    assert caught.value.code is RejectCode.SCHEMA
     assert caught.value.path == "track.lat"
     assert str(caught.value) == "track.lat: must be between -90 and 90"
 

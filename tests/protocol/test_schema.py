@@ -69,8 +69,8 @@ def test_a_bad_cap_field_names_its_path(cap: dict[str, Any], path: str, words: s
     """Every rule of the cap field refuses with schema and the path of the bad part."""
     with pytest.raises(Rejected) as caught:
         map_to_body(_warning_map(cap=cap))
-    assert (caught.value.reject_code, caught.value.path) == (RejectCode.SCHEMA, path)
-    assert words in caught.value.detail
+    assert (caught.value.code, caught.value.path) == (RejectCode.SCHEMA, path)
+    assert words in caught.value.sentence
 
 
 @given(s.warnings())
@@ -131,9 +131,9 @@ def test_schema_errors_name_the_field(changes: dict[str, Any], path: str, words:
     """Each schema rule rejects with code schema and the dotted path of the bad field."""
     with pytest.raises(Rejected) as caught:
         map_to_body(_warning_map(**changes))
-    assert caught.value.reject_code is RejectCode.SCHEMA
+    assert caught.value.code is RejectCode.SCHEMA
     assert caught.value.path == path
-    assert words in caught.value.detail
+    assert words in caught.value.sentence
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_malformed_bodies_are_bad_frames(data: bytes) -> None:
     """Bytes that are not one map with string keys are rejected as bad_frame."""
     with pytest.raises(Rejected) as caught:
         decode_body(data)
-    assert caught.value.reject_code is RejectCode.BAD_FRAME
+    assert caught.value.code is RejectCode.BAD_FRAME
 
 
 def test_duplicate_keys_are_refused() -> None:
@@ -159,8 +159,8 @@ def test_duplicate_keys_are_refused() -> None:
     data = b"\x82\xa1t\xa4text\xa1t\xa7warning"
     with pytest.raises(Rejected) as caught:
         decode_body(data)
-    assert caught.value.reject_code is RejectCode.BAD_FRAME
-    assert "repeats" in caught.value.detail
+    assert caught.value.code is RejectCode.BAD_FRAME
+    assert "repeats" in caught.value.sentence
 
 
 def test_deep_nesting_is_refused() -> None:
@@ -170,7 +170,7 @@ def test_deep_nesting_is_refused() -> None:
         deep = [deep]
     with pytest.raises(Rejected) as caught:
         decode_body(msgpack.packb({"t": "text", "x": deep}))
-    assert caught.value.reject_code is RejectCode.SCHEMA
+    assert caught.value.code is RejectCode.SCHEMA
 
 
 @given(s.receipts())

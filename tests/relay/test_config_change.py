@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hotline.auditlog.filestore import FileStore
-from hotline.auditlog.leaf import EntryKind, Event, decode_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, decode_entry
 from hotline.auditlog.log import STORE_DIR
 from hotline.network import Network, network_to_toml
 from hotline.relay.server import start_relay
@@ -24,7 +24,7 @@ async def _start_and_stop(net: TestNet, network: Network, data: Path) -> bytes:
     return hashlib.sha256(toml).digest()
 
 
-def _events(data: Path, kind: EntryKind) -> list[Event]:
+def _events(data: Path, kind: EntryKind) -> list[LogEvent]:
     with FileStore(data / STORE_DIR) as store:
         entries = [decode_entry(e) for e in store.read_range(0, store.size)]
     return [e.event for e in entries if e.event is not None and e.kind is kind]

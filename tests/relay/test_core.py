@@ -3,7 +3,8 @@
 One test (or a few) per rule of :mod:`hotline.relay.core`'s docstring, driven only through
 its public inputs (``receive``, ``appended``, ``tick``, ``connected``, ``restore``,
 ``follow``, ``superseded``, ``withdrawn``) and outputs (the actions, the log entries they
-ask for, ``notes``, ``counters`` and the queries ``owed``, ``state_of``, ``queued_for``).
+ask for, the ``Note`` lines among the actions, ``counters`` and the queries ``owed``,
+``state_of``, ``queued_for``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from hotline.auditlog.leaf import EntryKind, Event, decode_entry
+from hotline.auditlog.leaf import EntryKind, LogEvent, decode_entry
 from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
@@ -31,7 +32,16 @@ from hotline.protocol.session import (
     decode_control,
 )
 from hotline.protocol.vocab import Precedence, Stage
-from hotline.relay.core import REFUSALS_BURST, Action, Append, Broadcast, Close, RelayCore, Send
+from hotline.relay.core import (
+    REFUSALS_BURST,
+    Append,
+    Broadcast,
+    Close,
+    LogLine,
+    RelayAction,
+    RelayCore,
+    Send,
+)
 from tests.endpoint.builders import Author
 from tests.factories import TestNet, make_network
 
@@ -54,15 +64,19 @@ def new_core(net: TestNet = NET) -> RelayCore:
 
 @dataclass
 class Edge:
-    """Plays the relay's edge: every Append becomes durable at the next index, in order."""
+    """Plays the relay's edge: every Append becomes durable at the next index, in order;
+    every LogLine is kept in ``notes``, as the real edge writes it to the structured log."""
 
     core: RelayCore
     log: list[bytes] = field(default_factory=list)
+    notes: list[LogLine] = field(default_factory=list)
 
-    def run(self, actions: Iterable[Action], now: int) -> list[Out]:
+    def run(self, actions: Iterable[RelayAction], now: int) -> list[Out]:
         out: list[Out] = []
         for action in actions:
-            if isinstance(action, Append):
+            if isinstance(action, LogLine):
+                self.notes.append(action)
+            elif isinstance(action, Append):
                 index = len(self.log)
                 self.log.append(action.entry)
                 out.extend(self.run(self.core.appended(action.token, index, now), now))
@@ -79,7 +93,7 @@ class Edge:
     def tick(self, now: int) -> list[Out]:
         return self.run(self.core.tick(now), now)
 
-    def events(self, kind: EntryKind) -> list[Event]:
+    def events(self, kind: EntryKind) -> list[LogEvent]:
         entries = [decode_entry(entry) for entry in self.log]
         return [e.event for e in entries if e.event is not None and e.kind is kind]
 
@@ -90,10 +104,10 @@ class Edge:
         ]
 
 
-def sent(actions: list[Action]) -> list[Out]:
-    """The actions, which must all be sends (no entry to append)."""
+def sent(actions: list[RelayAction]) -> list[Out]:
+    """The actions besides notes, which must all be sends (no entry to append)."""
     out = [a for a in actions if isinstance(a, Out)]
-    assert len(out) == len(actions)
+    assert len(out) == len([a for a in actions if not isinstance(a, LogLine)])
     return out
 
 
@@ -162,7 +176,7 @@ def test_nothing_is_accepted_before_it_is_in_the_log() -> None:
     (receipt_body,) = accepted([s for s in sends if isinstance(s, Send)], "BY")
     assert (receipt_body.ref, receipt_body.index, receipt_body.ts) == (body.id, 7, NOW)
     assert core.counters.accepted == {"warning": 1}
-    assert [n.event for n in core.notes] == ["envelope_accepted"]
+    assert [n.event for n in sends if isinstance(n, LogLine)] == ["envelope_accepted"]
 
 
 # ----------------------------------------------------------------------------- rule 2
@@ -262,7 +276,7 @@ def test_a_resent_message_gets_its_original_receipt_and_is_not_delivered_again()
     assert delivered(again, "LT") == []
     assert len(edge.log) == size
     assert edge.core.counters.duplicates == 1
-    assert edge.core.notes[-1].event == "duplicate_answered"
+    assert edge.notes[-1].event == "duplicate_answered"
 
 
 def test_a_resend_while_the_first_copy_is_being_logged_is_answered_once_it_is() -> None:
@@ -270,7 +284,9 @@ def test_a_resend_while_the_first_copy_is_being_logged_is_answered_once_it_is() 
     core, author = new_core(), Author(NET)
     frame = NET.seal(author.warning(sender="BY", to=("LT",)))
     (append,) = core.receive("BY", frame, NOW)
-    assert core.receive("BY", frame, NOW + 1) == []
+    (note,) = core.receive("BY", frame, NOW + 1)
+    assert isinstance(note, LogLine)
+    assert note.event == "duplicate_answered"
     assert isinstance(append, Append)
     sends = core.appended(append.token, 0, NOW + 2)
     answers = [s for s in sends if isinstance(s, Send) and s.party == "BY"]
@@ -298,7 +314,7 @@ def test_bytes_that_are_no_envelope_are_rejected_with_no_ref() -> None:
     assert isinstance(notice, RejectedNotice)
     assert (notice.ref, notice.code) == (b"", "bad_frame")
     assert edge.log == []
-    assert edge.core.notes[-1].event == "envelope_rejected"
+    assert edge.notes[-1].event == "envelope_rejected"
 
 
 # ----------------------------------------------------------------------------- rule 4
@@ -463,7 +479,7 @@ def test_receipts_go_back_to_the_sender_and_are_kept_for_its_reconnect() -> None
     forwarded = open_envelope(deliver.frame, NET.network).body
     assert isinstance(forwarded, ReceiptBody)
     assert forwarded.ref == body.id
-    assert edge.core.notes[-1].event == "receipt_forwarded"
+    assert edge.notes[-1].event == "receipt_forwarded"
     again = sent(edge.core.resend_receipts("BY", since=deliver.index - 1))
     assert controls(again, "BY") == [deliver]
     assert edge.core.resend_receipts("BY", since=deliver.index) == []
@@ -541,9 +557,10 @@ def test_a_message_another_replica_logged_first_gets_its_original_receipt() -> N
     for index, entry in enumerate(leader.log):
         follower.core.follow(index, entry, NOW + 1)
     assert isinstance(ours, Append)
-    answer = sent(follower.core.superseded(ours.token))
-    assert controls(answer, "BY") == controls(original, "BY")[:1]
-    assert follower.core.notes[-1].fields["replica"] == "other"
+    actions = follower.core.superseded(ours.token)
+    assert controls(sent(actions), "BY") == controls(original, "BY")[:1]
+    (note,) = [a for a in actions if isinstance(a, LogLine)]
+    assert (note.event, note.fields["replica"]) == ("duplicate_answered", "other")
     assert follower.core.superseded(ours.token) == []
 
 
@@ -621,3 +638,17 @@ def test_a_receipt_for_a_message_not_applied_yet_is_recognised_as_such() -> None
     edge.run(tests, NOW)
     assert not edge.core.answers_unseen(frame)
     assert not edge.core.answers_unseen(b"\x93\x01")  # not an envelope: left to admission
+
+
+def test_a_session_the_edge_refused_is_counted_and_counters_change_only_inside() -> None:
+    """session_refused counts with the refused frames by code; counters is a copy to read."""
+    edge = Edge(new_core())
+    edge.send("BY", b"\x93not an envelope")
+    edge.core.session_refused("bad_signature")
+    edge.core.session_refused("bad_signature")
+    read = edge.core.counters
+    assert read.rejected == {"bad_frame": 1, "bad_signature": 2}
+    read.rejected["bad_signature"] = 0
+    read.duplicates = 7
+    assert edge.core.counters.rejected["bad_signature"] == 2
+    assert edge.core.counters.duplicates == 0

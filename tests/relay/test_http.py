@@ -24,7 +24,7 @@ async def _fill(net: TestNet, relay: RunningRelay, count: int) -> None:
         for _ in range(count):
             await client.send(client.seal(by.warning()))
             assert isinstance(await client.accepted(), Accepted)
-        while relay.relay.log is not None and relay.relay.log.signed_size < count:
+        while relay.relay.log.signed_size < count:
             await client.checkpoint()
 
 

@@ -25,7 +25,7 @@ from hotline.protocol.session import (
     decode_control,
     encode_control,
 )
-from hotline.relay.core import REFUSALS_BURST, REFUSALS_PER_S, Close, RelayCore, Send
+from hotline.relay.core import REFUSALS_BURST, REFUSALS_PER_S, Close, LogLine, RelayCore, Send
 from hotline.relay.server import RunningRelay
 from tests.factories import TestNet, make_network
 from tests.relay.client import TIMEOUT, RawClient
@@ -41,7 +41,7 @@ def _core(net: TestNet) -> RelayCore:
 
 def _refusal(net: TestNet, actions: Sequence[object]) -> tuple[RejectedNotice, RefusedBody]:
     """The one rejected control sent, and its relay-signed refused body (verified)."""
-    (send,) = actions
+    (send,) = [a for a in actions if not isinstance(a, LogLine)]
     assert isinstance(send, Send)
     notice = decode_control(send.data)
     assert isinstance(notice, RejectedNotice)
@@ -100,14 +100,17 @@ def test_a_session_drawing_refusals_too_fast_is_closed_not_answered() -> None:
     core = _core(net)
     now = now_ms()
     for _ in range(REFUSALS_BURST):
-        assert isinstance(core.receive("BY", b"\xc1", now)[0], Send)
-    (closing,) = core.receive("BY", b"\xc1", now)
+        assert isinstance(core.receive("BY", b"\xc1", now)[-1], Send)
+    *notes, closing = core.receive("BY", b"\xc1", now)
+    assert [n.event for n in notes if isinstance(n, LogLine)] == [
+        "envelope_rejected", "refusal_flood_closed",
+    ]
     assert isinstance(closing, Close)
     assert (closing.party, closing.code) == ("BY", REFUSAL_FLOOD_CLOSE)
     assert closing.reason.startswith("refused_flood: ")
     assert core.counters.refusal_floods == 1
     later = now + 1000 // REFUSALS_PER_S
-    assert isinstance(core.receive("BY", b"\xc1", later)[0], Send)
+    assert isinstance(core.receive("BY", b"\xc1", later)[-1], Send)
 
 
 def test_an_unsigned_control_notice_still_encodes_as_version_1() -> None:

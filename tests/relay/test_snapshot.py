@@ -86,7 +86,7 @@ async def test_restart_replays_only_the_tail_and_ends_in_the_same_state(
     running = await start_relay(config)
     sent = await _traffic(net, running)
     await running.stop()
-    size = running.relay.log.size if running.relay.log else 0
+    size = running.relay.log.size
     running, events = await _restart(config)
     try:
         assert _named(events, "snapshot_loaded") == [

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hotline.cli.tls_cmd import write_certificates
-from hotline.endpoint.events import Event, RelayConnected, RelayDisconnected
+from hotline.endpoint.events import EndpointEvent, RelayConnected, RelayDisconnected
 from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint
 from hotline.network import network_to_toml
@@ -107,7 +107,9 @@ def endpoint_config(
     )
 
 
-async def next_matching(subscription: Subscription, match: Callable[[Event], bool]) -> Event:
+async def next_matching(
+    subscription: Subscription, match: Callable[[EndpointEvent], bool]
+) -> EndpointEvent:
     """The first event published that matches, within TIMEOUT seconds."""
     async with asyncio.timeout(TIMEOUT):
         while True:

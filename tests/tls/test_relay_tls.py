@@ -11,7 +11,12 @@ import aiohttp
 import structlog
 
 from hotline.cli.tls_cmd import write_certificates
-from hotline.endpoint.events import CheckpointWitnessed, Event, MessageReceived, ReceiptStored
+from hotline.endpoint.events import (
+    CheckpointWitnessed,
+    EndpointEvent,
+    MessageReceived,
+    ReceiptStored,
+)
 from hotline.endpoint.service import RunningEndpoint, serve_endpoint
 from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
@@ -73,7 +78,7 @@ async def test_endpoints_trusting_the_ca_are_welcomed_and_a_warning_round_trips(
                              headers=await officer(http, lt)) as response:
             assert response.status == 202
 
-        def acknowledged(e: Event) -> bool:
+        def acknowledged(e: EndpointEvent) -> bool:
             return (isinstance(e, ReceiptStored) and e.ref == raw_id
                     and e.stage is Stage.ACKNOWLEDGED)
 
@@ -99,7 +104,7 @@ async def test_the_relays_http_routes_are_fetched_over_the_same_tls(
         async with http.post(by.url + "/api/messages", json=WARNING,
                              headers=await officer(http, by)) as response:
             assert response.status == 202
-        grown = relay.relay.log.size if relay.relay.log is not None else 0
+        grown = relay.relay.log.size
         # The endpoint held a checkpoint from its welcome: a larger one needs a
         # consistency proof, fetched from the relay's HTTP side.
         witnessed = await next_matching(
