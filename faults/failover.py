@@ -27,7 +27,9 @@ stall is a time an endpoint had messages waiting and none accepted.
 ``max_stall_s`` is the longest, outside the quorum-loss windows and the
 leaderless windows (from a kill or freeze of the stream's leader until another
 node leads it: JetStream elects after its raft election timeout, 4 to 9 s, and
-stores nothing meanwhile; the endpoints are told ``busy`` there too);
+stores nothing meanwhile; the endpoints are told ``busy`` there too). A
+window ends at the election time the new leader's own advisory reports
+(``faults.leaders``), not when the harness happened to notice it;
 ``silent_stalls`` counts stalls longer than 5 s during which the endpoint
 raised no ``relay_unavailable``.
 
@@ -66,6 +68,7 @@ import nats.errors
 import nats.js.errors
 
 from faults.check import JournalView, missing, read_journals, read_log
+from faults.leaders import LeaderWatch
 from faults.load import Load, LoadStats
 from faults.procs import Proc, run_in_directory, settle_journals
 from faults.stalls import StallWatch, summarise
@@ -87,14 +90,19 @@ FIRST_CHOICE: Final = {"BY": "r1", "LT": "r2", "LV": "r1", "EE": "r2", "PL": "r1
 SETTLE_TIMEOUT_S: Final = 120.0
 FAILOVER_TIMEOUT_S: Final = 30.0
 LINKS_TIMEOUT_S: Final = 10.0
+STALLS_SHOWN: Final = 6
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_began: list[float] = []  # the run's start (monotonic), for the times in the progress lines
+
+
 def _say(text: str) -> None:
-    print(f"failover: {text}", file=sys.stderr, flush=True)  # noqa: T201 - a command's progress
+    at = f"[{time.monotonic() - _began[0]:6.1f} s] " if _began else ""
+    print(f"failover: {at}{text}", file=sys.stderr, flush=True)  # noqa: T201 - progress
 
 
 def _lift_rate_limit(network_dir: Path) -> None:
@@ -121,6 +129,7 @@ class Figures:
     # from a kill or freeze of the stream leader until another node leads (wall ms): the
     # stream can store nothing meanwhile, as in a quorum loss
     leaderless: list[tuple[int, int]] = field(default_factory=list)
+    elections: LeaderWatch | None = None  # the stream's leader-elected advisories
     freezes: dict[str, int] = field(default_factory=lambda: {"nats": 0, "relay": 0, "quorum": 0})
 
 
@@ -284,13 +293,30 @@ async def _wait_leader(client: StreamClient, other_than: str, timeout_s: float) 
 
 
 async def _leaderless(client: StreamClient, gone: str, began_ms: int, figures: Figures) -> None:
-    """Record the window until a node other than ``gone`` leads the stream."""
+    """Record the window until a node other than ``gone`` leads the stream.
+
+    It ends at the election JetStream's own advisory reports; only without one, at the
+    time the harness saw the new leader in ``stream_info``.
+    """
     elected = await _wait_leader(client, gone, FAILOVER_TIMEOUT_S)
     if elected is None:
         return
-    figures.leader_elected_s.append((_now_ms() - began_ms) / 1000)
-    figures.leaderless.append((began_ms, _now_ms()))
-    _say(f"new stream leader {figures.leader_elected_s[-1]:.1f} s after {gone} went")
+    noticed = _now_ms()
+    advised = _advised(figures, gone, began_ms, noticed)
+    end = noticed if advised is None else advised
+    figures.leader_elected_s.append((end - began_ms) / 1000)
+    figures.leaderless.append((began_ms, end))
+    source = ("its advisory" if advised is not None
+              else "seen in stream_info, no advisory arrived")
+    _say(f"new stream leader {figures.leader_elected_s[-1]:.2f} s after {gone} went "
+         f"({source}; noticed {(noticed - began_ms) / 1000:.2f} s after)")
+
+
+def _advised(figures: Figures, other_than: str, after_ms: int, noticed_ms: int) -> int | None:
+    """The election time of a leader other than ``other_than`` (advisories may lag a little)."""
+    if figures.elections is None:
+        return None
+    return figures.elections.elected(other_than, after_ms, noticed_ms + 1000)
 
 
 async def _freeze_leader(ha: HaNetwork, client: StreamClient, freeze_s: float,
@@ -404,10 +430,19 @@ async def _lose_quorum(ha: HaNetwork, client: StreamClient, freeze_s: float,
     for node in nodes:
         ha.nats.thaw(node)
     thawed = time.monotonic()
+    thawed_ms = _now_ms()
     elected = await _wait_leader(client, "", FAILOVER_TIMEOUT_S)
-    figures.quorum_windows.append((began, _now_ms()))
+    noticed = _now_ms()
+    # An election after the thaw ends the window when it happened; without one (the
+    # leader kept its place) the quorum is back once the thawed nodes answer: when
+    # stream_info found the leader again.
+    advised = _advised(figures, "", thawed_ms, noticed)
+    end = noticed if advised is None else advised
+    figures.quorum_windows.append((began, end))
     figures.freezes["quorum"] += 1
-    _say(f"thawed them; the stream has a leader {time.monotonic() - thawed:.1f} s later"
+    _say(f"thawed them; the stream has a leader {time.monotonic() - thawed:.2f} s later"
+         + (f" (elected {(advised - thawed_ms) / 1000:.2f} s after the thaw, its advisory)"
+            if advised is not None else "")
          if elected is not None else "thawed them; the stream has no leader yet")
 
 
@@ -430,15 +465,42 @@ def _mirrors_agree(ha: HaNetwork) -> bool:
     return all(e[:common] == entries[0][:common] for e in entries)
 
 
+async def _faults(
+    ha: HaNetwork, session: aiohttp.ClientSession, client: StreamClient, load: Load, *,
+    rng: random.Random, args: argparse.Namespace, figures: Figures,
+) -> tuple[int, int]:
+    """The kills, then the hangs; (NATS kills, relay kills)."""
+    nats_kills = relay_kills = 0
+    for number in range(args.rounds):
+        await asyncio.sleep(args.gap)
+        await _kill_nats(ha, client, load, rng, down_s=args.down, figures=figures)
+        nats_kills += 1
+        await asyncio.sleep(args.gap)
+        victim = REPLICAS[number % len(REPLICAS)]
+        await _kill_relay(ha, session, load, victim, down_s=args.down, figures=figures)
+        relay_kills += 1
+    if args.freeze > 0:
+        await asyncio.sleep(args.gap)
+        await _freeze_leader(ha, client, args.freeze, figures)
+        await asyncio.sleep(args.gap)
+        await _freeze_follower(ha, session, client, args.freeze, figures)
+        await asyncio.sleep(args.gap)
+        await _freeze_relay(ha, session, "r1", args.freeze, figures)
+        await asyncio.sleep(args.gap)
+        await _lose_quorum(ha, client, args.freeze, figures)
+    await asyncio.sleep(args.gap)
+    return nats_kills, relay_kills
+
+
 async def run(args: argparse.Namespace, root: Path) -> int:
     started = time.monotonic()
     started_ms = _now_ms()
+    _began[:] = [started]
     rng = random.Random(args.seed)  # noqa: S311 - seeded on purpose: a run can be repeated
     _say(f"seed={args.seed} rounds={args.rounds} data={root}")
     ha = HaNetwork(root)
     figures = Figures()
     timeout = aiohttp.ClientTimeout(total=10)
-    nats_kills = relay_kills = 0
     async with aiohttp.ClientSession(timeout=timeout, middlewares=(LoggedIn(),)) as session:
         try:
             await ha.start(session)
@@ -446,32 +508,18 @@ async def run(args: argparse.Namespace, root: Path) -> int:
             watch.start(session)
             client = StreamClient(StreamSettings(tuple(ha.nats.urls)), name="failover-harness")
             await client.connect()
+            figures.elections = LeaderWatch(ha.nats.urls, client.settings.stream)
+            await figures.elections.start()
             load = Load(ha.urls, ha.peers, args.rate, random.Random(rng.random()),  # noqa: S311
                         lambda _: True)
             load.start(session)
             try:
-                for number in range(args.rounds):
-                    await asyncio.sleep(args.gap)
-                    await _kill_nats(ha, client, load, rng, down_s=args.down, figures=figures)
-                    nats_kills += 1
-                    await asyncio.sleep(args.gap)
-                    victim = REPLICAS[number % len(REPLICAS)]
-                    await _kill_relay(ha, session, load, victim, down_s=args.down,
-                                      figures=figures)
-                    relay_kills += 1
-                if args.freeze > 0:
-                    await asyncio.sleep(args.gap)
-                    await _freeze_leader(ha, client, args.freeze, figures)
-                    await asyncio.sleep(args.gap)
-                    await _freeze_follower(ha, session, client, args.freeze, figures)
-                    await asyncio.sleep(args.gap)
-                    await _freeze_relay(ha, session, "r1", args.freeze, figures)
-                    await asyncio.sleep(args.gap)
-                    await _lose_quorum(ha, client, args.freeze, figures)
-                await asyncio.sleep(args.gap)
+                nats_kills, relay_kills = await _faults(ha, session, client, load, rng=rng,
+                                                        args=args, figures=figures)
             finally:
                 await load.stop()
                 await client.close()
+                await figures.elections.stop()
             stats = load.stats
             _say(f"load stopped: sent={stats.total_sent} not_sent={stats.not_sent} "
                  f"refused={stats.refused} acks={stats.acks}")
@@ -489,12 +537,20 @@ async def run(args: argparse.Namespace, root: Path) -> int:
 
 
 def _stalls(watch: StallWatch, figures: Figures, started_ms: int) -> tuple[float, int]:
-    """(max_stall_s, silent_stalls); the three longest stalls are printed."""
+    """(max_stall_s, silent_stalls); the windows and the longest stalls are printed."""
     excluded = [*figures.quorum_windows, *figures.leaderless]
+
+    def at(ms: int) -> str:
+        return f"{(ms - started_ms) / 1000:.1f}"
+
+    for what, windows in (("quorum-loss", figures.quorum_windows),
+                          ("leaderless", figures.leaderless)):
+        for start, end in windows:
+            _say(f"{what} window: {at(start)}-{at(end)} s into the run")
     longest, silent, every = summarise(watch.timelines, end_ms=_now_ms(), excluded=excluded)
-    for item in sorted(every, key=lambda s: s.outside_ms, reverse=True)[:3]:
-        _say(f"stall: {item.party} {(item.end_ms - item.start_ms) / 1000:.1f} s from "
-             f"{(item.start_ms - started_ms) / 1000:.1f} s into the run, "
+    for item in sorted(every, key=lambda s: s.outside_ms, reverse=True)[:STALLS_SHOWN]:
+        _say(f"stall: {item.party} {(item.end_ms - item.start_ms) / 1000:.1f} s, "
+             f"{at(item.start_ms)}-{at(item.end_ms)} s into the run, "
              f"{item.outside_ms / 1000:.1f} s of it outside quorum-loss and leaderless windows, "
              f"{'alarm raised' if item.alarmed else 'no alarm'}")
     return longest, silent

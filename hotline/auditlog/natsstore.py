@@ -31,6 +31,11 @@ The stream:
   second publish with the same id is not stored again: the acknowledgement
   says ``duplicate`` and gives the original's sequence. This is how two
   replicas that accept the same resent envelope end up with one entry.
+- ``Nats-Expected-Last-Msg-Id`` is not used: nats-server 2.15.1 stops
+  acknowledging every publish to a replicated (R3) stream after one such
+  check failed (publish ``a``, ``b``, then ``c`` expecting ``a``: refused, and
+  every later publish times out, 30 s and more; 2.9.10 and an R1 stream go
+  on), so it cannot chain one sender's entries to let several be in flight.
 - A link test is published with ``Nats-Expected-Last-Subject-Sequence``: it
   is refused if another test was stored since the last one the publisher saw.
   On a cluster this check does not hold between concurrent publishes (both
@@ -47,22 +52,25 @@ committer uses it when a store offers it (``IndexedAppend``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import nats
 import nats.errors
 import nats.js.errors
 import structlog
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import Server
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 
 from hotline.auditlog.memstore import MemoryStore
 from hotline.auditlog.merkle import Frontier
@@ -89,6 +97,7 @@ __all__ = [
 MSG_ID: Final = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST_SEQUENCE: Final = 10071  # JetStream's error code for a failed expected-sequence check
+_ID_IN_PROCESS: Final = 10158  # the same Nats-Msg-Id is being stored now: ask again shortly
 _STREAM_EXISTS: Final = 10058
 _STREAM_NOT_FOUND: Final = 10059
 _STREAM_WAIT_S: Final = 30.0
@@ -143,6 +152,15 @@ MAX_OUTSTANDING_PINGS: Final = 1
 """The client pings its server every second and reconnects to another node once a ping has
 gone unanswered for a second more: a hung node is left within about 2 s (nats-py's defaults,
 2 minutes and 2 pings, noticed after about 4 minutes)."""
+PROBE_S: Final = 0.5
+"""After a publish attempt timed out, the connected server gets this long to answer a ping
+(the client's own flush) before the client leaves it for another node: a hung node is left
+about a second after a publish went to it, not only after the periodic pings."""
+_PROBE_EVERY_S: Final = 1.0
+CONNECT_TIMEOUT_S: Final = 1.0
+"""A node that accepts the TCP connection but sends nothing (hung) is given up after this."""
+RECONNECT_WAIT_S: Final = 0.25
+"""Pause before trying a server again that was tried (or left) this recently."""
 
 
 class StreamClient:
@@ -153,15 +171,29 @@ class StreamClient:
         self._name = name
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+        self._used: dict[str, float] = {}  # server (host:port) → when last used or tried
+        self._server_now = ""  # the server connected to last (host:port)
+        self._reconnected = asyncio.Event()  # set (and replaced) at each reconnection
+        self.reconnected_at = 0.0
+        """When (monotonic) the client last reconnected to a server (0: never)."""
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = 0.0
 
     async def connect(self) -> None:
         """Connect to any of the servers; reconnect by itself for as long as it lives."""
 
         async def disconnected() -> None:
             _log.warning("nats_disconnected", client=self._name)
+            self._left()
 
         async def reconnected() -> None:
+            self.reconnected_at = time.monotonic()
+            self._reconnected.set()  # publishes waiting on the server left: send them again
+            self._reconnected = asyncio.Event()
             url = self._nc.connected_url if self._nc is not None else None
+            if url is not None:
+                self._server_now = url.netloc
+                self._used[url.netloc] = time.monotonic()
             _log.info("nats_reconnected", client=self._name,
                       server=None if url is None else url.netloc)
 
@@ -172,19 +204,32 @@ class StreamClient:
             self._nc = await nats.connect(
                 list(self.settings.servers),
                 name=self._name,
-                connect_timeout=2,
-                reconnect_time_wait=0.25,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                reconnect_time_wait=RECONNECT_WAIT_S,
                 max_reconnect_attempts=-1,
                 ping_interval=PING_INTERVAL_S,
                 max_outstanding_pings=MAX_OUTSTANDING_PINGS,
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
                 error_cb=error,
+                reconnect_to_server_handler=self._next_server,
             )
         except _NATS_ERRORS as exc:
             raise _translated(f"connecting to NATS at {', '.join(self.settings.servers)}",
                               exc) from exc
+        self._server_now = self.server
+        self._used[self._server_now] = time.monotonic()
         self._js = self._nc.jetstream(timeout=self.settings.timeout_s)
+
+    def _next_server(self, servers: list[Server], _info: dict[str, Any]) -> tuple[Server, float]:
+        """The server to reconnect to: the one used or tried least recently, so never the one
+        just left (hung, as a rule) while another is known; with a pause if even that one was
+        tried a moment ago (every server down)."""
+        now = time.monotonic()
+        chosen = min(servers, key=lambda s: self._used.get(s.uri.netloc, 0.0))
+        recently = self._used.get(chosen.uri.netloc, 0.0)
+        self._used[chosen.uri.netloc] = now
+        return chosen, max(0.0, RECONNECT_WAIT_S - (now - recently))
 
     @property
     def connected(self) -> bool:
@@ -198,10 +243,16 @@ class StreamClient:
         return "" if url is None else str(url.netloc)
 
     async def reconnect_elsewhere(self) -> None:
-        """Drop the current server and reconnect to another of ``servers`` (nats-py rotates)."""
+        """Drop the current server and reconnect to another of ``servers``."""
         if self._nc is not None:
             _log.warning("nats_reconnecting_elsewhere", client=self._name, server=self.server)
+            self._left()
             await self._nc.force_reconnect()
+
+    def _left(self) -> None:
+        """The server in use is being left: it is the last to be tried again."""
+        if self._server_now:
+            self._used[self._server_now] = time.monotonic()
 
     @property
     def js(self) -> JetStreamContext:
@@ -277,11 +328,19 @@ class StreamClient:
             attempt_s = min(self.settings.timeout_s, ATTEMPT_S,
                             max(deadline - loop.time(), _RETRY_FIRST_S))
             try:
-                ack = await self.js.publish(subject, entry, timeout=attempt_s, headers=headers)
+                answer = await self._attempt(subject, entry, attempt_s, headers)
+                if answer is None:  # sent to the server just left: again now, on the new one
+                    if loop.time() >= deadline:
+                        raise StoreError(f"publishing entry {msg_id} failed (the client "
+                                         "reconnected; no acknowledgement in time)")
+                    continue
+                ack = answer
                 break
             except _TRANSIENT as exc:
                 # No stream leader yet (one is being elected after a node died), or the
                 # reply was lost: the same Nats-Msg-Id makes a second publish safe.
+                if isinstance(exc, nats.errors.TimeoutError):
+                    self._check_server()  # or the node this client is on hangs
                 if loop.time() + pause >= deadline:
                     raise _translated(f"publishing entry {msg_id}", exc) from exc
                 _log.info("stream_publish_retried", msg_id=msg_id, error=type(exc).__name__)
@@ -290,10 +349,56 @@ class StreamClient:
             except nats.js.errors.APIError as exc:
                 if test_after is not None and exc.err_code == _WRONG_LAST_SEQUENCE:
                     return None
+                if exc.err_code == _ID_IN_PROCESS and loop.time() + pause < deadline:
+                    # An earlier attempt of this id is being stored: its outcome decides.
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _RETRY_MAX_S)
+                    continue
                 raise _translated(f"publishing entry {msg_id}", exc) from exc
             except _NATS_ERRORS as exc:
                 raise _translated(f"publishing entry {msg_id}", exc) from exc
         return Published(int(ack.seq), bool(ack.duplicate))
+
+    def _check_server(self) -> None:
+        """Ping the connected server (one probe at a time, at most every ``_PROBE_EVERY_S``)."""
+        now = time.monotonic()
+        if (self._probe is None or self._probe.done()) and now - self._probed_at >= \
+                _PROBE_EVERY_S:
+            self._probed_at = now
+            self._probe = asyncio.ensure_future(self._probe_server())
+
+    async def _probe_server(self) -> None:
+        """Leave the connected server for another node when it does not answer in PROBE_S."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return
+        try:
+            await nc.flush(timeout=PROBE_S)  # type: ignore[arg-type]  # annotated int; any seconds
+        except nats.errors.TimeoutError:
+            _log.warning("nats_server_silent", client=self._name, server=self.server,
+                         after_s=PROBE_S)
+            await self.reconnect_elsewhere()
+        except _NATS_ERRORS:
+            return
+
+    async def _attempt(
+        self, subject: str, entry: bytes, timeout_s: float, headers: dict[str, str]
+    ) -> PubAck | None:
+        """One publish's acknowledgement; None as soon as the client reconnects meanwhile
+        (the acknowledgement of a publish sent to the server just left would never come)."""
+        reconnected = asyncio.ensure_future(self._reconnected.wait())
+        publish = asyncio.ensure_future(
+            self.js.publish(subject, entry, timeout=timeout_s, headers=headers))
+        try:
+            await asyncio.wait((publish, reconnected), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reconnected.cancel()
+        if not publish.done():
+            publish.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_NATS_ERRORS):
+                await publish
+            return None
+        return publish.result()
 
     async def last_seq(self) -> int:
         """The stream's last sequence (0 when it is empty)."""
@@ -357,6 +462,8 @@ class StreamClient:
             raise _translated(f"deleting stream {self.settings.stream}", exc) from exc
 
     async def close(self) -> None:
+        if self._probe is not None and not self._probe.done():
+            self._probe.cancel()
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             try:

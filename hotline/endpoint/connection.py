@@ -13,6 +13,13 @@ while connected elsewhere, its ``/healthz`` is asked every ``HOME_PROBE_S``,
 and once it has answered ``ok`` twice in a row the connection moves back to it,
 so endpoints spread over the replicas again after one was down or hung.
 
+When every URL in turn closed its session with 1013 (no replica can log now:
+a quorum loss), no new session is opened until one of them answers its
+``/healthz`` with 200 (asked every ``READY_POLL_S``, at most ``BUSY_WAIT_S``,
+after at least ``BUSY_PAUSE_S``): opening and closing sessions meanwhile
+would spend the endpoint's session budget at the relay (``rate_limited``) and
+lock it out just when the relay can log again.
+
 Liveness: the relay must send something at least every ``heartbeat_s``. When
 it has been silent for a third of that, a WebSocket ping goes out (the relay's
 WebSocket layer answers it with a pong); after ``heartbeat_s`` of silence the
@@ -49,6 +56,10 @@ CLOSE_S: Final = 1.0
 """Longest wait for the relay's answer to our close frame."""
 BUSY_PAUSE_S: Final = 0.5
 """Pause before the next attempt once every relay URL in turn closed with 1013 (cannot log)."""
+READY_POLL_S: Final = 0.2
+"""Meanwhile, how often every relay URL's /healthz is asked whether it can log again."""
+BUSY_WAIT_S: Final = 10.0
+"""Longest wait for a /healthz 200 before a session is tried anyway."""
 _HOME_CLOSE: Final = 1000
 NOT_READY_CLOSE: Final = 1013
 
@@ -139,11 +150,37 @@ async def run_connection(
         index = (index + 1) % len(ring)
         busy_in_a_row = busy_in_a_row + 1 if f"({NOT_READY_CLOSE}:" in reason else 0
         if busy_in_a_row >= len(ring):
-            await asyncio.sleep(BUSY_PAUSE_S)  # no replica can log now: do not spin
+            index = await _until_ready(session, ring, index)  # no replica can log now
         elif len(ring) > 1 and (welcomed or failed_in_a_row % len(ring)):
             await asyncio.sleep(backoff.initial_s / 2)  # another replica may be up: try it
         else:
             await asyncio.sleep(delays.next())
+
+
+async def _until_ready(session: aiohttp.ClientSession, ring: Sequence[str], index: int) -> int:
+    """The index of the first URL whose /healthz answers 200 (see the module docstring);
+    ``index`` when none does within ``BUSY_WAIT_S``."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    log.info("relay_waiting_until_ready", urls=len(ring), poll_s=READY_POLL_S)
+    await asyncio.sleep(BUSY_PAUSE_S)
+    while loop.time() - began < BUSY_WAIT_S:
+        answers = await asyncio.gather(*(_healthy(session, url) for url in ring))
+        ready = [i for i, ok in enumerate(answers) if ok]
+        if ready:
+            return ready[0]
+        await asyncio.sleep(READY_POLL_S)
+    return index
+
+
+async def _healthy(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether the relay at ``url`` answers /healthz with 200 (ready) within READY_POLL_S."""
+    timeout = aiohttp.ClientTimeout(total=max(READY_POLL_S, 0.5))
+    try:
+        async with session.get(http_base(url) + "/healthz", timeout=timeout) as response:
+            return response.status == 200
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return False
 
 
 class _Homecoming:

@@ -56,12 +56,17 @@ How an entry travels:
 
 Readiness (``Replica.ready``, ``/healthz``, the ``hotline_relay_ready`` metric): a
 replica is not ready while it holds no connection to a NATS server, while one of
-its publishes has gone unacknowledged for ``PUBLISH_STALL_S``, while an entry
+its publishes has gone unacknowledged for ``PUBLISH_STALL_S`` (but not within
+``RESEND_GRACE_S`` of the client's reconnection to another node, which sends
+every waiting publish again at once), while an entry
 the stream acknowledged to it has not reached its follower for as long (after
 ``BEHIND_S`` it reads the missing entries by sequence and tries a new consumer:
-the old one may live on a node that hangs),
+the old one may live on a node that hangs; it does both at once when its client
+reconnects to another node, and while it has no consumer at all it reads at once
+and tries a new consumer every ``RETRY_FOLLOW_S``),
 or after this process was paused (SIGSTOP, a stuck VM) until it has caught up with the stream
-again. Turning not ready it closes its endpoint sessions (1013, try again
+again; once not ready, it is ready again only when every such wait is under half
+the bound. Turning not ready it closes its endpoint sessions (1013, try again
 later), so they fail over to another replica; while not ready it answers new
 envelopes ``busy`` with a retry-after instead of queueing what it cannot log,
 and skips its timers (no link tests, no deadlines judged on a stale mirror). A
@@ -118,10 +123,14 @@ PUBLISH_STALL_S: Final = 1.5
 """A publish unacknowledged this long makes the replica not ready."""
 RECONNECT_AFTER_S: Final = 2.5
 """A publish unacknowledged this long makes the replica reconnect to another NATS node."""
+RESEND_GRACE_S: Final = 0.5
+"""After the NATS client reconnected, its waiting publishes get this long before a stall counts."""
 RESYNC_TIMEOUT_S: Final = 2.0
 _PULL_CHUNK: Final = 64
 RESUBSCRIBE_S: Final = 2.0
 BEHIND_S: Final = 0.75
+RETRY_FOLLOW_S: Final = 0.5
+"""With no consumer (its creation failed), how often a new one is tried."""
 """An acknowledged entry not delivered to this replica's follower this long: follow again."""
 
 
@@ -173,8 +182,11 @@ class Replica:
         self._checks: set[asyncio.Task[None]] = set()
         self._acked_seq = 0  # the highest sequence the stream acknowledged to this replica
         self._behind_since: float | None = None  # since when that sequence is not applied
+        self._unapplied: deque[tuple[int, float]] = deque()  # acknowledged (seq, when), in order
+        self._reconnects_seen = 0.0  # the client's reconnected_at the watchdog acted on
         self._last_refollow = 0.0
         self._puller: asyncio.Task[None] | None = None
+        self._resubscriber: asyncio.Task[None] | None = None
         self._pulled = (0, 0)  # (generation, last sequence read by _pull and queued)
         self._subscribing = asyncio.Lock()
 
@@ -346,8 +358,12 @@ class Replica:
     def _acknowledged(self, seq: int) -> None:
         """The stream stored ``seq``: the follower must deliver it soon (see ``_judge``)."""
         self._acked_seq = max(self._acked_seq, seq)
-        if self._behind_since is None and self.size < seq:
-            self._behind_since = time.monotonic()
+        if self.size < seq:
+            now = time.monotonic()
+            if self._behind_since is None:
+                self._behind_since = now
+            if not self._unapplied or seq > self._unapplied[-1][0]:
+                self._unapplied.append((seq, now))
 
     async def _publish_test(self, own: _Own) -> None:
         """A link test: logged only after the last test this replica knows of, else withdrawn."""
@@ -397,19 +413,31 @@ class Replica:
         """Ready or not, now; act on a change (see the module docstring)."""
         reason = ""
         oldest = min(self._in_flight.values(), default=now)
+        # Publishes waiting when the client reconnected have just been sent again to the
+        # new server: a ready replica gives them a moment before judging the stream
+        # stalled (a replica not ready stays so until they are acknowledged).
+        resending = self.ready and now - self.client.reconnected_at < RESEND_GRACE_S
         if self._behind_since is not None and self.size >= self._acked_seq:
             self._behind_since = None
         behind = 0.0 if self._behind_since is None else now - self._behind_since
         if behind >= BEHIND_S:
             self._catch_up_behind(now)
+        # Not ready when one acknowledged entry waits too long, not while entries keep
+        # arriving (read by sequence, say) behind a stream that keeps growing.
+        while self._unapplied and self._unapplied[0][0] <= self.size:
+            self._unapplied.popleft()
+        waiting = now - self._unapplied[0][1] if self._unapplied else 0.0
+        # Hysteresis: ready again only once every wait is well under the bound, so a
+        # replica whose waits hover around it does not close its sessions again and again.
+        limit = PUBLISH_STALL_S if self.ready else PUBLISH_STALL_S / 2
         if self._paused_s:
             reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
         elif not self.client.connected:
             reason = "not connected to any NATS server"
-        elif now - oldest >= PUBLISH_STALL_S:
+        elif now - oldest >= limit and not resending:
             reason = f"the stream has not acknowledged a publish for {now - oldest:.1f} s"
-        elif behind >= PUBLISH_STALL_S:
-            reason = f"acknowledged entries have not reached this replica for {behind:.1f} s"
+        elif waiting >= limit:
+            reason = f"an acknowledged entry has not reached this replica for {waiting:.1f} s"
         if reason and self.ready:
             self.ready = False
             self._not_ready_since = now
@@ -434,15 +462,48 @@ class Replica:
         the stream's leader only, so the mirror keeps up (a read every ``WATCH_S``)
         while a new consumer is tried every ``RESUBSCRIBE_S``.
         """
-        if self._puller is None or self._puller.done():
-            self._puller = asyncio.create_task(self._pull_quietly(self._acked_seq))
-            self._checks.add(self._puller)
-            self._puller.add_done_callback(self._checks.discard)
+        self._start_pulling()
         if now - self._last_refollow >= RESUBSCRIBE_S:
             self._last_refollow = now
             log.warning("replica_follow_restarted", replica=self.name, size=self.size,
                         acknowledged=self._acked_seq)
-            self._check(self._resubscribe_quietly())
+            self._start_resubscribing()
+
+    def _follow_anew(self, now: float) -> None:
+        """The client reconnected to another node: the consumer may live on the one it left
+        (hung, as a rule), so follow with a new one at once, and read what was acknowledged."""
+        log.info("replica_follow_restarted", replica=self.name, size=self.size,
+                 acknowledged=self._acked_seq, reason="reconnected")
+        self._last_refollow = now
+        self._start_resubscribing()
+        if self._acked_seq > self.size:
+            self._start_pulling()
+
+    def _without_consumer(self, now: float) -> None:
+        """Creating the consumer failed (JetStream answers 503 for a while after a quorum
+        returns): read what was acknowledged at once, and try a new consumer every
+        ``RETRY_FOLLOW_S`` instead of after ``BEHIND_S`` and ``RESUBSCRIBE_S``."""
+        if self._subscription is not None or self._closing:
+            return
+        if self._acked_seq > self.size:
+            self._start_pulling()
+        if now - self._last_refollow >= RETRY_FOLLOW_S:
+            self._last_refollow = now
+            self._start_resubscribing()
+
+    def _start_resubscribing(self) -> None:
+        """Follow with a new consumer, unless an attempt is under way."""
+        if self._resubscriber is None or self._resubscriber.done():
+            self._resubscriber = asyncio.create_task(self._resubscribe_quietly())
+            self._checks.add(self._resubscriber)
+            self._resubscriber.add_done_callback(self._checks.discard)
+
+    def _start_pulling(self) -> None:
+        """Read what was acknowledged by sequence, unless a read is under way."""
+        if self._puller is None or self._puller.done():
+            self._puller = asyncio.create_task(self._pull_quietly(self._acked_seq))
+            self._checks.add(self._puller)
+            self._puller.add_done_callback(self._checks.discard)
 
     async def _pull_quietly(self, last: int) -> None:
         try:
@@ -527,6 +588,11 @@ class Replica:
                 else:
                     self._paused_s += late
             self._judge(now)
+            if self.client.reconnected_at != self._reconnects_seen:
+                self._reconnects_seen = self.client.reconnected_at
+                self._follow_anew(now)
+            else:
+                self._without_consumer(now)
             if following is None or following.done():
                 following = asyncio.create_task(self._check_following())
                 self._checks.add(following)

@@ -4,6 +4,7 @@ raises relay_unavailable and keeps its outbox, and all is accepted once the quor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,13 +15,16 @@ import pytest
 from hotline.auditlog.streamconfig import StreamSettings
 from hotline.cluster.natsnodes import LoopbackCluster
 from hotline.endpoint.events import MessageAccepted, RelayBack, RelayConnected, RelayOutage
+from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, serve_endpoint
+from hotline.protocol.session import RejectedNotice
 from hotline.relay.server import start_relay
 from tests.cluster.conftest import fresh_settings
 from tests.cluster.test_replicas import _warning_to
 from tests.factories import TestNet, make_network
 from tests.feeds.helpers import next_event
-from tests.relay.conftest import LINKS, relay_config
+from tests.relay.client import RawClient
+from tests.relay.conftest import LINKS, Author, relay_config
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +46,16 @@ async def _health(session: aiohttp.ClientSession, url: str) -> int:
         return response.status
 
 
+async def _sessions_opened(subscription: Subscription) -> int:
+    """How many sessions the events already published on ``subscription`` show opened."""
+    opened = 0
+    with subscription, contextlib.suppress(TimeoutError):
+        while True:
+            async with asyncio.timeout(0.05):  # what was published is there already
+                opened += isinstance(await subscription.next(), RelayConnected)
+    return opened
+
+
 # nats-py abandons a connect to a hung server without closing its socket (a ResourceWarning
 # when that socket is collected); that is the client library's, not ours to assert on.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -50,7 +64,8 @@ async def test_a_quorum_loss_is_busy_alarmed_and_recovered_without_loss(
     net: TestNet, settings: StreamSettings, nats_cluster: LoopbackCluster, tmp_path: Path
 ) -> None:
     """Two of three nodes hung: /healthz 503, relay_unavailable within 5 s of the message,
-    the message stays in the outbox; after the thaw it is accepted and the alarm clears."""
+    the message stays in the outbox, no session is opened while /healthz says 503 (the
+    endpoint's session budget is kept); after the thaw it is accepted and the alarm clears."""
     relay = await start_relay(replace(relay_config(net, tmp_path / "r1"), stream=settings,
                                       replica_name="r1"))
     frozen = nats_cluster.nodes[:2]
@@ -63,6 +78,7 @@ async def test_a_quorum_loss_is_busy_alarmed_and_recovered_without_loss(
             if not by.endpoint.connected:
                 await next_event(events, lambda e: isinstance(e, RelayConnected), TIMEOUT)
             assert await _health(http, relay.http_url) == 200
+            sessions = by.endpoint.hub.subscribe()
             for node in frozen:
                 nats_cluster.freeze(node)
             sent = await by.endpoint.post_message(_warning_to("LT"))
@@ -72,7 +88,13 @@ async def test_a_quorum_loss_is_busy_alarmed_and_recovered_without_loss(
             assert time.monotonic() - queued < 5.0
             assert by.endpoint.core.pending_count >= 1  # kept in the outbox
             assert await _health(http, relay.http_url) == 503
-            assert relay.relay.core.counters.rejected.get("busy", 0) >= 1
+            async with RawClient(net, "LT", relay.ws_url) as lt:  # a session all the same
+                await lt.send(lt.seal(Author("LT").warning(to=("BY",))))
+                refused = await lt.accepted()
+                assert isinstance(refused, RejectedNotice)
+                assert refused.code == "busy"
+                assert refused.frame  # relay-signed
+            assert await _sessions_opened(sessions) <= 1  # at 0.5 s each, 4 s would take 8
             for node in frozen:
                 nats_cluster.thaw(node)
             accepted = await next_event(
