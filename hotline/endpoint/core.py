@@ -178,7 +178,8 @@ class EndpointCore:
         self.several = network.multipath
         self.paths: dict[str, RelayPath] = {}
         for relay in network.all_relays:
-            delivered: OrderedDict[bytes, int] = OrderedDict()
+            delivered: OrderedDict[bytes, int] = OrderedDict(
+                state.path_delivered.get(relay.id, {}))
             view = network.for_relay(relay.id)
             seen = state.path_checkpoints.get(relay.id) if self.several else state.checkpoint
             if self.several:
@@ -200,7 +201,8 @@ class EndpointCore:
         self._inbox: dict[bytes, HeldMessage] = {m.id: m for m in state.inbox}
         self._answers: dict[bytes, Answer] = {a.ref: a for a in state.answers}
         self._refused: dict[bytes, None] = {}
-        self._first: OrderedDict[bytes, tuple[str, int]] = OrderedDict()  # id → first path
+        # id → first path
+        self._first: OrderedDict[bytes, tuple[str, int]] = OrderedDict(state.path_first)
         self.deadlines = DeadlineTracker(network.deadlines, state.fired)
         for sent in state.sent:
             for party, stage in sent.reached:

@@ -59,6 +59,7 @@ from hotline.endpoint.journal_paths import (
     PathArrival,
     arrivals,
     last_checkpoints,
+    load_arrivals,
     load_paths,
     record_path_event,
 )
@@ -178,6 +179,7 @@ class Journal:
             for ref, party, stage in self._db.execute("SELECT ref, party, stage FROM overdue")
         )
         path_pending, path_checkpoints, path_since = load_paths(self._db)
+        path_delivered, path_first = load_arrivals(self._db)
         row = self._db.execute(
             "SELECT size, root, note FROM checkpoints WHERE consistent = 1 "
             "ORDER BY size DESC, number DESC LIMIT 1"
@@ -194,6 +196,8 @@ class Journal:
             path_pending=path_pending,
             path_checkpoints=path_checkpoints,
             path_since=path_since,
+            path_delivered=path_delivered,
+            path_first=path_first,
         )
 
     # ------------------------------------------------------------------ recording events

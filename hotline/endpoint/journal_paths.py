@@ -33,8 +33,11 @@ from hotline.endpoint.events import (
 from hotline.endpoint.state import HeldCheckpoint, PendingEnvelope
 from hotline.protocol.vocab import BodyType
 
-__all__ = ["PATHS_SCHEMA", "PathArrival", "arrivals", "last_checkpoints", "load_paths",
-           "path_claims", "record_path_event"]
+__all__ = ["PATHS_SCHEMA", "PathArrival", "arrivals", "last_checkpoints", "load_arrivals",
+           "load_paths", "path_claims", "record_path_event"]
+
+ARRIVALS_KEPT: Final = 1 << 16
+"""How many of the latest arrivals per relay a restarted core remembers (as in memory)."""
 
 PATHS_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS paths (
@@ -135,6 +138,28 @@ def load_paths(
         )
     }
     return {r: tuple(p) for r, p in pending.items()}, checkpoints, since
+
+
+def load_arrivals(
+    db: sqlite3.Connection,
+) -> tuple[dict[str, dict[bytes, int]], dict[bytes, tuple[str, int]]]:
+    """What each relay delivered to us (id → our time, oldest first, the latest
+    :data:`ARRIVALS_KEPT` per relay) and, per message to us, the relay that brought it first."""
+    delivered: dict[str, dict[bytes, int]] = {}
+    for relay, id_, at in db.execute(
+        "SELECT relay, id, at_ms FROM (SELECT relay, id, at_ms, rowid AS r, row_number() "
+        "OVER (PARTITION BY relay ORDER BY at_ms DESC, rowid DESC) AS n FROM path_arrivals) "
+        "WHERE n <= ? ORDER BY at_ms, r", (ARRIVALS_KEPT,)
+    ):
+        delivered.setdefault(relay, {})[bytes(id_)] = int(at)
+    first = {
+        bytes(id_): (relay, int(at))
+        for id_, relay, at in db.execute(
+            "SELECT id, relay, at_ms FROM path_arrivals WHERE stage = 'message' AND first = 1 "
+            "ORDER BY at_ms DESC, rowid DESC LIMIT ?", (ARRIVALS_KEPT,)
+        )
+    }
+    return delivered, dict(reversed(first.items()))
 
 
 def arrivals(db: sqlite3.Connection, since_ms: int = 0) -> tuple[PathArrival, ...]:

@@ -108,3 +108,7 @@ class CoreState:
     path_pending: Mapping[str, tuple[PendingEnvelope, ...]] = field(default_factory=dict)
     path_checkpoints: Mapping[str, HeldCheckpoint] = field(default_factory=dict)
     path_since: Mapping[str, int] = field(default_factory=dict)
+    # several relays: what each relay delivered to us (id → our time), and per message to us
+    # the relay that brought it first with our time of it
+    path_delivered: Mapping[str, Mapping[bytes, int]] = field(default_factory=dict)
+    path_first: Mapping[bytes, tuple[str, int]] = field(default_factory=dict)

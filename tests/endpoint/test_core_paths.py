@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.endpoint.alarms import RelaySuspected
+from hotline.auditlog.leaf import encode_envelope_entry
+from hotline.endpoint.alarms import PROOF_BOUND_MS, RelaySuspected
 from hotline.endpoint.core import EndpointCore, Output
 from hotline.endpoint.events import (
     LinkTestAnswered,
@@ -179,3 +180,28 @@ def test_an_unsigned_refusal_from_one_relay_is_an_alarm_naming_it(net: TestNet) 
     assert core.receive(notice, T0 + 2, "osce").events == ()
     assert core.pending_on("osce") == 1
     assert core.guard is core.paths["relay"].guard
+
+
+def test_after_a_restart_a_message_both_relays_delivered_is_not_withheld(
+    tmp_path: Path, net: TestNet
+) -> None:
+    """The journal's arrivals tell a restarted core that each relay already delivered M."""
+    journal = Journal.open(tmp_path / JOURNAL_FILE)
+    core = EndpointCore(net.network, "LT", net.keys["LT"], journal.load_state(), Ids())
+    frame = net.seal(Author(net).warning(sender="BY", to=("LT",)))
+    step(journal, core.receive(_deliver(frame, 0), T0, "osce"))
+    step(journal, core.receive(_deliver(frame, 0), T0 + 40, "relay"))
+    journal.close()
+    journal = Journal.open(tmp_path / JOURNAL_FILE)
+    try:
+        restored = EndpointCore(net.network, "LT", net.keys["LT"], journal.load_state(), Ids())
+    finally:
+        journal.close()
+    start = T0 + 60_000
+    alarms: list[object] = []
+    for relay in RELAYS:
+        restored.connection(up=True, now_ms=start - 30_000, relay=relay)
+        alarms.extend(restored.log_entries(0, (encode_envelope_entry(T0, frame),), start,
+                                           relay=relay).events)
+    alarms.extend(restored.tick(start + PROOF_BOUND_MS + 1_000).events)
+    assert [a for a in alarms if isinstance(a, RelaySuspected)] == []
