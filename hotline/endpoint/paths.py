@@ -23,7 +23,9 @@ channel_withheld   a relay logged a message to us that another relay delivered, 
 
 A relay that was down, or that the sender could not reach (then it never
 logged the message), raises nothing: the link tests and the relay's own log
-are the evidence.
+are the evidence. A relay whose session is up but whose link tests stopped
+reaching us keeps the guard's plain ``withheld`` (named for the relay), so
+pausing its link tests does not excuse it.
 """
 
 from __future__ import annotations
@@ -106,7 +108,12 @@ def channel_alarm(
     if first_relay == path.id:
         return alarm
     if alarm.kind is AlarmKind.WITHHELD and not path.answering(now_ms):
-        return None  # the relay or our session to it is down: no evidence of withholding
+        if path.up_since is None:
+            return None  # our session to the relay is down: no evidence of withholding
+        # up, but its link tests stopped reaching us: the guard's own withheld stands, so a
+        # relay cannot escape both alarms by pausing its link tests
+        return replace(alarm, evidence=(*alarm.evidence, ("first_relay", first_relay),
+                                        ("first_ms", first_ms)))
     late = "never delivered it" if alarm.kind is AlarmKind.WITHHELD else "delivered it late"
     return replace(
         alarm,

@@ -38,13 +38,19 @@ def test_a_path_that_answers_link_tests_but_never_delivers_is_channel_withheld()
     assert "relay relay never delivered it" in alarm.sentence
 
 
-def test_no_alarm_while_the_path_is_down_or_its_link_tests_are_silent() -> None:
-    """A relay whose session is down, or whose link tests stopped, is not accused."""
+def test_no_alarm_while_the_path_is_down() -> None:
+    """A relay whose session is down is not accused."""
     assert channel_alarm(_path(up=False), _withheld(), ("osce", T0 - 16_000), T0) is None
-    stale = _path(test_age_ms=TESTS_FRESH_MS + 1)
-    assert channel_alarm(stale, _withheld(), ("osce", T0 - 16_000), T0) is None
-    never = _path(test_age_ms=None)
-    assert channel_alarm(never, _withheld(), ("osce", T0 - 16_000), T0) is None
+
+
+def test_a_connected_path_whose_link_tests_stopped_keeps_the_plain_withheld() -> None:
+    """Pausing its link tests does not let a connected relay escape both alarms."""
+    for path in (_path(test_age_ms=TESTS_FRESH_MS + 1), _path(test_age_ms=None)):
+        alarm = channel_alarm(path, _withheld(), ("osce", T0 - 16_000), T0)
+        assert alarm is not None
+        assert alarm.kind is AlarmKind.WITHHELD
+        assert alarm.relay == "relay"
+        assert dict(alarm.evidence)["first_relay"] == "osce"
 
 
 def test_a_message_no_path_delivered_stays_withheld_named_for_its_relay() -> None:
