@@ -382,7 +382,7 @@ class EndpointCore:
                                           index, first=False))
                 alarms = self._alarms(path, path.guard.delivered(
                     index, envelope.hash, body, now_ms), now_ms)
-                alarms.extend(self._peer_view(path, body, index, now_ms))
+                # its cps was compared with every relay's view on the first arrival
             else:
                 events.append(DuplicateIgnored(body.id, sender, now_ms, index, relay))
                 alarms = self._alarms(path, path.guard.delivered_again(
@@ -457,13 +457,16 @@ class EndpointCore:
         path.since = max(path.since, index)
         alarms = self._alarms(path, path.guard.delivered_entry(
             index, envelope.hash, body.id, body.sender, now_ms), now_ms)
-        alarms.extend(self._peer_view(path, body, index, now_ms))
         relay = ""
         arrived: tuple[EndpointEvent, ...] = ()
-        if self.several:
+        if not self.several:
+            alarms.extend(self._peer_view(path, body, index, now_ms))
+        else:
             relay = path.id
             new_path = path.saw(body.id, now_ms)
             first = (body.sender, body.stage) not in sent.reached
+            if first:
+                alarms.extend(self._peer_view(path, body, index, now_ms))
             if new_path:
                 arrived = (PathArrived(path.id, body.id, body.ref, body.sender,
                                        body.stage.value, now_ms, index, first=first),)
@@ -748,11 +751,26 @@ class EndpointCore:
     def _peer_view(
         self, path: RelayPath, body: RoutedBody | ReceiptBody, index: int, now_ms: int
     ) -> list[RelaySuspected]:
+        """What ``body`` says its signer saw of each relay's log, against our view of it.
+
+        One relay: its ``cp``. Several (called once per body, on its first arrival): each
+        ``cps`` entry for a relay we use, whichever relay carried the body, against that
+        relay's own witness and guard (another relay's entry once we hold a checkpoint of it).
+        """
         seen = body.seen_on(path.id)
-        if seen is None:
-            return []
-        return self._alarms(path, path.guard.peer_view(
-            body.sender, body.id, seen, path.witness.held, index=index, now_ms=now_ms), now_ms)
+        alarms: list[RelaySuspected] = []
+        if seen is not None:
+            alarms = self._alarms(path, path.guard.peer_view(
+                body.sender, body.id, seen, path.witness.held, index=index, now_ms=now_ms),
+                now_ms)
+        for entry in body.cps or ():
+            other = self.paths.get(entry.relay)
+            if other is None or other is path or other.witness.held is None:
+                continue
+            alarms.extend(self._alarms(other, other.guard.peer_view(
+                body.sender, body.id, entry.seen, other.witness.held, index=-1, now_ms=now_ms),
+                now_ms))
+        return alarms
 
     def log_entries(self, start: int, entries: tuple[bytes, ...], now_ms: int,
                     relay: str | None = None) -> Output:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hotline.auditlog.leaf import encode_envelope_entry
-from hotline.endpoint.alarms import PROOF_BOUND_MS, RelaySuspected
+from hotline.endpoint.alarms import PROOF_BOUND_MS, AlarmKind, RelaySuspected
 from hotline.endpoint.core import EndpointCore, Output
 from hotline.endpoint.events import (
     LinkTestAnswered,
@@ -20,8 +20,9 @@ from hotline.endpoint.events import (
     ReceiptStored,
 )
 from hotline.endpoint.journal import JOURNAL_FILE, Journal
-from hotline.endpoint.state import CoreState
+from hotline.endpoint.state import CoreState, HeldCheckpoint
 from hotline.network import RelayInfo
+from hotline.protocol.bodies import RelayCheckpoint
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Deliver, RejectedNotice, encode_control
 from hotline.protocol.vocab import Stage
@@ -205,3 +206,20 @@ def test_after_a_restart_a_message_both_relays_delivered_is_not_withheld(
                                            relay=relay).events)
     alarms.extend(restored.tick(start + PROOF_BOUND_MS + 1_000).events)
     assert [a for a in alarms if isinstance(a, RelaySuspected)] == []
+
+
+def test_a_cps_entry_for_another_relay_is_compared_with_that_relays_view(
+    net: TestNet
+) -> None:
+    """BY's warning over relay by vouches for osce's tree at our size with another root:
+    split_view, naming osce."""
+    held = HeldCheckpoint(4, bytes(32), b"note")
+    core = EndpointCore(net.network, "LT", net.keys["LT"],
+                        CoreState(path_checkpoints={"osce": held}), Ids())
+    other = RelayCheckpoint(relay="osce", size=4, root=bytes([1]) * 32)
+    frame = net.seal(replace(Author(net).warning(sender="BY", to=("LT",)), cps=(other,)))
+    out = core.receive(_deliver(frame, 0), T0, "relay")
+    (alarm,) = [e for e in out.events if isinstance(e, RelaySuspected)]
+    assert (alarm.kind, alarm.relay, alarm.party) == (AlarmKind.SPLIT_VIEW, "osce", "BY")
+    again = core.receive(_deliver(frame, 0), T0 + 40, "osce")
+    assert [e for e in again.events if isinstance(e, RelaySuspected)] == []  # raised once
