@@ -525,7 +525,7 @@ class EndpointCore:
     def _rejected(self, path: RelayPath, notice: RejectedNotice, now_ms: int) -> Output:
         """A refusal counts only if the relay signed it for something we sent (refusals.py)."""
         judged = judge_refusal(notice, path.pending.values(), path.view, self._max_frame,
-                               now_ms, several=self.several)
+                               now_ms, several=self.several, delivered=path.delivered)
         if isinstance(judged, RelaySuspected):
             # the envelope stays pending, its bound running; one alarm per envelope named,
             # however often a lying relay repeats itself

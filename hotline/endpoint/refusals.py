@@ -28,6 +28,10 @@ stale              ``ts`` is within the skew of now, not older than ``max_age`` 
 replay             never (a lost journal may reuse a ``seq``): taken as founded
 =================  =================================================================
 
+Several relays: a ``schema`` refusal at ``ref`` of our receipt is founded (the
+relay may not have logged the message yet) unless that relay itself delivered
+the message to us.
+
 Temporary refusals (``rate_limited``, ``busy``) keep the envelope pending, to be
 sent again after ``retry_after_ms``.
 """
@@ -35,7 +39,7 @@ sent again after ``retry_after_ms``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Final
 
 from hotline.endpoint.alarms import AlarmKind, RelaySuspected
@@ -43,7 +47,7 @@ from hotline.endpoint.state import PendingEnvelope
 from hotline.errors import RejectCode, Rejected
 from hotline.network import Network
 from hotline.protocol.admission import recipients_of
-from hotline.protocol.bodies import RefusedBody, RoutedBody, WarningBody
+from hotline.protocol.bodies import ReceiptBody, RefusedBody, RoutedBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.ids import format_id
 from hotline.protocol.schema import visible
@@ -79,8 +83,12 @@ def judge_refusal(
     now_ms: int,
     *,
     several: bool = False,
+    delivered: Container[bytes] = frozenset(),
 ) -> RelaySuspected | Judged | None:
-    """The verdict on a ``rejected``: an alarm, a refusal of one of ours, or None (late)."""
+    """The verdict on a ``rejected``: an alarm, a refusal of one of ours, or None (late).
+
+    ``delivered`` holds the ids of the messages this relay delivered to us.
+    """
     if not notice.frame:
         return _unsigned(notice, "it carries no refusal signed by the relay", now_ms)
     try:
@@ -103,8 +111,12 @@ def judge_refusal(
         return None  # an answer for something accepted or refused already
     reason = _disproof(body, target, network, max_frame, now_ms)
     if several and target.receipt and body.code is RejectCode.SCHEMA and body.path == "ref":
-        # several relays: our receipt may reach a relay before the message it answers does
+        # several relays: our receipt may reach a relay before the message it answers does,
+        # unless that relay itself delivered the message to us
+        ref = _receipt_ref(target, network, max_frame)
         reason = None
+        if ref is not None and ref in delivered:
+            reason = f"the relay itself delivered message {format_id(ref)} to us"
     if reason is None:
         return body, target, ()
     alarm = RelaySuspected(
@@ -115,6 +127,15 @@ def judge_refusal(
         (("code", body.code.value), ("refusal", notice.frame.hex())),
     )
     return body, target, (alarm,)
+
+
+def _receipt_ref(target: PendingEnvelope, network: Network, max_frame: int) -> bytes | None:
+    """The message our pending receipt answers (None if our own bytes do not open)."""
+    try:
+        body = open_envelope(target.frame, network, max_size=max_frame).body
+    except Rejected:
+        return None
+    return body.ref if isinstance(body, ReceiptBody) else None
 
 
 def _disproof(

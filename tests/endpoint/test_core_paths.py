@@ -223,3 +223,19 @@ def test_a_cps_entry_for_another_relay_is_compared_with_that_relays_view(
     assert (alarm.kind, alarm.relay, alarm.party) == (AlarmKind.SPLIT_VIEW, "osce", "BY")
     again = core.receive(_deliver(frame, 0), T0 + 40, "osce")
     assert [e for e in again.events if isinstance(e, RelaySuspected)] == []  # raised once
+
+
+def test_a_relay_refusing_our_receipt_for_a_message_it_delivered_is_unfounded(
+    net: TestNet
+) -> None:
+    """osce delivered BY's warning itself, then refuses our receipt as not logged: alarm."""
+    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
+    author = Author(net)
+    message = net.seal(author.warning(sender="BY", to=("LT",)))
+    out = core.receive(_deliver(message, 7), T0, "osce")
+    receipt = out.send_to[0][1]
+    refused = core.receive(author.refused(receipt, "schema", "is not logged", "ref",
+                                          signer="osce"), T0 + 1, "osce")
+    (alarm,) = [e for e in refused.events if isinstance(e, RelaySuspected)]
+    assert (alarm.kind, alarm.relay) == (AlarmKind.REFUSAL_UNFOUNDED, "osce")
+    assert "itself delivered" in alarm.sentence
