@@ -203,6 +203,8 @@ class EndpointCore:
         self._refused: dict[bytes, None] = {}
         # id → first path
         self._first: OrderedDict[bytes, tuple[str, int]] = OrderedDict(state.path_first)
+        # several relays: per body to us, the relays whose cps entry we compared
+        self._cps_checked: OrderedDict[bytes, set[str]] = OrderedDict()
         self.deadlines = DeadlineTracker(network.deadlines, state.fired)
         for sent in state.sent:
             for party, stage in sent.reached:
@@ -382,7 +384,7 @@ class EndpointCore:
                                           index, first=False))
                 alarms = self._alarms(path, path.guard.delivered(
                     index, envelope.hash, body, now_ms), now_ms)
-                # its cps was compared with every relay's view on the first arrival
+                alarms.extend(self._peer_view(path, body, index, now_ms))
             else:
                 events.append(DuplicateIgnored(body.id, sender, now_ms, index, relay))
                 alarms = self._alarms(path, path.guard.delivered_again(
@@ -459,14 +461,11 @@ class EndpointCore:
             index, envelope.hash, body.id, body.sender, now_ms), now_ms)
         relay = ""
         arrived: tuple[EndpointEvent, ...] = ()
-        if not self.several:
-            alarms.extend(self._peer_view(path, body, index, now_ms))
-        else:
+        alarms.extend(self._peer_view(path, body, index, now_ms))
+        if self.several:
             relay = path.id
             new_path = path.saw(body.id, now_ms)
             first = (body.sender, body.stage) not in sent.reached
-            if first:
-                alarms.extend(self._peer_view(path, body, index, now_ms))
             if new_path:
                 arrived = (PathArrived(path.id, body.id, body.ref, body.sender,
                                        body.stage.value, now_ms, index, first=first),)
@@ -753,23 +752,34 @@ class EndpointCore:
     ) -> list[RelaySuspected]:
         """What ``body`` says its signer saw of each relay's log, against our view of it.
 
-        One relay: its ``cp``. Several (called once per body, on its first arrival): each
-        ``cps`` entry for a relay we use, whichever relay carried the body, against that
-        relay's own witness and guard (another relay's entry once we hold a checkpoint of it).
+        One relay: its ``cp``. Several: each ``cps`` entry for a relay we use, whichever
+        relay carried the body, against that relay's own witness and guard, once per body
+        and relay. Another relay's entry is compared once we hold a checkpoint of it; one of
+        another size only while that relay answers (it owes the proof between them).
         """
-        seen = body.seen_on(path.id)
-        alarms: list[RelaySuspected] = []
-        if seen is not None:
-            alarms = self._alarms(path, path.guard.peer_view(
+        if not self.several:
+            seen = body.seen_on(path.id)
+            if seen is None:
+                return []
+            return self._alarms(path, path.guard.peer_view(
                 body.sender, body.id, seen, path.witness.held, index=index, now_ms=now_ms),
                 now_ms)
+        checked = self._cps_checked.setdefault(body.id, set())
+        if len(self._cps_checked) > _FIRST_KEPT:
+            self._cps_checked.popitem(last=False)
+        alarms: list[RelaySuspected] = []
         for entry in body.cps or ():
             other = self.paths.get(entry.relay)
-            if other is None or other is path or other.witness.held is None:
+            if other is None or entry.relay in checked:
                 continue
+            held = other.witness.held
+            if other is not path and (held is None or (
+                    held.size != entry.size and not other.answering(now_ms))):
+                continue  # compared when it carries the body, or later over another path
+            checked.add(entry.relay)
             alarms.extend(self._alarms(other, other.guard.peer_view(
-                body.sender, body.id, entry.seen, other.witness.held, index=-1, now_ms=now_ms),
-                now_ms))
+                body.sender, body.id, entry.seen, held,
+                index=index if other is path else -1, now_ms=now_ms), now_ms))
         return alarms
 
     def log_entries(self, start: int, entries: tuple[bytes, ...], now_ms: int,
