@@ -239,3 +239,21 @@ def test_a_relay_refusing_our_receipt_for_a_message_it_delivered_is_unfounded(
     (alarm,) = [e for e in refused.events if isinstance(e, RelaySuspected)]
     assert (alarm.kind, alarm.relay) == (AlarmKind.REFUSAL_UNFOUNDED, "osce")
     assert "itself delivered" in alarm.sentence
+
+
+def test_another_size_for_a_relay_that_does_not_answer_waits_for_its_own_delivery(
+    net: TestNet
+) -> None:
+    """osce is down: BY's cps entry of another size for osce, over by, owes osce no proof and
+    raises nothing; osce's delivery of the body compares it then."""
+    held = HeldCheckpoint(4, bytes(32), b"note")
+    core = EndpointCore(net.network, "LT", net.keys["LT"],
+                        CoreState(path_checkpoints={"osce": held}), Ids())
+    other = RelayCheckpoint(relay="osce", size=6, root=bytes([1]) * 32)
+    frame = net.seal(replace(Author(net).warning(sender="BY", to=("LT",)), cps=(other,)))
+    core.receive(_deliver(frame, 0), T0, "relay")
+    assert core.peer_proofs_needed("osce") == []
+    later = core.tick(T0 + PROOF_BOUND_MS + 1)
+    assert [e for e in later.events if isinstance(e, RelaySuspected) and e.relay == "osce"] == []
+    core.receive(_deliver(frame, 0), T0 + PROOF_BOUND_MS + 2, "osce")
+    assert [n.seen.size for n in core.peer_proofs_needed("osce")] == [6]
