@@ -257,3 +257,31 @@ def test_another_size_for_a_relay_that_does_not_answer_waits_for_its_own_deliver
     assert [e for e in later.events if isinstance(e, RelaySuspected) and e.relay == "osce"] == []
     core.receive(_deliver(frame, 0), T0 + PROOF_BOUND_MS + 2, "osce")
     assert [n.seen.size for n in core.peer_proofs_needed("osce")] == [6]
+
+
+def test_after_a_restart_the_first_path_is_known_and_a_silent_relay_is_channel_withheld(
+    tmp_path: Path, net: TestNet
+) -> None:
+    """M came over osce alone before the restart; relay logged it, answers its link tests and
+    never delivers it: channel_withheld naming osce as the first relay."""
+    journal = Journal.open(tmp_path / JOURNAL_FILE)
+    core = EndpointCore(net.network, "LT", net.keys["LT"], journal.load_state(), Ids())
+    author = Author(net)
+    frame = net.seal(author.warning(sender="BY", to=("LT",)))
+    step(journal, core.receive(_deliver(frame, 0), T0, "osce"))
+    journal.close()
+    journal = Journal.open(tmp_path / JOURNAL_FILE)
+    try:
+        restored = EndpointCore(net.network, "LT", net.keys["LT"], journal.load_state(), Ids())
+    finally:
+        journal.close()
+    start = T0 + 60_000
+    restored.connection(up=True, now_ms=start - 30_000, relay="relay")
+    restored.log_entries(0, (encode_envelope_entry(T0, frame),), start, relay="relay")
+    due = start + PROOF_BOUND_MS
+    test = net.seal(author.link_test("LT", ts=due - 100))
+    restored.receive(_deliver(test, 1), due - 100, "relay")
+    alarms = [e for e in restored.tick(due).events if isinstance(e, RelaySuspected)]
+    (alarm,) = [a for a in alarms if a.ref == open_envelope(frame, net.network).body.id]
+    assert (alarm.kind, alarm.relay) == (AlarmKind.CHANNEL_WITHHELD, "relay")
+    assert dict(alarm.evidence)["first_relay"] == "osce"
