@@ -5,6 +5,10 @@ of a network of several relays) compares the relays' logs instead: every
 message one log holds and another lacks, with the lacking relay's link-test
 evidence of whether it could reach the sender then
 (:class:`~hotline.figures.paths.PathLedger`). Exits 1 when a log lacks one.
+Only messages logged before every bundle ends, less the 60 s evidence window,
+are judged: bundles exported at different times differ at their ends, so what
+one holds after another ends is listed apart ("after <relay>'s bundle ends")
+and is no finding.
 
 Reads each endpoint's journal (its SQLite file, or the endpoint's data
 directory; read-only, so it may be a copy or a running endpoint's) for the
@@ -125,16 +129,21 @@ def _compare_relays(paths: list[Path], as_json: bool) -> int:
         for _index, entry in bundle.entries(bundle.checkpoint().size):
             log.add(entry, bundle.network)
         logs.append(log)
-    missing = PathLedger(logs).missing()
+    ledger = PathLedger(logs)
+    missing, after = ledger.missing(), ledger.after_end()
     if as_json:
         print(json.dumps({"relays": {log.relay: len(log.messages) for log in logs},
-                          "missing": [m.as_dict() for m in missing]}, indent=2))
+                          "missing": [m.as_dict() for m in missing],
+                          "after_end": [m.as_dict() for m in after]}, indent=2))
     else:
         for item in missing:
             print(item.line())
+        for item in after:
+            print(item.line())
         counts = ", ".join(f"{log.relay} {len(log.messages)}" for log in logs)
         print(f"compared {len(logs)} relays' logs (messages: {counts}): "
-              f"{len(missing)} message(s) missing from a log")
+              f"{len(missing)} message(s) missing from a log, {len(after)} logged after "
+              "another bundle ends (not judged)")
     return 1 if missing else 0
 
 
