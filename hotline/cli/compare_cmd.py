@@ -26,13 +26,15 @@ import json
 import sqlite3
 from pathlib import Path
 
-from hotline.auditlog.bundle import Bundle
 from hotline.auditlog.compare import Claims, compare
+from hotline.auditlog.relay_bundles import open_relay_bundles
+from hotline.cli.common import NetworkArg
 from hotline.endpoint.alarms import AlarmKind
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.endpoint.journal_paths import Claimed, path_claims
 from hotline.errors import UsageError
 from hotline.figures.paths import PathLedger, RelayLog
+from hotline.network import Network
 
 __all__ = ["add_compare", "read_claims"]
 
@@ -49,6 +51,10 @@ def add_compare(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                                 "compare relays, another relay's bundle")
     compare_p.add_argument("--format", choices=("text", "json"), default="text",
                            help="for bundles compared with bundles")
+    compare_p.add_argument("--network", type=NetworkArg,
+                           help="the network.toml to trust (with several relays, the whole "
+                                "network's): each bundle is checked against its relay's key "
+                                "there (default: each bundle's own)")
     compare_p.set_defaults(handler=run_compare)
 
 
@@ -119,13 +125,10 @@ def _is_bundle(path: Path) -> bool:
     return path.is_dir() and (path / "checkpoint").is_file() and not (path / JOURNAL_FILE).exists()
 
 
-def _compare_relays(paths: list[Path], as_json: bool) -> int:
+def _compare_relays(paths: list[Path], pinned: Network | None, as_json: bool) -> int:
     logs: list[RelayLog] = []
-    for path in paths:
-        bundle = Bundle(path)
+    for bundle in open_relay_bundles(paths, pinned):
         log = RelayLog(bundle.network.relay.id)
-        if any(other.relay == log.relay for other in logs):
-            raise UsageError(f"two bundles are relay {log.relay!r}'s; give one bundle per relay")
         for _index, entry in bundle.entries(bundle.checkpoint().size):
             log.add(entry, bundle.network)
         logs.append(log)
@@ -148,9 +151,10 @@ def _compare_relays(paths: list[Path], as_json: bool) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    pinned = None if args.network is None else args.network.load()
     if all(_is_bundle(path) for path in args.journals):
-        return _compare_relays([args.bundle, *args.journals], args.format == "json")
-    bundle = Bundle(args.bundle)
+        return _compare_relays([args.bundle, *args.journals], pinned, args.format == "json")
+    (bundle,) = open_relay_bundles([args.bundle], pinned)
     size = bundle.checkpoint().size
     claims = [read_claims(path, bundle.network.relay.id) for path in args.journals]
     found = compare(bundle.entries(size), claims)
