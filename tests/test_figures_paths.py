@@ -73,7 +73,8 @@ def test_what_one_log_holds_after_the_other_ends_is_listed_apart_not_judged() ->
     after = ledger.after_end()
     assert {m.id for m in after} == set(late)
     assert all(m.ends == "by" and m.lacks == "by" for m in after)
-    assert all("after by's bundle ends" in m.line() and "reachable" not in m.line()
+    assert all("not in by's log; after by's bundle ends" in m.line()
+               and "reachable" not in m.line()
                for m in after)
 
 

@@ -114,9 +114,9 @@ class Missing:
     def line(self) -> str:
         if self.ends is not None:
             return (f"{format_id(self.id)} {self.sender}→{','.join(self.recipients)} logged by "
-                    f"{self.has} at {self.logged_ts}, after {self.ends}'s bundle ends "
-                    f"(within {EVIDENCE_WINDOW_MS // 1000} s of its last entry or later): "
-                    "not judged")
+                    f"{self.has} at {self.logged_ts}, not in {self.lacks}'s log; after "
+                    f"{self.ends}'s bundle ends (within {EVIDENCE_WINDOW_MS // 1000} s of its "
+                    "last entry or later): not judged")
         evidence = (
             f"relay {self.lacks} sent {self.sender} {self.tests} link tests within "
             f"{EVIDENCE_WINDOW_MS // 1000} s, {self.answered} answered: "
