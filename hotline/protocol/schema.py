@@ -168,7 +168,7 @@ class _Reader:
 
     def finish(self) -> None:
         if self._data:
-            key = sorted(self._data)[0]
+            key = min(map(str, self._data))  # keys of a nested map may mix bytes and str
             raise _schema(self.path(key), "is not a field of this body")
 
     def opt(self, key: str, check: Callable[[str, object], T]) -> T | None:
@@ -468,6 +468,9 @@ def _read_cps(path: str, value: object) -> tuple[RelayCheckpoint, ...]:
         raise _schema(path, "must be a non-empty map from relay id to {size, root}")
     if len(value) > MAX_CPS:
         raise _schema(path, f"must name at most {MAX_CPS} relays")
+    for relay in value:  # every key checked before they are ordered: bytes and str do not sort
+        if not isinstance(relay, str):
+            raise _schema(path, "must have relay ids as its keys")
     entries = []
     for relay, seen in sorted(value.items()):
         _party(f"{path}.{relay}", relay)

@@ -202,7 +202,7 @@ def decode_control(data: bytes) -> Control:
             raise Rejected(RejectCode.SCHEMA, f"must be {kind.__name__}", key)
     unknown = set(fields) - set(expected)
     if unknown:
-        raise Rejected(RejectCode.SCHEMA, "is not a field of this message", sorted(unknown)[0])
+        raise Rejected(RejectCode.SCHEMA, "is not a field of this message", min(map(str, unknown)))
     result: Control = _TYPES[name](**fields)
     return result
 
