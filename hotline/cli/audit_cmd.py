@@ -165,8 +165,16 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bundle(args: argparse.Namespace) -> Bundle:
-    return Bundle(args.bundle, None if args.network is None else args.network.load())
+def _bundle(args: argparse.Namespace, path: Path | None = None) -> Bundle:
+    """The bundle; with a --network of several relays, read by its relay's key from it."""
+    path = args.bundle if path is None else path
+    if args.network is None:
+        return Bundle(path)
+    network = args.network.load()
+    if network.multipath:
+        (bundle,) = open_relay_bundles([path], network)
+        return bundle
+    return Bundle(path, network)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -291,7 +299,7 @@ def run_report(args: argparse.Namespace) -> int:
     paths: list[Path] = args.bundle
     if len(paths) > 1:
         return _report_paths(args, paths)
-    bundle = Bundle(paths[0], None if args.network is None else args.network.load())
+    bundle = _bundle(args, paths[0])
     figures = _figures_of(bundle, args.exact)
     if args.format == "json":
         print(json.dumps(figures.snapshot(), indent=2))

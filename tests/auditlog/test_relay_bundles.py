@@ -148,3 +148,21 @@ def test_compare_judges_nothing_after_the_earlier_bundle_ends(
     assert result["missing"] == []
     assert result["after_end"]  # what osce logged later: listed, not judged
     assert {m["lacks"] for m in result["after_end"]} == {"by"}
+
+
+@pytest.mark.parametrize("verb", [["verify"], ["replay"], ["report"], ["prove", "--index", "3"]])
+def test_one_relay_bundle_is_read_by_its_key_in_the_whole_pinned_network(
+    net: tuple[Path, Network, dict[str, SigningKey]], verb: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """osce's bundle alone against the whole network.toml: osce's key, not the first relay's."""
+    root, full, keys = net
+    code, _, err = run_cli(["audit", verb[0], str(root / "bundles" / "osce"), *verb[1:],
+                            "--network", str(root / "net")], capsys)
+    assert (code, err) == (0, "")
+    if not (root / "evil" / "bundles" / "osce").exists():
+        _hostile(root, full, keys)
+    code, _, err = run_cli(["audit", verb[0], str(root / "evil" / "bundles" / "osce"),
+                            *verb[1:], "--network", str(root / "net")], capsys)
+    assert code == 1
+    assert err.startswith("bundle_network_mismatch: ")
