@@ -25,12 +25,14 @@ from hotline.network_file import load_network
 __all__ = ["open_relay_bundles"]
 
 _RELAY_FIELDS = frozenset({"relay", "relays", "link_relays"})
+_WHAT = {"relay": "the relay's id, origin, URL or keys", "endpoints": "the endpoints or their keys",
+         "links": "the links", "relays": "the relays", "link_relays": "which relays carry a link"}
 
 
 def _differences(a: Network, b: Network, *, skip: frozenset[str] = frozenset()) -> list[str]:
     # a one-relay view's network.toml has [relay], which has no operator: not compared
     a, b = (replace(n, relay=replace(n.relay, operator="")) for n in (a, b))
-    return [f.name for f in fields(Network)
+    return [_WHAT.get(f.name, f.name) for f in fields(Network)
             if f.name not in skip and getattr(a, f.name) != getattr(b, f.name)]
 
 

@@ -86,7 +86,7 @@ def test_a_bundle_naming_its_own_relay_key_is_refused_against_the_pinned_network
     assert code == 1
     assert out == ""
     assert err.startswith("bundle_network_mismatch: ")
-    assert "view of relay 'osce' in relay" in err
+    assert "view of relay 'osce' in the relay's id, origin, URL or keys" in err
     # the honest network.toml beside the forged checkpoint: the pinned key refuses it
     shutil.copy(root / "bundles" / "osce" / "network.toml", hostile / "network.toml")
     code, _, err = run_cli(["audit", verb, *bundles, "--network", str(root / "net")], capsys)
@@ -129,7 +129,7 @@ def test_bundles_whose_network_files_disagree_on_an_endpoint_key_are_refused(
     assert code == 1
     assert out == ""
     assert err.startswith("bundle_network_mismatch: ")
-    assert "differ in endpoints" in err
+    assert "differ in the endpoints or their keys" in err
 
 
 def test_compare_judges_nothing_after_the_earlier_bundle_ends(
