@@ -327,7 +327,8 @@ def _export_and_report(net: Net) -> bool:
             return False
         bundles.append(str(out))
     report = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "hotline", "audit", "report", *bundles],
+        [sys.executable, "-m", "hotline", "audit", "report", *bundles,
+         "--network", str(net.root / "net")],
         capture_output=True, text=True, check=False,
     )
     sys.stderr.write(report.stdout)
@@ -342,7 +343,8 @@ def _export_and_report(net: Net) -> bool:
     ]
     for check in checks:
         done = subprocess.run(  # noqa: S603 - our own command line
-            [sys.executable, "-m", "hotline", "audit", *check],
+            [sys.executable, "-m", "hotline", "audit", *check, "--network",
+             str(net.root / "net")],
             capture_output=True, text=True, check=False,
         )
         last = (done.stdout.strip().splitlines() or [""])[-1]

@@ -27,6 +27,7 @@ it is::
         ├── NoteError           a signed note or checkpoint is malformed or badly signed
         ├── EntryError          a log entry's bytes are not [kind, relay_ts, payload]
         ├── StoreError          a log store on disk is damaged, truncated or altered
+        ├── BundleMismatch      relays' bundles do not describe one (the pinned) network
         └── VerificationFailed  an entry of a log bundle breaks an invariant
 """
 
@@ -37,6 +38,7 @@ from typing import Final
 
 __all__ = [
     "AuditError",
+    "BundleMismatch",
     "ConfigError",
     "EntryError",
     "HotlineError",
@@ -189,6 +191,12 @@ class StoreError(AuditError):
     """A log store is damaged, truncated or altered beyond a torn tail."""
 
     code = "bad_store"
+
+
+class BundleMismatch(AuditError):
+    """The bundles of several relays do not describe the same network, or not the pinned one."""
+
+    code = "bundle_network_mismatch"
 
 
 class SnapshotMismatch(AuditError):

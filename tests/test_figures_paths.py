@@ -5,12 +5,14 @@ from __future__ import annotations
 from hotline.figures.paths import EVIDENCE_WINDOW_MS, PathLedger, RelayLog
 
 T0 = 1_800_000_000_000
+END = T0 + 10 * EVIDENCE_WINDOW_MS  # both logs run well past the messages
 M1, M2, R1, R2, R3 = (bytes([i]) * 16 for i in range(1, 6))
 
 
 def _logs() -> tuple[RelayLog, RelayLog]:
     by, osce = RelayLog("by"), RelayLog("osce")
     for log in (by, osce):
+        log.last_ts = END
         log.messages[M1] = ("BY", ("LT",), T0)
     by.messages[M2] = ("BY", ("LT",), T0 + 1_000)  # osce never logged M2
     # osce's link tests to BY around M2: two sent, one answered
@@ -47,7 +49,38 @@ def test_a_reachable_relay_that_lacks_a_message_is_said_to_be_reachable() -> Non
     (missing,) = PathLedger([by, osce]).missing()
     assert missing.reachable
     far = RelayLog("osce")
+    far.last_ts = END
     far.tests[b"t3" * 8] = ("BY", T0 + 1_000 + EVIDENCE_WINDOW_MS + 1)
     (alone,) = PathLedger([by, far]).missing()[-1:]
     assert alone.tests == 0
     assert not alone.reachable
+
+
+def test_what_one_log_holds_after_the_other_ends_is_listed_apart_not_judged() -> None:
+    """by's log ends 5 min before osce's: osce's later messages are no finding against by."""
+    by, osce = _logs()
+    by.last_ts = T0 + 2 * EVIDENCE_WINDOW_MS
+    late = {bytes([0x40 + i]) * 16: T0 + 2 * EVIDENCE_WINDOW_MS - 30_000 + i * 60_000
+            for i in range(6)}  # the first within the window before by's end, the rest after
+    for ident, ts in late.items():
+        osce.messages[ident] = ("BY", ("LT",), ts)
+        by.tests[ident[:8] * 2] = ("BY", ts)
+        by.answered[ident[:8] * 2] = ts + 5  # by reached BY: would read as "dropped it"
+    osce.last_ts = T0 + 7 * EVIDENCE_WINDOW_MS
+    ledger = PathLedger([by, osce])
+    (missing,) = ledger.missing()
+    assert missing.id == M2
+    after = ledger.after_end()
+    assert {m.id for m in after} == set(late)
+    assert all(m.ends == "by" and m.lacks == "by" for m in after)
+    assert all("not in by's log; after by's bundle ends" in m.line()
+               and "reachable" not in m.line()
+               for m in after)
+
+
+def test_nothing_is_judged_against_a_log_with_no_entries() -> None:
+    """An empty log has no end to compare to: what the other holds is listed apart."""
+    by, _ = _logs()
+    empty = RelayLog("osce")
+    assert PathLedger([by, empty]).missing() == []
+    assert {m.id for m in PathLedger([by, empty]).after_end()} == {M1, M2}

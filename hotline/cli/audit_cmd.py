@@ -30,6 +30,7 @@ from hotline.auditlog.merkle import (
     verify_inclusion,
 )
 from hotline.auditlog.proofjson import consistency_json, inclusion_json
+from hotline.auditlog.relay_bundles import open_relay_bundles
 from hotline.auditlog.timeline import TimelineFilter, timeline
 from hotline.auditlog.verify import audit_bundle
 from hotline.cli.common import Commands, NetworkArg
@@ -91,7 +92,9 @@ def register(commands: Commands) -> None:
                        "bundles of several relays of one network)")
     report.add_argument("bundle", type=Path, nargs="+",
                         help="a relay's bundle; several: one per relay, compared path by path")
-    report.add_argument("--network", type=NetworkArg, help="network.toml (default: the bundle's)")
+    report.add_argument("--network", type=NetworkArg,
+                        help="network.toml (default: the bundle's); with several bundles, the "
+                             "whole network's, pinning every relay's key")
     report.add_argument("--format", choices=("text", "json"), default="text")
     report.add_argument(
         "--exact", action="store_true",
@@ -162,8 +165,16 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bundle(args: argparse.Namespace) -> Bundle:
-    return Bundle(args.bundle, None if args.network is None else args.network.load())
+def _bundle(args: argparse.Namespace, path: Path | None = None) -> Bundle:
+    """The bundle; with a --network of several relays, read by its relay's key from it."""
+    path = args.bundle if path is None else path
+    if args.network is None:
+        return Bundle(path)
+    network = args.network.load()
+    if network.multipath:
+        (bundle,) = open_relay_bundles([path], network)
+        return bundle
+    return Bundle(path, network)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -288,7 +299,7 @@ def run_report(args: argparse.Namespace) -> int:
     paths: list[Path] = args.bundle
     if len(paths) > 1:
         return _report_paths(args, paths)
-    bundle = Bundle(paths[0], None if args.network is None else args.network.load())
+    bundle = _bundle(args, paths[0])
     figures = _figures_of(bundle, args.exact)
     if args.format == "json":
         print(json.dumps(figures.snapshot(), indent=2))
@@ -303,15 +314,11 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _report_paths(args: argparse.Namespace, paths: list[Path]) -> int:
     """Several relays' bundles: each relay's figures, then every link path by path."""
-    if args.network is not None:
-        raise UsageError("--network goes with one bundle; each relay's bundle has its own")
     results: dict[str, Figures] = {}
     logs: list[RelayLog] = []
-    for path in paths:
-        bundle = Bundle(path)
+    pinned = None if args.network is None else args.network.load()
+    for bundle in open_relay_bundles(paths, pinned):
         relay = bundle.network.relay.id
-        if relay in results:
-            raise UsageError(f"two bundles are relay {relay!r}'s; give one bundle per relay")
         log = RelayLog(relay)
         results[relay] = _figures_of(bundle, args.exact, log).figures()
         logs.append(log)

@@ -5,6 +5,10 @@ of a network of several relays) compares the relays' logs instead: every
 message one log holds and another lacks, with the lacking relay's link-test
 evidence of whether it could reach the sender then
 (:class:`~hotline.figures.paths.PathLedger`). Exits 1 when a log lacks one.
+Only messages logged before every bundle ends, less the 60 s evidence window,
+are judged: bundles exported at different times differ at their ends, so what
+one holds after another ends is listed apart ("after <relay>'s bundle ends")
+and is no finding.
 
 Reads each endpoint's journal (its SQLite file, or the endpoint's data
 directory; read-only, so it may be a copy or a running endpoint's) for the
@@ -22,13 +26,15 @@ import json
 import sqlite3
 from pathlib import Path
 
-from hotline.auditlog.bundle import Bundle
 from hotline.auditlog.compare import Claims, compare
+from hotline.auditlog.relay_bundles import open_relay_bundles
+from hotline.cli.common import NetworkArg
 from hotline.endpoint.alarms import AlarmKind
 from hotline.endpoint.journal import JOURNAL_FILE
 from hotline.endpoint.journal_paths import Claimed, path_claims
 from hotline.errors import UsageError
 from hotline.figures.paths import PathLedger, RelayLog
+from hotline.network import Network
 
 __all__ = ["add_compare", "read_claims"]
 
@@ -45,6 +51,10 @@ def add_compare(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                                 "compare relays, another relay's bundle")
     compare_p.add_argument("--format", choices=("text", "json"), default="text",
                            help="for bundles compared with bundles")
+    compare_p.add_argument("--network", type=NetworkArg,
+                           help="the network.toml to trust (with several relays, the whole "
+                                "network's): each bundle is checked against its relay's key "
+                                "there (default: each bundle's own)")
     compare_p.set_defaults(handler=run_compare)
 
 
@@ -115,33 +125,36 @@ def _is_bundle(path: Path) -> bool:
     return path.is_dir() and (path / "checkpoint").is_file() and not (path / JOURNAL_FILE).exists()
 
 
-def _compare_relays(paths: list[Path], as_json: bool) -> int:
+def _compare_relays(paths: list[Path], pinned: Network | None, as_json: bool) -> int:
     logs: list[RelayLog] = []
-    for path in paths:
-        bundle = Bundle(path)
+    for bundle in open_relay_bundles(paths, pinned):
         log = RelayLog(bundle.network.relay.id)
-        if any(other.relay == log.relay for other in logs):
-            raise UsageError(f"two bundles are relay {log.relay!r}'s; give one bundle per relay")
         for _index, entry in bundle.entries(bundle.checkpoint().size):
             log.add(entry, bundle.network)
         logs.append(log)
-    missing = PathLedger(logs).missing()
+    ledger = PathLedger(logs)
+    missing, after = ledger.missing(), ledger.after_end()
     if as_json:
         print(json.dumps({"relays": {log.relay: len(log.messages) for log in logs},
-                          "missing": [m.as_dict() for m in missing]}, indent=2))
+                          "missing": [m.as_dict() for m in missing],
+                          "after_end": [m.as_dict() for m in after]}, indent=2))
     else:
         for item in missing:
             print(item.line())
+        for item in after:
+            print(item.line())
         counts = ", ".join(f"{log.relay} {len(log.messages)}" for log in logs)
         print(f"compared {len(logs)} relays' logs (messages: {counts}): "
-              f"{len(missing)} message(s) missing from a log")
+              f"{len(missing)} message(s) missing from a log, {len(after)} logged after "
+              "another bundle ends (not judged)")
     return 1 if missing else 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    pinned = None if args.network is None else args.network.load()
     if all(_is_bundle(path) for path in args.journals):
-        return _compare_relays([args.bundle, *args.journals], args.format == "json")
-    bundle = Bundle(args.bundle)
+        return _compare_relays([args.bundle, *args.journals], pinned, args.format == "json")
+    (bundle,) = open_relay_bundles([args.bundle], pinned)
     size = bundle.checkpoint().size
     claims = [read_claims(path, bundle.network.relay.id) for path in args.journals]
     found = compare(bundle.entries(size), claims)

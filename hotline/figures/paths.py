@@ -14,7 +14,9 @@ by side for what no single log shows:
   tests to the message's sender were answered around the time the other relay
   logged the message (the relay was reachable, so the message was not sent to
   it or it dropped it), or not (the relay or the sender's session to it was
-  down).
+  down). Only messages logged before both logs end, less the evidence window,
+  are judged: a log exported earlier cannot hold what came after it ends, so
+  the rest are listed apart (:meth:`PathLedger.after_end`), as no finding.
 
 Pure: log entries in, values out; reading bundles is the caller's job.
 """
@@ -62,12 +64,15 @@ class RelayLog:
     tests: dict[bytes, tuple[str, int]] = field(default_factory=dict)  # test id → (to, ts)
     answered: dict[bytes, int] = field(default_factory=dict)  # test id → answer's relay_ts
     entries: int = 0
+    last_ts: int | None = None  # relay_ts of the log's last readable entry
 
     def add(self, entry: bytes, network: Network) -> None:
         """One entry of the log, in log order (unreadable entries are the verifier's job)."""
         self.entries += 1
         try:
             decoded = decode_entry(entry)
+            if self.last_ts is None or decoded.relay_ts > self.last_ts:
+                self.last_ts = decoded.relay_ts
             if decoded.envelope is None:
                 return
             body = open_envelope(decoded.envelope, network, max_size=1 << 30).body
@@ -104,8 +109,14 @@ class Missing:
     tests: int  # link tests of ``lacks`` to the sender within the window
     answered: int  # of those, answered
     reachable: bool  # ``lacks`` reached the sender then: answered link tests around it
+    ends: str | None = None  # logged after this relay's bundle ends (less the window): unjudged
 
     def line(self) -> str:
+        if self.ends is not None:
+            return (f"{format_id(self.id)} {self.sender}→{','.join(self.recipients)} logged by "
+                    f"{self.has} at {self.logged_ts}, not in {self.lacks}'s log; after "
+                    f"{self.ends}'s bundle ends (within {EVIDENCE_WINDOW_MS // 1000} s of its "
+                    "last entry or later): not judged")
         evidence = (
             f"relay {self.lacks} sent {self.sender} {self.tests} link tests within "
             f"{EVIDENCE_WINDOW_MS // 1000} s, {self.answered} answered: "
@@ -118,7 +129,8 @@ class Missing:
     def as_dict(self) -> dict[str, object]:
         return {"id": format_id(self.id), "from": self.sender, "to": list(self.recipients),
                 "has": self.has, "lacks": self.lacks, "logged_ts": self.logged_ts,
-                "tests": self.tests, "answered": self.answered, "reachable": self.reachable}
+                "tests": self.tests, "answered": self.answered, "reachable": self.reachable,
+                "after_end_of": self.ends}
 
 
 class PathLedger:
@@ -148,15 +160,34 @@ class PathLedger:
         return out
 
     def missing(self) -> list[Missing]:
-        """Every message one log holds and another lacks, oldest first."""
+        """Every message one log holds and another lacks, oldest first.
+
+        Only messages logged before both logs end, less :data:`EVIDENCE_WINDOW_MS`, are
+        judged; the others are :meth:`after_end`'s.
+        """
+        return [m for m in self._compared() if m.ends is None]
+
+    def after_end(self) -> list[Missing]:
+        """What one log holds and another lacks, logged too near or after a log's end to judge."""
+        return [m for m in self._compared() if m.ends is not None]
+
+    def _compared(self) -> list[Missing]:
         out: list[Missing] = []
         for has in self.logs.values():
             for lacks in self.logs.values():
                 if lacks is has:
                     continue
+                first_end = min((has, lacks),
+                                key=lambda log: -1 if log.last_ts is None else log.last_ts)
+                cutoff = (None if first_end.last_ts is None
+                          else first_end.last_ts - EVIDENCE_WINDOW_MS)
                 tests: dict[str, list[tuple[int, bool]]] = {}
                 for ident, (sender, recipients, ts) in has.messages.items():
                     if ident in lacks.messages:
+                        continue
+                    if cutoff is None or ts > cutoff:
+                        out.append(Missing(ident, sender, recipients, has.relay, lacks.relay,
+                                           ts, 0, 0, reachable=False, ends=first_end.relay))
                         continue
                     around = tests.setdefault(sender, lacks.tests_of(sender))
                     times = [t for t, _ in around]
