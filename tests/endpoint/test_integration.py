@@ -24,7 +24,6 @@ from hotline.endpoint.events import (
     ReceiptStored,
     RelayConnected,
 )
-from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.keyfile import load_signing_key
 from hotline.network import network_to_toml
@@ -33,6 +32,7 @@ from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
 from hotline.testing.operators import OPERATOR, add_operator, operator_headers
 from hotline.testing.ports import free_port
+from tests.endpoint.waiting import next_matching
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("hotline.relay") is None, reason="the relay package is not here yet"
@@ -89,17 +89,6 @@ async def _listening_port(stderr: asyncio.StreamReader) -> int:
             if record.get("event") == "relay_listening":
                 return int(record["port"])
 
-
-async def next_matching(
-    subscription: Subscription, match: Callable[[EndpointEvent], bool], within_s: float = TIMEOUT
-) -> EndpointEvent:
-    """The first event that matches, within ``within_s`` seconds."""
-    async with asyncio.timeout(within_s):
-        while True:
-            event = await subscription.next()
-            assert event is not None, "the event stream ended"
-            if match(event):
-                return event
 
 
 @pytest.fixture

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from hotline.endpoint.events import (
     RelayConnected,
     RelayDisconnected,
 )
-from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import Endpoint, EndpointConfig, RunningEndpoint, serve_endpoint
 from hotline.errors import ConfigError
 from hotline.keyfile import load_signing_key
@@ -33,20 +31,11 @@ from hotline.protocol.vocab import Stage
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
 from hotline.testing.operators import add_operator, operator_headers
 from hotline.testing.ports import free_port
+from tests.endpoint.waiting import next_matching
 
 TIMEOUT = 20.0
 RELAYS = ("by", "osce")
 
-
-async def next_matching(
-    subscription: Subscription, match: Callable[[EndpointEvent], bool], within_s: float = TIMEOUT
-) -> EndpointEvent:
-    async with asyncio.timeout(within_s):
-        while True:
-            event = await subscription.next()
-            assert event is not None, "the event stream ended"
-            if match(event):
-                return event
 
 
 @pytest.fixture

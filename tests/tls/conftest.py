@@ -7,21 +7,21 @@ picks.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from hotline.cli.tls_cmd import write_certificates
-from hotline.endpoint.events import EndpointEvent, RelayConnected, RelayDisconnected
+from hotline.endpoint.events import RelayConnected, RelayDisconnected
 from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint
 from hotline.network import network_to_toml
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
 from hotline.tls import ClientTls, ServerTls, TlsSettings, parse_pin
+from tests.endpoint.waiting import next_matching
 from tests.factories import TestNet, make_network
 
 TIMEOUT = 20.0
@@ -106,17 +106,6 @@ def endpoint_config(
         tls=TlsSettings(serve=serve, client=client),
     )
 
-
-async def next_matching(
-    subscription: Subscription, match: Callable[[EndpointEvent], bool]
-) -> EndpointEvent:
-    """The first event published that matches, within TIMEOUT seconds."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            event = await subscription.next()
-            assert event is not None, "the event stream ended"
-            if match(event):
-                return event
 
 
 async def welcomed(running: RunningEndpoint, events: Subscription) -> None:

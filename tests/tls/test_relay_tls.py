@@ -22,6 +22,7 @@ from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
 from hotline.testing.operators import add_operator, operator_headers
 from hotline.tls import ClientTls, client_context, server_context
+from tests.endpoint.waiting import next_matching
 from tests.factories import TestNet
 from tests.tls.conftest import (
     HOSTS,
@@ -29,7 +30,6 @@ from tests.tls.conftest import (
     Pki,
     endpoint_config,
     first_refusal,
-    next_matching,
     tls_relay,
     welcomed,
 )
