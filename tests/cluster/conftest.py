@@ -16,6 +16,8 @@ import pytest
 
 from hotline.auditlog.natsstore import StreamClient, StreamSettings
 from hotline.cluster.natsnodes import LoopbackCluster, find_nats_server
+from tests.factories import TestNet, make_network
+from tests.relay.conftest import LINKS
 
 _streams = itertools.count()
 
@@ -57,3 +59,15 @@ def fresh_settings(cluster: LoopbackCluster, **overrides: object) -> StreamSetti
     }
     values.update(overrides)
     return StreamSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def net() -> TestNet:
+    """The network the replica tests run: the relay tests' parties and links."""
+    return make_network(links=LINKS)
+
+
+@pytest.fixture
+def settings(nats_cluster: LoopbackCluster) -> StreamSettings:
+    """A stream of its own on the shared cluster."""
+    return fresh_settings(nats_cluster)

@@ -19,26 +19,16 @@ from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, serve_endpoint
 from hotline.protocol.session import RejectedNotice
 from hotline.relay.server import start_relay
-from tests.cluster.conftest import fresh_settings
 from tests.cluster.test_replicas import _warning_to
-from tests.factories import TestNet, make_network
+from tests.factories import TestNet
 from tests.feeds.helpers import next_event
 from tests.relay.client import RawClient
-from tests.relay.conftest import LINKS, Author, relay_config
+from tests.relay.conftest import Author, relay_config
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 30.0
 
-
-@pytest.fixture
-def net() -> TestNet:
-    return make_network(links=LINKS)
-
-
-@pytest.fixture
-def settings(nats_cluster: LoopbackCluster) -> StreamSettings:
-    return fresh_settings(nats_cluster)
 
 
 async def _health(session: aiohttp.ClientSession, url: str) -> int:

@@ -16,7 +16,6 @@ from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.leaf import decode_entry
 from hotline.auditlog.log import CHECKPOINT_FILE, STORE_DIR
 from hotline.auditlog.streamconfig import StreamSettings
-from hotline.cluster.natsnodes import LoopbackCluster
 from hotline.endpoint.events import MessageReceived, ReceiptStored, RelayConnected
 from hotline.endpoint.service import EndpointConfig, serve_endpoint
 from hotline.protocol.bodies import Body, LinkTestBody, ReceiptBody
@@ -26,25 +25,15 @@ from hotline.protocol.session import Accepted, Deliver
 from hotline.protocol.vocab import Stage
 from hotline.relay.replica import Replica
 from hotline.relay.server import RunningRelay, start_relay
-from tests.cluster.conftest import fresh_settings
-from tests.factories import TestNet, make_network
+from tests.factories import TestNet
 from tests.feeds.helpers import next_event
 from tests.relay.client import RawClient
-from tests.relay.conftest import LINKS, Author, relay_config
+from tests.relay.conftest import Author, relay_config
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 20.0
 
-
-@pytest.fixture
-def net() -> TestNet:
-    return make_network(links=LINKS)
-
-
-@pytest.fixture
-def settings(nats_cluster: LoopbackCluster) -> StreamSettings:
-    return fresh_settings(nats_cluster)
 
 
 @contextlib.asynccontextmanager

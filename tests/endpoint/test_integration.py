@@ -32,7 +32,7 @@ from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
 from hotline.testing.operators import OPERATOR, add_operator, operator_headers
 from hotline.testing.ports import free_port
-from tests.endpoint.waiting import next_matching
+from tests.feeds.helpers import next_event
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("hotline.relay") is None, reason="the relay package is not here yet"
@@ -128,7 +128,7 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)))
         for running, events in ((by, by_events), (lt, lt_events)):
             if not running.endpoint.connected:
-                await next_matching(events, lambda e: isinstance(e, RelayConnected))
+                await next_event(events, lambda e: isinstance(e, RelayConnected))
         by_officer = await operator_headers(http, by.url)
         lt_officer = await operator_headers(http, lt.url)
 
@@ -144,7 +144,7 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
             message_id = (await response.json())["id"]
         raw_id = parse_id(message_id)
 
-        await next_matching(
+        await next_event(
             lt_events, lambda e: isinstance(e, MessageReceived) and e.body.id == raw_id)
         async with http.get(lt.url + "/api/inbox", headers=lt_officer) as response:
             (item,) = (await response.json())["messages"]
@@ -161,7 +161,7 @@ async def test_flash_warning_is_accepted_delivered_and_acknowledged(
             return lambda e: (isinstance(e, ReceiptStored) and e.ref == raw_id
                               and e.party == "LT" and e.stage is wanted)
 
-        await next_matching(by_events, stage(Stage.ACKNOWLEDGED))
+        await next_event(by_events, stage(Stage.ACKNOWLEDGED))
         async with http.get(by.url + "/api/outbox", headers=by_officer) as response:
             (sent,) = (await response.json())["messages"]
         accepted = sent["accepted"]
@@ -185,9 +185,9 @@ async def test_endpoints_witness_and_cosign_the_relays_checkpoints(
         lt = await stack.enter_async_context(
             serve_endpoint(endpoint_config(network_dir, tmp_path, "LT", relay)))
         events = stack.enter_context(lt.endpoint.hub.subscribe())
-        first = await next_matching(events, lambda e: isinstance(e, CheckpointWitnessed))
+        first = await next_event(events, lambda e: isinstance(e, CheckpointWitnessed))
         assert isinstance(first, CheckpointWitnessed)
-        second = await next_matching(
+        second = await next_event(
             events, lambda e: isinstance(e, CheckpointWitnessed) and e.size > first.size)
         assert isinstance(second, CheckpointWitnessed)
         http = await stack.enter_async_context(aiohttp.ClientSession())
@@ -221,7 +221,7 @@ async def test_a_message_posted_while_offline_is_sent_once_the_relay_is_up(
             (held,) = (await response.json())["messages"]
         assert held["accepted"] is None
         await stack.enter_async_context(relay_process(network_dir, tmp_path / "relay", port))
-        accepted = await next_matching(
+        accepted = await next_event(
             events, lambda e: isinstance(e, MessageAccepted) and e.id == raw_id)
         assert isinstance(accepted, MessageAccepted)
         assert not accepted.receipt

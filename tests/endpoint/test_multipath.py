@@ -31,7 +31,7 @@ from hotline.protocol.vocab import Stage
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
 from hotline.testing.operators import add_operator, operator_headers
 from hotline.testing.ports import free_port
-from tests.endpoint.waiting import next_matching
+from tests.feeds.helpers import next_event
 
 TIMEOUT = 20.0
 RELAYS = ("by", "osce")
@@ -110,7 +110,7 @@ async def test_one_signature_travels_both_relays_and_is_shown_once(
             for sub in (by_events, lt_events):
                 seen: set[str] = set()
                 while seen != set(RELAYS):
-                    event = await next_matching(sub, lambda e: isinstance(
+                    event = await next_event(sub, lambda e: isinstance(
                         e, RelayConnected | CheckpointWitnessed))
                     if isinstance(event, CheckpointWitnessed):
                         seen.add(event.relay)
@@ -118,7 +118,7 @@ async def test_one_signature_travels_both_relays_and_is_shown_once(
             accepted: set[str] = set()
             stored = False
             while accepted != set(RELAYS) or not stored:
-                event = await next_matching(by_events, lambda e: (isinstance(
+                event = await next_event(by_events, lambda e: (isinstance(
                     e, MessageAccepted) and e.id == message_id) or (isinstance(
                     e, ReceiptStored) and e.ref == message_id))
                 if isinstance(event, MessageAccepted):
@@ -127,12 +127,12 @@ async def test_one_signature_travels_both_relays_and_is_shown_once(
                     assert isinstance(event, ReceiptStored)
                     assert event.stage is Stage.DELIVERED
                     stored = True
-            shown = await next_matching(lt_events, lambda e: isinstance(
+            shown = await next_event(lt_events, lambda e: isinstance(
                 e, MessageReceived) and e.body.id == message_id)
             assert isinstance(shown, MessageReceived)
             arrivals: set[tuple[str, bool]] = set()
             while len(arrivals) < 2:
-                event = await next_matching(lt_events, lambda e: isinstance(
+                event = await next_event(lt_events, lambda e: isinstance(
                     e, PathArrived | MessageReceived) and _about(e, message_id))
                 assert isinstance(event, PathArrived), "the message was shown twice"
                 arrivals.add((event.relay, event.first))
@@ -173,13 +173,13 @@ async def test_losing_one_relay_leaves_the_other_working_and_a_restart_catches_u
             by, lt = eps["BY"].endpoint, eps["LT"].endpoint
             by_events, lt_events = by.hub.subscribe(), lt.hub.subscribe()
             for sub in (by_events, lt_events):
-                await next_matching(sub, lambda e: isinstance(e, CheckpointWitnessed)
+                await next_event(sub, lambda e: isinstance(e, CheckpointWitnessed)
                                     and e.relay == "osce")
             await osce.stop()
-            await next_matching(by_events, lambda e: isinstance(e, RelayDisconnected)
+            await next_event(by_events, lambda e: isinstance(e, RelayDisconnected)
                                 and e.relay == "osce")
             message_id = await by.post_message(_warning("LT"), "duty")
-            shown = await next_matching(lt_events, lambda e: _about(e, message_id))
+            shown = await next_event(lt_events, lambda e: _about(e, message_id))
             assert isinstance(shown, MessageReceived)
             assert shown.relay == "by"
             assert by.core.pending_on("osce") >= 1  # osce's outbox still holds it
@@ -191,10 +191,10 @@ async def test_losing_one_relay_leaves_the_other_working_and_a_restart_catches_u
             assert health["relays"]["by"]["connected"] is True
             assert health["relays"]["osce"]["connected"] is False
             osce = await run_relay(network_dir, data, "osce")
-            accepted = await next_matching(by_events, lambda e: isinstance(
+            accepted = await next_event(by_events, lambda e: isinstance(
                 e, MessageAccepted) and e.id == message_id and e.relay == "osce")
             assert isinstance(accepted, MessageAccepted)
-            late = await next_matching(lt_events, lambda e: _about(e, message_id) and isinstance(
+            late = await next_event(lt_events, lambda e: _about(e, message_id) and isinstance(
                 e, PathArrived) and not e.first)
             assert isinstance(late, PathArrived)
             assert late.relay == "osce"
@@ -237,14 +237,14 @@ async def test_no_channel_alarm_when_the_sender_cannot_reach_a_relay(
         )) as by_running:
             lt = eps["LT"].endpoint
             lt_events = lt.hub.subscribe()
-            await next_matching(lt_events, lambda e: isinstance(e, CheckpointWitnessed)
+            await next_event(lt_events, lambda e: isinstance(e, CheckpointWitnessed)
                                 and e.relay == "osce")
             message_id = await by_running.endpoint.post_message(_warning("LT"), "duty")
-            shown = await next_matching(lt_events, lambda e: _about(e, message_id))
+            shown = await next_event(lt_events, lambda e: _about(e, message_id))
             assert isinstance(shown, MessageReceived)
             assert shown.relay == "by"
             with pytest.raises(TimeoutError):  # past the 15 s bound: no alarm of any kind
-                await next_matching(lt_events, lambda e: e.alarm, within_s=18.0)
+                await next_event(lt_events, lambda e: e.alarm, within_s=18.0)
             assert lt.core.paths["osce"].answering(lt.config.clock())
     finally:
         for r in relays:

@@ -21,8 +21,8 @@ from hotline.endpoint.service import EndpointConfig, RunningEndpoint
 from hotline.network import network_to_toml
 from hotline.relay.server import RelayConfig, RunningRelay, start_relay
 from hotline.tls import ClientTls, ServerTls, TlsSettings, parse_pin
-from tests.endpoint.waiting import next_matching
 from tests.factories import TestNet, make_network
+from tests.feeds.helpers import next_event
 
 TIMEOUT = 20.0
 HOSTS = ("127.0.0.1", "localhost")
@@ -111,7 +111,7 @@ def endpoint_config(
 async def welcomed(running: RunningEndpoint, events: Subscription) -> None:
     """Return once the relay has welcomed the endpoint."""
     if not running.endpoint.connected:
-        await next_matching(events, lambda e: isinstance(e, RelayConnected))
+        await next_event(events, lambda e: isinstance(e, RelayConnected))
 
 
 async def first_refusal(running: RunningEndpoint, events: Subscription) -> str:
@@ -119,6 +119,6 @@ async def first_refusal(running: RunningEndpoint, events: Subscription) -> str:
     reason = running.endpoint.last_disconnect
     if reason is not None:
         return reason
-    event = await next_matching(events, lambda e: isinstance(e, RelayDisconnected))
+    event = await next_event(events, lambda e: isinstance(e, RelayDisconnected))
     assert isinstance(event, RelayDisconnected)
     return event.reason

@@ -22,8 +22,8 @@ from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
 from hotline.testing.operators import add_operator, operator_headers
 from hotline.tls import ClientTls, client_context, server_context
-from tests.endpoint.waiting import next_matching
 from tests.factories import TestNet
+from tests.feeds.helpers import next_event
 from tests.tls.conftest import (
     HOSTS,
     TIMEOUT,
@@ -71,7 +71,7 @@ async def test_endpoints_trusting_the_ca_are_welcomed_and_a_warning_round_trips(
             assert response.status == 202
             message_id = (await response.json())["id"]
         raw_id = parse_id(message_id)
-        await next_matching(
+        await next_event(
             lt_events, lambda e: isinstance(e, MessageReceived) and e.body.id == raw_id)
         async with http.post(f"{lt.url}/api/messages/{message_id}/ack",
                              json={"action": "monitoring"},
@@ -82,7 +82,7 @@ async def test_endpoints_trusting_the_ca_are_welcomed_and_a_warning_round_trips(
             return (isinstance(e, ReceiptStored) and e.ref == raw_id
                     and e.stage is Stage.ACKNOWLEDGED)
 
-        await next_matching(by_events, acknowledged)
+        await next_event(by_events, acknowledged)
         assert sorted(relay.relay.online) == ["BY", "LT"]
 
 
@@ -107,7 +107,7 @@ async def test_the_relays_http_routes_are_fetched_over_the_same_tls(
         grown = relay.relay.log.size
         # The endpoint held a checkpoint from its welcome: a larger one needs a
         # consistency proof, fetched from the relay's HTTP side.
-        witnessed = await next_matching(
+        witnessed = await next_event(
             events, lambda e: isinstance(e, CheckpointWitnessed) and e.size >= grown)
         assert isinstance(witnessed, CheckpointWitnessed)
 
