@@ -146,120 +146,156 @@ def unpack_map(data: bytes, *, what: str = "body") -> dict[str, Any]:
     return value
 
 
+class _Bad(Exception):
+    """A value breaks a rule: ``path`` says where, relative to the value checked.
+
+    Checks raise it without building any path; each enclosing map or array puts
+    its key or index in front on the way out, and :func:`map_to_body` turns it
+    into ``Rejected(schema, sentence, path)``. Nothing is built for a good value.
+    """
+
+    def __init__(self, sentence: str, path: str = "") -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.path = path
+
+
+Check = Callable[[object], T]
+
+_NIL: Final = "must be left out rather than set to nil"
+
+
 class _Reader:
-    """Takes fields out of one decoded map, naming the path of any bad one."""
+    """Reads the fields of one decoded map; a bad one raises :class:`_Bad` naming its key."""
 
-    def __init__(self, data: Mapping[str, Any], prefix: str = "") -> None:
-        self._data = dict(data)
-        self._prefix = prefix
+    __slots__ = ("_data", "_seen")
 
-    def path(self, key: str) -> str:
-        return f"{self._prefix}{key}"
+    def __init__(self, data: Mapping[Any, Any]) -> None:
+        self._data = data
+        self._seen: list[str] = []  # the keys read, each once: the rest are unknown fields
 
-    def _take(self, key: str, required: bool) -> object:
-        if key not in self._data:
-            if required:
-                raise _schema(self.path(key), "is required")
-            return None
-        value = self._data.pop(key)
+    def req(self, key: str, check: Check[T]) -> T:
+        value = self._data.get(key)
         if value is None:
-            raise _schema(self.path(key), "must be left out rather than set to nil")
-        return value
+            raise _Bad(_NIL if key in self._data else "is required", key)
+        self._seen.append(key)
+        try:
+            return check(value)
+        except _Bad as bad:
+            bad.path = key + bad.path
+            raise
+
+    def opt(self, key: str, check: Check[T]) -> T | None:
+        value = self._data.get(key)
+        if value is None:
+            if key in self._data:
+                raise _Bad(_NIL, key)
+            return None
+        self._seen.append(key)
+        try:
+            return check(value)
+        except _Bad as bad:
+            bad.path = key + bad.path
+            raise
 
     def finish(self) -> None:
-        if self._data:
-            key = min(map(str, self._data))  # keys of a nested map may mix bytes and str
-            raise _schema(self.path(key), "is not a field of this body")
-
-    def opt(self, key: str, check: Callable[[str, object], T]) -> T | None:
-        value = self._take(key, required=False)
-        return None if value is None else check(self.path(key), value)
-
-    def req(self, key: str, check: Callable[[str, object], T]) -> T:
-        return check(self.path(key), self._take(key, required=True))
-
-    def sub(self, key: str) -> _Reader:
-        value = self._take(key, required=True)
-        if not isinstance(value, dict):
-            raise _schema(self.path(key), "must be a map")
-        return _Reader(value, self.path(key) + ".")
-
-    def opt_sub(self, key: str) -> _Reader | None:
-        return self.sub(key) if key in self._data else None
+        if len(self._seen) != len(self._data):
+            seen = set(self._seen)
+            # keys of a nested map may mix bytes and str
+            key = min(str(k) for k in self._data if k not in seen)
+            raise _Bad("is not a field of this body", key)
 
 
-def _int(lo: int, hi: int) -> Callable[[str, object], int]:
-    def check(path: str, value: object) -> int:
+def _int(lo: int, hi: int) -> Check[int]:
+    def check(value: object) -> int:
+        if type(value) is int and lo <= value <= hi:
+            return value
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _schema(path, "must be an integer")
+            raise _Bad("must be an integer")
         if not lo <= value <= hi:
-            raise _schema(path, f"must be between {lo} and {hi}")
+            raise _Bad(f"must be between {lo} and {hi}")
         return value
 
     return check
 
 
-def _float(lo: float, hi: float, *, hi_open: bool = False) -> Callable[[str, object], float]:
-    def check(path: str, value: object) -> float:
+def _float(lo: float, hi: float, *, hi_open: bool = False) -> Check[float]:
+    def check(value: object) -> float:
+        if type(value) is float and lo <= value <= hi and not (hi_open and value == hi):
+            return value  # the common case: finite, as NaN compares false and hi is finite
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _schema(path, "must be a number")
+            raise _Bad("must be a number")
         number = float(value)
         if not math.isfinite(number):
-            raise _schema(path, "must be a finite number")
+            raise _Bad("must be a finite number")
         if number < lo or number > hi or (hi_open and number == hi):
             upper = f"below {hi:g}" if hi_open else f"{hi:g}"
-            raise _schema(path, f"must be between {lo:g} and {upper}")
+            raise _Bad(f"must be between {lo:g} and {upper}")
         return number
 
     return check
 
 
-def _text(limit: int, *, minimum: int = 0) -> Callable[[str, object], str]:
-    def check(path: str, value: object) -> str:
+_UNSAFE_TEXT: Final = re.compile(f"{_CONTROL.pattern}|{_DECEPTIVE.pattern}")
+
+
+def _text(limit: int, *, minimum: int = 0) -> Check[str]:
+    def check(value: object) -> str:
+        if (
+            type(value) is str
+            and minimum <= len(value) <= limit
+            and _UNSAFE_TEXT.search(value) is None
+        ):
+            return value
         if not isinstance(value, str):
-            raise _schema(path, "must be a string")
+            raise _Bad("must be a string")
         if len(value) < minimum:
-            raise _schema(path, "must not be empty")
+            raise _Bad("must not be empty")
         if len(value) > limit:
-            raise _schema(path, f"must be at most {limit} characters")
+            raise _Bad(f"must be at most {limit} characters")
         if _CONTROL.search(value):
-            raise _schema(path, "must not contain control characters")
+            raise _Bad("must not contain control characters")
         deceptive = _DECEPTIVE.search(value)
         if deceptive is not None:
             char = deceptive.group()
             name = unicodedata.name(char, "a control character")
-            raise _schema(path, f"must not contain U+{ord(char):04X} ({name}) at position "
-                                f"{deceptive.start()}: invisible and direction-changing "
-                                "characters can make text read otherwise than it is")
+            raise _Bad(f"must not contain U+{ord(char):04X} ({name}) at position "
+                       f"{deceptive.start()}: invisible and direction-changing "
+                       "characters can make text read otherwise than it is")
         return value
 
     return check
 
 
-def _bin(size: int, what: str) -> Callable[[str, object], bytes]:
-    def check(path: str, value: object) -> bytes:
+def _bin(size: int, what: str) -> Check[bytes]:
+    sentence = f"must be {what} ({size} bytes of bin)"
+
+    def check(value: object) -> bytes:
         if not isinstance(value, bytes) or len(value) != size:
-            raise _schema(path, f"must be {what} ({size} bytes of bin)")
+            raise _Bad(sentence)
         return value
 
     return check
 
 
-def _uuid7(path: str, value: object) -> bytes:
-    raw = _bin(ID_SIZE, "a UUIDv7")(path, value)
+_ID_BYTES: Final = _bin(ID_SIZE, "a UUIDv7")
+
+
+def _uuid7(value: object) -> bytes:
+    raw = _ID_BYTES(value)
     if not is_uuid7(raw):
-        raise _schema(path, "must be a UUIDv7 (version 7, RFC 9562 variant)")
+        raise _Bad("must be a UUIDv7 (version 7, RFC 9562 variant)")
     return raw
 
 
-def _enum(kind: type[E]) -> Callable[[str, object], E]:
-    allowed = ", ".join(m.value for m in kind)
+def _enum(kind: type[E]) -> Check[E]:
+    sentence = f"must be one of {', '.join(m.value for m in kind)}"
     members: dict[str, E] = {m.value: m for m in kind}
 
-    def check(path: str, value: object) -> E:
+    def check(value: object) -> E:
         member = members.get(value) if isinstance(value, str) else None
         if member is None:
-            raise _schema(path, f"must be one of {allowed}")
+            raise _Bad(sentence)
         return member
 
     return check
@@ -279,76 +315,119 @@ _REJECTCODE: Final = _enum(RejectCode)
 MAX_PATH: Final = 200
 
 
-def _party(path: str, value: object) -> str:
+def _party(value: object) -> str:
     if not isinstance(value, str) or not PARTY_ID.fullmatch(value):
-        raise _schema(path, "must be an endpoint id (letters, digits, _ and .; at most 32)")
+        raise _Bad("must be an endpoint id (letters, digits, _ and .; at most 32)")
     return value
 
 
-def _operator(path: str, value: object) -> str:
+def _operator(value: object) -> str:
     if not isinstance(value, str) or not OPERATOR_NAME.fullmatch(value):
-        raise _schema(path, "must be an operator name (1 to 32 letters, digits, '.', '_' or "
-                            "'-', starting with a letter or digit)")
+        raise _Bad("must be an operator name (1 to 32 letters, digits, '.', '_' or "
+                   "'-', starting with a letter or digit)")
     return value
 
 
-def _lang(path: str, value: object) -> str:
+def _lang(value: object) -> str:
     if not isinstance(value, str) or not _LANG.fullmatch(value) or len(value) > 35:
-        raise _schema(path, "must be a BCP 47 language tag such as en or lt")
+        raise _Bad("must be a BCP 47 language tag such as en or lt")
     return value
 
 
-def _border(path: str, value: object) -> str:
+def _border(value: object) -> str:
     if not isinstance(value, str) or value.count("-") != 1:
-        raise _schema(path, "must name two endpoints joined by '-', such as BY-LT")
+        raise _Bad("must name two endpoints joined by '-', such as BY-LT")
     for side in value.split("-"):
-        _party(path, side)
+        _party(side)
     return value
 
 
-def _recipients(path: str, value: object) -> Recipients:
+def _items(values: list[Any], item: Check[T]) -> tuple[T, ...]:
+    """``item`` of every element, a bad one named by its index (``[2]``)."""
+    out = []
+    for i, value in enumerate(values):
+        try:
+            out.append(item(value))
+        except _Bad as bad:
+            bad.path = f"[{i}]{bad.path}"
+            raise
+    return tuple(out)
+
+
+def _recipients(value: object) -> Recipients:
     if value == ALL_RECIPIENTS:
         return ALL_RECIPIENTS
     if not isinstance(value, list) or not value:
-        raise _schema(path, "must be '*' or a non-empty list of endpoint ids")
+        raise _Bad("must be '*' or a non-empty list of endpoint ids")
     if len(value) > MAX_RECIPIENTS:
-        raise _schema(path, f"must list at most {MAX_RECIPIENTS} endpoints")
-    ids = tuple(_party(f"{path}[{i}]", v) for i, v in enumerate(value))
+        raise _Bad(f"must list at most {MAX_RECIPIENTS} endpoints")
+    ids = _items(value, _party)
     if len(set(ids)) != len(ids):
-        raise _schema(path, "must not name an endpoint twice")
+        raise _Bad("must not name an endpoint twice")
     return ids
 
 
-def _single_recipient(path: str, value: object) -> tuple[str, ...]:
-    recipients = _recipients(path, value)
+def _single_recipient(value: object) -> tuple[str, ...]:
+    recipients = _recipients(value)
     if recipients == ALL_RECIPIENTS or len(recipients) != 1:
-        raise _schema(path, "must name exactly one endpoint")
+        raise _Bad("must name exactly one endpoint")
     return recipients
 
 
-_TIME = _int(0, MAX_TIME_MS)
+def _map_of(read: Callable[[_Reader], T]) -> Check[T]:
+    """A nested map read by ``read``; its fields are named after a dot (``track.lat``)."""
+
+    def check(value: object) -> T:
+        if not isinstance(value, dict):
+            raise _Bad("must be a map")
+        try:
+            return read(_Reader(value))
+        except _Bad as bad:
+            bad.path = "." + bad.path
+            raise
+
+    return check
+
+
+_TIME: Final = _int(0, MAX_TIME_MS)
+_SEQ: Final = _int(0, MAX_SEQ)
+_KID: Final = _bin(KID_SIZE, "a key id")
+_HASH: Final = _bin(HASH_SIZE, "a SHA-256 hash")
+_LAT: Final = _float(-90, 90)
+_LON: Final = _float(-180, 180)
+_UNIT: Final = _float(0, 1)
+_SHORT: Final = _text(MAX_SHORT)
+_NOTE: Final = _text(MAX_NOTE)
+_TEXT: Final = _text(MAX_TEXT)
+_SOME_TEXT: Final = _text(MAX_TEXT, minimum=1)
+_POS_ERR: Final = _float(0, 1e6)
+_ALT: Final = _float(-1000, 1e6)
+_HEADING: Final = _float(0, 360, hi_open=True)
+_SPEED: Final = _float(0, 1e4)
+_VRATE: Final = _float(-1e4, 1e4)
+_COUNT: Final = _int(1, 100_000)
 
 
 def _read_track(r: _Reader) -> Track:
     track = Track(
-        lat=r.req("lat", _float(-90, 90)),
-        lon=r.req("lon", _float(-180, 180)),
+        lat=r.req("lat", _LAT),
+        lon=r.req("lon", _LON),
         observed_at=r.req("observed_at", _TIME),
         object=r.req("object", _OBJECTKIND),
-        confidence=r.req("confidence", _float(0, 1)),
+        confidence=r.req("confidence", _UNIT),
         source=r.req("source", _SOURCE),
-        pos_err_m=r.opt("pos_err_m", _float(0, 1e6)),
-        alt_m=r.opt("alt_m", _float(-1000, 1e6)),
+        pos_err_m=r.opt("pos_err_m", _POS_ERR),
+        alt_m=r.opt("alt_m", _ALT),
         alt_ref=r.opt("alt_ref", _ALTREF),
-        heading_deg=r.opt("heading_deg", _float(0, 360, hi_open=True)),
-        speed_mps=r.opt("speed_mps", _float(0, 1e4)),
-        vrate_mps=r.opt("vrate_mps", _float(-1e4, 1e4)),
-        count=r.opt("count", _int(1, 100_000)),
-        sensor_id=r.opt("sensor_id", _text(MAX_SHORT)),
+        heading_deg=r.opt("heading_deg", _HEADING),
+        speed_mps=r.opt("speed_mps", _SPEED),
+        vrate_mps=r.opt("vrate_mps", _VRATE),
+        count=r.opt("count", _COUNT),
+        sensor_id=r.opt("sensor_id", _SHORT),
     )
     r.finish()
     if (track.alt_m is None) != (track.alt_ref is None):
-        raise _schema(r.path("alt_ref"), "must be given together with alt_m")
+        raise _Bad("must be given together with alt_m", "alt_ref")
     return track
 
 
@@ -356,13 +435,16 @@ def _read_predicted(r: _Reader) -> Predicted:
     predicted = Predicted(
         border=r.req("border", _border),
         crossing_at=r.req("crossing_at", _TIME),
-        crossing_lat=r.opt("crossing_lat", _float(-90, 90)),
-        crossing_lon=r.opt("crossing_lon", _float(-180, 180)),
-        probability=r.opt("probability", _float(0, 1)),
+        crossing_lat=r.opt("crossing_lat", _LAT),
+        crossing_lon=r.opt("crossing_lon", _LON),
+        probability=r.opt("probability", _UNIT),
     )
     r.finish()
     return predicted
 
+
+_TRACK: Final = _map_of(_read_track)
+_PREDICTED: Final = _map_of(_read_predicted)
 
 # ----------------------------------------------------------------------------- cap (§3.10)
 
@@ -370,60 +452,61 @@ MAX_CAP_INFOS: Final = 4
 MAX_CAP_AREAS: Final = 16
 MAX_CAP_SHAPES: Final = 8
 _CAP_NAME: Final = re.compile(r"[^\s,<&]{1,255}")
+_CAP_NAME_TEXT: Final = _text(255)
 
 
-def _cap_name(path: str, value: object) -> str:
+def _cap_name(value: object) -> str:
     if not isinstance(value, str) or not _CAP_NAME.fullmatch(value):
-        raise _schema(path, "must be 1 to 255 characters without spaces, commas, < or &")
-    return _text(255)(path, value)  # no control, bidi or zero-width character in a name
+        raise _Bad("must be 1 to 255 characters without spaces, commas, < or &")
+    return _CAP_NAME_TEXT(value)  # no control, bidi or zero-width character in a name
 
 
-def _list_of(
-    limit: int, item: Callable[[str, object], T]
-) -> Callable[[str, object], tuple[T, ...]]:
-    def check(path: str, value: object) -> tuple[T, ...]:
+def _list_of(limit: int, item: Check[T]) -> Check[tuple[T, ...]]:
+    def check(value: object) -> tuple[T, ...]:
         if not isinstance(value, list) or not value:
-            raise _schema(path, "must be a non-empty array")
+            raise _Bad("must be a non-empty array")
         if len(value) > limit:
-            raise _schema(path, f"must hold at most {limit} items")
-        return tuple(item(f"{path}[{i}]", v) for i, v in enumerate(value))
+            raise _Bad(f"must hold at most {limit} items")
+        return _items(value, item)
 
     return check
 
 
-def _map_of(read: Callable[[_Reader], T]) -> Callable[[str, object], T]:
-    def check(path: str, value: object) -> T:
-        if not isinstance(value, dict):
-            raise _schema(path, "must be a map")
-        return read(_Reader(value, path + "."))
-
-    return check
+_CAP_FLOAT: Final = _float(-1e7, 1e7)
+_SHAPES: Final = _list_of(MAX_CAP_SHAPES, _SOME_TEXT)
+_CIRCLES: Final = _list_of(MAX_CAP_SHAPES, _text(MAX_SHORT * 2, minimum=1))
 
 
 def _read_cap_area(r: _Reader) -> CapArea:
     area = CapArea(
-        desc=r.req("desc", _text(MAX_NOTE)),
-        polygon=r.opt("polygon", _list_of(MAX_CAP_SHAPES, _text(MAX_TEXT, minimum=1))),
-        circle=r.opt("circle", _list_of(MAX_CAP_SHAPES, _text(MAX_SHORT * 2, minimum=1))),
-        altitude=r.opt("altitude", _float(-1e7, 1e7)),
-        ceiling=r.opt("ceiling", _float(-1e7, 1e7)),
+        desc=r.req("desc", _NOTE),
+        polygon=r.opt("polygon", _SHAPES),
+        circle=r.opt("circle", _CIRCLES),
+        altitude=r.opt("altitude", _CAP_FLOAT),
+        ceiling=r.opt("ceiling", _CAP_FLOAT),
     )
     r.finish()
     if area.ceiling is not None and area.altitude is None:
-        raise _schema(r.path("ceiling"), "needs an altitude")
+        raise _Bad("needs an altitude", "ceiling")
     return area
+
+
+_AREAS: Final = _list_of(MAX_CAP_AREAS, _map_of(_read_cap_area))
 
 
 def _read_cap_info(r: _Reader) -> CapInfo:
     info = CapInfo(
         lang=r.opt("lang", _lang),
-        event=r.opt("event", _text(MAX_NOTE)),
-        headline=r.opt("headline", _text(MAX_NOTE)),
-        description=r.opt("description", _text(MAX_TEXT)),
-        area=r.opt("area", _list_of(MAX_CAP_AREAS, _map_of(_read_cap_area))),
+        event=r.opt("event", _NOTE),
+        headline=r.opt("headline", _NOTE),
+        description=r.opt("description", _TEXT),
+        area=r.opt("area", _AREAS),
     )
     r.finish()
     return info
+
+
+_INFOS: Final = _list_of(MAX_CAP_INFOS, _map_of(_read_cap_info))
 
 
 def _read_cap(r: _Reader) -> CapOrigin:
@@ -431,14 +514,13 @@ def _read_cap(r: _Reader) -> CapOrigin:
         sender=r.req("sender", _cap_name),
         identifier=r.req("identifier", _cap_name),
         sent=r.req("sent", _TIME),
-        info=r.opt("info", _list_of(MAX_CAP_INFOS, _map_of(_read_cap_info))),
+        info=r.opt("info", _INFOS),
     )
     r.finish()
     return origin
 
 
-def _opt_cap(r: _Reader) -> CapOrigin | None:
-    return r.opt("cap", _map_of(_read_cap))
+_CAP: Final = _map_of(_read_cap)
 
 
 def _header(r: _Reader) -> dict[str, Any]:
@@ -446,37 +528,43 @@ def _header(r: _Reader) -> dict[str, Any]:
         "id": r.req("id", _uuid7),
         "sender": r.req("from", _party),
         "ts": r.req("ts", _TIME),
-        "seq": r.req("seq", _int(0, MAX_SEQ)),
-        "kid": r.req("kid", _bin(KID_SIZE, "a key id")),
+        "seq": r.req("seq", _SEQ),
+        "kid": r.req("kid", _KID),
     }
+
+
+_SIZE: Final = _int(1, MAX_SEQ)
 
 
 def _read_seen(r: _Reader) -> SeenCheckpoint:
     seen = SeenCheckpoint(
-        size=r.req("size", _int(1, MAX_SEQ)),
-        root=r.req("root", _bin(HASH_SIZE, "a SHA-256 hash")),
+        size=r.req("size", _SIZE),
+        root=r.req("root", _HASH),
     )
     r.finish()
     return seen
 
 
 MAX_CPS: Final = 8  # relays named in one ``cps`` (network.MAX_RELAYS)
+_SEEN: Final = _map_of(_read_seen)
 
 
-def _read_cps(path: str, value: object) -> tuple[RelayCheckpoint, ...]:
+def _read_cps(value: object) -> tuple[RelayCheckpoint, ...]:
     if not isinstance(value, dict) or not value:
-        raise _schema(path, "must be a non-empty map from relay id to {size, root}")
+        raise _Bad("must be a non-empty map from relay id to {size, root}")
     if len(value) > MAX_CPS:
-        raise _schema(path, f"must name at most {MAX_CPS} relays")
+        raise _Bad(f"must name at most {MAX_CPS} relays")
     for relay in value:  # every key checked before they are ordered: bytes and str do not sort
         if not isinstance(relay, str):
-            raise _schema(path, "must have relay ids as its keys")
+            raise _Bad("must have relay ids as its keys")
     entries = []
     for relay, seen in sorted(value.items()):
-        _party(f"{path}.{relay}", relay)
-        if not isinstance(seen, dict):
-            raise _schema(f"{path}.{relay}", "must be a map")
-        one = _read_seen(_Reader(seen, f"{path}.{relay}."))
+        try:
+            _party(relay)
+            one = _SEEN(seen)
+        except _Bad as bad:
+            bad.path = f".{relay}{bad.path}"
+            raise
         entries.append(RelayCheckpoint(relay=relay, size=one.size, root=one.root))
     return tuple(entries)
 
@@ -484,44 +572,43 @@ def _read_cps(path: str, value: object) -> tuple[RelayCheckpoint, ...]:
 def _endpoint_header(r: _Reader) -> dict[str, Any]:
     """The header of a body an endpoint signs: the common fields, ``cp`` or ``cps``."""
     head = _header(r)
-    seen = r.opt_sub("cp")
+    seen = r.opt("cp", _SEEN)
     if seen is not None:
-        head["cp"] = _read_seen(seen)
+        head["cp"] = seen
     cps = r.opt("cps", _read_cps)
     if cps is not None:
         if seen is not None:
-            raise _schema(r.path("cps"), "cannot be given with cp: one relay's view or each's")
+            raise _Bad("cannot be given with cp: one relay's view or each's", "cps")
         head["cps"] = cps
     return head
 
 
 def _text_and_lang(r: _Reader, body: dict[str, Any], *, required: bool) -> None:
     if required:
-        body["text"] = r.req("text", _text(MAX_TEXT, minimum=1))
+        body["text"] = r.req("text", _SOME_TEXT)
         body["lang"] = r.req("lang", _lang)
         return
-    body["text"] = r.opt("text", _text(MAX_TEXT))
+    body["text"] = r.opt("text", _TEXT)
     body["lang"] = r.opt("lang", _lang)
     if (body["text"] is None) != (body["lang"] is None):
-        raise _schema(r.path("lang"), "must be given together with text")
+        raise _Bad("must be given together with text", "lang")
 
 
 def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningBody:
-    body = dict(head)
+    body = head
     body["to"] = r.req("to", _recipients)
     body["status"] = r.req("status", _STATUS)
     body["precedence"] = r.req("precedence", _PRECEDENCE)
     body["incident"] = r.req("incident", _uuid7)
     body["expires"] = r.req("expires", _TIME)
-    body["track"] = _read_track(r.sub("track"))
-    predicted = r.opt_sub("predicted")
-    body["predicted"] = None if predicted is None else _read_predicted(predicted)
+    body["track"] = r.req("track", _TRACK)
+    body["predicted"] = r.opt("predicted", _PREDICTED)
     body["advice"] = r.opt("advice", _ADVICE)
     _text_and_lang(r, body, required=False)
-    body["cap"] = _opt_cap(r)
+    body["cap"] = r.opt("cap", _CAP)
     body["operator"] = r.opt("operator", _operator)
     if body["expires"] <= body["ts"]:
-        raise _schema(r.path("expires"), "must be later than ts")
+        raise _Bad("must be later than ts", "expires")
     if update:
         body["ref"] = r.req("ref", _uuid7)
         return UpdateBody(**body)
@@ -529,7 +616,7 @@ def _read_warning(r: _Reader, head: dict[str, Any], *, update: bool) -> WarningB
 
 
 def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
-    body = dict(head)
+    body = head
     body["to"] = r.req("to", _recipients)
     body["status"] = r.req("status", _STATUS)
     body["precedence"] = r.req("precedence", _PRECEDENCE)
@@ -537,13 +624,13 @@ def _read_cancel(r: _Reader, head: dict[str, Any]) -> CancelBody:
     body["ref"] = r.req("ref", _uuid7)
     body["reason"] = r.req("reason", _CANCELREASON)
     _text_and_lang(r, body, required=False)
-    body["cap"] = _opt_cap(r)
+    body["cap"] = r.opt("cap", _CAP)
     body["operator"] = r.opt("operator", _operator)
     return CancelBody(**body)
 
 
 def _read_text(r: _Reader, head: dict[str, Any]) -> TextBody:
-    body = dict(head)
+    body = head
     body["to"] = r.req("to", _recipients)
     body["status"] = r.req("status", _STATUS)
     body["precedence"] = r.req("precedence", _PRECEDENCE)
@@ -557,49 +644,49 @@ def _read_receipt(r: _Reader, head: dict[str, Any]) -> ReceiptBody:
     receipt = ReceiptBody(
         **head,
         ref=r.req("ref", _uuid7),
-        hash=r.req("hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        hash=r.req("hash", _HASH),
         stage=r.req("stage", _STAGE),
         action=r.opt("action", _ACTION),
-        note=r.opt("note", _text(MAX_NOTE)),
-        reason=r.opt("reason", _text(MAX_NOTE)),
+        note=r.opt("note", _NOTE),
+        reason=r.opt("reason", _NOTE),
         operator=r.opt("operator", _operator),
         via=r.opt("via", _party),
     )
     if receipt.via is not None and receipt.stage is not Stage.DELIVERED:
-        raise _schema(r.path("via"), "belongs only to a delivered receipt")
+        raise _Bad("belongs only to a delivered receipt", "via")
     if receipt.action is not None and receipt.stage is not Stage.ACKNOWLEDGED:
-        raise _schema(r.path("action"), "belongs only to an acknowledged receipt")
+        raise _Bad("belongs only to an acknowledged receipt", "action")
     if (receipt.stage is Stage.REJECTED) != (receipt.reason is not None):
-        raise _schema(r.path("reason"), "is given for, and only for, a rejected receipt")
+        raise _Bad("is given for, and only for, a rejected receipt", "reason")
     if receipt.operator is not None and receipt.stage is not Stage.ACKNOWLEDGED:
-        raise _schema(r.path("operator"), "belongs only to an acknowledged receipt")
+        raise _Bad("belongs only to an acknowledged receipt", "operator")
     return receipt
+
+
+_SENTENCE: Final = _text(MAX_NOTE, minimum=1)
+_PATH: Final = _text(MAX_PATH)
 
 
 def _read_refused(r: _Reader, head: dict[str, Any]) -> RefusedBody:
     refused = RefusedBody(
         **head,
         ref=r.opt("ref", _uuid7),
-        hash=r.opt("hash", _bin(HASH_SIZE, "a SHA-256 hash")),
-        frame_hash=r.req("frame_hash", _bin(HASH_SIZE, "a SHA-256 hash")),
+        hash=r.opt("hash", _HASH),
+        frame_hash=r.req("frame_hash", _HASH),
         code=r.req("code", _REJECTCODE),
-        sentence=r.req("sentence", _text(MAX_NOTE, minimum=1)),
-        path=r.opt("path", _text(MAX_PATH)),
-        retry_after_ms=r.opt("retry_after_ms", _int(0, MAX_TIME_MS)),
+        sentence=r.req("sentence", _SENTENCE),
+        path=r.opt("path", _PATH),
+        retry_after_ms=r.opt("retry_after_ms", _TIME),
     )
     if refused.path is not None and refused.code is not RejectCode.SCHEMA:
-        raise _schema(r.path("path"), "is given only for a schema refusal")
+        raise _Bad("is given only for a schema refusal", "path")
     if refused.code.temporary != (refused.retry_after_ms is not None):
-        raise _schema(
-            r.path("retry_after_ms"),
-            "is given for, and only for, a temporary refusal (rate_limited, busy)",
-        )
+        raise _Bad("is given for, and only for, a temporary refusal (rate_limited, busy)",
+                   "retry_after_ms")
     return refused
 
 
-def map_to_body(data: Mapping[str, Any]) -> Body:
-    """A typed body from a decoded map, or ``Rejected`` naming the first bad field."""
-    r = _Reader(data)
+def _read_body(r: _Reader) -> Body:
     kind = r.req("t", _BODYTYPE)
     relay_only = kind in (BodyType.TEST, BodyType.ACCEPTED)
     head = _header(r) if relay_only else _endpoint_header(r)
@@ -622,11 +709,19 @@ def map_to_body(data: Mapping[str, Any]) -> Body:
         body = AcceptedBody(
             **head,
             ref=r.req("ref", _uuid7),
-            hash=r.req("hash", _bin(HASH_SIZE, "a SHA-256 hash")),
-            index=r.req("index", _int(0, MAX_SEQ)),
+            hash=r.req("hash", _HASH),
+            index=r.req("index", _SEQ),
         )
     r.finish()
     return body
+
+
+def map_to_body(data: Mapping[str, Any]) -> Body:
+    """A typed body from a decoded map, or ``Rejected`` naming the first bad field."""
+    try:
+        return _read_body(_Reader(data))
+    except _Bad as bad:
+        raise _schema(bad.path, bad.sentence) from None
 
 
 def decode_body(data: bytes) -> Body:
