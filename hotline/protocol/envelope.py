@@ -91,7 +91,9 @@ def seal_bytes(body_bytes: bytes, key: SigningKey) -> bytes:
 
 def seal(body: Body, key: SigningKey) -> bytes:
     """Encode (checking the schema), sign and frame a body."""
-    return sealed(body, key).frame
+    if body.kid != key.public.kid:
+        raise ValueError("the body's kid is not the key id of the signing key")
+    return seal_bytes(encode_body(body), key)
 
 
 def sealed(body: Body, key: SigningKey) -> Envelope:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hotline.errors import Rejected
 from hotline.protocol.session import (
@@ -16,6 +18,7 @@ from hotline.protocol.session import (
     Deliver,
     RejectedNotice,
     Welcome,
+    _fields_of,
     auth_signature,
     decode_control,
     encode_control,
@@ -42,6 +45,15 @@ def test_every_control_message_round_trips(control: Control) -> None:
     data = encode_control(control)
     assert decode_control(data) == control
     assert not is_envelope(data)
+
+
+@given(st.integers(0, (1 << 64) - 1), st.binary(max_size=300))
+def test_accepted_and_deliver_are_written_as_every_other_control(index: int, frame: bytes) -> None:
+    """The two controls written directly give the bytes of the field-by-field writer."""
+    for control in (Deliver(index, frame), Accepted(frame)):
+        assert encode_control(control) == msgpack.packb(_fields_of(control), use_bin_type=True)
+    assert encode_control(Deliver(index, frame)) == msgpack.packb(
+        {"t": "deliver", "index": index, "frame": frame}, use_bin_type=True)
 
 
 def test_an_auth_without_since_reads_as_minus_one() -> None:
