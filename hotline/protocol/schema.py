@@ -175,13 +175,13 @@ class _Reader:
 
     def __init__(self, data: Mapping[Any, Any]) -> None:
         self._data = data
-        self._seen: list[str] = []  # the keys read, each once: the rest are unknown fields
+        self._seen: set[str] = set()  # the keys read (all in data): any other is unknown
 
     def req(self, key: str, check: Check[T]) -> T:
         value = self._data.get(key)
         if value is None:
             raise _Bad(_NIL if key in self._data else "is required", key)
-        self._seen.append(key)
+        self._seen.add(key)
         try:
             return check(value)
         except _Bad as bad:
@@ -194,7 +194,7 @@ class _Reader:
             if key in self._data:
                 raise _Bad(_NIL, key)
             return None
-        self._seen.append(key)
+        self._seen.add(key)
         try:
             return check(value)
         except _Bad as bad:
@@ -203,9 +203,8 @@ class _Reader:
 
     def finish(self) -> None:
         if len(self._seen) != len(self._data):
-            seen = set(self._seen)
             # keys of a nested map may mix bytes and str
-            key = min(str(k) for k in self._data if k not in seen)
+            key = min(str(k) for k in self._data if k not in self._seen)
             raise _Bad("is not a field of this body", key)
 
 
