@@ -23,6 +23,11 @@ Rules the committer keeps:
   names the first failure. To go on, reopen the store and make a new committer.
 - Cancelling an ``append`` does not withdraw its entry: once queued it is
   written, and only its index is lost to the cancelled caller.
+- ``append_then`` is ``append`` without a coroutine or a future per entry: its
+  callback is called with the index (or the exception) by the writer itself,
+  in queue order, right after the batch holding the entry is durable. A busy
+  caller that handles each result in order (the relay) saves a task and a
+  wake-up per entry.
 - ``close()`` refuses new appends, waits until every queued entry is written
   (or failed), and stops the worker thread. It does not close the store.
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
@@ -42,12 +48,15 @@ import structlog
 from hotline.auditlog.store import IndexedAppend, LogStore, check_entry
 from hotline.errors import StoreError, UsageError
 
-__all__ = ["DEFAULT_MAX_BATCH", "CommitStats", "GroupCommitter"]
+__all__ = ["DEFAULT_MAX_BATCH", "CommitStats", "Done", "GroupCommitter"]
 
 DEFAULT_MAX_BATCH: Final = 1024
 """Entries per ``append_batch`` at most: bounds one write's size and one batch's latency."""
 
 _log = structlog.get_logger()
+
+Done = Callable[[int | BaseException], None]
+"""Told an entry's index once it is durable, or the exception that stopped it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +83,7 @@ class GroupCommitter:
             raise UsageError(f"max_batch must be at least 1, not {max_batch}")
         self._store: Final = store
         self._max_batch: Final = max_batch
-        self._queue: deque[tuple[bytes, asyncio.Future[int]]] = deque()
+        self._queue: deque[tuple[bytes, asyncio.Future[int] | Done]] = deque()
         self._arrived = asyncio.Event()
         self._executor: Final = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-store")
         self._writer: asyncio.Task[None] | None = None
@@ -90,18 +99,30 @@ class GroupCommitter:
 
     async def append(self, entry: bytes) -> int:
         """Append ``entry``; return its index once it is durable."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._enqueue(entry, future)
+        return await future
+
+    def append_then(self, entry: bytes, done: Done) -> None:
+        """Queue ``entry``; ``done`` gets its index once it is durable (or the exception).
+
+        Refusals (closed, stopped, a bad entry) raise here, before anything is queued.
+        """
+        self._enqueue(entry, done)
+
+    def _enqueue(self, entry: bytes, waiter: asyncio.Future[int] | Done) -> None:
         if self._closing:
             raise UsageError("the group committer is closed; no more entries can be appended")
         if self._failure:
             raise self._stopped()
         check_entry(entry)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._queue.append((entry, future))
-        self._arrived.set()
+        self._queue.append((entry, waiter))
+        if not self._arrived.is_set():
+            self._arrived.set()
         if self._writer is None:
-            self._writer = loop.create_task(self._write_batches(), name="group-commit")
-        return await future
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_batches(), name="group-commit"
+            )
 
     async def close(self) -> None:
         """Refuse new appends, write every queued entry, stop the worker thread."""
@@ -133,9 +154,8 @@ class GroupCommitter:
             self._batches += 1
             self._records += len(batch)
             self._largest = max(self._largest, len(batch))
-            for index, (_, future) in zip(indexes, batch, strict=True):
-                if not future.done():
-                    future.set_result(index)
+            for index, (_, waiter) in zip(indexes, batch, strict=True):
+                _settle(waiter, index)
 
     def _append(self, entries: list[bytes]) -> list[int]:
         """Each entry's index: its own from a shared store, else consecutive from the first."""
@@ -144,27 +164,43 @@ class GroupCommitter:
         first = self._store.append_batch(entries)
         return list(range(first, first + len(entries)))
 
-    def _describe(self, batch: list[tuple[bytes, asyncio.Future[int]]], what: str) -> str:
+    def _describe(self, batch: list[tuple[bytes, asyncio.Future[int] | Done]], what: str) -> str:
         return f"appending a batch of {len(batch)} entries {what}"
 
-    def _stop(self, batch: list[tuple[bytes, asyncio.Future[int]]], error: BaseException) -> None:
+    def _stop(
+        self, batch: list[tuple[bytes, asyncio.Future[int] | Done]], error: BaseException
+    ) -> None:
         """Fail ``batch`` with ``error``, and everything queued behind it with a StoreError."""
         self._failure = self._describe(batch, f"failed ({type(error).__name__}: {error})")
         _log.error(
             "group_commit_failed", batch=len(batch), queued=len(self._queue), error=str(error)
         )
-        for _, future in batch:
-            if not future.done():
-                future.set_exception(error)
+        for _, waiter in batch:
+            _settle(waiter, error)
         while self._queue:
-            _, future = self._queue.popleft()
-            if not future.done():
-                stopped = self._stopped()
-                stopped.__cause__ = error
-                future.set_exception(stopped)
+            _, waiter = self._queue.popleft()
+            stopped = self._stopped()
+            stopped.__cause__ = error
+            _settle(waiter, stopped)
 
     def _stopped(self) -> StoreError:
         return StoreError(
             f"the entry was not appended: the group committer stopped after {self._failure}; "
             "reopen the store to go on"
         )
+
+
+def _settle(waiter: asyncio.Future[int] | Done, outcome: int | BaseException) -> None:
+    """Hand ``outcome`` to an ``append`` (its future) or an ``append_then`` (its callback)."""
+    if isinstance(waiter, asyncio.Future):
+        if waiter.done():
+            return
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+        return
+    try:
+        waiter(outcome)
+    except Exception:  # noqa: BLE001 - one caller's failure must not stop the others
+        _log.exception("append_callback_failed")

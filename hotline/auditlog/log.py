@@ -30,7 +30,7 @@ import structlog
 from hotline.auditlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from hotline.auditlog.diskio import create_file
 from hotline.auditlog.filestore import FileStore
-from hotline.auditlog.groupcommit import GroupCommitter
+from hotline.auditlog.groupcommit import Done, GroupCommitter
 from hotline.auditlog.merkle import consistency_proof, inclusion_proof
 from hotline.auditlog.store import LogStore
 from hotline.auditlog.tiles import TILE_WIDTH, encode_entry_bundle, tile_hashes
@@ -128,6 +128,10 @@ class AuditLog:
     async def append(self, entry: bytes) -> int:
         """Append one entry; returns its index once it is durable."""
         return await self._committer.append(entry)
+
+    def append_then(self, entry: bytes, done: Done) -> None:
+        """Queue one entry; ``done`` gets its index once it is durable, in queue order."""
+        self._committer.append_then(entry, done)
 
     def checkpoint(self) -> bytes:
         """The latest signed checkpoint, signing a new one if the tree grew.

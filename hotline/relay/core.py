@@ -189,6 +189,7 @@ class _Message:
     relay_ts: int
     sender: str
     frame: bytes
+    digest: bytes  # SHA-256 of the body bytes: what receipts name
     body: Body
     rank: int
     states: dict[str, RecipientState]  # each recipient's (see hotline.protocol.lifecycle)
@@ -288,6 +289,9 @@ class RelayCore:
         self._inflight_ids: dict[bytes, list[str]] = {}
         self._accepted: AcceptedIds = maps.accepted  # id → (index, relay_ts, hash)
         self._messages: dict[bytes, _Message] = {}  # messages still owed a receipt
+        # when each message next needs a look (a deadline, or forgetting a test): a heap of
+        # (time, log index, id), so that a tick visits only what fell due, not every message
+        self._due: list[tuple[int, int, bytes]] = []
         self._origin: Origins = maps.origins  # every logged message or test id → its sender
         self._queues: dict[str, dict[bytes, _Pending]] = {e: {} for e in network.endpoints}
         self._receipts_for: dict[str, deque[tuple[int, bytes]]] = {
@@ -487,8 +491,7 @@ class RelayCore:
             owed = {(r, stage.value) for r, state in message.states.items()
                     for stage in expects(state)}
         owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
-        digest = body_hash(msgpack.unpackb(message.frame, raw=False)[1])  # logged, so well formed
-        return LoggedRef(origin, recipients, digest, frozenset(owed))
+        return LoggedRef(origin, recipients, message.digest, frozenset(owed))
 
     def answers_unseen(self, frame: bytes) -> bool:
         """Whether ``frame`` is a receipt for a message or test this core has not applied.
@@ -635,10 +638,12 @@ class RelayCore:
         if isinstance(body, WarningBody | CancelBody | TextBody):
             recipients = recipients_of(self.network, body.sender, body.to)
             message = _Message(
-                index, relay_ts, body.sender, envelope.frame, body, body.precedence.rank,
+                index, relay_ts, body.sender, envelope.frame, envelope.hash, body,
+                body.precedence.rank,
                 dict.fromkeys(recipients, RecipientState.ACCEPTED),
             )
             self._messages[body.id] = message
+            self._schedule(message)
             actions: list[RelayAction] = []
             for recipient in recipients:
                 self._queues[recipient][body.id] = _Pending(message)
@@ -648,10 +653,11 @@ class RelayCore:
         if isinstance(body, LinkTestBody):
             recipient = body.to[0]
             message = _Message(
-                index, relay_ts, body.sender, envelope.frame, body, _TEST_RANK,
+                index, relay_ts, body.sender, envelope.frame, envelope.hash, body, _TEST_RANK,
                 {recipient: RecipientState.ACCEPTED},
             )
             self._messages[body.id] = message
+            self._schedule(message)
             self._test_seq = max(self._test_seq, body.seq)
             if recipient in self._test_offsets:
                 slot = self._test_slot(recipient, body.ts)
@@ -746,10 +752,48 @@ class RelayCore:
         actions.extend(self._link_tests(now))
         return actions
 
+    def _schedule(self, message: _Message) -> None:
+        """Put the times ``message`` will need a look at on the heap ``_deadlines`` pops."""
+        for due in self._looks(message):
+            heapq.heappush(self._due, (due, message.index, message.body.id))
+
+    def _looks(self, message: _Message) -> tuple[int, ...]:
+        """When ``message`` needs a look: each deadline, or when a link test is forgotten
+        (once relay_ts < now - TESTS_KEPT_FOR * timeout, i.e. one ms after that)."""
+        body = message.body
+        if isinstance(body, LinkTestBody):
+            return (message.relay_ts + TESTS_KEPT_FOR * self.network.link_test_timeout_ms + 1,)
+        assert isinstance(body, WarningBody | CancelBody | TextBody)
+        deadline = self.network.deadlines[body.precedence]
+        return (message.relay_ts + deadline.delivered_ms,
+                message.relay_ts + deadline.acknowledged_ms)
+
+    def _compact_due(self, now: int) -> None:
+        """Drop the heap's entries for messages answered in full since they were pushed,
+        once they outnumber the live ones: the heap stays in proportion to ``_messages``."""
+        if len(self._due) <= 4 * len(self._messages) + 1024:
+            return
+        self._due = [
+            (due, message.index, message_id)
+            for message_id, message in self._messages.items()
+            for due in self._looks(message)
+            if due > now
+        ]
+        heapq.heapify(self._due)
+
     def _deadlines(self, now: int) -> list[RelayAction]:
+        """Deadlines missed by ``now`` and link tests to forget: only the messages whose
+        time has come are visited, in log order, each at most once per tick."""
+        looks: dict[int, _Message] = {}
+        while self._due and self._due[0][0] <= now:
+            _, index, message_id = heapq.heappop(self._due)
+            message = self._messages.get(message_id)
+            if message is not None:  # else answered in full (or forgotten) already
+                looks[index] = message
         actions: list[RelayAction] = []
         forget_tests_before = now - TESTS_KEPT_FOR * self.network.link_test_timeout_ms
-        for message in list(self._messages.values()):
+        for index in sorted(looks):
+            message = looks[index]
             if isinstance(message.body, LinkTestBody):
                 if message.relay_ts < forget_tests_before:
                     del self._messages[message.body.id]  # never answered; counted as missed
@@ -763,6 +807,7 @@ class RelayCore:
                 for recipient in sorted(message.states):
                     if owes(message.states[recipient], stage):
                         actions.extend(self._overdue(message, recipient, stage, due, now))
+        self._compact_due(now)
         return actions
 
     def _overdue(
@@ -877,6 +922,11 @@ class RelayCore:
         message = self._messages.get(message_id)
         return None if message is None else message.states.get(party)
 
+    @property
+    def scheduled_looks(self) -> int:
+        """Deadline checks still scheduled: kept in proportion to the messages owed a receipt."""
+        return len(self._due)
+
     def queued_for(self, party: str) -> tuple[bytes, ...]:
         """The ids of the messages owed to ``party``, in the order they will be sent."""
         queue = self._queues.get(party, {})
@@ -927,12 +977,13 @@ class RelayCore:
                 else _TEST_RANK
             )
             message = _Message(
-                index, relay_ts, body.sender, frame, body, rank,
+                index, relay_ts, body.sender, frame, envelope.hash, body, rank,
                 _states_owing(set(waiting), set(waiting_ack)) if routed
                 else dict.fromkeys(waiting, RecipientState.ACCEPTED),
                 dict(delivered_at), {(str(r), str(s)) for r, s in overdue},
             )
             self._messages[body.id] = message
+            self._schedule(message)
             if routed:
                 for recipient in message.owing(Stage.DELIVERED):
                     self._queues.setdefault(recipient, {})[body.id] = _Pending(message)

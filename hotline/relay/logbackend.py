@@ -7,9 +7,9 @@ and whether other writers add entries too. A :class:`LogBackend` is that part;
 two implement it:
 
 - :class:`EmbeddedLog` (here): the relay's own file store. Each append is
-  written and fsynced; results are handed back in the order the appends were
-  asked for (one completion pipeline), so every accepted receipt and every
-  forward follows a durable append. Always ready; never shared.
+  written and fsynced by the log's group committer, which hands the results
+  back in the order the appends were asked for, so every accepted receipt and
+  every forward follows a durable append. Always ready; never shared.
 - :class:`~hotline.relay.replica.Replica`: a JetStream stream shared with other
   relay replicas, mirrored into the same file store; entries other replicas
   log arrive in log order too.
@@ -22,8 +22,7 @@ never through the relay's private state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
+import functools
 from typing import Protocol
 
 import structlog
@@ -110,48 +109,39 @@ class EmbeddedLog:
     def __init__(self, audit_log: AuditLog, sink: LogSink) -> None:
         self._log = audit_log
         self._sink = sink
-        self._completions: deque[tuple[Append, asyncio.Task[int]]] = deque()
-        self._completion_ready = asyncio.Event()
-        self._completer: asyncio.Task[None] | None = None
+        self._pending = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
 
     async def open(self) -> None:
-        self._completer = asyncio.create_task(self._complete(), name="relay-completions")
+        """Nothing to start: the log's group committer hands each result back in order."""
 
     def append(self, append: Append) -> None:
-        task = asyncio.get_running_loop().create_task(self._log.append(append.entry))
-        self._completions.append((append, task))
-        self._completion_ready.set()
+        try:
+            self._log.append_then(append.entry, functools.partial(self._done, append))
+        except HotlineError as exc:
+            log.exception("append_failed", error=exc.describe())
+            return
+        self._pending += 1
+        self._drained.clear()
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        """Wait for every append asked for to complete, then stop the pipeline.
+        """Wait for every append asked for to complete (durable or failed).
 
         A file append either completes or fails on its own, so ``timeout_s`` is not needed.
         """
-        while self._completions and self._completer is not None and not self._completer.done():
-            _, task = self._completions[-1]
-            with contextlib.suppress(Exception):
-                await task
-            await asyncio.sleep(0)
-        if self._completer is not None:
-            self._completer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._completer
+        await self._drained.wait()
 
     def health(self) -> dict[str, object]:
         return {}
 
-    async def _complete(self) -> None:
-        """Hand append results to the relay in the order the appends were asked for."""
-        while True:
-            await self._completion_ready.wait()
-            while self._completions:
-                append, task = self._completions[0]
-                try:
-                    index = await task
-                except HotlineError as exc:
-                    log.exception("append_failed", error=exc.describe())
-                    self._completions.popleft()
-                    continue
-                self._completions.popleft()
-                self._sink.logged(append, index)
-            self._completion_ready.clear()
+    def _done(self, append: Append, outcome: int | BaseException) -> None:
+        """Called by the group committer in the order the appends were asked for."""
+        self._pending -= 1
+        if self._pending == 0:
+            self._drained.set()
+        if isinstance(outcome, BaseException):
+            error = outcome.describe() if isinstance(outcome, HotlineError) else repr(outcome)
+            log.error("append_failed", error=error)
+            return
+        self._sink.logged(append, outcome)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -183,6 +183,49 @@ async def test_every_caller_of_a_failed_batch_gets_the_error() -> None:
     assert store.batches == [3]
     assert results == [error, error, error]
     await committer.close()
+
+
+async def test_append_then_callbacks_come_in_order_once_their_batch_returned() -> None:
+    """append_then's callbacks get consecutive indexes in queue order, only after the batch
+    holding their entries returned, mixed with append() callers in the same batches."""
+    store = GatedStore()
+    committer = GroupCommitter(store)
+    told: list[tuple[str, int | BaseException, int]] = []
+
+    def done(name: str) -> Callable[[int | BaseException], None]:
+        return lambda outcome: told.append((name, outcome, store.returned))
+
+    committer.append_then(b"a", done("a"))
+    await in_flight(store)
+    committer.append_then(b"b", done("b"))
+    awaited = asyncio.create_task(committer.append(b"c"))
+    await let_queued_tasks_run()
+    committer.append_then(b"d", done("d"))
+    assert told == []
+    store.release.set()
+    assert await asyncio.wait_for(awaited, TIMEOUT) == 2
+    assert told == [("a", 0, 1), ("b", 1, 2), ("d", 3, 2)]
+    await committer.close()
+
+
+async def test_append_then_callbacks_get_the_failure_and_later_ones_a_store_error() -> None:
+    """A failed batch tells each of its callbacks the error; an entry queued behind it is told
+    the committer stopped; a later append_then is refused at once, before anything queues."""
+    error = OSError("no space left on device")
+    store = GatedStore(error=error)
+    committer = GroupCommitter(store)
+    told: list[int | BaseException] = []
+    committer.append_then(b"a", told.append)
+    await in_flight(store)
+    committer.append_then(b"b", told.append)
+    store.release.set()
+    await committer.close()
+    assert told[0] is error
+    assert isinstance(told[1], StoreError)
+    assert "the group committer stopped after" in str(told[1])
+    with pytest.raises(UsageError):
+        committer.append_then(b"c", told.append)
+    assert len(told) == 2
 
 
 async def test_close_writes_every_queued_entry_then_refuses_appends() -> None:

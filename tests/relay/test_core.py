@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from hotline.auditlog.leaf import EntryKind, LogEvent, decode_entry
+from hotline.network import Limits
 from hotline.protocol.bodies import (
     AcceptedBody,
     Body,
@@ -363,6 +364,38 @@ def test_overdue_events_in_the_log_are_not_logged_again_after_a_restart() -> Non
         restarted.core.restore(index, entry)
     restarted.tick(NOW + FLASH.delivered_ms + 1)
     assert len(restarted.events(EntryKind.OVERDUE)) == 1
+
+
+def test_deadlines_falling_due_in_one_tick_are_reported_in_log_order() -> None:
+    """A ROUTINE warning logged first and a FLASH one logged later, both late at one tick:
+    their overdue events follow the log's order, not the order of their deadlines."""
+    edge, author = Edge(new_core()), Author(NET)
+    routine, _ = warned(edge, author, precedence=Precedence.ROUTINE)
+    flash, _ = warned(edge, author, now=NOW + 1)
+    late = NOW + NET.network.deadlines[Precedence.ROUTINE].delivered_ms
+    edge.tick(late)
+    refs = [e.fields["ref"] for e in edge.events(EntryKind.OVERDUE)]
+    assert refs == [routine.id, flash.id, flash.id]  # FLASH: delivered and acknowledged
+
+
+def test_answered_messages_leave_no_deadline_work_behind() -> None:
+    """Thousands of warnings answered in full before their deadlines: the deadline checks
+    still scheduled shrink back to the messages still owed, and the one unanswered warning
+    is still reported late."""
+    unlimited = make_network(limits=Limits(messages_per_minute=1_000_000))
+    edge, author = Edge(new_core(unlimited)), Author(NET)
+    silent, _ = warned(edge, author)
+    for n in range(1, 1500):
+        body, _ = warned(edge, author, now=NOW + n)
+        for stage in (Stage.DELIVERED, Stage.ACKNOWLEDGED):
+            edge.send("LT", receipt(author, "LT", body, stage, NOW + n), NOW + n)
+    assert edge.core.scheduled_looks == 2 * 1500
+    edge.tick(NOW + FLASH.delivered_ms)
+    assert [e.fields["ref"] for e in edge.events(EntryKind.OVERDUE)] == [silent.id]
+    assert edge.core.scheduled_looks <= 4 + 1024  # the one owed warning's, within slack
+    edge.tick(NOW + FLASH.acknowledged_ms)
+    stages = [e.fields["stage"] for e in edge.events(EntryKind.OVERDUE)]
+    assert stages == ["delivered", "acknowledged"]
 
 
 # ----------------------------------------------------------------------------- rule 5
