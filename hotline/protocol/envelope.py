@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import msgpack
@@ -71,11 +71,16 @@ class Envelope:
     body_bytes: bytes
     signature: bytes
     body: Body
+    _hash: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def hash(self) -> bytes:
-        """SHA-256 of the body bytes: what receipts refer to."""
-        return body_hash(self.body_bytes)
+        """SHA-256 of the body bytes: what receipts refer to (computed once, when first asked)."""
+        digest = self._hash
+        if digest is None:
+            digest = body_hash(self.body_bytes)
+            object.__setattr__(self, "_hash", digest)  # a cache of what the fields determine
+        return digest
 
 
 def body_hash(body_bytes: bytes) -> bytes:

@@ -33,6 +33,15 @@ def test_a_sealed_envelope_opens_to_its_body() -> None:
     assert envelope.frame == frame
 
 
+def test_an_envelope_hash_is_computed_once_and_takes_no_part_in_equality() -> None:
+    """The hash is SHA-256 of the body bytes at every ask; hashed or not, envelopes are equal."""
+    frame = _frame()
+    hashed, fresh = open_envelope(frame, NET.network), open_envelope(frame, NET.network)
+    assert hashed.hash == hashed.hash == body_hash(hashed.body_bytes)
+    assert hashed == fresh
+    assert replace(hashed, body_bytes=b"other").hash == body_hash(b"other")
+
+
 def test_signature_covers_domain_tag_and_exact_body_bytes() -> None:
     """The signature is Ed25519 over b'hotline/v1/msg\\0' + body, nothing else."""
     frame = _frame()
