@@ -163,7 +163,7 @@ class _Bad(Exception):
         self.path = path
 
 
-Check = Callable[[object], T]
+_Check = Callable[[object], T]
 
 _NIL: Final = "must be left out rather than set to nil"
 
@@ -177,7 +177,7 @@ class _Reader:
         self._data = data
         self._seen: set[str] = set()  # the keys read (all in data): any other is unknown
 
-    def req(self, key: str, check: Check[T]) -> T:
+    def req(self, key: str, check: _Check[T]) -> T:
         value = self._data.get(key)
         if value is None:
             raise _Bad(_NIL if key in self._data else "is required", key)
@@ -188,7 +188,7 @@ class _Reader:
             bad.path = key + bad.path
             raise
 
-    def opt(self, key: str, check: Check[T]) -> T | None:
+    def opt(self, key: str, check: _Check[T]) -> T | None:
         value = self._data.get(key)
         if value is None:
             if key in self._data:
@@ -208,7 +208,7 @@ class _Reader:
             raise _Bad("is not a field of this body", key)
 
 
-def _int(lo: int, hi: int) -> Check[int]:
+def _int(lo: int, hi: int) -> _Check[int]:
     def check(value: object) -> int:
         if type(value) is int and lo <= value <= hi:
             return value
@@ -221,7 +221,7 @@ def _int(lo: int, hi: int) -> Check[int]:
     return check
 
 
-def _float(lo: float, hi: float, *, hi_open: bool = False) -> Check[float]:
+def _float(lo: float, hi: float, *, hi_open: bool = False) -> _Check[float]:
     def check(value: object) -> float:
         if type(value) is float and lo <= value <= hi and not (hi_open and value == hi):
             return value  # the common case: finite, as NaN compares false and hi is finite
@@ -241,7 +241,7 @@ def _float(lo: float, hi: float, *, hi_open: bool = False) -> Check[float]:
 _UNSAFE_TEXT: Final = re.compile(f"{_CONTROL.pattern}|{_DECEPTIVE.pattern}")
 
 
-def _text(limit: int, *, minimum: int = 0) -> Check[str]:
+def _text(limit: int, *, minimum: int = 0) -> _Check[str]:
     def check(value: object) -> str:
         if (
             type(value) is str
@@ -269,7 +269,7 @@ def _text(limit: int, *, minimum: int = 0) -> Check[str]:
     return check
 
 
-def _bin(size: int, what: str) -> Check[bytes]:
+def _bin(size: int, what: str) -> _Check[bytes]:
     sentence = f"must be {what} ({size} bytes of bin)"
 
     def check(value: object) -> bytes:
@@ -290,7 +290,7 @@ def _uuid7(value: object) -> bytes:
     return raw
 
 
-def _enum(kind: type[E]) -> Check[E]:
+def _enum(kind: type[E]) -> _Check[E]:
     sentence = f"must be one of {', '.join(m.value for m in kind)}"
     members: dict[str, E] = {m.value: m for m in kind}
 
@@ -344,7 +344,7 @@ def _border(value: object) -> str:
     return value
 
 
-def _items(values: list[Any], item: Check[T]) -> tuple[T, ...]:
+def _items(values: list[Any], item: _Check[T]) -> tuple[T, ...]:
     """``item`` of every element, a bad one named by its index (``[2]``)."""
     out = []
     for i, value in enumerate(values):
@@ -376,7 +376,7 @@ def _single_recipient(value: object) -> tuple[str, ...]:
     return recipients
 
 
-def _map_of(read: Callable[[_Reader], T]) -> Check[T]:
+def _map_of(read: Callable[[_Reader], T]) -> _Check[T]:
     """A nested map read by ``read``; its fields are named after a dot (``track.lat``)."""
 
     def check(value: object) -> T:
@@ -463,7 +463,7 @@ def _cap_name(value: object) -> str:
     return _CAP_NAME_TEXT(value)  # no control, bidi or zero-width character in a name
 
 
-def _list_of(limit: int, item: Check[T]) -> Check[tuple[T, ...]]:
+def _list_of(limit: int, item: _Check[T]) -> _Check[tuple[T, ...]]:
     def check(value: object) -> tuple[T, ...]:
         if not isinstance(value, list) or not value:
             raise _Bad("must be a non-empty array")

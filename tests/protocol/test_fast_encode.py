@@ -33,6 +33,7 @@ class _Subclass(AcceptedBody):
     pass
 
 
+ROOT = bytes(32)
 ODD: list[Any] = [
     True, False, _Int.SEVEN, -1, 0, 1, (1 << 48) - 1, 1 << 48, (1 << 63) - 1, 1 << 63, 1 << 64,
     -(1 << 63), 1.5, 7.0, "", "LT", "a b", "relay", "x" * 33, "\u202e", b"", b"\x00" * 8,
@@ -63,9 +64,6 @@ def wild_accepteds(draw: st.DrawFn) -> AcceptedBody:
     changes["cps"] = draw(st.sampled_from(
         [None, None, None, (RelayCheckpoint(relay="by", size=1, root=ROOT),)]))
     return replace(body, **changes)
-
-
-ROOT = bytes(32)
 
 
 def _outcome(encode: Callable[[AcceptedBody], bytes], body: AcceptedBody) -> bytes | str:
