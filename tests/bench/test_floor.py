@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import msgpack
 import pytest
 
 # bench/ is a directory of scripts, not a package: its modules import each other by name.
@@ -141,15 +142,25 @@ async def test_a_warning_with_a_bad_signature_is_refused_not_written_nor_forward
 async def test_a_frame_that_is_not_an_envelope_is_refused_as_bad_frame(
     relay: RelayProcess,
 ) -> None:
-    """Bytes that are not [1, body, sig] of a known key get a bad_frame refusal, not a crash."""
+    """Bytes that are not [1, body, sig], and a body of BY's key whose id is a list, each get a
+    bad_frame refusal; the connection still carries the warning sent next."""
     by = relay.client("BY")
     try:
         await by.connect()
         assert by.ws is not None
-        await by.ws.send_bytes(b"\x93\x01\xa3abc\x00")
-        refusal = await _next(by)
-        assert isinstance(refusal, RejectedNotice)
-        assert refusal.code == "bad_frame"
+        odd_id = msgpack.packb({"from": "BY", "kid": by.key.public.kid, "id": [1]})
+        for frame in (b"\x93\x01\xa3abc\x00", msgpack.packb([1, odd_id, bytes(64)])):
+            await by.ws.send_bytes(frame)
+            refusal = await _next(by)
+            assert isinstance(refusal, RejectedNotice)
+            assert refusal.code == "bad_frame"
+        good, ident = sealed_warning(by)
+        await by.ws.send_bytes(good)
+        answer = await _next(by)
+        assert isinstance(answer, Accepted)
+        accepted = open_envelope(answer.frame, relay.network).body
+        assert isinstance(accepted, AcceptedBody)
+        assert accepted.ref == ident
     finally:
         await by.close()
 
