@@ -172,10 +172,20 @@ def expects(state: RecipientState) -> frozenset[Stage]:
     A repeat (``delivered`` again), one implied already (``delivered`` after
     ``acknowledged``) and an illegal one are not expected.
     """
+    return EXPECTS[state]
+
+
+def _expects(state: RecipientState) -> frozenset[Stage]:
     return frozenset(
         stage for stage in Stage
         if legal(state, Step.of(stage)) and advance(state, Step.of(stage)) is not state
     )
+
+
+EXPECTS: Final[Mapping[RecipientState, frozenset[Stage]]] = MappingProxyType(
+    {state: _expects(state) for state in RecipientState}
+)
+"""``expects`` for every state, worked out once from the table."""
 
 
 def owes(state: RecipientState, stage: Stage) -> bool:

@@ -189,6 +189,7 @@ class _Message:
     relay_ts: int
     sender: str
     frame: bytes
+    digest: bytes  # SHA-256 of the body bytes: what receipts name
     body: Body
     rank: int
     states: dict[str, RecipientState]  # each recipient's (see hotline.protocol.lifecycle)
@@ -490,8 +491,7 @@ class RelayCore:
             owed = {(r, stage.value) for r, state in message.states.items()
                     for stage in expects(state)}
         owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
-        digest = body_hash(msgpack.unpackb(message.frame, raw=False)[1])  # logged, so well formed
-        return LoggedRef(origin, recipients, digest, frozenset(owed))
+        return LoggedRef(origin, recipients, message.digest, frozenset(owed))
 
     def answers_unseen(self, frame: bytes) -> bool:
         """Whether ``frame`` is a receipt for a message or test this core has not applied.
@@ -638,7 +638,8 @@ class RelayCore:
         if isinstance(body, WarningBody | CancelBody | TextBody):
             recipients = recipients_of(self.network, body.sender, body.to)
             message = _Message(
-                index, relay_ts, body.sender, envelope.frame, body, body.precedence.rank,
+                index, relay_ts, body.sender, envelope.frame, envelope.hash, body,
+                body.precedence.rank,
                 dict.fromkeys(recipients, RecipientState.ACCEPTED),
             )
             self._messages[body.id] = message
@@ -652,7 +653,7 @@ class RelayCore:
         if isinstance(body, LinkTestBody):
             recipient = body.to[0]
             message = _Message(
-                index, relay_ts, body.sender, envelope.frame, body, _TEST_RANK,
+                index, relay_ts, body.sender, envelope.frame, envelope.hash, body, _TEST_RANK,
                 {recipient: RecipientState.ACCEPTED},
             )
             self._messages[body.id] = message
@@ -976,7 +977,7 @@ class RelayCore:
                 else _TEST_RANK
             )
             message = _Message(
-                index, relay_ts, body.sender, frame, body, rank,
+                index, relay_ts, body.sender, frame, envelope.hash, body, rank,
                 _states_owing(set(waiting), set(waiting_ack)) if routed
                 else dict.fromkeys(waiting, RecipientState.ACCEPTED),
                 dict(delivered_at), {(str(r), str(s)) for r, s in overdue},

@@ -76,10 +76,15 @@ class IdIndex:
             for statement in _SCHEMA:
                 self._db.execute(statement)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()
+            highest = self._highest_on_disk()
         except sqlite3.Error as exc:
             raise StoreError(f"the id index {path} cannot be opened: {exc}") from exc
         self.size: int = 0 if row is None else int(row[0])  # log entries covered on disk
         self._rows: dict[bytes, tuple[int, str | None]] = {}  # added since the last flush
+        # the rows of the flush before: a receipt's message is found here without a query
+        self._recent: dict[bytes, tuple[int, str | None]] = {}
+        # the greatest id on disk: a greater one (a new UUIDv7, mostly) needs no query
+        self._highest = highest
         self._logging: dict[bytes, bytes] = {}  # ids admitted but not yet logged → body hash
         self.maps: Final = IdMaps(_Accepted(self), _Origins(self), _Seen(self))
 
@@ -104,17 +109,21 @@ class IdIndex:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"the id index {self.path} cannot be written: {exc}") from exc
-        self._rows.clear()
+        if rows:
+            self._highest = max(self._highest, *(key for key, _, _ in rows))
+        self._recent, self._rows = self._rows, {}
         self.size = covered
 
     def cut(self, size: int) -> None:
         """Forget every row for an entry at ``size`` or beyond (they will be added again)."""
         self._rows = {k: row for k, row in self._rows.items() if row[0] < size}
+        self._recent = {k: row for k, row in self._recent.items() if row[0] < size}
         try:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM ids WHERE idx >= ?", (size,))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('size', ?)", (size,))
             self._db.execute("COMMIT")
+            self._highest = self._highest_on_disk()
         except sqlite3.Error as exc:
             raise StoreError(f"the id index {self.path} cannot be written: {exc}") from exc
         self.size = size
@@ -141,10 +150,16 @@ class IdIndex:
 
     # ------------------------------------------------------------------ reading
 
+    def _highest_on_disk(self) -> bytes:
+        found = self._db.execute("SELECT max(id) FROM ids").fetchone()
+        return b"" if found is None or found[0] is None else bytes(found[0])
+
     def _row(self, message_id: bytes) -> tuple[int, str | None] | None:
-        row = self._rows.get(message_id)
+        row = self._rows.get(message_id) or self._recent.get(message_id)
         if row is not None:
             return row
+        if message_id > self._highest:
+            return None  # greater than every id on disk, so not among them
         try:
             found = self._db.execute(
                 "SELECT idx, origin FROM ids WHERE id = ?", (message_id,)
