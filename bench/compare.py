@@ -5,13 +5,16 @@
 A sends a warning (hotline's ~550-byte signed frame; opaque bytes of the same
 size on the peers), it reaches B, and B's acknowledgement reaches A; with one
 round trip in flight (``reqack-w1``) and with up to 100 (``reqack-w100``).
-See ``bench/peers/`` for exactly what each system does. ``nats-ed25519`` is
+See ``bench/peers/`` for exactly what each system does. ``floor`` is hotline's
+clients on a relay that does only the per-message work the protocol requires
+(``peers.floor_relay``), in hotline's stack: the least CPU such a relay can
+spend per round trip. ``nats-ed25519`` is
 the NATS workload with hotline's Ed25519 signing and verification in its
 clients; ``ceiling`` (``reqack-w100`` only) is no system but the machine's
 signature ceiling: one process per core doing nothing but the Ed25519
-operations of a hotline round trip (``peers.signatures``). The hotline rows
-carry ``sig_us_per_msg``, the relay's mandatory signature CPU per round trip,
-timed right after each of their runs.
+operations of a hotline round trip (``peers.signatures``). The hotline and
+floor rows carry ``sig_us_per_msg``, the relay's mandatory signature CPU per
+round trip, timed right after each of their runs.
 
 Every server runs on 127.0.0.1 on a port the OS picks, with throw-away state,
 for the whole run, and is stopped by its PID at the end. Rounds are
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Final
 
 from peers.chart import svg_chart
+from peers.floor_peer import floor_peer
 from peers.hotline_peer import HotlinePeer, frame_sizes, prepare_network
 from peers.mqtt_peer import MosquittoPeer
 from peers.procstat import cpu_seconds
@@ -54,9 +58,11 @@ from peers.workload import MODES, Driver, Mode, Row
 
 from hotline.logs import configure_logging
 
-SYSTEMS: Final = ("hotline", "hotline-cluster", "nats", "nats-ed25519", "mosquitto", "ceiling")
+SYSTEMS: Final = ("hotline", "hotline-cluster", "floor", "nats", "nats-ed25519", "mosquitto",
+                  "ceiling")
 CEILING: Final = "ceiling"
 CEILING_MODE: Final = "reqack-w100"
+FLOOR: Final = "floor"
 # The Debian packages each system needs.
 PACKAGES: Final = {"hotline-cluster": ("nats-server",), "nats": ("nats-server",),
                    "nats-ed25519": ("nats-server",), "mosquitto": ("mosquitto",)}
@@ -80,6 +86,11 @@ class Bench:
                 print(f"closing {driver.peer.name}: {exc!r}", file=sys.stderr)
         for server in self.servers:
             server.stop()
+
+
+def signs_as_relay(system: str) -> bool:
+    """Whether the system's server does the relay's signature work (its rows carry it)."""
+    return system.startswith("hotline") or system == FLOOR
 
 
 def _version(argv: list[str]) -> str:
@@ -118,6 +129,8 @@ async def open_bench(systems: Sequence[str], scratch: Path, bench: Bench) -> tup
     if "hotline" in systems:
         bench.hotline = HotlinePeer(config, scratch / "hotline")
         bench.drivers["hotline"] = Driver(bench.hotline)
+    if FLOOR in systems:
+        bench.drivers[FLOOR] = Driver(floor_peer(config, scratch / FLOOR))
     if "hotline-cluster" in systems:
         # Imported here so that the other systems run without nats-py installed.
         from peers.cluster_peer import HotlineClusterPeer  # noqa: PLC0415
@@ -169,7 +182,7 @@ async def run_rounds(bench: Bench, systems: Sequence[str], modes: Sequence[Mode]
                         mode.window, warmup=args.warmup, count=args.messages,
                         seconds=args.seconds
                     )
-                    signatures = (relay_cpu_us(bench.ops) if system.startswith("hotline")
+                    signatures = (relay_cpu_us(bench.ops) if signs_as_relay(system)
                                   else None)
                     row = Row.of(system, mode.name, number, sample, sig_us_per_msg=signatures)
                 rows.append(row)
@@ -237,6 +250,10 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
                    f"{facts['date']}. Made by bench/compare.py.\nceiling: the Ed25519 "
                    f"operations of a round trip alone, on both cores; its server CPU is the "
                    f"relay's share of them.")
+        if FLOOR in systems:
+            caption += ("\nfloor: hotline's clients on a relay that does only the protocol's "
+                        "mandatory per-message work, in hotline's stack "
+                        "(bench/peers/floor_relay.py).")
         args.chart.write_text(svg_chart(medians(rows), caption))
         print(f"chart: {args.chart}")
     return rows

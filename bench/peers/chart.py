@@ -20,7 +20,7 @@ __all__ = ["svg_chart"]
 COLOURS: Final = ("#c0392b", "#e67e22", "#2471a3", "#7d3c98", "#229954", "#555555", "#b9770e")
 # Each known system keeps its colour whichever of them ran.
 SYSTEM_COLOURS: Final = {"hotline": 0, "hotline-cluster": 1, "nats": 2, "nats-ed25519": 3,
-                         "mosquitto": 4, "ceiling": 5}
+                         "mosquitto": 4, "ceiling": 5, "floor": 6}
 # The ceiling is a loop, not a carrier: it has no latency to show.
 NO_LATENCY: Final = frozenset({"ceiling"})
 PANELS: Final = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from peers.workload import AckHandler
 __all__ = [
     "HotlinePeer",
     "RelayProcess",
+    "RelayStarter",
     "client_for",
     "frame_sizes",
     "lift_rate_limit",
@@ -67,6 +69,7 @@ class RelayProcess:
     server: Server
     config: Path
     network: Network
+    client_type: type[Client] = Client
 
     @property
     def url(self) -> str:
@@ -77,12 +80,13 @@ class RelayProcess:
         return f"http://127.0.0.1:{self.server.port}"
 
     def client(self, party: str) -> Client:
-        return client_for(self.config, self.network, party, self.url)
+        return client_for(self.config, self.network, party, self.url, self.client_type)
 
 
-def client_for(config: Path, network: Network, party: str, url: str) -> Client:
+def client_for(config: Path, network: Network, party: str, url: str,
+               client_type: type[Client] = Client) -> Client:
     """A minimal endpoint for ``party`` (its key from the network's keys/ directory)."""
-    return Client(party, load_signing_key(key_path(config.parent, party)), network, url)
+    return client_type(party, load_signing_key(key_path(config.parent, party)), network, url)
 
 
 def start_relay(config: Path, data: Path, state: Path, port: int | None = None,
@@ -115,6 +119,10 @@ async def frame_sizes(config: Path) -> tuple[int, int]:
         await lt.close()
 
 
+# Starts a relay for the network in ``config``: its log in ``data``, its own files in ``state``.
+RelayStarter = Callable[[Path, Path, Path], RelayProcess]
+
+
 class HotlinePeer:
     """BY and LT on a relay that is started afresh, with an empty log, for every run.
 
@@ -123,10 +131,15 @@ class HotlinePeer:
     ``acknowledged`` receipt, which its 100 ms ticker scans in full (see
     docs/performance.md); without a restart that table would grow from one
     run to the next, and FLASH warnings would turn overdue after 60 s.
+
+    ``start`` is what starts the relay (``hotline relay`` unless told):
+    ``peers.floor_peer`` runs the same clients against another relay.
     """
 
-    def __init__(self, config: Path, scratch: Path) -> None:
-        self.name = "hotline"
+    def __init__(self, config: Path, scratch: Path, *, name: str = "hotline",
+                 start: RelayStarter = start_relay) -> None:
+        self.name = name
+        self._start_relay = start
         self._config = config
         self._scratch = scratch
         self._runs = 0
@@ -151,7 +164,7 @@ class HotlinePeer:
         self._runs += 1
         run = self._scratch / f"run-{self._runs}"
         self.relay = await asyncio.to_thread(
-            start_relay, self._config, run / "log", run / "process"
+            self._start_relay, self._config, run / "log", run / "process"
         )
         assert self._on_ack is not None
         await self._connect(self._on_ack)

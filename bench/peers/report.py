@@ -15,8 +15,23 @@ from typing import Final
 
 from peers.workload import Row
 
-__all__ = ["GOALS", "METRICS", "Goal", "Median", "Outcome", "Ratio", "goals", "markdown",
-           "medians", "ratios"]
+__all__ = [
+    "FLOOR_LINES",
+    "GOALS",
+    "METRICS",
+    "Comparison",
+    "Goal",
+    "Measured",
+    "Median",
+    "Outcome",
+    "Ratio",
+    "floor_lines",
+    "goals",
+    "markdown",
+    "measure",
+    "medians",
+    "ratios",
+]
 
 # Each figure: its Row field, its column heading, how to print it.
 METRICS: Final = (
@@ -34,13 +49,19 @@ RATE_ONLY: Final = frozenset({"ceiling"})
 
 
 @dataclass(frozen=True, slots=True)
-class Goal:
-    """``numerator / denominator`` (each a system's figure in ``mode``) against ``bound``."""
+class Comparison:
+    """``numerator / denominator``, each a system's figure in ``mode``."""
 
     title: str
     mode: str
     numerator: tuple[str, str]
     denominator: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Goal(Comparison):
+    """A comparison with a target: ``numerator / denominator`` against ``bound``."""
+
     bound: float
     at_most: bool
 
@@ -74,6 +95,27 @@ GOALS: Final = (
     Goal("cross-check: hotline CPU / hotline-cluster CPU per round trip (servers and clients)",
          "reqack-w100", ("hotline", CPU), ("hotline-cluster", CPU), 0.5, at_most=False),
 )
+
+
+# Beside the goals, with no target: hotline against the floor, a relay in the same stack doing
+# only the protocol's mandatory per-message work (bench/peers/floor_relay.py).
+FLOOR_LINES: Final = (
+    Comparison("floor relay CPU per round trip / the relay's mandatory signature CPU",
+               "reqack-w100", ("floor", "server_cpu_us_per_msg"), ("floor", SIGNATURES)),
+    Comparison("hotline relay CPU per round trip / floor relay CPU", "reqack-w100",
+               ("hotline", "server_cpu_us_per_msg"), ("floor", "server_cpu_us_per_msg")),
+    Comparison("hotline p50 / floor p50", "reqack-w1", ("hotline", "p50_ms"), ("floor", "p50_ms")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """A comparison on one run: the ratio of the medians, and the median of same-round ratios."""
+
+    comparison: Comparison
+    of_medians: float
+    of_rounds: float
+    rounds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,23 +199,35 @@ def ratios(rows: Sequence[Row]) -> list[Ratio]:
     return out
 
 
+def measure(rows: Sequence[Row], comparison: Comparison) -> Measured | None:
+    """The ratio of the medians and of same-round figures; None unless both systems ran."""
+    def figures(side: tuple[str, str]) -> dict[int, float]:
+        system, metric = side
+        return {r.round: _value(r, metric) for r in rows
+                if r.mode == comparison.mode and r.system == system
+                and not math.isnan(_value(r, metric))}
+    top, bottom = figures(comparison.numerator), figures(comparison.denominator)
+    shared = sorted(top.keys() & bottom.keys())
+    if not shared or not all(bottom[n] > 0 for n in shared):
+        return None
+    of_medians = statistics.median(top.values()) / statistics.median(bottom.values())
+    of_rounds = statistics.median(top[n] / bottom[n] for n in shared)
+    return Measured(comparison, of_medians, of_rounds, len(shared))
+
+
 def goals(rows: Sequence[Row], wanted: Sequence[Goal] = GOALS) -> list[Outcome]:
     """Each goal whose systems both ran: the ratio of the medians and of same-round figures."""
     out = []
     for goal in wanted:
-        def figures(side: tuple[str, str], goal: Goal = goal) -> dict[int, float]:
-            system, metric = side
-            return {r.round: _value(r, metric) for r in rows
-                    if r.mode == goal.mode and r.system == system
-                    and not math.isnan(_value(r, metric))}
-        top, bottom = figures(goal.numerator), figures(goal.denominator)
-        shared = sorted(top.keys() & bottom.keys())
-        if not shared or not all(bottom[n] > 0 for n in shared):
-            continue
-        of_medians = statistics.median(top.values()) / statistics.median(bottom.values())
-        of_rounds = statistics.median(top[n] / bottom[n] for n in shared)
-        out.append(Outcome(goal, of_medians, of_rounds, len(shared)))
+        found = measure(rows, goal)
+        if found is not None:
+            out.append(Outcome(goal, found.of_medians, found.of_rounds, found.rounds))
     return out
+
+
+def floor_lines(rows: Sequence[Row]) -> list[Measured]:
+    """The comparisons with the floor whose systems both ran."""
+    return [m for m in (measure(rows, c) for c in FLOOR_LINES) if m is not None]
 
 
 def _ratio_text(value: float) -> str:
@@ -218,4 +272,13 @@ def markdown(rows: Sequence[Row], machine: dict[str, str]) -> str:
             lines.append(f"| {goal.mode} | {goal.title} | {goal.target} | "
                          f"{outcome.of_medians:.2f} | {outcome.of_rounds:.2f} | "
                          f"{'yes' if outcome.met else 'no'} |")
+    beside = floor_lines(rows)
+    if beside:
+        lines += ["", "Beside the floor (bench/peers/floor_relay.py: a relay in the same stack "
+                      "doing only the protocol's mandatory per-message work):", "",
+                  "| mode | figure | on the medians | median of same-round ratios |",
+                  "| --- | --- | ---: | ---: |"]
+        for line in beside:
+            lines.append(f"| {line.comparison.mode} | {line.comparison.title} | "
+                         f"{line.of_medians:.2f} | {line.of_rounds:.2f} |")
     return "\n".join(lines) + "\n"

@@ -188,6 +188,7 @@ class Relay:
         self.halted = asyncio.Event()
         self.halt_reason = ""
         self._connections: dict[str, _Connection] = {}
+        self._log_lines: list[LogLine] = []  # notes the core made, written after the sends
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoint_lock = asyncio.Lock()
         self._last_checkpoint_ms = 0
@@ -466,6 +467,7 @@ class Relay:
             await self._save_snapshot(self.config.clock(), force=True)
         self.ids.close()
         await self.log.close()
+        self._write_log_lines()
         log.info("relay_stopped", size=self.log.size)
 
     def _account(self, index: int, relay_ts: int, content: Envelope | LogEvent) -> None:
@@ -525,10 +527,16 @@ class Relay:
 
     def perform(self, actions: Iterable[RelayAction]) -> None:
         """Carry out what the core asked for: log notes, sends, closes; appends go to the
-        log backend, which reports each back through :meth:`logged`."""
+        log backend, which reports each back through :meth:`logged`.
+
+        Log notes are written once this turn of the event loop has let the sends go
+        (:meth:`_write_log_lines`), so rendering them never delays a message.
+        """
         for action in actions:
             if isinstance(action, LogLine):
-                log.info(action.event, **action.fields)
+                self._log_lines.append(action)
+                if len(self._log_lines) == 1:
+                    asyncio.get_running_loop().call_soon(self._write_log_lines)
             elif isinstance(action, Send):
                 connection = self._connections.get(action.party)
                 if connection is not None:
@@ -546,6 +554,12 @@ class Relay:
                     closer.add_done_callback(self._closers.discard)
             else:
                 self.backend.append(action)
+
+    def _write_log_lines(self) -> None:
+        """Write the log notes gathered since the last call, in the order they were made."""
+        lines, self._log_lines = self._log_lines, []
+        for line in lines:
+            log.info(line.event, **line.fields)
 
     async def _ticker(self) -> None:
         while True:

@@ -23,8 +23,9 @@ def _installed(name: str) -> bool:
 
 
 def _systems() -> list[str]:
-    """hotline and the ceiling always; the peers only where their servers (and nats-py) are."""
-    systems = ["hotline"]
+    """hotline, the floor and the ceiling always; the peers only where their servers (and nats-py)
+    are."""
+    systems = ["hotline", "floor"]
     if _installed("nats-server") and importlib.util.find_spec("nats") is not None:
         systems += ["nats", "nats-ed25519"]
     if _installed("mosquitto"):
@@ -52,8 +53,8 @@ def test_each_system_and_mode_gives_one_row_of_the_documented_shape(tmp_path: Pa
     assert {(r["system"], r["mode"]) for r in rows} == expected | {("ceiling", "reqack-w100")}
     for row in rows:
         assert row.keys() >= ROW_KEYS
-        assert str(row["system"]).startswith(("hotline", "nats", "mosquitto", "ceiling"))
-        if str(row["system"]).startswith("hotline"):
+        assert str(row["system"]).startswith(("hotline", "floor", "nats", "mosquitto", "ceiling"))
+        if str(row["system"]).startswith(("hotline", "floor")):
             signatures = row["sig_us_per_msg"]
             assert isinstance(signatures, int | float)
             assert signatures > 0
@@ -71,6 +72,8 @@ def test_each_system_and_mode_gives_one_row_of_the_documented_shape(tmp_path: Pa
     assert "| hotline | reqack-w1 |" in table
     assert "hotline / ceiling" in table
     assert "| reqack-w100 | hotline round trips/s / the signature ceiling | ≥ 0.6 |" in table
+    assert "| reqack-w100 | hotline relay CPU per round trip / floor relay CPU |" in table
+    assert "| reqack-w1 | hotline p50 / floor p50 |" in table
     if "nats-ed25519" in systems:
         assert "| reqack-w1 | hotline p50 / nats-ed25519 p50 | ≤ 2 |" in table
     chart = (tmp_path / "chart.svg").read_text()

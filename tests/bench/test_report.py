@@ -9,7 +9,7 @@ from pathlib import Path
 # bench/ is a directory of scripts, not a package: its modules import each other by name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from peers.report import goals, markdown, ratios
+from peers.report import floor_lines, goals, markdown, ratios
 from peers.workload import Row
 
 
@@ -80,3 +80,37 @@ def test_the_cpu_cross_check_adds_server_and_client_cpu() -> None:
     rows[0] = replace(rows[0], client_cpu_us_per_msg=200)
     check = next(o for o in goals(rows) if o.goal.numerator == ("ceiling", "cpu_us_per_msg"))
     assert (check.of_medians, check.met) == (0.25, False)
+
+
+def test_the_floor_lines_compare_hotline_with_the_floor_relay_in_the_same_run() -> None:
+    """floor 200 µs against 100 µs of signatures: 2.0; hotline 700 µs against the floor's 200 µs:
+    3.5; hotline's w1 p50 3 ms against the floor's 1.5 ms: 2.0. The goal lines stay as they were."""
+    rows = [_w100("hotline", 0, 500, server_us=700, sig_us=100),
+            _w100("floor", 0, 2000, server_us=200, sig_us=100),
+            replace(_row("hotline", 0, 300), p50_ms=3.0),
+            replace(_row("floor", 0, 600), p50_ms=1.5)]
+    found = {line.comparison.title: (line.comparison.mode, line.of_medians, line.rounds)
+             for line in floor_lines(rows)}
+    assert found == {
+        "floor relay CPU per round trip / the relay's mandatory signature CPU":
+            ("reqack-w100", 2.0, 1),
+        "hotline relay CPU per round trip / floor relay CPU": ("reqack-w100", 3.5, 1),
+        "hotline p50 / floor p50": ("reqack-w1", 2.0, 1),
+    }
+    table = markdown(rows, {"machine": "test"})
+    assert ("| reqack-w100 | hotline relay CPU per round trip / floor relay CPU "
+            "| 3.50 | 3.50 |") in table
+    assert "| reqack-w1 | hotline p50 / floor p50 | 2.00 | 2.00 |" in table
+    assert ("| reqack-w100 | relay CPU per round trip / the relay's mandatory signature CPU "
+            "| ≤ 2 | 7.00 | 7.00 | no |") in table
+    # The floor is a peer in the ratio table too; it is never judged as a goal.
+    assert "hotline / floor" in table
+    assert all(o.goal.numerator[0] != "floor" and o.goal.denominator[0] != "floor"
+               for o in goals(rows))
+
+
+def test_without_a_floor_run_there_are_no_floor_lines() -> None:
+    """Rows without the floor give no floor section, rather than a guess."""
+    rows = [_w100("hotline", 0, 500, server_us=700, sig_us=100), _w100("ceiling", 0, 1000)]
+    assert floor_lines(rows) == []
+    assert "Beside the floor" not in markdown(rows, {"machine": "test"})

@@ -158,7 +158,8 @@ async def test_receipts_missed_while_offline_are_sent_after_since(
 async def test_every_state_change_is_a_structured_log_event(
     net: TestNet, relay: RunningRelay
 ) -> None:
-    """Accept, forward and receipt each log one event with the message id, link and stage."""
+    """Accept, forward and receipt each log one event with the message id, link and stage,
+    in the order they happened."""
     by, lt = Author("BY"), Author("LT")
     with structlog.testing.capture_logs() as events:
         async with RawClient(net, "BY", relay.ws_url) as cby, RawClient(
@@ -179,6 +180,11 @@ async def test_every_state_change_is_a_structured_log_event(
     assert (receipt["ref"], receipt["link"], receipt["stage"]) == (
         warning.id.hex(), "LT-BY", "delivered"
     )
+    order = [e["event"] for e in events if e["event"] in (
+        "envelope_accepted", "message_forwarded", "receipt_forwarded")]
+    assert order == [  # written after the sends, but in the order they were made
+        "envelope_accepted", "message_forwarded", "envelope_accepted", "receipt_forwarded"
+    ]
 
 
 async def test_a_relay_refuses_to_start_on_an_altered_log(net: TestNet, tmp_path: Path) -> None:
