@@ -1,11 +1,10 @@
 """``GroupCommitter``: many concurrent appends, few fsyncs.
 
-Every ``append`` from the event loop queues its entry and waits. At the
-loop's next turn what has queued (at most ``max_batch`` entries) goes to
+Every ``append`` from the event loop queues its entry and waits. One writer
+task takes what has queued (at most ``max_batch`` entries) and hands it to
 ``store.append_batch`` in a dedicated worker thread, so the event loop never
-blocks on a write or an fsync; the thread hands the outcome straight back to
-the loop, which tells the batch's callers and starts the next batch with
-whatever arrived meanwhile. The busier the log, the more records share one fsync; ``stats`` counts
+blocks on a write or an fsync. Whatever arrives meanwhile queues for the next
+batch. The busier the log, the more records share one fsync; ``stats`` counts
 them (for the file store each batch is one fsync of the active segment).
 
 Rules the committer keeps:
@@ -38,7 +37,6 @@ The committer belongs to one event loop; the store to one committer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -86,12 +84,9 @@ class GroupCommitter:
         self._store: Final = store
         self._max_batch: Final = max_batch
         self._queue: deque[tuple[bytes, asyncio.Future[int] | Done]] = deque()
+        self._arrived = asyncio.Event()
         self._executor: Final = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-store")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._kicked = False  # a batch is due to start at the loop's next turn
-        self._writing = False  # a batch is in the worker thread
-        self._idle = asyncio.Event()  # nothing queued, nothing being written
-        self._idle.set()
+        self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._failure = ""
         self._batches = 0
@@ -122,59 +117,45 @@ class GroupCommitter:
             raise self._stopped()
         check_entry(entry)
         self._queue.append((entry, waiter))
-        self._idle.clear()
-        if not self._writing and not self._kicked:
-            # what else is appended in this turn of the loop joins the same batch
-            self._kicked = True
-            self._loop = asyncio.get_running_loop()
-            self._loop.call_soon(self._start)
+        if not self._arrived.is_set():
+            self._arrived.set()
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_batches(), name="group-commit"
+            )
 
     async def close(self) -> None:
         """Refuse new appends, write every queued entry, stop the worker thread."""
         self._closing = True
-        await self._idle.wait()
+        if self._writer is not None:
+            self._arrived.set()
+            await self._writer
         self._executor.shutdown(wait=False)
 
-    def _start(self) -> None:
-        """Hand what has queued (at most ``max_batch`` entries) to the worker thread."""
-        self._kicked = False
-        if self._writing or not self._queue:
-            return
-        batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-        self._writing = True
-        self._executor.submit(self._write, batch)
-
-    def _write(self, batch: list[tuple[bytes, asyncio.Future[int] | Done]]) -> None:
-        """In the worker thread: write and fsync ``batch``, then hand the outcome to the loop
-        directly (one wake-up, no future between)."""
-        outcome: list[int] | BaseException
-        try:
-            outcome = self._append([entry for entry, _ in batch])
-        except BaseException as exc:  # noqa: BLE001 - any failure goes to the batch's callers
-            outcome = exc
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is left to tell
-            self._loop.call_soon_threadsafe(self._written, batch, outcome)
-
-    def _written(
-        self, batch: list[tuple[bytes, asyncio.Future[int] | Done]],
-        outcome: list[int] | BaseException,
-    ) -> None:
-        """On the loop: tell the batch's callers, then start the next batch at once."""
-        self._writing = False
-        if isinstance(outcome, BaseException):
-            self._stop(batch, outcome)
-            self._idle.set()
-            return
-        self._batches += 1
-        self._records += len(batch)
-        self._largest = max(self._largest, len(batch))
-        for index, (_, waiter) in zip(outcome, batch, strict=True):
-            _settle(waiter, index)
-        if self._queue:
-            self._start()
-        else:
-            self._idle.set()
+    async def _write_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+            entries = [entry for entry, _ in batch]
+            try:
+                indexes = await loop.run_in_executor(self._executor, self._append, entries)
+            except asyncio.CancelledError:
+                self._stop(batch, StoreError(self._describe(batch, "was cancelled")))
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure goes to the batch's callers
+                self._stop(batch, exc)
+                return
+            self._batches += 1
+            self._records += len(batch)
+            self._largest = max(self._largest, len(batch))
+            for index, (_, waiter) in zip(indexes, batch, strict=True):
+                _settle(waiter, index)
 
     def _append(self, entries: list[bytes]) -> list[int]:
         """Each entry's index: its own from a shared store, else consecutive from the first."""
