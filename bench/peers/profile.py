@@ -23,7 +23,13 @@ __all__ = ["Profile", "py_spy", "read_folded", "start_recording"]
 _FRAME: Final = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _LIBRARY: Final = re.compile(r"(?:site-packages|/lib/python3\.\d+)/")
 
-# What a sample was doing: the first of these whose marker is in any frame of its stack.
+# Where the relay's own work starts again inside the log's machinery: a durable append is
+# handed back to the relay through these callbacks, and what runs under them (signing the
+# accepted receipt, forwarding, logging) is the relay's, not the append's.
+HANDED_BACK: Final = ("Relay.logged (hotline.relay.server)",)
+
+# What a sample was doing: the first of these whose marker is in any frame of its stack
+# (from the innermost HANDED_BACK frame in, if there is one).
 PARTS: Final = (
     ("Ed25519 verification (libsodium)", ("PublicKey.verify",)),
     ("Ed25519 signing (accepted receipts, checkpoints)", ("SigningKey.sign",)),
@@ -131,8 +137,14 @@ def read_folded(path: Path) -> Profile:
         names = {f[0] for f in frames}
         for seen in names:
             inclusive[seen] += count
-        by_part[_part(names)] += count
+        by_part[_part(_relay_work(frames))] += count
     return Profile(total, self_time, inclusive, by_package, by_part)
+
+
+def _relay_work(frames: list[tuple[str, str]]) -> set[str]:
+    """The frames that say what a sample was doing: from the innermost hand-back in."""
+    start = max((i for i, (name, _) in enumerate(frames) if name in HANDED_BACK), default=0)
+    return {name for name, _ in frames[start:]}
 
 
 def _part(names: set[str]) -> str:
