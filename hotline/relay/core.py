@@ -756,6 +756,12 @@ class RelayCore:
         """Put the times ``message`` will need a look at on the heap ``_deadlines`` pops."""
         for due in self._looks(message):
             heapq.heappush(self._due, (due, message.index, message.body.id))
+        # a replay or a replica catching up schedules every message ever logged before
+        # the first tick: compact here too, or the heap holds two entries per answered one.
+        # Every look of a live message is kept (one already taken is taken again: harmless,
+        # as overdue_sent and forgetting a test are idempotent); one not taken yet may be
+        # due already (a message followed late), so none may be dropped here.
+        self._compact_due(-1)
 
     def _looks(self, message: _Message) -> tuple[int, ...]:
         """When ``message`` needs a look: each deadline, or when a link test is forgotten
@@ -788,7 +794,9 @@ class RelayCore:
         while self._due and self._due[0][0] <= now:
             _, index, message_id = heapq.heappop(self._due)
             message = self._messages.get(message_id)
-            if message is not None:  # else answered in full (or forgotten) already
+            # else answered in full (or forgotten) already; an entry pushed for another
+            # logging of the same id (a log holding it twice) is not this message's
+            if message is not None and message.index == index:
                 looks[index] = message
         actions: list[RelayAction] = []
         forget_tests_before = now - TESTS_KEPT_FOR * self.network.link_test_timeout_ms

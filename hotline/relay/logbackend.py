@@ -130,7 +130,8 @@ class EmbeddedLog:
 
         A file append either completes or fails on its own, so ``timeout_s`` is not needed.
         """
-        await self._drained.wait()
+        while self._pending:  # a completion may ask for more appends: wait for those too
+            await self._drained.wait()
 
     def health(self) -> dict[str, object]:
         return {}
@@ -138,10 +139,12 @@ class EmbeddedLog:
     def _done(self, append: Append, outcome: int | BaseException) -> None:
         """Called by the group committer in the order the appends were asked for."""
         self._pending -= 1
-        if self._pending == 0:
-            self._drained.set()
-        if isinstance(outcome, BaseException):
-            error = outcome.describe() if isinstance(outcome, HotlineError) else repr(outcome)
-            log.error("append_failed", error=error)
-            return
-        self._sink.logged(append, outcome)
+        try:
+            if isinstance(outcome, BaseException):
+                error = outcome.describe() if isinstance(outcome, HotlineError) else repr(outcome)
+                log.error("append_failed", error=error)
+                return
+            self._sink.logged(append, outcome)
+        finally:
+            if self._pending == 0:  # after the sink: it may have asked for more
+                self._drained.set()

@@ -189,6 +189,7 @@ class Relay:
         self.halt_reason = ""
         self._connections: dict[str, _Connection] = {}
         self._log_lines: list[LogLine] = []  # notes the core made, written after the sends
+        self._notes_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpoint_lock = asyncio.Lock()
         self._last_checkpoint_ms = 0
@@ -532,31 +533,38 @@ class Relay:
         Log notes are written once this turn of the event loop has let the sends go
         (:meth:`_write_log_lines`), so rendering them never delays a message.
         """
-        for action in actions:
-            if isinstance(action, LogLine):
-                self._log_lines.append(action)
-                if len(self._log_lines) == 1:
-                    asyncio.get_running_loop().call_soon(self._write_log_lines)
-            elif isinstance(action, Send):
-                connection = self._connections.get(action.party)
-                if connection is not None:
-                    self._offer(connection, action.data)
-            elif isinstance(action, Broadcast):
-                for connection in list(self._connections.values()):
-                    self._offer(connection, action.data)
-            elif isinstance(action, Close):
-                connection = self._connections.get(action.party)
-                if connection is not None and not connection.ws.closed:
-                    closer = asyncio.get_running_loop().create_task(
-                        self._close_with(connection, action.code, action.reason)
-                    )
-                    self._closers.add(closer)
-                    closer.add_done_callback(self._closers.discard)
-            else:
-                self.backend.append(action)
+        try:
+            for action in actions:
+                if isinstance(action, LogLine):
+                    self._log_lines.append(action)
+                elif isinstance(action, Send):
+                    connection = self._connections.get(action.party)
+                    if connection is not None:
+                        self._offer(connection, action.data)
+                elif isinstance(action, Broadcast):
+                    for connection in list(self._connections.values()):
+                        self._offer(connection, action.data)
+                elif isinstance(action, Close):
+                    connection = self._connections.get(action.party)
+                    if connection is not None and not connection.ws.closed:
+                        closer = asyncio.get_running_loop().create_task(
+                            self._close_with(connection, action.code, action.reason)
+                        )
+                        self._closers.add(closer)
+                        closer.add_done_callback(self._closers.discard)
+                else:
+                    # the back-end logs a refusal at once: the notes that led to it go first
+                    self._write_log_lines()
+                    self.backend.append(action)
+        finally:
+            if self._log_lines and not self._notes_scheduled:
+                # scheduled after the sends above woke their writers, so they go out first
+                self._notes_scheduled = True
+                asyncio.get_running_loop().call_soon(self._write_log_lines)
 
     def _write_log_lines(self) -> None:
         """Write the log notes gathered since the last call, in the order they were made."""
+        self._notes_scheduled = False
         lines, self._log_lines = self._log_lines, []
         for line in lines:
             log.info(line.event, **line.fields)
@@ -840,6 +848,7 @@ class Relay:
         endpoint resends what still lacks an accepted receipt.
         """
         connection.slow = True
+        self._write_log_lines()  # the notes of what was sent come before the disconnect
         frames = connection.queue.qsize()
         log.warning("slow_reader_disconnected", party=connection.party, reason=why,
                     queued_frames=frames, queued_bytes=connection.queued_bytes)

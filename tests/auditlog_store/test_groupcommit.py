@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.groupcommit import GroupCommitter
@@ -226,6 +227,24 @@ async def test_append_then_callbacks_get_the_failure_and_later_ones_a_store_erro
     with pytest.raises(UsageError):
         committer.append_then(b"c", told.append)
     assert len(told) == 2
+
+
+async def test_a_callback_that_raises_does_not_stop_the_others() -> None:
+    """One append_then callback raising: the entries behind it are still told their index,
+    close() still returns, and the failure is logged as append_callback_failed."""
+    committer = GroupCommitter(GatedStore(gated=False))
+    told: list[int | BaseException] = []
+
+    def bad(outcome: int | BaseException) -> None:
+        raise RuntimeError("a bug in the caller")
+
+    with structlog.testing.capture_logs() as logs:
+        committer.append_then(b"a", told.append)
+        committer.append_then(b"b", bad)
+        committer.append_then(b"c", told.append)
+        await asyncio.wait_for(committer.close(), TIMEOUT)
+    assert told == [0, 2]
+    assert [line["event"] for line in logs] == ["append_callback_failed"]
 
 
 async def test_close_writes_every_queued_entry_then_refuses_appends() -> None:

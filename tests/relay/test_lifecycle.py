@@ -10,12 +10,14 @@ import pytest
 import structlog.testing
 
 from hotline.auditlog.filestore import FileStore
+from hotline.auditlog.leaf import EntryKind, LogEvent, encode_event_entry
 from hotline.auditlog.segments import encode_record
 from hotline.errors import StoreError
 from hotline.protocol.bodies import ReceiptBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted, Deliver, RejectedNotice
 from hotline.protocol.vocab import Precedence, Stage
+from hotline.relay.core import Append, LogLine
 from hotline.relay.server import RunningRelay, start_relay
 from hotline.relay.snapshot import SNAPSHOT_FILE
 from tests.factories import TestNet
@@ -185,6 +187,23 @@ async def test_every_state_change_is_a_structured_log_event(
     assert order == [  # written after the sends, but in the order they were made
         "envelope_accepted", "message_forwarded", "envelope_accepted", "receipt_forwarded"
     ]
+
+
+async def test_a_note_is_written_before_the_failure_of_the_append_it_announces(
+    relay: RunningRelay,
+) -> None:
+    """The core notes a missed deadline and asks for its overdue entry together; when the
+    log refuses the entry, the operator reads the note first, then the failure."""
+    await relay.relay.log.committer.close()  # the log takes no more appends
+    event = LogEvent(EntryKind.OVERDUE, {"ref": bytes(16), "recipient": "LT",
+                                         "stage": "delivered", "deadline": 1})
+    with structlog.testing.capture_logs() as events:
+        relay.relay.perform([
+            LogLine("deadline_missed", {"id": "00" * 16, "link": "BY-LT"}),
+            Append(encode_event_entry(1, event), 10**9, 1, event=event),
+        ])
+    names = [e["event"] for e in events if e["event"] in ("deadline_missed", "append_failed")]
+    assert names == ["deadline_missed", "append_failed"]
 
 
 async def test_a_relay_refuses_to_start_on_an_altered_log(net: TestNet, tmp_path: Path) -> None:
