@@ -570,13 +570,22 @@ class Relay:
             log.info(line.event, **line.fields)
 
     async def _ticker(self) -> None:
+        """Every tick: retries, deadlines and link tests, slow readers, checkpoints.
+
+        A tick that fails is logged (``tick_failed``) and the next one runs as usual:
+        a fault in one tick must not end resends, deadlines and checkpoints for good.
+        """
         while True:
             await asyncio.sleep(self.config.tick_ms / 1000)
             now = self.config.clock()
-            if self.ready:  # a replica that cannot log signs no tests, judges no deadlines
-                self.perform(self.core.tick(now))
-            self._check_stalls()
-            await self._maybe_checkpoint(now)
+            try:
+                if self.ready:  # a replica that cannot log signs no tests, judges no deadlines
+                    self.perform(self.core.tick(now))
+                self._check_stalls()
+                await self._maybe_checkpoint(now)
+            except Exception as exc:  # logged; the next tick tries again
+                error = exc.describe() if isinstance(exc, HotlineError) else repr(exc)
+                log.exception("tick_failed", error=error)
 
     async def _maybe_checkpoint(self, now: int) -> None:
         grown = self.log.size - max(0, self.log.signed_size)

@@ -17,7 +17,7 @@ from hotline.protocol.bodies import ReceiptBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted, Deliver, RejectedNotice
 from hotline.protocol.vocab import Precedence, Stage
-from hotline.relay.core import Append, LogLine
+from hotline.relay.core import Append, LogLine, RelayAction
 from hotline.relay.server import RunningRelay, start_relay
 from hotline.relay.snapshot import SNAPSHOT_FILE
 from tests.factories import TestNet
@@ -204,6 +204,30 @@ async def test_a_note_is_written_before_the_failure_of_the_append_it_announces(
         ])
     names = [e["event"] for e in events if e["event"] in ("deadline_missed", "append_failed")]
     assert names == ["deadline_missed", "append_failed"]
+
+
+async def test_a_failed_tick_is_logged_and_the_next_tick_runs(
+    relay: RunningRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in one tick does not end the ticker: it is logged as tick_failed and the
+    ticks after it run as before."""
+    core = relay.relay.core
+    tick = core.tick
+    calls: list[int] = []
+    went_on = asyncio.Event()
+
+    def failing_once(now: int) -> list[RelayAction]:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("a fault in one tick")
+        went_on.set()
+        return tick(now)
+
+    with structlog.testing.capture_logs() as events:
+        monkeypatch.setattr(core, "tick", failing_once)
+        await asyncio.wait_for(went_on.wait(), 10)
+    failed = [e for e in events if e["event"] == "tick_failed"]
+    assert [e["error"] for e in failed] == ["RuntimeError('a fault in one tick')"]
 
 
 async def test_a_relay_refuses_to_start_on_an_altered_log(net: TestNet, tmp_path: Path) -> None:
