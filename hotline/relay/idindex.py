@@ -39,7 +39,7 @@ from hotline.protocol.bodies import CancelBody, LinkTestBody, TextBody, WarningB
 from hotline.protocol.envelope import Envelope, read_envelope
 from hotline.relay.idmaps import Accepted, IdMaps
 
-__all__ = ["ID_INDEX_FILE", "IdIndex"]
+__all__ = ["ID_INDEX_FILE", "MAX_AHEAD_IDS", "IdIndex"]
 
 log = structlog.get_logger()
 
@@ -50,6 +50,10 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 _MAX_ENTRY: Final = 1 << 30
+_MAX_ID_MS: Final = (1 << 48) - 1  # a UUIDv7's 48 bits of milliseconds
+MAX_AHEAD_IDS: Final = 10_000
+"""Ids ahead of the clock kept in memory at most; beyond, every id at most the greatest
+is looked up on disk (as if the index had no shortcut)."""
 
 ReadEntry = Callable[[int], bytes]
 
@@ -65,10 +69,13 @@ def routed_origin(envelope: Envelope) -> str | None:
 class IdIndex:
     """id → log index on disk, with the maps the relay core uses; see the module docstring."""
 
-    def __init__(self, path: Path, network: Network, read_entry: ReadEntry) -> None:
+    def __init__(
+        self, path: Path, network: Network, read_entry: ReadEntry, clock: Callable[[], int]
+    ) -> None:
         self.path: Final = path
         self._network = network
         self._read_entry = read_entry
+        self._clock = clock
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -76,15 +83,20 @@ class IdIndex:
             for statement in _SCHEMA:
                 self._db.execute(statement)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()
-            highest = self._highest_on_disk()
+            highest, ahead = self._bounds_on_disk()
         except sqlite3.Error as exc:
             raise StoreError(f"the id index {path} cannot be opened: {exc}") from exc
         self.size: int = 0 if row is None else int(row[0])  # log entries covered on disk
         self._rows: dict[bytes, tuple[int, str | None]] = {}  # added since the last flush
         # the rows of the flush before: a receipt's message is found here without a query
         self._recent: dict[bytes, tuple[int, str | None]] = {}
-        # the greatest id on disk: a greater one (a new UUIDv7, mostly) needs no query
+        # Every id on disk is at most _highest or in _ahead, so a new id above _highest and
+        # not in _ahead (a new UUIDv7, mostly) needs no query. _highest is taken over ids
+        # whose time is not ahead of the clock by more than the allowed skew: one sender's
+        # id far in the future goes into _ahead instead of raising _highest for good.
         self._highest = highest
+        self._ahead = ahead
+        self.disk_lookups = 0  # ids looked up in SQLite so far (the shortcut's misses)
         self._logging: dict[bytes, bytes] = {}  # ids admitted but not yet logged → body hash
         self.maps: Final = IdMaps(_Accepted(self), _Origins(self), _Seen(self))
 
@@ -110,7 +122,13 @@ class IdIndex:
         except sqlite3.Error as exc:
             raise StoreError(f"the id index {self.path} cannot be written: {exc}") from exc
         if rows:
-            self._highest = max(self._highest, *(key for key, _, _ in rows))
+            bound = self._bound()
+            keys = [key for key, _, _ in rows]
+            self._highest = max(self._highest, *(key for key in keys if key <= bound), b"")
+            self._ahead.update(key for key in keys if key > bound)
+            if len(self._ahead) > MAX_AHEAD_IDS:  # too many to keep: the greatest of all
+                self._highest = max(self._highest, *self._ahead)
+                self._ahead = set()
         self._recent, self._rows = self._rows, {}
         self.size = covered
 
@@ -123,7 +141,7 @@ class IdIndex:
             self._db.execute("DELETE FROM ids WHERE idx >= ?", (size,))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('size', ?)", (size,))
             self._db.execute("COMMIT")
-            self._highest = self._highest_on_disk()
+            self._highest, self._ahead = self._bounds_on_disk()
         except sqlite3.Error as exc:
             raise StoreError(f"the id index {self.path} cannot be written: {exc}") from exc
         self.size = size
@@ -150,16 +168,32 @@ class IdIndex:
 
     # ------------------------------------------------------------------ reading
 
-    def _highest_on_disk(self) -> bytes:
-        found = self._db.execute("SELECT max(id) FROM ids").fetchone()
-        return b"" if found is None or found[0] is None else bytes(found[0])
+    def _bound(self) -> bytes:
+        """The greatest id a sender's clock within the allowed skew can make now."""
+        ms = min(self._clock() + self._network.limits.clock_skew_ms, _MAX_ID_MS)
+        return ms.to_bytes(6, "big") + b"\xff" * 10
+
+    def _bounds_on_disk(self) -> tuple[bytes, set[bytes]]:
+        """``_highest`` and ``_ahead`` for the rows on disk (see ``__init__``)."""
+        bound = self._bound()
+        ahead = {
+            bytes(found[0]) for found in self._db.execute(
+                "SELECT id FROM ids WHERE id > ? LIMIT ?", (bound, MAX_AHEAD_IDS + 1)
+            )
+        }
+        if len(ahead) > MAX_AHEAD_IDS:
+            found = self._db.execute("SELECT max(id) FROM ids").fetchone()
+            return bytes(found[0]), set()
+        found = self._db.execute("SELECT max(id) FROM ids WHERE id <= ?", (bound,)).fetchone()
+        return (b"" if found is None or found[0] is None else bytes(found[0])), ahead
 
     def _row(self, message_id: bytes) -> tuple[int, str | None] | None:
         row = self._rows.get(message_id) or self._recent.get(message_id)
         if row is not None:
             return row
-        if message_id > self._highest:
-            return None  # greater than every id on disk, so not among them
+        if message_id > self._highest and message_id not in self._ahead:
+            return None  # not on disk: every id there is at most _highest or in _ahead
+        self.disk_lookups += 1
         try:
             found = self._db.execute(
                 "SELECT idx, origin FROM ids WHERE id = ?", (message_id,)

@@ -172,7 +172,7 @@ class Relay:
         self.log: Final = audit_log
         # the core's per-id maps, on disk beside the log
         self.ids: Final = IdIndex(
-            config.data_dir / ID_INDEX_FILE, self.network, audit_log.store.read
+            config.data_dir / ID_INDEX_FILE, self.network, audit_log.store.read, config.clock
         )
         self.metrics = RelayMetrics(self)
         self.figures = self.metrics.figures

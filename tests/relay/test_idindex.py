@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
+from hotline.protocol.ids import make_id
+from hotline.relay.idindex import ID_INDEX_FILE, MAX_AHEAD_IDS, IdIndex
 from tests.factories import make_network
 
 NET = make_network()
@@ -15,11 +16,14 @@ def _id(n: int) -> bytes:
     return n.to_bytes(2, "big") * 8
 
 
-def _open(tmp_path: Path) -> IdIndex:
+NOW = 1_764_000_000_000
+
+
+def _open(tmp_path: Path, now: int = NOW) -> IdIndex:
     def unread(index: int) -> bytes:
         raise AssertionError(f"entry {index} should not be read")
 
-    return IdIndex(tmp_path / ID_INDEX_FILE, NET.network, unread)
+    return IdIndex(tmp_path / ID_INDEX_FILE, NET.network, unread, lambda: now)
 
 
 def _log(index: IdIndex, n: int, origin: str) -> None:
@@ -86,4 +90,53 @@ def test_a_cut_forgets_rows_from_the_cut_on_wherever_they_were_kept(tmp_path: Pa
     index.close()
     reopened = _open(tmp_path)
     assert [reopened.maps.origins.get(_id(n)) for n in (1, 2, 3, 4)] == ["BY", None, None, "PL"]
+    reopened.close()
+
+
+def _new(ms: int, n: int = 0) -> bytes:
+    return make_id(ms, n.to_bytes(10, "big"))
+
+
+def test_new_ids_need_no_query_even_after_an_id_far_in_the_future(tmp_path: Path) -> None:
+    """An id whose time is far ahead of the clock (a sender may choose it) is found like
+    any other, before and after a reopen, and ids made now still need no query."""
+    index = _open(tmp_path)
+    far = _new((1 << 48) - 1)
+    index.add(_new(NOW), 0)
+    index.maps.origins[_new(NOW)] = "BY"
+    index.add(far, 1)
+    index.maps.origins[far] = "LT"
+    index.flush(2)
+    index.flush(2)  # out of the previous flush's rows too: only on disk now
+    assert index.maps.origins.get(far) == "LT"
+    before = index.disk_lookups
+    for n in range(100):
+        assert index.maps.origins.get(_new(NOW + 1_000, n)) is None
+    assert index.disk_lookups == before
+    index.close()
+    reopened = _open(tmp_path, now=NOW + 5_000)
+    assert reopened.maps.origins.get(far) == "LT"
+    assert reopened.maps.origins.get(_new(NOW)) == "BY"
+    before = reopened.disk_lookups
+    assert reopened.maps.origins.get(_new(NOW + 6_000)) is None
+    assert reopened.disk_lookups == before
+    reopened.close()
+
+
+def test_too_many_ids_ahead_of_the_clock_fall_back_to_queries(tmp_path: Path) -> None:
+    """Past MAX_AHEAD_IDS ids ahead of the clock the index keeps none of them in memory,
+    and every one of them is still found (on disk), before and after a reopen."""
+    index = _open(tmp_path)
+    ahead = [_new(NOW + 3_600_000, n) for n in range(0, 2 * MAX_AHEAD_IDS + 2, 2)]
+    for position, message_id in enumerate(ahead):
+        index.add(message_id, position)
+        index.maps.origins[message_id] = "PL"
+    index.flush(len(ahead))
+    index.flush(len(ahead))  # only on disk now
+    sample = [*ahead[:: MAX_AHEAD_IDS // 10], ahead[-1]]
+    assert {index.maps.origins.get(m) for m in sample} == {"PL"}
+    assert index.maps.origins.get(_new(NOW + 3_600_000, 1)) is None  # between two of them
+    index.close()
+    reopened = _open(tmp_path)
+    assert {reopened.maps.origins.get(m) for m in sample} == {"PL"}
     reopened.close()
