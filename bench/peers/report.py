@@ -272,13 +272,20 @@ def markdown(rows: Sequence[Row], machine: dict[str, str]) -> str:
             lines.append(f"| {goal.mode} | {goal.title} | {goal.target} | "
                          f"{outcome.of_medians:.2f} | {outcome.of_rounds:.2f} | "
                          f"{'yes' if outcome.met else 'no'} |")
-    beside = floor_lines(rows)
+    measured = {line.comparison: line for line in floor_lines(rows)}
+    ran = {(r.system, r.mode) for r in rows}
+    # every comparison whose systems both ran; "n/a" where a figure was 0 (a run too short
+    # for /proc's 10 ms CPU ticks, say), rather than a line that silently goes missing
+    beside = [c for c in FLOOR_LINES
+              if (c.numerator[0], c.mode) in ran and (c.denominator[0], c.mode) in ran]
     if beside:
         lines += ["", "Beside the floor (bench/peers/floor_relay.py: a relay in the same stack "
                       "doing only the protocol's mandatory per-message work):", "",
                   "| mode | figure | on the medians | median of same-round ratios |",
                   "| --- | --- | ---: | ---: |"]
-        for line in beside:
-            lines.append(f"| {line.comparison.mode} | {line.comparison.title} | "
-                         f"{line.of_medians:.2f} | {line.of_rounds:.2f} |")
+        for comparison in beside:
+            line = measured.get(comparison)
+            figures = ("n/a | n/a" if line is None
+                       else f"{line.of_medians:.2f} | {line.of_rounds:.2f}")
+            lines.append(f"| {comparison.mode} | {comparison.title} | {figures} |")
     return "\n".join(lines) + "\n"

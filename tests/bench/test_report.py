@@ -109,6 +109,18 @@ def test_the_floor_lines_compare_hotline_with_the_floor_relay_in_the_same_run() 
                for o in goals(rows))
 
 
+def test_a_floor_figure_too_small_to_measure_shows_as_not_available() -> None:
+    """A run so short that the floor's CPU read 0: its lines are listed with n/a, not left out
+    and not divided by zero."""
+    rows = [_w100("hotline", 0, 500, server_us=700, sig_us=100),
+            _w100("floor", 0, 2000, server_us=0, sig_us=100)]
+    table = markdown(rows, {"machine": "test"})
+    assert "| reqack-w100 | hotline relay CPU per round trip / floor relay CPU | n/a | n/a |" \
+        in table
+    assert ("| reqack-w100 | floor relay CPU per round trip / the relay's mandatory signature "
+            "CPU | 0.00 | 0.00 |") in table
+
+
 def test_without_a_floor_run_there_are_no_floor_lines() -> None:
     """Rows without the floor give no floor section, rather than a guess."""
     rows = [_w100("hotline", 0, 500, server_us=700, sig_us=100), _w100("ceiling", 0, 1000)]
