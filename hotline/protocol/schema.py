@@ -181,12 +181,7 @@ class _Reader:
         value = self._data.get(key)
         if value is None:
             raise _Bad(_NIL if key in self._data else "is required", key)
-        self._seen.add(key)
-        try:
-            return check(value)
-        except _Bad as bad:
-            bad.path = key + bad.path
-            raise
+        return self._checked(key, value, check)
 
     def opt(self, key: str, check: _Check[T]) -> T | None:
         value = self._data.get(key)
@@ -194,6 +189,10 @@ class _Reader:
             if key in self._data:
                 raise _Bad(_NIL, key)
             return None
+        return self._checked(key, value, check)
+
+    def _checked(self, key: str, value: object, check: _Check[T]) -> T:
+        """``value`` of field ``key`` through ``check``; a bad one names its path from here."""
         self._seen.add(key)
         try:
             return check(value)
