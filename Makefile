@@ -46,7 +46,8 @@ test: lint
 	done
 
 # `make bench`: hotline beside NATS JetStream and Mosquitto (Debian's servers are installed if
-# missing), a py-spy profile of the relay, then the scale curves; about 20 minutes on 2 cores the
+# missing), the floor relay and the signature ceiling, a py-spy profile of the relay, then the
+# scale curves; about 20 minutes on 2 cores the
 # first time (the scale curves sign a 3,000,000-record log, then keep it in bench/results/).
 # Results in bench/results/ (not committed); the chart in docs/bench-peers.svg.
 BENCH_STAMP := $(VENV)/.installed-bench

@@ -53,6 +53,21 @@ def _deliver(frame: bytes, index: int) -> bytes:
     return encode_control(Deliver(index, frame))
 
 
+def _receipt_refused_by_osce(
+    net: TestNet, delivered_by: str
+) -> tuple[EndpointCore, bytes, bytes, Output]:
+    """LT is delivered BY's warning by ``delivered_by``; osce refuses LT's receipt for it as
+    not logged. LT's core, the warning's frame, LT's receipt, and what LT made of the refusal."""
+    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
+    author = Author(net)
+    message = net.seal(author.warning(sender="BY", to=("LT",)))
+    out = core.receive(_deliver(message, 7), T0, delivered_by)
+    receipt = out.send_to[0][1]
+    refused = core.receive(author.refused(receipt, "schema", "is not logged", "ref",
+                                          signer="osce"), T0 + 1, "osce")
+    return core, message, receipt, refused
+
+
 def test_a_message_is_signed_once_and_sent_over_both_relays(tmp_path: Path, net: TestNet) -> None:
     """One frame, one seq, addressed to each relay; each relay's outbox is settled alone."""
     journal = Journal.open(tmp_path / JOURNAL_FILE)
@@ -134,13 +149,7 @@ def test_a_receipt_over_the_second_relay_is_a_path_not_a_second_receipt(net: Tes
 def test_a_relay_that_refused_our_receipt_early_gets_one_of_its_own(net: TestNet) -> None:
     """osce refused LT's receipt before it had the message; when osce delivers it, LT signs
     a receipt for osce alone (via the first relay), and no alarm calls the refusal unfounded."""
-    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
-    author = Author(net)
-    message = net.seal(author.warning(sender="BY", to=("LT",)))
-    out = core.receive(_deliver(message, 7), T0, "relay")
-    receipt = out.send_to[0][1]
-    refused = core.receive(author.refused(receipt, "schema", "is not logged", "ref",
-                                          signer="osce"), T0 + 1, "osce")
+    core, message, receipt, refused = _receipt_refused_by_osce(net, delivered_by="relay")
     (rejected,) = [e for e in refused.events if isinstance(e, MessageRejected)]
     assert isinstance(rejected, ReceiptNotLogged)
     assert rejected.relay == "osce"
@@ -229,13 +238,7 @@ def test_a_relay_refusing_our_receipt_for_a_message_it_delivered_is_unfounded(
     net: TestNet
 ) -> None:
     """osce delivered BY's warning itself, then refuses our receipt as not logged: alarm."""
-    core = EndpointCore(net.network, "LT", net.keys["LT"], CoreState(), Ids())
-    author = Author(net)
-    message = net.seal(author.warning(sender="BY", to=("LT",)))
-    out = core.receive(_deliver(message, 7), T0, "osce")
-    receipt = out.send_to[0][1]
-    refused = core.receive(author.refused(receipt, "schema", "is not logged", "ref",
-                                          signer="osce"), T0 + 1, "osce")
+    *_, refused = _receipt_refused_by_osce(net, delivered_by="osce")
     (alarm,) = [e for e in refused.events if isinstance(e, RelaySuspected)]
     assert (alarm.kind, alarm.relay) == (AlarmKind.REFUSAL_UNFOUNDED, "osce")
     assert "itself delivered" in alarm.sentence
