@@ -50,6 +50,7 @@ from hotline.errors import (
     StoreError,
 )
 from hotline.figures import LinkFigures
+from hotline.logs import one_write
 from hotline.network import Network
 from hotline.protocol.envelope import Envelope
 from hotline.protocol.keys import PublicKey, SigningKey
@@ -566,8 +567,9 @@ class Relay:
         """Write the log notes gathered since the last call, in the order they were made."""
         self._notes_scheduled = False
         lines, self._log_lines = self._log_lines, []
-        for line in lines:
-            log.info(line.event, **line.fields)
+        with one_write():
+            for line in lines:
+                log.info(line.event, **line.fields)
 
     async def _ticker(self) -> None:
         """Every tick: retries, deadlines and link tests, slow readers, checkpoints.
