@@ -33,6 +33,8 @@ from tests.relay.conftest import Author, relay_config
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 20.0
+STOP_S = 60.0
+"""A replica's stop is bounded well below this (its NATS client's drain included)."""
 
 
 
@@ -45,7 +47,11 @@ async def replica(
     try:
         yield running
     finally:
-        await running.stop()
+        try:
+            async with asyncio.timeout(STOP_S):
+                await running.stop()
+        except TimeoutError:
+            pytest.fail(f"replica {name} did not stop within {STOP_S:.0f} s")
 
 
 def mirror_entries(data: Path) -> list[bytes]:
@@ -339,6 +345,8 @@ async def test_a_link_test_reaches_its_endpoint_through_its_replica_and_is_answe
             await applied_until(one, lambda: answered_tests() >= 10)
         finally:
             answering.cancel()
+            await asyncio.wait({answering}, timeout=TIMEOUT)
+            assert answering.done(), "the task answering LT's link tests went on when cancelled"
             with contextlib.suppress(asyncio.CancelledError):
                 await answering
         entries = store.read_range(0, store.size)

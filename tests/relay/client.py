@@ -78,9 +78,16 @@ class RawClient:
         return seal(replace(body, kid=key.public.kid), key)
 
     async def next(self, *kinds: type[Control]) -> Control:
-        """The next control message of one of ``kinds`` (others are skipped)."""
+        """The next control message of one of ``kinds`` (others are skipped).
+
+        A cancel always ends the wait: ``asyncio.timeout`` and not ``asyncio.wait_for``,
+        which on Python 3.11 returns the message instead when the cancel and the message
+        come in the same turn of the loop (CPython gh-86296), so a task answering in a
+        loop (link tests keep coming) would never stop.
+        """
         while True:
-            message = await asyncio.wait_for(self.inbox.get(), TIMEOUT)
+            async with asyncio.timeout(TIMEOUT):
+                message = await self.inbox.get()
             if isinstance(message, kinds):
                 return message
 
