@@ -449,8 +449,12 @@ class Relay:
         if self._stopping:
             return
         self._stopping = True
-        for connection in list(self._connections.values()):
-            await connection.ws.close(code=1001, message=b"relay stopping")
+        # All at once, each bounded: a session that stopped reading (its socket full) cannot
+        # take the close frame, and is aborted instead of holding the stop for ever.
+        await asyncio.gather(*(
+            self._close_with(connection, 1001, "relay stopping")
+            for connection in list(self._connections.values())
+        ))
         stopped = LogEvent(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
         self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])

@@ -29,6 +29,8 @@ from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import LINKS, Author, relay_config
 
 BIG_TEXT = "\U0001f6a8" * 4000
+STOP_S = 15.0
+"""A stop closes each session within ``_SLOW_CLOSE_S`` (5 s), all at once, then aborts it."""
 
 
 class Events:
@@ -111,3 +113,50 @@ async def test_a_client_that_stops_reading_is_closed_and_gets_everything_on_reco
                     assert wanted <= got
         finally:
             await relay.stop()
+
+
+async def test_a_relay_stops_in_bounded_time_while_a_session_has_stopped_reading(
+    tmp_path: Path,
+) -> None:
+    """Stopping, the relay gives a session that reads nothing a bounded close, then aborts it.
+
+    Its socket buffers are full (not yet judged slow), so the close frame cannot go out;
+    the stop must still end, not wait for the endpoint to read again.
+    """
+    net: TestNet = make_network(
+        links=LINKS, limits=Limits(retry_interval_ms=60_000, messages_per_minute=60_000)
+    )
+    config = replace(relay_config(net, tmp_path / "relay"), send_stall_s=600.0, heartbeat_s=60.0)
+    relay = await start_relay(config)
+    stopping: asyncio.Future[None] | None = None
+    transport: asyncio.Transport | None = None
+    try:
+        by = Author("BY")
+        async with RawClient(net, "BY", relay.ws_url) as sender, \
+                aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(relay.ws_url, autoping=False)
+            challenge = await ws.receive_bytes(timeout=TIMEOUT)
+            await ws.send_bytes(encode_control(
+                Auth("LT", auth_signature(challenge, "LT", net.keys["LT"]))))
+            assert isinstance(decode_control(await ws.receive_bytes(timeout=TIMEOUT)), Welcome)
+            transport = relay.relay._connections["LT"].transport
+            assert transport is not None
+            high = transport.get_write_buffer_limits()[1]
+            for _ in range(2000):  # until the relay's socket to LT is full and its writer waits
+                if transport.get_write_buffer_size() > high:
+                    break
+                body = replace(by.warning(), text=BIG_TEXT, lang="en")
+                await sender.send(sender.seal(body))
+                assert isinstance(await sender.accepted(), Accepted)
+            assert transport.get_write_buffer_size() > high, "LT's socket never filled up"
+            stopping = asyncio.ensure_future(relay.stop())
+            await asyncio.wait({stopping}, timeout=STOP_S)
+            assert stopping.done(), f"the relay did not stop within {STOP_S:.0f} s"
+            stopping.result()
+    finally:
+        if stopping is None:
+            await relay.stop()
+        elif not stopping.done():
+            if transport is not None:
+                transport.abort()  # what the stop should have done: let it end
+            await asyncio.wait({stopping}, timeout=STOP_S)
