@@ -239,13 +239,12 @@ class Replica:
 
     async def wait_applied_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
         """Wait (bounded) until ``condition`` holds, judged again after each batch of entries
-        applied; whether it does."""
-        async def reached() -> None:
-            async with self._applied:
-                await self._applied.wait_for(condition)
-
+        applied; whether it does. A cancel always ends it (``asyncio.timeout``: Python 3.11's
+        ``asyncio.wait_for`` returns the result instead when both come in one turn)."""
         try:
-            await asyncio.wait_for(reached(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                async with self._applied:
+                    await self._applied.wait_for(condition)
         except TimeoutError:
             return False
         return True
