@@ -159,6 +159,8 @@ about a second after a publish went to it, not only after the periodic pings."""
 _PROBE_EVERY_S: Final = 1.0
 CONNECT_TIMEOUT_S: Final = 1.0
 """A node that accepts the TCP connection but sends nothing (hung) is given up after this."""
+CONNECT_WAIT_S: Final = 30.0
+"""How long a client starting tries the servers before it gives up (``StoreError``)."""
 RECONNECT_WAIT_S: Final = 0.25
 """Pause before trying a server again that was tried (or left) this recently."""
 
@@ -179,8 +181,9 @@ class StreamClient:
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = 0.0
 
-    async def connect(self) -> None:
-        """Connect to any of the servers; reconnect by itself for as long as it lives."""
+    async def connect(self, wait_s: float = CONNECT_WAIT_S) -> None:
+        """Connect to any of the servers within ``wait_s`` (``StoreError`` if none answers);
+        from then on reconnect by itself for as long as it lives."""
 
         async def disconnected() -> None:
             _log.warning("nats_disconnected", client=self._name)
@@ -200,23 +203,34 @@ class StreamClient:
         async def error(exc: Exception) -> None:
             _log.warning("nats_connection_error", client=self._name, error=repr(exc))
 
+        nc = NatsClient()
+        # nats-py tries the servers for ever (max_reconnect_attempts=-1 holds for the first
+        # connection too): a start with every server unreachable must end.
+        deadline = asyncio.timeout(wait_s)
         try:
-            self._nc = await nats.connect(
-                list(self.settings.servers),
-                name=self._name,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                reconnect_time_wait=RECONNECT_WAIT_S,
-                max_reconnect_attempts=-1,
-                ping_interval=PING_INTERVAL_S,
-                max_outstanding_pings=MAX_OUTSTANDING_PINGS,
-                disconnected_cb=disconnected,
-                reconnected_cb=reconnected,
-                error_cb=error,
-                reconnect_to_server_handler=self._next_server,
-            )
+            async with deadline:
+                await nc.connect(
+                    list(self.settings.servers),
+                    name=self._name,
+                    # annotated int, used as seconds: any number of them (as nats.connect's)
+                    connect_timeout=CONNECT_TIMEOUT_S,  # type: ignore[arg-type]
+                    reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
+                    max_reconnect_attempts=-1,
+                    ping_interval=PING_INTERVAL_S,
+                    max_outstanding_pings=MAX_OUTSTANDING_PINGS,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                    reconnect_to_server_handler=self._next_server,
+                )
         except _NATS_ERRORS as exc:
-            raise _translated(f"connecting to NATS at {', '.join(self.settings.servers)}",
-                              exc) from exc
+            await nc.close()
+            servers = ", ".join(self.settings.servers)
+            if deadline.expired():
+                raise StoreError(f"connecting to NATS at {servers} failed: no server accepted "
+                                 f"a connection within {wait_s:g} s") from exc
+            raise _translated(f"connecting to NATS at {servers}", exc) from exc
+        self._nc = nc
         self._server_now = self.server
         self._used[self._server_now] = time.monotonic()
         self._js = self._nc.jetstream(timeout=self.settings.timeout_s)

@@ -4,6 +4,7 @@ resends what waited; its replica judges readiness around that."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -50,6 +51,18 @@ def test_a_server_tried_a_moment_ago_is_tried_again_only_after_a_pause() -> None
     chosen, pause = client._next_server(_servers(A), {})
     assert chosen.uri.netloc == A
     assert 0.0 < pause <= RECONNECT_WAIT_S
+
+
+async def test_a_client_that_reaches_no_server_gives_up_at_start_with_a_clear_error() -> None:
+    """Every server unreachable, connect() ends within its wait with a StoreError saying so
+    (nats-py alone tries for ever), and leaves nothing connected."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    client = StreamClient(StreamSettings((f"nats://127.0.0.1:{port}",)))
+    with pytest.raises(StoreError, match="no server accepted a connection within 1 s"):
+        await asyncio.wait_for(client.connect(wait_s=1.0), 10)
+    assert not client.connected
 
 
 @pytest.mark.slow
