@@ -39,6 +39,7 @@ __all__ = [
     "TILE_HEIGHT",
     "IndexedAppend",
     "LogStore",
+    "Recoverable",
     "check_batch",
     "check_entry",
     "check_index",
@@ -100,6 +101,18 @@ class IndexedAppend(Protocol):
     """
 
     def append_each(self, entries: Sequence[bytes]) -> list[int]: ...
+
+
+@runtime_checkable
+class Recoverable(Protocol):
+    """A store that refuses writes after a failed one until it is recovered in place.
+
+    ``recover`` makes the store take writes again, consistent with what it
+    counted as durable (a tail the failed write left is cut), or raises
+    ``StoreError`` and keeps refusing. A store without it needs no recovery.
+    """
+
+    def recover(self) -> None: ...
 
 
 def _entry_fault(entry: object) -> str:

@@ -236,6 +236,7 @@ class _Inflight:
     envelope: Envelope
     party: str
     relay_ts: int
+    last_seq: int | None = None  # the sender's last seq before this envelope was recorded
 
 
 _TEST_RANK: Final = 99
@@ -406,6 +407,39 @@ class RelayCore:
             if self._slot_signed.get(party) == slot and self._slot_logged.get(party, -1) < slot:
                 self._slot_signed[party] = slot - 1
 
+    def append_failed(
+        self, token: int, retry_after_ms: int, why: str, now: int
+    ) -> list[RelayAction]:
+        """The entry asked for with ``token`` could not be made durable (the store failed).
+
+        Nothing of it is kept: its envelope is forgotten by admission (a resend
+        is judged afresh, not as a duplicate of something never logged), a
+        receipt is owed again, and a link test's slot is signed again at the
+        next tick while it lasts (as :meth:`withdrawn`). Every party waiting on
+        the envelope, its sender and whoever resent it meanwhile, is answered
+        with the temporary refusal ``busy`` (see :meth:`busy`): each ``Send``
+        returned is such a refusal, and the edge closes that session once it is
+        written, as for ``busy``. An event's entry is only noted: it is lost.
+        """
+        inflight = self._inflight.get(token)
+        if inflight is None:
+            return [LogLine("log_entry_lost", {"token": token, "reason": why})]
+        envelope = inflight.envelope
+        body = envelope.body
+        waiting = self._inflight_ids.get(body.id, [inflight.party])
+        self.withdrawn(token)
+        if isinstance(body, LinkTestBody):
+            return [LogLine("link_test_not_logged", {"id": body.id.hex(), "to": body.to[0],
+                                                     "reason": why})]
+        self.admission.forget(envelope, inflight.last_seq)
+        actions: list[RelayAction] = [LogLine("append_failed_answered_busy", {
+            "id": body.id.hex(), "from": body.sender, "type": body.type.value,
+            "parties": ",".join(waiting), "reason": why,
+        })]
+        for party in dict.fromkeys(waiting):
+            actions.extend(self.busy(party, envelope.frame, retry_after_ms, why, now))
+        return actions
+
     # ------------------------------------------------------------------ connections
 
     def connected(self, party: str, now: int) -> list[RelayAction]:
@@ -457,9 +491,10 @@ class RelayCore:
                 return [note]
             index, relay_ts, digest = self._accepted[body.id]
             return [note, Send(party, self._accepted_receipt(body.id, digest, index, relay_ts))]
+        last_seq = self.admission.last_seq_of(body.sender)
         self.admission.record(envelope)
         token = next(self._tokens)
-        self._inflight[token] = _Inflight(envelope, party, now)
+        self._inflight[token] = _Inflight(envelope, party, now, last_seq)
         self._inflight_ids[body.id] = [party]
         if isinstance(body, ReceiptBody):
             self._answering.add(_answer(body))
