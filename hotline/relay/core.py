@@ -436,7 +436,7 @@ class RelayCore:
             "id": body.id.hex(), "from": body.sender, "type": body.type.value,
             "parties": ",".join(waiting), "reason": why,
         })]
-        for party in dict.fromkeys(waiting):
+        for party in waiting:  # one answer per copy sent, as appended() does
             actions.extend(self.busy(party, envelope.frame, retry_after_ms, why, now))
         return actions
 
