@@ -303,7 +303,7 @@ class FileStore:
         not in the log. A write that failed persisting the frontier left its entries
         counted and durable: they stay. Either way the frontier is then persisted.
         If any of it fails the store keeps refusing writes (``StoreError``).
-        Called by the writer (the group committer's thread), never during a write.
+        Called while no write is under way (the stopped committer's thread has ended).
         """
         self._check_open()
         if not self._broken:

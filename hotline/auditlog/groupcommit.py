@@ -21,7 +21,7 @@ Rules the committer keeps:
   on disk: a failed fsync does not say they are not), the committer stops:
   entries still queued, and every later ``append``, get a ``StoreError`` that
   names the first failure (``failure``). To go on, recover or reopen the store
-  and make a new committer (``AuditLog.resume`` does both).
+  and make a new committer (``AuditLog.recover`` and ``resume`` do both).
 - Cancelling an ``append`` does not withdraw its entry: once queued it is
   written, and only its index is lost to the cancelled caller.
 - ``append_then`` is ``append`` without a coroutine or a future per entry: its

@@ -134,11 +134,12 @@ class AuditLog:
         """Queue one entry; ``done`` gets its index once it is durable, in queue order."""
         self._committer.append_then(entry, done)
 
-    async def resume(self) -> None:
+    async def recover(self) -> None:
         """After a failed write stopped the group committer: recover the store in place
-        (see ``Recoverable``) and append through a new committer. Nothing to do while the
-        committer runs; raises ``StoreError`` (and stays stopped) if the store cannot
-        recover yet.
+        (see ``Recoverable``); :meth:`resume` then appends through a new committer.
+
+        Nothing to do while the committer runs. Raises ``StoreError`` if the store
+        cannot recover yet (try again later); appends are refused until :meth:`resume`.
         """
         stopped = self._committer
         if not stopped.failure:
@@ -146,9 +147,12 @@ class AuditLog:
         await stopped.close()  # its writer has returned already: this frees its thread
         if isinstance(self.store, Recoverable):
             await asyncio.to_thread(self.store.recover)
-        if self._committer is stopped:  # set last, with no await after: see EmbeddedLog
+
+    def resume(self) -> None:
+        """Append through a new group committer once :meth:`recover` returned."""
+        if self._committer.failure:
             self._committer = GroupCommitter(self.store)
-        log.info("log_resumed", size=self.store.size)
+            log.info("log_resumed", size=self.store.size)
 
     def checkpoint(self) -> bytes:
         """The latest signed checkpoint, signing a new one if the tree grew.

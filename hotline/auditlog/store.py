@@ -18,8 +18,9 @@ Invariants every store keeps:
   right edge of the tree of all ``size`` entries, and its ``root()`` is the
   tree head.
 
-Threading: one writer (the group committer's worker thread) plus any number of
-readers of indexes below a ``size`` they have already seen. Nothing else.
+Threading: one writer (the group committer's worker thread, or a store's
+``recover`` once that committer has stopped) plus any number of readers of
+indexes below a ``size`` they have already seen. Nothing else.
 
 Misuse (an empty batch, an oversized entry, an index out of range, a closed
 store) raises ``UsageError``; a store found damaged raises ``StoreError``.

@@ -6,7 +6,8 @@
 - :class:`Send` — send bytes to a connected endpoint;
 - :class:`Append` — durably append a log entry, then call
   :meth:`RelayCore.appended` with the index (in the order the appends were
-  asked for on that connection);
+  asked for on that connection), or :meth:`RelayCore.append_failed` if it
+  could not be made durable;
 - :class:`Broadcast` — send bytes to every connected endpoint;
 - :class:`Close` — close an endpoint's session with a code and reason;
 - :class:`LogLine` — write a line to the structured log (what happened, for operators).

@@ -130,7 +130,7 @@ class EmbeddedLog:
     known); the backend then reports every append not yet durable as failed, is
     not ready (the relay answers ``busy``), and tries again and again, with a
     growing pause, to recover the store (a torn tail is cut: see
-    :meth:`hotline.auditlog.log.AuditLog.resume`). Entries the recovered store holds
+    :meth:`hotline.auditlog.log.AuditLog.recover`). Entries the recovered store holds
     beyond what was reported logged (a write that failed after its entries were
     durable) are handed to the sink as ``followed``, so nothing durable is unknown
     to the relay; then it is ready again.
@@ -149,6 +149,7 @@ class EmbeddedLog:
         self._failure = ""  # why the store stopped taking writes, until it recovers
         self._known = audit_log.size  # entries the relay knows of: restored or reported logged
         self._recovery: asyncio.Task[None] | None = None
+        self._resuming: asyncio.Future[None] | None = None  # the store's recovery under way
         self._closing = False
 
     @property
@@ -185,6 +186,9 @@ class EmbeddedLog:
             self._recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recovery
+        if self._resuming is not None:  # its thread goes on: the store is closed after it
+            with contextlib.suppress(Exception):
+                await self._resuming
         while self._queued:  # a completion may ask for more appends: wait for those too
             await self._drained.wait()
 
@@ -238,16 +242,20 @@ class EmbeddedLog:
             await self._drained.wait()  # every append of the stopped committer is reported
             tries += 1
             try:
-                await self._log.resume()
-                # from here to ready nothing awaits: no append of the new committer between
+                self._resuming = asyncio.ensure_future(self._log.recover())
+                await asyncio.shield(self._resuming)  # close() waits for it if cancelled
+                # from here to ready nothing awaits, so no append comes between: the entries
+                # found are exactly those the failed writes left durable
                 size = self._log.size
                 found = self._log.store.read_range(self._known, size) if size > self._known else []
                 break
-            except HotlineError as exc:
-                log.warning("log_store_recovery_failed", error=exc.describe(), tries=tries,
+            except Exception as exc:  # noqa: BLE001 - logged; tried again after the pause
+                error = exc.describe() if isinstance(exc, HotlineError) else repr(exc)
+                log.warning("log_store_recovery_failed", error=error, tries=tries,
                             retry_in_s=wait)
             await asyncio.sleep(wait)
             wait = min(2 * wait, RECOVERY_WAIT_S[1])
+        self._log.resume()  # before the sink is told: applying an entry may ask for appends
         if found:  # durable although reported failed (at most one batch): the relay applies them
             log.warning("log_entries_found_durable", first=self._known, size=size)
         for index, entry in enumerate(found, self._known):
