@@ -229,7 +229,7 @@ class EmbeddedLog:
         stopped = self._log.committer.failure
         if stopped and not self._failure and not self._closing:
             self._failure = stopped
-            log.error("log_store_unready", reason=stopped)
+            log.error("log_store_stopped", reason=stopped)
             self._recovery = asyncio.get_running_loop().create_task(
                 self._recover(), name="log-store-recovery"
             )

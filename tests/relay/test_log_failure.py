@@ -126,7 +126,7 @@ async def test_a_warning_whose_append_failed_is_answered_busy_then_logged_once_w
         finally:
             await relay.stop()
     names = [e["event"] for e in events.seen]
-    for name in ("append_failed", "log_store_unready", "append_failed_answered_busy",
+    for name in ("append_failed", "log_store_stopped", "append_failed_answered_busy",
                  "store_recovered", "log_store_recovered"):
         assert name in names
     assert names.index("append_failed_answered_busy") < names.index("log_store_recovered")
