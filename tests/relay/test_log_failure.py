@@ -12,7 +12,7 @@ import asyncio
 import errno
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +22,10 @@ from aiohttp import web
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.leaf import decode_entry
 from hotline.auditlog.log import CHECKPOINT_FILE, STORE_DIR, AuditLog
-from hotline.protocol.bodies import AcceptedBody, RefusedBody
+from hotline.endpoint.events import MessageAccepted, RelayConnected, RelayDisconnected
+from hotline.endpoint.service import EndpointConfig, serve_endpoint
+from hotline.network import Network
+from hotline.protocol.bodies import AcceptedBody, RefusedBody, WarningBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted, RejectedNotice
 from hotline.relay.server import (
@@ -34,20 +37,27 @@ from hotline.relay.server import (
     create_app,
     start_relay,
 )
+from tests.cluster.test_replicas import _warning_to
 from tests.factories import TestNet
+from tests.feeds.helpers import next_event
 from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import Author, relay_config
 from tests.relay.test_slow_reader import captured_events
 
 
 def _fail_fsync_of_batch_holding(
-    store: FileStore, frame: bytes, monkeypatch: pytest.MonkeyPatch, *, segment: bool = True
+    store: FileStore, frame: bytes | Callable[[bytes], bool], monkeypatch: pytest.MonkeyPatch,
+    *, segment: bool = True,
 ) -> list[int]:
-    """Make one fsync of the first batch that holds ``frame`` fail (EIO): the segment's, or
-    (``segment`` False) a derived file's, once the records are synced (persisting the frontier).
+    """Make one fsync of the first batch holding ``frame`` (or an entry it accepts) fail
+    (EIO): the segment's, or (``segment`` False) a derived file's, once the records are
+    synced (persisting the frontier).
 
     Returns the sizes of the batches that failed (filled in by the writer thread).
     """
+    def holds(entry: bytes) -> bool:
+        return frame(entry) if callable(frame) else frame in entry
+
     real_append, real_fsync = store.append_batch, os.fsync
     writer: list[int] = []  # the thread writing that batch, while it is armed
     failed: list[int] = []
@@ -60,7 +70,7 @@ def _fail_fsync_of_batch_holding(
         real_fsync(fd)
 
     def append_batch(entries: Sequence[bytes]) -> int:
-        if not failed and any(frame in entry for entry in entries):
+        if not failed and any(holds(entry) for entry in entries):
             failed.append(len(entries))
             writer.append(threading.get_ident())
         return real_append(entries)
@@ -187,3 +197,46 @@ async def test_a_warning_found_durable_after_its_write_failed_is_delivered_and_l
             await relay.stop()
     assert found["first"] <= message.index < found["size"]
     assert _indexes_holding(data, net, warning.id) == [message.index]
+
+
+def _is_warning(network: Network) -> Callable[[bytes], bool]:
+    def holds(entry: bytes) -> bool:
+        envelope = decode_entry(entry).envelope
+        return envelope is not None and isinstance(
+            open_envelope(envelope, network).body, WarningBody)
+    return holds
+
+
+async def test_an_endpoint_whose_warning_was_answered_busy_sends_it_again_and_it_is_accepted(
+    net: TestNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint client, told busy and closed 1013 after the disk failed its warning's
+    write, keeps the warning in its outbox, sends it again once the relay can log, and has
+    it accepted; the recipient gets it, and the log holds it once."""
+    data = tmp_path / "relay"
+    relay = await start_relay(relay_config(net, data))
+    store = relay.relay.log.store
+    assert isinstance(store, FileStore)
+    try:
+        config = EndpointConfig(network=net.network, endpoint_id="BY", key=net.keys["BY"],
+                                data_dir=tmp_path / "BY", relay_urls=(relay.ws_url,),
+                                tick_s=0.1)
+        async with serve_endpoint(config) as by, RawClient(net, "LT", relay.ws_url) as clt:
+            events = by.endpoint.hub.subscribe()
+            if not by.endpoint.connected:
+                await next_event(events, lambda e: isinstance(e, RelayConnected), TIMEOUT)
+            failed = _fail_fsync_of_batch_holding(store, _is_warning(net.network), monkeypatch)
+            sent = await by.endpoint.post_message(_warning_to("LT"))
+            closed = await next_event(events, lambda e: isinstance(e, RelayDisconnected),
+                                      TIMEOUT)
+            assert isinstance(closed, RelayDisconnected)
+            assert f"({NOT_READY_CLOSE}:" in closed.reason
+            accepted = await next_event(
+                events, lambda e: isinstance(e, MessageAccepted) and e.id == sent, TIMEOUT)
+            assert isinstance(accepted, MessageAccepted)
+            assert failed
+            message = await asyncio.wait_for(clt.delivered(), TIMEOUT)  # tests skipped
+            assert open_envelope(message.frame, net.network).body.id == sent
+    finally:
+        await relay.stop()
+    assert _indexes_holding(data, net, sent) == [message.index]
