@@ -2,22 +2,46 @@
 
 Event names are stable snake_case past-tense noun phrases (``envelope_rejected``,
 ``checkpoint_signed``); details are keys, never formatted into the name.
+
+Every event is one line::
+
+    {"id": "…", "from": "BY", …, "event": "envelope_accepted", "level": "info",
+     "timestamp": "2026-12-03T19:46:39.605185Z"}
+
+The timestamp is UTC, RFC 3339, always with six digits of microseconds. The relay
+logs four events per round trip, so the chain is kept short: the stamp is made from
+``time.time_ns()`` with the date part reused within a second (structlog's
+``TimeStamper`` builds a ``datetime`` per event), and one JSON encoder is reused.
+Events logged inside :func:`one_write` reach stderr together, in order, in one write.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "one_write"]
+
+_held: list[str] | None = None
+"""Lines logged by the holding thread inside :func:`one_write`, not yet written."""
+_holder: int | None = None
 
 
 class _Stderr:
     """Writes each rendered event to whatever ``sys.stderr`` is at that moment."""
 
     def msg(self, message: str) -> None:
+        if _held is not None and threading.get_ident() == _holder:
+            _held.append(message)
+            return
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
 
@@ -28,6 +52,57 @@ def _stderr_logger(*_args: object) -> _Stderr:
     return _Stderr()
 
 
+@contextmanager
+def one_write() -> Iterator[None]:
+    """Hold this thread's events and write them to stderr in one go, in order, at the end.
+
+    Nested uses write once, at the end of the outermost. Other threads' events are
+    written as they come. What was logged is written even if the block raises.
+    """
+    global _held, _holder
+    if _held is not None:
+        yield
+        return
+    _held, _holder = [], threading.get_ident()
+    try:
+        yield
+    finally:
+        lines, _held, _holder = _held, None, None
+        if lines:
+            sys.stderr.write("\n".join(lines) + "\n")
+            sys.stderr.flush()
+
+
+class _UtcStamp:
+    """Adds ``timestamp``: now in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: object, _name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        second, nanos = divmod(time.time_ns(), 1_000_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{nanos // 1000:06d}Z"
+        return event_dict
+
+
+def _fallback(value: object) -> object:
+    """What JSON cannot hold is written as its ``repr``."""
+    return repr(value)
+
+
+_ENCODER = json.JSONEncoder(default=_fallback)
+
+
+def _dumps(event_dict: object, **_options: object) -> str:
+    return _ENCODER.encode(event_dict)
+
+
 def configure_logging(
     *, verbose: bool = False, json: bool = True, level: int | None = None
 ) -> None:
@@ -35,13 +110,13 @@ def configure_logging(
     if level is None:
         level = logging.DEBUG if verbose else logging.INFO
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps) if json
+        else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _UtcStamp(),
             structlog.processors.format_exc_info,
             renderer,
         ],

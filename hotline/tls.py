@@ -31,6 +31,8 @@ import hashlib
 import ipaddress
 import ssl
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -42,6 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from hotline.errors import PlaintextRefused, TlsError
+from hotline.lograte import LogThrottle
 
 __all__ = [
     "ClientTls",
@@ -257,10 +260,48 @@ def _reason(exc: OSError | ssl.SSLError) -> str:
     return exc.strerror or str(exc)
 
 
-def server_context(serve: ServerTls) -> ssl.SSLContext:
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def _logged_handshake(lines: LogThrottle, clock: Callable[[], int]) -> type[ssl.SSLObject]:
+    """A server-side TLS session class whose failed handshakes are logged through ``lines``."""
+
+    class LoggedHandshake(ssl.SSLObject):
+        """A failed handshake is logged at error level, with the reason (asyncio only logs
+        it in debug mode). OpenSSL has sent the client its alert. Anyone who reaches the
+        port can fail one, so lines beyond the throttle's burst are counted, not written."""
+
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise
+            except ssl.SSLError as exc:
+                held = lines.admit("tls_handshake_failed", clock())
+                if held is not None:
+                    extra = {"suppressed": held} if held else {}
+                    log.error(  # noqa: TRY400 - the reason is the line; a traceback says no more
+                        "tls_handshake_failed", reason=exc.reason or str(exc),
+                        library=exc.library,
+                        client_certificate_required=self.context.verify_mode
+                        is ssl.CERT_REQUIRED, **extra,
+                    )
+                raise
+
+    return LoggedHandshake
+
+
+def server_context(
+    serve: ServerTls, *, lines: LogThrottle | None = None,
+    clock: Callable[[], int] = _monotonic_ms,
+) -> ssl.SSLContext:
     """A listener's context; with ``client_ca`` every client must show a certificate from it.
 
     Only ``client_ca`` is trusted for client certificates, never the system's store.
+    Failed handshakes are logged through ``lines`` (``hotline.lograte``) at ``clock``'s
+    time (ms): give the server's own throttle, whose held-back counts it reports; else
+    the context has one of its own, and a count rides on the next line written.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _MINIMUM
@@ -268,24 +309,8 @@ def server_context(serve: ServerTls) -> ssl.SSLContext:
     if serve.client_ca is not None:
         _load_ca(context, serve.client_ca)
         context.verify_mode = ssl.CERT_REQUIRED
-    context.sslobject_class = _LoggedHandshake
+    context.sslobject_class = _logged_handshake(lines or LogThrottle(), clock)
     return context
-
-
-class _LoggedHandshake(ssl.SSLObject):
-    """A server-side TLS session whose failed handshake is logged at error level, with the
-    reason (asyncio only logs it in debug mode). OpenSSL has sent the client its alert."""
-
-    def do_handshake(self) -> None:
-        try:
-            super().do_handshake()
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            raise
-        except ssl.SSLError as exc:
-            log.error("tls_handshake_failed", reason=exc.reason or str(exc),  # noqa: TRY400
-                      library=exc.library, client_certificate_required=self.context.verify_mode
-                      is ssl.CERT_REQUIRED)
-            raise
 
 
 def client_context(client: ClientTls) -> ssl.SSLContext:

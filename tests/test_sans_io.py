@@ -17,7 +17,8 @@ ENDPOINT_CORE = (
     "ratelimit", "correlation", "alarms", "guard", "refusals", "paths", "path_figures",
 )
 PURE_MODULES = sorted(
-    [*(PACKAGE / "protocol").glob("*.py"), PACKAGE / "network.py", PACKAGE / "errors.py"]
+    [*(PACKAGE / "protocol").glob("*.py"), PACKAGE / "network.py", PACKAGE / "errors.py",
+     PACKAGE / "lograte.py"]
     + [
         PACKAGE / "auditlog" / name
         for name in ("merkle.py", "note.py", "checkpoint.py", "cosignature.py", "tiles.py",

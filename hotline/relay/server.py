@@ -50,6 +50,8 @@ from hotline.errors import (
     StoreError,
 )
 from hotline.figures import LinkFigures
+from hotline.lograte import LogThrottle
+from hotline.logs import one_write
 from hotline.network import Network
 from hotline.protocol.envelope import Envelope
 from hotline.protocol.keys import PublicKey, SigningKey
@@ -74,7 +76,12 @@ from hotline.relay.idindex import ID_INDEX_FILE, IdIndex
 from hotline.relay.logbackend import EmbeddedLog, LogBackend
 from hotline.relay.metrics import RelayMetrics
 from hotline.relay.snapshot import SNAPSHOT_FILE, Snapshot, load_snapshot, save_snapshot
-from hotline.tls import TlsSettings, listening_transport, note_transport, server_context
+from hotline.tls import (
+    TlsSettings,
+    listening_transport,
+    note_transport,
+    server_context,
+)
 
 if TYPE_CHECKING:
     from hotline.relay.replica import Replica
@@ -163,7 +170,8 @@ class _Connection:
 class Relay:
     """One relay: its log, its core, its connections and its timers."""
 
-    def __init__(self, config: RelayConfig, audit_log: AuditLog) -> None:
+    def __init__(self, config: RelayConfig, audit_log: AuditLog, *,
+                 log_throttle: LogThrottle | None = None) -> None:
         """A relay on its open log (see :func:`open_log`); :meth:`start` starts it, and from
         then on the relay owns the log: :meth:`stop`, or a failed start, closes it."""
         self.config: Final = config
@@ -196,6 +204,8 @@ class Relay:
         self.checkpoint_note: bytes = b""
         self._stopping = False
         self.guard = AuthGuard(config.auth_guard)
+        self.log_throttle = log_throttle or LogThrottle()
+        """Events a peer can repeat at will (``hotline.lograte``): the relay's, and TLS's."""
         self._closers: set[asyncio.Task[None]] = set()
         self._recorded_keys: list[object] | None = None  # the last keys_changed entry's keys
         self._recorded_network: bytes | None = None  # network_sha256 of the last start or change
@@ -580,8 +590,9 @@ class Relay:
         """Write the log notes gathered since the last call, in the order they were made."""
         self._notes_scheduled = False
         lines, self._log_lines = self._log_lines, []
-        for line in lines:
-            log.info(line.event, **line.fields)
+        with one_write():
+            for line in lines:
+                log.info(line.event, **line.fields)
 
     async def _ticker(self) -> None:
         """Every tick: retries, deadlines and link tests, slow readers, checkpoints.
@@ -592,14 +603,37 @@ class Relay:
         while True:
             await asyncio.sleep(self.config.tick_ms / 1000)
             now = self.config.clock()
+            self._report_held_lines(now)
             try:
                 if self.ready:  # a replica that cannot log signs no tests, judges no deadlines
                     self.perform(self.core.tick(now))
                 self._check_stalls()
                 await self._maybe_checkpoint(now)
-            except Exception as exc:  # logged; the next tick tries again
+            except Exception as exc:  # noqa: BLE001 - logged (throttled); the next tick runs
                 error = exc.describe() if isinstance(exc, HotlineError) else repr(exc)
-                log.exception("tick_failed", error=error)
+                self._throttled("tick_failed", now, traceback=True, error=error)
+
+    def _throttled(self, event: str, now: int, *, traceback: bool = False,
+                   **fields: object) -> None:
+        """Log an event a peer (or a lasting fault) can repeat at will, within the throttle:
+        a line held back is counted, and the count is written with the next one
+        (``suppressed``) or, once its window ends, as ``log_lines_suppressed``."""
+        held = self.log_throttle.admit(event, now)
+        if held is None:
+            return
+        if held:
+            fields["suppressed"] = held
+        if traceback:
+            log.exception(event, **fields)
+        else:
+            log.warning(event, **fields)
+
+    def _report_held_lines(self, now: int) -> None:
+        """``log_lines_suppressed`` for each throttled event whose window ended with lines
+        held back (the relay's own, and failed TLS handshakes on its port)."""
+        window_s = self.log_throttle.window_ms // 1000
+        for event, lines in self.log_throttle.due(now):
+            log.warning("log_lines_suppressed", of=event, lines=lines, window_s=window_s)
 
     async def _maybe_checkpoint(self, now: int) -> None:
         grown = self.log.size - max(0, self.log.signed_size)
@@ -687,7 +721,8 @@ class Relay:
         except TimeoutError:
             code = RejectCode.NOT_AUTHENTICATED.value
             self.core.session_refused(code)
-            log.warning("authentication_timed_out", after_s=self.config.auth_timeout_s)
+            self._throttled("authentication_timed_out", self.config.clock(),
+                            after_s=self.config.auth_timeout_s, peer=address)
             ticket.gone()
             await ws.close(code=AUTH_FAILED_CLOSE, message=b"not_authenticated: no answer in time")
             return None
@@ -719,8 +754,9 @@ class Relay:
             if locked is not None:
                 retry_s = max(1, math.ceil(locked.retry_after_ms / 1000))
                 reason = f"{RejectCode.RATE_LIMITED.value}: {locked.reason}; retry in {retry_s} s"
-            log.warning("authentication_refused", code=exc.code, reason=str(exc), peer=address,
-                        claimed=claimed[:64], locked=locked is not None)
+            self._throttled("authentication_refused", self.config.clock(), code=exc.code,
+                            reason=str(exc), peer=address, claimed=claimed[:64],
+                            locked=locked is not None)
             await ws.close(code=AUTH_FAILED_CLOSE, message=reason.encode()[:120])
             return None
         ticket.succeeded()
@@ -845,7 +881,8 @@ class Relay:
         retry_s = max(1, math.ceil(refusal.retry_after_ms / 1000))
         code = RejectCode.RATE_LIMITED.value
         self.core.session_refused(code)
-        log.warning("session_refused", peer=address, reason=refusal.reason, retry_after_s=retry_s)
+        self._throttled("session_refused", self.config.clock(), peer=address,
+                        reason=refusal.reason, retry_after_s=retry_s)
         return web.json_response(
             {"error": code, "detail": f"{refusal.reason}; retry in {retry_s} s"},
             status=429, headers={"Retry-After": str(retry_s)},
@@ -1070,12 +1107,18 @@ async def start_relay(config: RelayConfig) -> RunningRelay:
         config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
         what="the relay", cert_flags="--tls-cert and --tls-key",
     )
-    ssl_context = server_context(tls.serve) if tls.serve is not None else None
+    throttle = LogThrottle()  # failed handshakes and refused sessions: one budget of lines
+    ssl_context = (
+        server_context(tls.serve, lines=throttle, clock=config.clock)
+        if tls.serve is not None else None
+    )
     note_transport(transport, role="relay", host=config.host)
     # Each step that opens something registers its undoing; a failure at any later step
     # (a port in use) unwinds them, so nothing of the relay stays open.
     async with contextlib.AsyncExitStack() as undo:
-        relay = await open_relay(config, functools.partial(Relay, config))
+        relay = await open_relay(
+            config, functools.partial(Relay, config, log_throttle=throttle)
+        )
         undo.push_async_callback(relay.stop)
         # keepalive_timeout also closes a socket that never sends its request (aiohttp starts
         # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog.testing
+from structlog.typing import EventDict
 
 from hotline.protocol.session import (
     AUTH_FAILED_CLOSE,
@@ -21,7 +23,7 @@ from hotline.relay.guard import AuthGuard, GuardLimits, Refusal, Ticket
 from hotline.relay.server import start_relay
 from tests.factories import TestNet
 from tests.relay.client import TIMEOUT, RawClient
-from tests.relay.conftest import relay_config
+from tests.relay.conftest import now_ms, relay_config
 
 
 def test_the_guard_locks_an_address_and_claimed_id_pair_after_its_failures() -> None:
@@ -139,5 +141,53 @@ async def test_a_flood_of_silent_sockets_is_capped_with_429(net: TestNet, tmp_pa
                 assert by.welcome is not None
             for ws in waiting:
                 await ws.close()
+    finally:
+        await relay.stop()
+
+
+class _Clock:
+    """The relay's clock (ms), moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = now_ms()
+
+    def __call__(self) -> int:
+        return self.now
+
+
+async def test_a_flood_of_refused_sessions_writes_a_burst_of_lines_then_one_count(
+    net: TestNet, tmp_path: Path
+) -> None:
+    """A stranger looping on the port is refused every time and counted every time, but the
+    log gets only the throttle's burst of session_refused lines; once the window is over the
+    rest are reported in one log_lines_suppressed line."""
+    clock = _Clock()
+    config = replace(relay_config(net, tmp_path / "relay"), clock=clock,
+                     auth_guard=GuardLimits(max_pending=1))
+    relay = await start_relay(config)
+    burst = relay.relay.log_throttle.burst
+    attempts = burst + 15
+    reported = asyncio.Event()
+
+    def watch(_logger: object, _name: str, event: EventDict) -> EventDict:
+        if event["event"] == "log_lines_suppressed":
+            reported.set()
+        return event
+
+    try:
+        with structlog.testing.capture_logs(processors=[watch]) as events:
+            async with aiohttp.ClientSession() as http, http.ws_connect(relay.ws_url) as holder:
+                await holder.receive_bytes(timeout=TIMEOUT)  # the one pending place is taken
+                for _ in range(attempts):
+                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                        await http.ws_connect(relay.ws_url)
+                    assert refused.value.status == 429
+                clock.now += relay.relay.log_throttle.window_ms
+                await asyncio.wait_for(reported.wait(), TIMEOUT)
+        assert relay.relay.core.counters.rejected["rate_limited"] == attempts
+        names = [e["event"] for e in events]
+        assert names.count("session_refused") == burst
+        (summary,) = [e for e in events if e["event"] == "log_lines_suppressed"]
+        assert (summary["of"], summary["lines"]) == ("session_refused", attempts - burst)
     finally:
         await relay.stop()

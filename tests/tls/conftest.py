@@ -8,7 +8,7 @@ picks.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from hotline.endpoint.events import RelayConnected, RelayDisconnected
 from hotline.endpoint.hub import Subscription
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint
 from hotline.network import network_to_toml
-from hotline.relay.server import RelayConfig, RunningRelay, start_relay
+from hotline.relay.server import RelayConfig, RunningRelay, start_relay, wall_clock_ms
 from hotline.tls import ClientTls, ServerTls, TlsSettings, parse_pin
 from tests.factories import TestNet, make_network
 from tests.feeds.helpers import next_event
@@ -72,7 +72,9 @@ def net() -> TestNet:
 
 
 @contextlib.asynccontextmanager
-async def tls_relay(net: TestNet, data: Path, serve: ServerTls) -> AsyncIterator[RunningRelay]:
+async def tls_relay(
+    net: TestNet, data: Path, serve: ServerTls, clock: Callable[[], int] = wall_clock_ms
+) -> AsyncIterator[RunningRelay]:
     """An in-process relay serving TLS on a loopback port the OS picks."""
     config = RelayConfig(
         network=net.network,
@@ -84,6 +86,7 @@ async def tls_relay(net: TestNet, data: Path, serve: ServerTls) -> AsyncIterator
         checkpoint_interval_ms=200,
         tick_ms=50,
         tls=TlsSettings(serve=serve),
+        clock=clock,
     )
     running = await start_relay(config)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import structlog
+from structlog.typing import EventDict
 
 from hotline.cli.tls_cmd import write_certificates
 from hotline.endpoint.events import (
@@ -20,6 +22,7 @@ from hotline.endpoint.events import (
 from hotline.endpoint.service import RunningEndpoint, serve_endpoint
 from hotline.protocol.ids import parse_id
 from hotline.protocol.vocab import Stage
+from hotline.relay.server import wall_clock_ms
 from hotline.testing.operators import add_operator, operator_headers
 from hotline.tls import ClientTls, client_context, server_context
 from tests.factories import TestNet
@@ -224,3 +227,37 @@ def test_a_ca_given_is_the_only_one_trusted(pki: Pki) -> None:
     (ca,) = server_context(pki.serve("relay", mutual=True)).get_ca_certs()
     assert "hotline throw-away CA" in str(ca["subject"])
     assert len(client_context(pki.client()).get_ca_certs()) == 1
+
+
+async def test_a_flood_of_failed_handshakes_writes_a_burst_of_lines_then_one_count(
+    net: TestNet, pki: Pki, tmp_path: Path
+) -> None:
+    """Anyone who reaches the port can fail a TLS handshake: the relay logs the throttle's
+    burst of tls_handshake_failed lines, holds back the rest, and reports their number in one
+    log_lines_suppressed line once the window is over."""
+    clock = [wall_clock_ms()]
+    reported = asyncio.Event()
+
+    def watch(_logger: object, _name: str, event: EventDict) -> EventDict:
+        if event["event"] == "log_lines_suppressed":
+            reported.set()
+        return event
+
+    async with contextlib.AsyncExitStack() as stack:
+        relay = await stack.enter_async_context(tls_relay(
+            net, tmp_path / "relay", pki.serve("relay"), clock=lambda: clock[0]))
+        throttle = relay.relay.log_throttle
+        attempts = throttle.burst + 7
+        logs = stack.enter_context(structlog.testing.capture_logs(processors=[watch]))
+        for _ in range(attempts):  # plain HTTP to the TLS port: the handshake fails at once
+            reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+            await asyncio.wait_for(reader.read(), TIMEOUT)  # the relay closes the connection
+            writer.close()
+            await writer.wait_closed()
+        clock[0] += throttle.window_ms
+        await asyncio.wait_for(reported.wait(), TIMEOUT)
+    failed = [e for e in logs if e["event"] == "tls_handshake_failed"]
+    assert len(failed) == throttle.burst
+    (summary,) = [e for e in logs if e["event"] == "log_lines_suppressed"]
+    assert (summary["of"], summary["lines"]) == ("tls_handshake_failed", attempts - throttle.burst)

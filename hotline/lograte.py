@@ -1,0 +1,81 @@
+"""``LogThrottle``: how many lines of one event a flood may write (sans-IO).
+
+Some events are one line per attempt of a peer nobody has authenticated yet
+(``session_refused``, ``authentication_refused``, a failed TLS handshake) or one
+line per tick of a fault that persists (``tick_failed``). Written each time, a
+peer that loops on the relay's port, or a disk that refuses the checkpoint file,
+fills the relay's log disk and buries the lines that matter.
+
+The throttle lets the first ``burst`` lines of an event through in each window
+of ``window_ms``, counts the rest, and never loses the count:
+
+- the next line of that event written after its window ended carries how many
+  were held back before it (``suppressed``);
+- :meth:`LogThrottle.due` hands over, once, the count of a window that ended
+  with lines held back, so that a flood that stops is still reported (the
+  relay logs it as ``log_lines_suppressed``).
+
+Every event is counted on its own. Nothing else changes: the counters behind
+``/metrics`` count every attempt. Time is what the caller passes (ms); a clock
+that steps back starts a new window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from hotline.errors import UsageError
+
+__all__ = ["DEFAULT_BURST", "DEFAULT_WINDOW_MS", "LogThrottle"]
+
+DEFAULT_BURST: Final = 20
+"""Lines of one event written per window before the rest are held back."""
+DEFAULT_WINDOW_MS: Final = 60_000
+
+
+@dataclass(slots=True)
+class _Window:
+    start_ms: int
+    written: int = 0
+    held: int = 0
+    """Held back in this window, not yet reported."""
+
+
+class LogThrottle:
+    """At most ``burst`` lines of each event per ``window_ms``; the rest counted, then reported."""
+
+    def __init__(self, *, burst: int = DEFAULT_BURST,
+                 window_ms: int = DEFAULT_WINDOW_MS) -> None:
+        if burst < 1 or window_ms < 1:
+            raise UsageError(f"burst and window_ms must be at least 1, not {burst}, {window_ms}")
+        self.burst: Final = burst
+        self.window_ms: Final = window_ms
+        self._windows: dict[str, _Window] = {}
+
+    def admit(self, event: str, now_ms: int) -> int | None:
+        """Whether to write this line of ``event``: None to hold it back (it is counted);
+        else how many lines of ``event`` were held back before it and not yet reported."""
+        window = self._windows.get(event)
+        if window is None or not window.start_ms <= now_ms < window.start_ms + self.window_ms:
+            carried = 0 if window is None else window.held
+            self._windows[event] = _Window(now_ms, written=1)
+            return carried
+        if window.written < self.burst:
+            window.written += 1
+            carried, window.held = window.held, 0
+            return carried
+        window.held += 1
+        return None
+
+    def due(self, now_ms: int) -> list[tuple[str, int]]:
+        """``(event, lines held back)`` for each window that has ended with lines held back;
+        each count is handed over once. Windows that ended are forgotten."""
+        reported: list[tuple[str, int]] = []
+        for event, window in list(self._windows.items()):
+            if window.start_ms <= now_ms < window.start_ms + self.window_ms:
+                continue
+            if window.held:
+                reported.append((event, window.held))
+            del self._windows[event]
+        return reported

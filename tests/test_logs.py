@@ -1,0 +1,135 @@
+"""The log format: one JSON line per event on stderr, stamped in UTC; held events in one write."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+import structlog
+
+from hotline.logs import configure_logging, one_write
+
+STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+
+class _CountingStderr(io.StringIO):
+    """stderr that counts the writes it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[_CountingStderr]:
+    captured = _CountingStderr()
+    # the test runner swaps sys.stderr around each test phase: hand the module its own
+    monkeypatch.setattr("hotline.logs.sys", SimpleNamespace(stderr=captured))
+    configure_logging()
+    try:
+        yield captured
+    finally:
+        structlog.reset_defaults()
+
+
+def _lines(stderr: _CountingStderr) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stderr.getvalue().splitlines()]
+
+
+def test_an_event_is_one_json_line_with_its_name_level_and_a_utc_stamp(
+    stderr: _CountingStderr,
+) -> None:
+    """An event is written at once as one JSON line: its fields, name, level and UTC time."""
+    before = datetime.now(UTC)
+    structlog.get_logger("t").info("envelope_accepted", id="ab", index=7, to="LT,LV")
+    after = datetime.now(UTC)
+    (line,) = _lines(stderr)
+    stamp = str(line.pop("timestamp"))
+    assert line == {"id": "ab", "index": 7, "to": "LT,LV", "event": "envelope_accepted",
+                    "level": "info"}
+    assert STAMP.match(stamp), stamp
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    assert before - timedelta(microseconds=1) <= when <= after + timedelta(microseconds=1)
+
+
+def test_stamps_follow_the_clock_across_seconds(
+    stderr: _CountingStderr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The date part reused within a second changes with the second; microseconds are padded."""
+    times = iter([1_796_000_000_000_001_999, 1_796_000_000_500_000_000, 1_796_000_001_250_000_000])
+    clock = SimpleNamespace(time_ns=lambda: next(times), strftime=time.strftime, gmtime=time.gmtime)
+    monkeypatch.setattr("hotline.logs.time", clock)
+    log = structlog.get_logger("t")
+    for n in range(3):
+        log.info("tick_failed", n=n)
+    stamps = [line["timestamp"] for line in _lines(stderr)]
+    assert stamps == ["2026-11-30T00:53:20.000001Z", "2026-11-30T00:53:20.500000Z",
+                      "2026-11-30T00:53:21.250000Z"]
+
+
+def test_values_json_cannot_hold_are_written_as_their_repr(stderr: _CountingStderr) -> None:
+    """A value JSON has no form for is written as its repr, not dropped and not a crash."""
+    structlog.get_logger("t").info("checkpoint_signed", raw=b"\x01", kinds={"warning"})
+    (line,) = _lines(stderr)
+    assert line["raw"] == "b'\\x01'"
+    assert line["kinds"] == "{'warning'}"
+
+
+def test_an_exception_is_written_with_its_traceback(stderr: _CountingStderr) -> None:
+    """log.exception writes the traceback into the event's line."""
+    try:
+        raise ValueError("disk refused")
+    except ValueError:
+        structlog.get_logger("t").exception("tick_failed")
+    (line,) = _lines(stderr)
+    assert line["level"] == "error"
+    assert "ValueError: disk refused" in str(line["exception"])
+
+
+def test_events_held_by_one_write_go_out_together_in_order(stderr: _CountingStderr) -> None:
+    """Inside one_write nothing is written; at its end every event goes out, in order, at once."""
+    log = structlog.get_logger("t")
+    with one_write():
+        for n in range(5):
+            log.info("message_forwarded", n=n)
+        with one_write():  # nested: still one write, at the end of the outer block
+            log.info("receipt_forwarded", n=5)
+        assert stderr.getvalue() == ""
+    assert [line["n"] for line in _lines(stderr)] == [0, 1, 2, 3, 4, 5]
+    assert stderr.writes == 1
+
+
+def test_held_events_are_written_even_when_the_block_raises(stderr: _CountingStderr) -> None:
+    """An error inside one_write loses none of the events logged before it."""
+    def fails() -> None:
+        with one_write():
+            structlog.get_logger("t").info("envelope_accepted", n=1)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fails()
+    assert [line["event"] for line in _lines(stderr)] == ["envelope_accepted"]
+    structlog.get_logger("t").info("after", n=2)
+    assert [line["event"] for line in _lines(stderr)] == ["envelope_accepted", "after"]
+
+
+def test_another_threads_events_are_not_held(stderr: _CountingStderr) -> None:
+    """While one thread holds its events, another thread's are written as they come."""
+    with one_write():
+        structlog.get_logger("t").info("held")
+        worker = threading.Thread(target=lambda: structlog.get_logger("t").info("append_failed"))
+        worker.start()
+        worker.join(timeout=10)
+        assert [line["event"] for line in _lines(stderr)] == ["append_failed"]
+    assert [line["event"] for line in _lines(stderr)] == ["append_failed", "held"]
