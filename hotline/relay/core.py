@@ -310,6 +310,8 @@ class RelayCore:
         self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
         self._refusal_seq = 0
         self._answering: set[tuple[bytes, str, str]] = set()  # receipts on their way to the log
+        # overdue entries on their way to the log: token → (message id, recipient, stage)
+        self._overdue_appends: dict[int, tuple[bytes, str, str]] = {}
         self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
         # A relay replica's name: written into connected/disconnected entries so that the
@@ -373,6 +375,7 @@ class RelayCore:
         Its envelope is already applied (through :meth:`follow`); whoever sent
         it here gets the original accepted receipt, byte for byte.
         """
+        self._overdue_logged(token)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -395,6 +398,7 @@ class RelayCore:
         A link test whose slot has no logged test yet is signed again at the
         next tick, while that slot lasts.
         """
+        self._overdue_appends.pop(token, None)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -420,8 +424,20 @@ class RelayCore:
         the envelope, its sender and whoever resent it meanwhile, is answered
         with the temporary refusal ``busy`` (see :meth:`busy`): each ``Send``
         returned is such a refusal, and the edge closes that session once it is
-        written, as for ``busy``. An event's entry is only noted: it is lost.
+        written, as for ``busy``. A missed deadline's ``overdue`` entry is asked
+        for again at the next tick (a deadline miss must reach the log); another
+        event's entry is only noted: it is lost.
         """
+        overdue = self._overdue_appends.pop(token, None)
+        if overdue is not None:
+            message_id, recipient, stage = overdue
+            message = self._messages.get(message_id)
+            if message is not None:
+                message.overdue_sent.discard((recipient, stage))
+                heapq.heappush(self._due, (now, message.index, message_id))
+            return [LogLine("overdue_not_logged", {
+                "id": message_id.hex(), "recipient": recipient, "stage": stage, "reason": why,
+            })]
         inflight = self._inflight.get(token)
         if inflight is None:
             return [LogLine("log_entry_lost", {"token": token, "reason": why})]
@@ -617,6 +633,7 @@ class RelayCore:
 
     def appended(self, token: int, index: int, now: int) -> list[RelayAction]:
         """The entry asked for with ``token`` is durable at ``index``."""
+        self._overdue_logged(token)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -646,6 +663,14 @@ class RelayCore:
         actions.extend(Send(party, receipt) for party in waiting)
         actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
         return actions
+
+    def _overdue_logged(self, token: int) -> None:
+        """Count an overdue entry this core asked for once it is in the log (by this relay
+        or, the same miss, by another replica first): one that failed is asked for again."""
+        overdue = self._overdue_appends.pop(token, None)
+        if overdue is not None:
+            stage = overdue[2]
+            self._counters.overdue[stage] = self._counters.overdue.get(stage, 0) + 1
 
     def _accepted_receipt(self, ref: bytes, digest: bytes, index: int, relay_ts: int) -> bytes:
         body = AcceptedBody(
@@ -861,17 +886,18 @@ class RelayCore:
         if now < due or key in message.overdue_sent:
             return []
         message.overdue_sent.add(key)
-        self._counters.overdue[stage.value] = self._counters.overdue.get(stage.value, 0) + 1
         note = LogLine("deadline_missed", {
             "id": message.body.id.hex(), "link": f"{message.sender}-{recipient}",
             "stage": stage.value, "deadline": due,
         })
-        return [note, self._event(
+        append = self._event(
             EntryKind.OVERDUE,
             {"ref": message.body.id, "recipient": recipient, "stage": stage.value,
              "deadline": due},
             now,
-        )]
+        )
+        self._overdue_appends[append.token] = (message.body.id, recipient, stage.value)
+        return [note, append]
 
     def _link_tests(self, now: int) -> list[RelayAction]:
         """Tests due at ``now``: each endpoint's at its own phase of the interval.

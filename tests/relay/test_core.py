@@ -799,3 +799,23 @@ def test_a_link_test_whose_append_failed_is_signed_again_and_answered_to_nobody(
     assert again.envelope is not None
     assert first.envelope is not None
     assert again.envelope.body.to == first.envelope.body.to  # type: ignore[union-attr]
+
+
+def test_an_overdue_entry_whose_append_failed_is_asked_for_again_and_counted_once() -> None:
+    """A deadline miss must reach the log: its overdue entry, failed, is asked for again at
+    the next tick, and counted once, when it is logged."""
+    edge, author = Edge(new_core()), Author(NET)
+    body, _ = warned(edge, author, to=("LT",))
+    due = NOW + FLASH.delivered_ms
+    first = [a for a in edge.core.tick(due) if isinstance(a, Append)]
+    assert [a.event.kind for a in first if a.event is not None] == [EntryKind.OVERDUE]
+    (note,) = edge.core.append_failed(first[0].token, 500, "write failed", due + 1)
+    assert note == LogLine("overdue_not_logged", {
+        "id": body.id.hex(), "recipient": "LT", "stage": "delivered", "reason": "write failed"})
+    assert edge.core.counters.overdue == {}
+    edge.tick(due + 2)
+    edge.tick(due + 3)
+    late = [(e.fields["recipient"], e.fields["stage"], e.fields["deadline"])
+            for e in edge.events(EntryKind.OVERDUE)]
+    assert late == [("LT", "delivered", due)]
+    assert edge.core.counters.overdue == {"delivered": 1}
