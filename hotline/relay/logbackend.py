@@ -259,7 +259,10 @@ class EmbeddedLog:
         if found:  # durable although reported failed (at most one batch): the relay applies them
             log.warning("log_entries_found_durable", first=self._known, size=size)
         for index, entry in enumerate(found, self._known):
-            self._sink.followed(index, entry)
+            try:
+                self._sink.followed(index, entry)
+            except Exception:  # logged: one entry's fault must not keep the relay unready
+                log.exception("append_report_failed", index=index)
         self._known = max(self._known, size)
         self._failure = ""
         self._recovery = None
