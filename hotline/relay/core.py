@@ -206,11 +206,20 @@ class _Message:
 
 @dataclass(slots=True)
 class _Pending:
-    """A message owed to one recipient: when it was last sent and how often."""
+    """A message owed to one recipient: when it is next due to be sent, and how often it was.
+
+    ``due`` is -1 until it is first sent, then the time it was last sent plus the retry
+    interval. Its recipient's send heap holds ``(due, rank, index, id)`` for it; an entry
+    whose ``due`` no longer matches (sent since, or answered) is stale and skipped.
+    """
 
     message: _Message
-    last_sent: int = -1
+    due: int = -1
     attempts: int = 0
+
+    def key(self) -> tuple[int, int, int, bytes]:
+        message = self.message
+        return (self.due, message.rank, message.index, message.body.id)
 
 
 def _states_owing(delivery: set[str], ack: set[str]) -> dict[str, RecipientState]:
@@ -296,6 +305,11 @@ class RelayCore:
         self._due: list[tuple[int, int, bytes]] = []
         self._origin: Origins = maps.origins  # every logged message or test id → its sender
         self._queues: dict[str, dict[bytes, _Pending]] = {e: {} for e in network.endpoints}
+        # per recipient, a heap of _Pending.key(): a flush visits only what is due to be
+        # sent (new, or its retry interval over), not everything the recipient still owes
+        self._sends: dict[str, list[tuple[int, int, int, bytes]]] = {
+            e: [] for e in network.endpoints
+        }
         self._receipts_for: dict[str, deque[tuple[int, bytes]]] = {
             e: deque(maxlen=RECEIPTS_KEPT) for e in network.endpoints
         }
@@ -707,7 +721,7 @@ class RelayCore:
             self._schedule(message)
             actions: list[RelayAction] = []
             for recipient in recipients:
-                self._queues[recipient][body.id] = _Pending(message)
+                self._owe(recipient, message)
                 if not restoring:
                     actions.extend(self._flush(recipient, now))
             return actions
@@ -768,17 +782,33 @@ class RelayCore:
 
     # ------------------------------------------------------------------ delivery
 
+    def _owe(self, party: str, message: _Message) -> None:
+        """``party`` owes ``message`` a delivered receipt: it is sent at the next flush."""
+        pending = _Pending(message)
+        self._queues.setdefault(party, {})[message.body.id] = pending
+        heapq.heappush(self._sends.setdefault(party, []), pending.key())
+
     def _flush(self, party: str, now: int, *, force: bool = False) -> list[RelayAction]:
-        """Send what ``party`` is owed and due, most urgent first, then log order."""
+        """Send what ``party`` is owed and due, most urgent first, then log order.
+
+        ``force`` (a new session) sends everything it is owed; otherwise only what was
+        never sent or whose retry interval is over, found on the party's send heap.
+        """
         if party not in self.online:
             return []
         queue = self._queues.get(party, {})
-        due = [
-            p for p in queue.values()
-            if force
-            or p.last_sent < 0
-            or now - p.last_sent >= self.network.limits.retry_interval_ms
-        ]
+        sends = self._sends.setdefault(party, [])
+        if force:
+            due = list(queue.values())
+            sends.clear()  # rebuilt below from what is sent now: no stale entry survives
+        else:
+            due, taken = [], set()
+            while sends and sends[0][0] <= now:
+                when, _, _, message_id = heapq.heappop(sends)
+                pending = queue.get(message_id)
+                if pending is not None and pending.due == when and message_id not in taken:
+                    taken.add(message_id)
+                    due.append(pending)
         actions: list[RelayAction] = []
         for pending in heapq.nsmallest(len(due), due, key=_send_order):
             pending.attempts += 1
@@ -795,7 +825,8 @@ class RelayCore:
                      "attempt": pending.attempts},
                     now,
                 ))
-            pending.last_sent = now
+            pending.due = now + self.network.limits.retry_interval_ms
+            heapq.heappush(sends, pending.key())
             self._counters.deliveries += 1
             actions.append(
                 Send(party, encode_control(Deliver(pending.message.index, pending.message.frame)))
@@ -1056,7 +1087,7 @@ class RelayCore:
             self._schedule(message)
             if routed:
                 for recipient in message.owing(Stage.DELIVERED):
-                    self._queues.setdefault(recipient, {})[body.id] = _Pending(message)
+                    self._owe(recipient, message)
         for party, kept in state["receipts_for"].items():
             if party in self._receipts_for:
                 self._receipts_for[party].extend((int(i), bytes(f)) for i, f in kept)

@@ -219,6 +219,32 @@ def test_an_undelivered_message_is_resent_with_the_same_bytes_each_retry_interva
     assert edge.core.counters.redeliveries == 1
 
 
+def test_each_owed_message_is_resent_when_its_own_retry_interval_is_over() -> None:
+    """A silent recipient that stays connected: every message goes again once its own
+    interval is over, most urgent first then log order; none sooner, none answered; a new
+    session sends everything owed at once and the intervals count from then."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    m1, _ = warned(edge, author, now=NOW)
+    m2, _ = warned(edge, author, precedence=Precedence.ROUTINE, now=NOW + 10)
+    m3, _ = warned(edge, author, now=NOW + 20)
+    m4, _ = warned(edge, author, now=NOW + 30)
+    edge.send("LT", receipt(author, "LT", m4, Stage.DELIVERED, NOW + 40), NOW + 40)
+    assert delivered(edge.tick(NOW + RETRY - 1), "LT") == []
+    assert delivered(edge.tick(NOW + RETRY), "LT") == [m1]
+    assert delivered(edge.tick(NOW + RETRY + 25), "LT") == [m3, m2]
+    assert delivered(edge.tick(NOW + RETRY + 35), "LT") == []  # m4 was answered
+    assert delivered(edge.tick(2 * RETRY + NOW - 1), "LT") == []
+    assert delivered(edge.tick(2 * RETRY + NOW + 20), "LT") == [m1]
+    assert delivered(edge.tick(2 * RETRY + NOW + 25), "LT") == [m3, m2]
+    edge.run(edge.core.disconnected("LT", "closed 1006", NOW + 2 * RETRY + 30),
+             NOW + 2 * RETRY + 30)
+    back = NOW + 2 * RETRY + 40
+    assert delivered(edge.connect("LT", now=back), "LT") == [m1, m3, m2]
+    assert delivered(edge.tick(back + RETRY - 1), "LT") == []
+    assert delivered(edge.tick(back + RETRY), "LT") == [m1, m3, m2]
+
+
 def test_a_delivered_receipt_stops_the_resends() -> None:
     """Once the recipient's delivered receipt is logged, only the acknowledgement is owed."""
     edge, author = Edge(new_core()), Author(NET)
