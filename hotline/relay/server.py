@@ -525,6 +525,20 @@ class Relay:
         """``append`` (a link test) will not be logged; its slot may be signed again."""
         self.core.withdrawn(append.token)
 
+    def failed(self, append: Append, error: str) -> None:
+        """``append`` could not be made durable: the core forgets it and answers everyone
+        waiting on it ``busy``; each such session is closed (1013) once that is written,
+        as when this relay is not ready (see :meth:`_envelope`)."""
+        actions = self.core.append_failed(
+            append.token, BUSY_RETRY_MS, "its log store failed a write", self.config.clock()
+        )
+        for action in actions:
+            if isinstance(action, Send):  # a busy refusal (see RelayCore.append_failed)
+                connection = self._connections.get(action.party)
+                if connection is not None:
+                    connection.busy = True
+        self.perform(actions)
+
     @property
     def last_test_seq(self) -> int:
         """The highest ``seq`` of a link test this relay signed or saw logged."""
