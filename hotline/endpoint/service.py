@@ -71,6 +71,8 @@ from hotline.endpoint.sessions import DEFAULT_IDLE_S, SessionStore
 from hotline.endpoint.views import event_json
 from hotline.endpoint.witness import ConsistencyProof, NeedsProof
 from hotline.errors import ConfigError, Rejected
+from hotline.httplog import server_logger
+from hotline.lograte import LogThrottle
 from hotline.network import Network
 from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.keys import SigningKey
@@ -692,13 +694,19 @@ async def serve_endpoint(config: EndpointConfig) -> AsyncIterator[RunningEndpoin
         config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
         what="the endpoint's console and feed API", cert_flags="--api-tls-cert and --api-tls-key",
     )
-    ssl_context = server_context(tls.serve) if tls.serve is not None else None
+    # failed handshakes and malformed requests: one budget of lines, counts riding on the next
+    lines = LogThrottle()
+    ssl_context = (
+        server_context(tls.serve, lines=lines, clock=config.clock)
+        if tls.serve is not None else None
+    )
     note_transport(transport, endpoint=config.endpoint_id, api_host=config.host)
     app = make_app(config)
     # keepalive_timeout runs from the connection's start until a whole request has come (and
     # again after each answer), so it bounds reading headers as well as idle keep-alive
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           keepalive_timeout=config.header_timeout_s)
+                           keepalive_timeout=config.header_timeout_s,
+                           logger=server_logger("hotline.endpoint.http", lines, config.clock))
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
