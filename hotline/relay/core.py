@@ -550,13 +550,22 @@ class RelayCore:
         else:
             assert isinstance(body, WarningBody | CancelBody | TextBody)
             recipients = frozenset(recipients_of(self.network, origin, body.to))
-        if isinstance(body, LinkTestBody):  # a test is answered delivered (or refused)
-            owed = {(r, stage.value) for r in message.owing(Stage.DELIVERED)
+        # receipts admitted for ref and still on their way are logged before this one: each
+        # recipient is judged by the state they lead to, not by the state logged so far
+        # (an acknowledgement on its way leaves no delivered nor rejected owed)
+        coming: dict[str, list[Stage]] = {}
+        for ref, sender, stage in self._answering:
+            if ref == receipt.ref:
+                coming.setdefault(sender, []).append(Stage(stage))
+        if isinstance(body, LinkTestBody):  # a test is answered once, delivered (or refused)
+            owed = {(r, stage.value) for r in message.owing(Stage.DELIVERED) if r not in coming
                     for stage in (Stage.DELIVERED, Stage.REJECTED)}
         else:  # what would still move each recipient along the lifecycle table
-            owed = {(r, stage.value) for r, state in message.states.items()
-                    for stage in expects(state)}
-        owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
+            owed = set()
+            for r, state in message.states.items():
+                for stage in sorted(coming.get(r, ()), key=lambda s: s is not Stage.DELIVERED):
+                    state = advance(state, Step.of(stage))  # noqa: PLW2901 - the state to come
+                owed |= {(r, stage.value) for stage in expects(state)}
         return LoggedRef(origin, recipients, message.digest, frozenset(owed))
 
     def answers_unseen(self, frame: bytes) -> bool:

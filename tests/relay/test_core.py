@@ -845,3 +845,56 @@ def test_an_overdue_entry_whose_append_failed_is_asked_for_again_and_counted_onc
             for e in edge.events(EntryKind.OVERDUE)]
     assert late == [("LT", "delivered", due)]
     assert edge.core.counters.overdue == {"delivered": 1}
+
+
+def _held(edge: Edge, party: str, frame: bytes, now: int) -> list[RelayAction]:
+    """``party`` sends ``frame``; its append, if any, is left on its way to the log."""
+    return edge.core.receive(party, frame, now)
+
+
+def test_a_receipt_not_owed_after_one_on_its_way_to_the_log_is_refused() -> None:
+    """A receipt judged while an earlier one of the same sender for the same message is still
+    being logged is judged by the state that one leads to: delivered or rejected after an
+    acknowledgement on its way is refused (replay), so the log never holds one not owed."""
+    for first, second in ((Stage.ACKNOWLEDGED, Stage.DELIVERED),
+                          (Stage.ACKNOWLEDGED, Stage.REJECTED),
+                          (Stage.REJECTED, Stage.ACKNOWLEDGED)):
+        edge, author = Edge(new_core()), Author(NET)
+        edge.connect("BY", "LT")
+        body, _ = warned(edge, author)
+        (append,) = [a for a in _held(edge, "LT", receipt(author, "LT", body, first, NOW + 5),
+                                      NOW + 5) if isinstance(a, Append)]
+        answer = _held(edge, "LT", receipt(author, "LT", body, second, NOW + 6), NOW + 6)
+        assert [a for a in answer if isinstance(a, Append)] == [], (first, second)
+        (notice,) = controls(sent(answer), "LT")
+        assert isinstance(notice, RejectedNotice)
+        assert notice.code == "replay"
+        edge.run([append], NOW + 7)  # the first is logged and settles as before
+        assert edge.core.state_of(body.id, "LT") is None
+
+
+def test_a_delivered_receipt_while_another_is_on_its_way_is_still_taken_before_the_ack() -> None:
+    """Delivered on its way, then acknowledged: both are owed in that order, both logged."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    body, _ = warned(edge, author)
+    first = _held(edge, "LT", receipt(author, "LT", body, Stage.DELIVERED, NOW + 5), NOW + 5)
+    second = _held(edge, "LT", receipt(author, "LT", body, Stage.ACKNOWLEDGED, NOW + 6), NOW + 6)
+    assert [type(a) for a in (*first, *second) if isinstance(a, Append)] == [Append, Append]
+
+
+def test_a_second_answer_to_a_link_test_on_its_way_is_refused() -> None:
+    """A link test is answered once: a second answer while the first is being logged is refused."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    (test,) = [
+        b for b in delivered(_one_interval(edge), "LT", tests=True) if isinstance(b, LinkTestBody)
+    ]
+    now = NOW + INTERVAL
+    first = _held(edge, "LT", receipt(author, "LT", test, Stage.DELIVERED, now), now)
+    assert [a for a in first if isinstance(a, Append)]
+    answer = _held(edge, "LT", receipt(author, "LT", test, Stage.REJECTED, now + 1), now + 1)
+    assert [a for a in answer if isinstance(a, Append)] == []
+    (notice,) = controls(sent(answer), "LT")
+    assert isinstance(notice, RejectedNotice)
+    assert notice.code == "replay"
