@@ -15,19 +15,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hotline.lograte import LogThrottle
 
-__all__ = ["server_logger"]
+__all__ = ["LineBudget", "server_logger"]
 
 log = structlog.get_logger("hotline.http")
 
 _EVENT = "http_request_failed"
 _MOST = 300
 """Characters of the library's reason kept (it may quote what the peer sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineBudget:
+    """A server's throttle for events anyone who reaches its port can repeat, and its clock."""
+
+    lines: LogThrottle
+    clock: Callable[[], int]
+
+    def admit(self, event: str) -> dict[str, object] | None:
+        """None to hold this line of ``event`` back (it is counted); else the fields to add
+        to it (``suppressed``: how many were held back before it, when any were)."""
+        held = self.lines.admit(event, self.clock())
+        if held is None:
+            return None
+        return {"suppressed": held} if held else {}
 
 
 class _Throttled(logging.Handler):

@@ -299,3 +299,23 @@ async def test_malformed_requests_are_logged_as_throttled_structured_lines(
             assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
     assert [r for r in caplog.records if r.name.startswith("aiohttp")] == []
     assert [e["event"] for e in events].count("http_request_failed") == DEFAULT_BURST
+
+
+async def test_refused_logins_and_posts_without_a_feed_token_are_throttled_in_the_log(
+    lt: Lt,
+) -> None:
+    """Anyone who reaches the API can fail a login or post an alert with no feed's token:
+    each is refused every time, but at most the throttle's burst of lines of each is written,
+    the next one after the window carrying how many were held back."""
+    attempts = DEFAULT_BURST + 3
+    login = json.dumps({"name": "nobody", "password": "guess"}).encode()
+    with structlog.testing.capture_logs() as events:
+        for _ in range(attempts):
+            status, body = await lt.post("/api/alerts", b"{}", Authorization="Bearer guess",
+                                         **{"Content-Type": JSON})
+            assert (status, body["error"]) == (401, "not_authenticated")
+            status, body = await lt.post("/api/login", login, **{"Content-Type": JSON})
+            assert (status, body["error"]) == (401, "bad_credentials")
+    names = [e["event"] for e in events]
+    assert names.count("feed_post_refused") == DEFAULT_BURST
+    assert names.count("operator_login_refused") == DEFAULT_BURST
