@@ -13,7 +13,7 @@ from hotline.protocol.bodies import Body, LinkTestBody, ReceiptBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Deliver, decode_control
 from hotline.protocol.vocab import Precedence, Stage
-from hotline.relay.core import Append, LogLine, RelayAction, Send
+from hotline.relay.core import Append, Broadcast, Close, LogLine, RelayAction, Send
 from tests.endpoint.builders import Author
 from tests.relay.test_core import NET, NOW, RETRY, new_core, receipt
 
@@ -42,8 +42,7 @@ def test_receipts_in_any_order_and_overlap_leave_a_log_the_rules_find_sound(seed
                     if not isinstance(body, ReceiptBody):
                         seen.append((action.party, body))
             else:
-                assert isinstance(action, LogLine) or action.__class__.__name__ in (
-                    "Broadcast", "Close")
+                assert isinstance(action, LogLine | Broadcast | Close)
 
     def settle(count: int) -> None:
         for _ in range(min(count, len(waiting))):
