@@ -80,6 +80,17 @@ def _fail_fsync_of_batch_holding(
     return failed
 
 
+async def _resent(net: TestNet, relay: RunningRelay, frame: bytes) -> AcceptedBody:
+    """BY sends ``frame`` again on a new session; the accepted receipt it is answered with."""
+    async with RawClient(net, "BY", relay.ws_url) as again:
+        await again.send(frame)
+        answer = await again.accepted()
+    assert isinstance(answer, Accepted)
+    receipt = open_envelope(answer.frame, net.network).body
+    assert isinstance(receipt, AcceptedBody)
+    return receipt
+
+
 def _indexes_holding(data: Path, net: TestNet, message_id: bytes) -> list[int]:
     """The indexes of the entries holding ``message_id`` in the (closed) relay's store,
     which must verify whole."""
@@ -122,17 +133,12 @@ async def test_a_warning_whose_append_failed_is_answered_busy_then_logged_once_w
                 async with aiohttp.ClientSession() as http, \
                         http.get(relay.http_url + "/healthz") as health:
                     assert health.status == 200
-                async with RawClient(net, "BY", relay.ws_url) as again:
-                    await again.send(frame)
-                    answer = await again.accepted()
-                    assert isinstance(answer, Accepted)
-                    receipt = open_envelope(answer.frame, net.network).body
-                    assert isinstance(receipt, AcceptedBody)
-                    assert receipt.ref == warning.id
-                    index = receipt.index
-                    message = await asyncio.wait_for(clt.delivered(), TIMEOUT)  # tests skipped
-                    assert message.index == index
-                    assert open_envelope(message.frame, net.network).body.id == warning.id
+                receipt = await _resent(net, relay, frame)
+                assert receipt.ref == warning.id
+                index = receipt.index
+                message = await asyncio.wait_for(clt.delivered(), TIMEOUT)  # tests skipped
+                assert message.index == index
+                assert open_envelope(message.frame, net.network).body.id == warning.id
         finally:
             await relay.stop()
     names = [e["event"] for e in events.seen]
@@ -186,13 +192,8 @@ async def test_a_warning_found_durable_after_its_write_failed_is_delivered_and_l
                 message = await asyncio.wait_for(clt.delivered(), TIMEOUT)  # tests skipped
                 assert open_envelope(message.frame, net.network).body.id == warning.id
                 await events.wait_for("log_store_recovered")
-                async with RawClient(net, "BY", relay.ws_url) as again:
-                    await again.send(frame)
-                    answer = await again.accepted()
-                    assert isinstance(answer, Accepted)
-                    receipt = open_envelope(answer.frame, net.network).body
-                    assert isinstance(receipt, AcceptedBody)
-                    assert (receipt.ref, receipt.index) == (warning.id, message.index)
+                receipt = await _resent(net, relay, frame)
+                assert (receipt.ref, receipt.index) == (warning.id, message.index)
         finally:
             await relay.stop()
     assert found["first"] <= message.index < found["size"]
