@@ -792,10 +792,15 @@ class RelayCore:
     # ------------------------------------------------------------------ delivery
 
     def _owe(self, party: str, message: _Message) -> None:
-        """``party`` owes ``message`` a delivered receipt: it is sent at the next flush."""
+        """``party`` owes ``message`` a delivered receipt: it is sent at the next flush.
+
+        Only an online party's heap gets the entry: a new session sends everything owed
+        and rebuilds the heap, so an offline party's heap would only hold stale entries.
+        """
         pending = _Pending(message)
         self._queues.setdefault(party, {})[message.body.id] = pending
-        heapq.heappush(self._sends.setdefault(party, []), pending.key())
+        if party in self.online:
+            heapq.heappush(self._sends.setdefault(party, []), pending.key())
 
     def _flush(self, party: str, now: int, *, force: bool = False) -> list[RelayAction]:
         """Send what ``party`` is owed and due, most urgent first, then log order.
