@@ -30,17 +30,18 @@ import structlog
 
 __all__ = ["configure_logging", "one_write"]
 
-_held: list[str] | None = None
-"""Lines logged by the holding thread inside :func:`one_write`, not yet written."""
-_holder: int | None = None
+_holding = threading.local()
+"""``lines``: what this thread logged inside :func:`one_write`, not yet written (each
+thread holds its own: the relay's loop and the group committer's worker both log)."""
 
 
 class _Stderr:
     """Writes each rendered event to whatever ``sys.stderr`` is at that moment."""
 
     def msg(self, message: str) -> None:
-        if _held is not None and threading.get_ident() == _holder:
-            _held.append(message)
+        held: list[str] | None = getattr(_holding, "lines", None)
+        if held is not None:
+            held.append(message)
             return
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
@@ -56,18 +57,19 @@ def _stderr_logger(*_args: object) -> _Stderr:
 def one_write() -> Iterator[None]:
     """Hold this thread's events and write them to stderr in one go, in order, at the end.
 
-    Nested uses write once, at the end of the outermost. Other threads' events are
-    written as they come. What was logged is written even if the block raises.
+    Nested uses write once, at the end of the outermost. Each thread holds its own:
+    other threads' events are written as they come, or at the end of their own block.
+    What was logged is written even if the block raises.
     """
-    global _held, _holder
-    if _held is not None:
+    if getattr(_holding, "lines", None) is not None:
         yield
         return
-    _held, _holder = [], threading.get_ident()
+    lines: list[str] = []
+    _holding.lines = lines
     try:
         yield
     finally:
-        lines, _held, _holder = _held, None, None
+        _holding.lines = None
         if lines:
             sys.stderr.write("\n".join(lines) + "\n")
             sys.stderr.flush()
@@ -77,17 +79,19 @@ class _UtcStamp:
     """Adds ``timestamp``: now in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        # (second, its date and time) replaced as one: threads stamp at once, and a pair
+        # updated in two steps let one read a new second with the old second's text
+        self._cached: tuple[int, str] = (-1, "")
 
     def __call__(
         self, _logger: object, _name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         second, nanos = divmod(time.time_ns(), 1_000_000_000)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        event_dict["timestamp"] = f"{self._prefix}.{nanos // 1000:06d}Z"
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, prefix)
+        event_dict["timestamp"] = f"{prefix}.{nanos // 1000:06d}Z"
         return event_dict
 
 

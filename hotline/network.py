@@ -51,7 +51,7 @@ from typing import Any, Final
 import tomli_w
 
 from hotline.errors import ConfigError
-from hotline.protocol.envelope import DEFAULT_MAX_FRAME
+from hotline.protocol.envelope import DEFAULT_MAX_FRAME, LARGEST_MAX_FRAME
 from hotline.protocol.keys import KeyPeriod, PublicKey
 from hotline.protocol.schema import PARTY_ID
 from hotline.protocol.timetext import format_utc_ms, ms_from_fields, parse_utc_ms
@@ -556,6 +556,11 @@ def _parse_limits(data: Mapping[str, Any], source: str) -> Limits:
     )
     if limits.max_frame_bytes < 1024:
         raise ConfigError(f"{where}: max_frame_bytes must be at least 1024")
+    if limits.max_frame_bytes > LARGEST_MAX_FRAME:
+        raise ConfigError(
+            f"{where}: max_frame_bytes must be at most {LARGEST_MAX_FRAME:,}, so that every "
+            f"frame it admits fits one log entry; not {limits.max_frame_bytes:,}"
+        )
     return limits
 
 

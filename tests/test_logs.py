@@ -133,3 +133,57 @@ def test_another_threads_events_are_not_held(stderr: _CountingStderr) -> None:
         worker.join(timeout=10)
         assert [line["event"] for line in _lines(stderr)] == ["append_failed"]
     assert [line["event"] for line in _lines(stderr)] == ["append_failed", "held"]
+
+
+def test_a_stamp_made_while_another_thread_turns_the_second_has_its_own_second(
+    stderr: _CountingStderr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread stamping while another is formatting the new second's date (the worker
+    thread logs too) gets its own second, never the new second with the old date."""
+    log = structlog.get_logger("t")
+    now = [1_796_000_000_999_000_000]
+    cut_in = [True]
+
+    def strftime(fmt: str, parts: time.struct_time) -> str:
+        text = time.strftime(fmt, parts)
+        if cut_in[0] and now[0] >= 1_796_000_001_000_000_000:
+            cut_in[0] = False
+            log.info("cut_in")  # as another thread would, between the two updates
+        return text
+
+    clock = SimpleNamespace(time_ns=lambda: now[0], strftime=strftime, gmtime=time.gmtime)
+    monkeypatch.setattr("hotline.logs.time", clock)
+    log.info("before")
+    now[0] = 1_796_000_001_000_100_000
+    log.info("after")
+    stamps = {line["event"]: line["timestamp"] for line in _lines(stderr)}
+    assert stamps == {"before": "2026-11-30T00:53:20.999000Z",
+                      "cut_in": "2026-11-30T00:53:21.000100Z",
+                      "after": "2026-11-30T00:53:21.000100Z"}
+
+
+def test_each_thread_holds_its_own_events(stderr: _CountingStderr) -> None:
+    """one_write in a second thread, while the first holds, holds that thread's events too,
+    and neither block writes or loses the other's."""
+    log = structlog.get_logger("t")
+    entered, release = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with one_write():
+            log.info("worker_one")
+            entered.set()
+            release.wait(timeout=10)
+            log.info("worker_two")
+
+    thread = threading.Thread(target=worker)
+    with one_write():
+        log.info("main_one")
+        thread.start()
+        assert entered.wait(timeout=10)
+        log.info("main_two")
+    assert [line["event"] for line in _lines(stderr)] == ["main_one", "main_two"]
+    release.set()
+    thread.join(timeout=10)
+    assert [line["event"] for line in _lines(stderr)] == [
+        "main_one", "main_two", "worker_one", "worker_two"]
+    assert stderr.writes == 2

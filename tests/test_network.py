@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
+from hotline.auditlog.leaf import encode_envelope_entry
+from hotline.auditlog.tiles import MAX_ENTRY_SIZE
 from hotline.bootstrap import create_network, key_path
 from hotline.cli.main import main
-from hotline.errors import ConfigError, KeyFileError
+from hotline.errors import ConfigError, KeyFileError, UsageError
 from hotline.keyfile import load_signing_key, write_signing_key
 from hotline.network import DEFAULT_DEADLINES, network_to_toml, parse_network
 from hotline.network_file import load_network
+from hotline.protocol.envelope import LARGEST_MAX_FRAME
 from hotline.protocol.keys import SigningKey
 from hotline.protocol.vocab import Precedence
 from tests.factories import make_network
@@ -132,6 +135,7 @@ def _set(doc: dict[str, Any], path: str, value: object) -> dict[str, Any]:
         ("deadlines.urgent", {"delivered_s": 1}, "[deadlines.urgent]: not a precedence"),
         ("deadlines.flash.delivered_s", -1, "[deadlines.flash]: delivered_s must be a positive"),
         ("limits.max_frame_bytes", 10, "[limits]: max_frame_bytes must be at least 1024"),
+        ("limits.max_frame_bytes", 65_514, "[limits]: max_frame_bytes must be at most 65,513"),
         ("network", None, "[network] is missing"),
     ],
 )
@@ -156,3 +160,14 @@ def test_invalid_toml_is_named(tmp_path: Path) -> None:
     path.write_text("[relay\n")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_network(path)
+
+
+def test_the_largest_frame_a_network_may_admit_fits_one_log_entry() -> None:
+    """A frame of max_frame_bytes at its largest, with the largest relay_ts, is one log entry;
+    one byte more is not: the bound keeps every admitted frame loggable."""
+    limits = parse_network(_set(_doc(), "limits.max_frame_bytes", LARGEST_MAX_FRAME)).limits
+    assert limits.max_frame_bytes == LARGEST_MAX_FRAME
+    latest = 2**64 - 1
+    assert len(encode_envelope_entry(latest, b"\x00" * LARGEST_MAX_FRAME)) == MAX_ENTRY_SIZE
+    with pytest.raises(UsageError):
+        encode_envelope_entry(latest, b"\x00" * (LARGEST_MAX_FRAME + 1))

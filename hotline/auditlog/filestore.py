@@ -292,6 +292,39 @@ class FileStore:
 
     # -- beyond the protocol ---------------------------------------------------
 
+    def recover(self) -> None:
+        """Take writes again after a failed one (``Recoverable``), without reopening.
+
+        A write that failed before its entries were counted (writing or syncing the
+        segment, or indexing it) was acknowledged to no one and may have left any
+        part of its records on disk, even all of them (a failed fsync does not say
+        the bytes are not there, nor that they will stay): the active segment is cut
+        back to the end of the last counted record and synced, so those entries are
+        not in the log. A write that failed persisting the frontier left its entries
+        counted and durable: they stay. Either way the frontier is then persisted.
+        If any of it fails the store keeps refusing writes (``StoreError``).
+        Called while no write is under way (the stopped committer's thread has ended).
+        """
+        self._check_open()
+        if not self._broken:
+            return
+        keep = self._last_end if self._last_segment == self._active_first else SEGMENT_HEADER.size
+        try:
+            length = os.fstat(self._active_fd).st_size
+            if length > keep:
+                os.ftruncate(self._active_fd, keep)
+            os.fsync(self._active_fd)
+            self._active_end = keep
+            self._persist()
+        except OSError as exc:
+            raise StoreError(
+                f"{self.directory}: recovering from the failed write ({self._broken}) failed: "
+                f"{exc.strerror or exc}; the store still refuses writes"
+            ) from exc
+        _log.warning("store_recovered", directory=str(self.directory), size=self._size,
+                     cut_bytes=max(0, length - keep), failure=self._broken)
+        self._broken = ""
+
     def __enter__(self) -> Self:
         return self
 

@@ -20,7 +20,8 @@ Rules the committer keeps:
   Since a store's state after a failed write is unknown (the bytes may even be
   on disk: a failed fsync does not say they are not), the committer stops:
   entries still queued, and every later ``append``, get a ``StoreError`` that
-  names the first failure. To go on, reopen the store and make a new committer.
+  names the first failure (``failure``). To go on, recover or reopen the store
+  and make a new committer (``AuditLog.recover`` and ``resume`` do both).
 - Cancelling an ``append`` does not withdraw its entry: once queued it is
   written, and only its index is lost to the cancelled caller.
 - ``append_then`` is ``append`` without a coroutine or a future per entry: its
@@ -94,6 +95,11 @@ class GroupCommitter:
         self._batches = 0
         self._records = 0
         self._largest = 0
+
+    @property
+    def failure(self) -> str:
+        """What stopped the committer (its first failed batch), or "" while it runs."""
+        return self._failure
 
     @property
     def stats(self) -> CommitStats:

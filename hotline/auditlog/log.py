@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from hotline.auditlog.diskio import create_file
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.groupcommit import Done, GroupCommitter
 from hotline.auditlog.merkle import consistency_proof, inclusion_proof
-from hotline.auditlog.store import LogStore
+from hotline.auditlog.store import LogStore, Recoverable
 from hotline.auditlog.tiles import TILE_WIDTH, encode_entry_bundle, tile_hashes
 from hotline.errors import NoteError, StoreError, UsageError
 from hotline.protocol.keys import PublicKey, SigningKey
@@ -132,6 +133,26 @@ class AuditLog:
     def append_then(self, entry: bytes, done: Done) -> None:
         """Queue one entry; ``done`` gets its index once it is durable, in queue order."""
         self._committer.append_then(entry, done)
+
+    async def recover(self) -> None:
+        """After a failed write stopped the group committer: recover the store in place
+        (see ``Recoverable``); :meth:`resume` then appends through a new committer.
+
+        Nothing to do while the committer runs. Raises ``StoreError`` if the store
+        cannot recover yet (try again later); appends are refused until :meth:`resume`.
+        """
+        stopped = self._committer
+        if not stopped.failure:
+            return
+        await stopped.close()  # its writer has returned already: this frees its thread
+        if isinstance(self.store, Recoverable):
+            await asyncio.to_thread(self.store.recover)
+
+    def resume(self) -> None:
+        """Append through a new group committer once :meth:`recover` returned."""
+        if self._committer.failure:
+            self._committer = GroupCommitter(self.store)
+            log.info("log_resumed", size=self.store.size)
 
     def checkpoint(self) -> bytes:
         """The latest signed checkpoint, signing a new one if the tree grew.

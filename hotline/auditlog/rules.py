@@ -40,6 +40,13 @@ receipt_hash_mismatch      relay   a receipt's ``hash`` is not the SHA-256 of th
                                    bytes logged for ``ref``
 receipt_conflicts          relay   an earlier receipt of the same sender and ``stage``
                                    for the same ``ref`` is in the log
+receipt_not_owed           relay   the sender's earlier receipts for ``ref`` leave no
+                                   receipt of this ``stage`` owed (the lifecycle table,
+                                   :mod:`hotline.protocol.lifecycle`): ``delivered``
+                                   after ``acknowledged`` or ``rejected``, ``rejected``
+                                   after ``acknowledged`` and the reverse; for a test,
+                                   any receipt after its first, or ``acknowledged``
+                                   (protocol step 8d)
 ========================== ======= =====================================================
 
 Rules are judged against the network given (its endpoints, links, keys with
@@ -74,6 +81,7 @@ from hotline.protocol.bodies import ALL_RECIPIENTS
 from hotline.protocol.envelope import MSG_TAG, VERSION, period_problem
 from hotline.protocol.ids import ID_SIZE
 from hotline.protocol.keys import KID_SIZE, SIGNATURE_SIZE, KeyPeriod
+from hotline.protocol.lifecycle import RecipientState, Step, advance, expects
 from hotline.protocol.schema import map_to_body, unpack_map
 from hotline.protocol.timetext import format_utc_ms
 from hotline.protocol.vocab import BodyType, Stage
@@ -114,6 +122,7 @@ class Rule(enum.StrEnum):
     RECEIPT_NOT_FROM_RECIPIENT = "receipt_not_from_recipient"
     RECEIPT_HASH_MISMATCH = "receipt_hash_mismatch"
     RECEIPT_CONFLICTS = "receipt_conflicts"
+    RECEIPT_NOT_OWED = "receipt_not_owed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +358,7 @@ class _Logged:
     body_hash: bytes
     recipients: frozenset[str]
     sender: str
+    test: bool
 
 
 class LogRules:
@@ -362,6 +372,8 @@ class LogRules:
         self._last_seq: dict[str, int] = {}
         self._messages: dict[bytes, _Logged] = {}  # routed messages and tests, by id
         self._receipts: set[tuple[bytes, str, str]] = set()  # (ref, sender, stage) logged
+        # (ref, recipient) → its state after its sound receipts so far (else ACCEPTED)
+        self._states: dict[tuple[bytes, str], RecipientState] = {}
         self._corrupt = 0  # corrupt entries so far
 
     @property
@@ -440,7 +452,10 @@ class LogRules:
                 else:
                     continue
                 findings.append(_relay(index, Rule.LINK_FORBIDDEN, sentence))
-        self._messages[facts.ident] = _Logged(facts.body_hash, frozenset(recipients), facts.sender)
+        self._messages[facts.ident] = _Logged(
+            facts.body_hash, frozenset(recipients), facts.sender,
+            test=facts.type == BodyType.TEST.value,
+        )
         return findings
 
     def _receipt(self, index: int, facts: EntryFacts) -> list[Finding]:
@@ -476,6 +491,30 @@ class LogRules:
                 f"{facts.sender} already has a {facts.stage} receipt for {facts.ref.hex()} "
                 "in the log",
             ))
-        elif not findings:
+            return findings
+        not_owed = self._not_owed(logged, facts)
+        if not_owed:
+            findings.append(_relay(index, Rule.RECEIPT_NOT_OWED, not_owed))
+        if not findings:
             self._receipts.add(key)
+            who = (facts.ref, facts.sender)
+            state = self._states.get(who, RecipientState.ACCEPTED)
+            self._states[who] = advance(state, Step.of(Stage(facts.stage)))
         return findings
+
+    def _not_owed(self, logged: _Logged, facts: EntryFacts) -> str:
+        """Why no receipt of this stage was owed by its sender for ``ref``, or ""."""
+        stage = Stage(facts.stage)
+        state = self._states.get((facts.ref, facts.sender), RecipientState.ACCEPTED)
+        if logged.test:  # answered once, delivered or rejected; the answer closes it
+            if state is not RecipientState.ACCEPTED:
+                return f"the test {facts.ref.hex()} was answered already by {facts.sender}"
+            if stage is Stage.ACKNOWLEDGED:
+                return "a link test is answered delivered or rejected, not acknowledged"
+            return ""
+        if stage in expects(state):
+            return ""
+        return (
+            f"{facts.sender} is {state.value} for {facts.ref.hex()} by its earlier receipts: "
+            f"a {stage.value} receipt is not owed"
+        )

@@ -18,8 +18,9 @@ Invariants every store keeps:
   right edge of the tree of all ``size`` entries, and its ``root()`` is the
   tree head.
 
-Threading: one writer (the group committer's worker thread) plus any number of
-readers of indexes below a ``size`` they have already seen. Nothing else.
+Threading: one writer (the group committer's worker thread, or a store's
+``recover`` once that committer has stopped) plus any number of readers of
+indexes below a ``size`` they have already seen. Nothing else.
 
 Misuse (an empty batch, an oversized entry, an index out of range, a closed
 store) raises ``UsageError``; a store found damaged raises ``StoreError``.
@@ -39,6 +40,7 @@ __all__ = [
     "TILE_HEIGHT",
     "IndexedAppend",
     "LogStore",
+    "Recoverable",
     "check_batch",
     "check_entry",
     "check_index",
@@ -100,6 +102,18 @@ class IndexedAppend(Protocol):
     """
 
     def append_each(self, entries: Sequence[bytes]) -> list[int]: ...
+
+
+@runtime_checkable
+class Recoverable(Protocol):
+    """A store that refuses writes after a failed one until it is recovered in place.
+
+    ``recover`` makes the store take writes again, consistent with what it
+    counted as durable (a tail the failed write left is cut), or raises
+    ``StoreError`` and keeps refusing. A store without it needs no recovery.
+    """
+
+    def recover(self) -> None: ...
 
 
 def _entry_fault(entry: object) -> str:

@@ -16,8 +16,12 @@ from aiohttp import web
 if TYPE_CHECKING:
     from hotline.endpoint.feed_service import FeedService
     from hotline.endpoint.service import Endpoint
+    from hotline.httplog import LineBudget
 
-__all__ = ["ENDPOINT", "FEEDS"]
+__all__ = ["ENDPOINT", "FEEDS", "LOG_LINES"]
 
 ENDPOINT: Final[web.AppKey[Endpoint]] = web.AppKey("endpoint")
 FEEDS: Final[web.AppKey[FeedService]] = web.AppKey("feeds")
+LOG_LINES: Final[web.AppKey[LineBudget]] = web.AppKey("log_lines")
+"""Lines of events anyone who reaches the API can repeat (a refused login, a post with no
+feed's token, a failed TLS handshake, a malformed request): throttled (hotline.httplog)."""

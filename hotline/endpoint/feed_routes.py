@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Final
 import structlog
 from aiohttp import web
 
-from hotline.endpoint.appkeys import ENDPOINT, FEEDS
+from hotline.endpoint.appkeys import ENDPOINT, FEEDS, LOG_LINES
 from hotline.endpoint.correlation import Alert, continued_incident, draft_of, read_alert
 from hotline.endpoint.errors import PayloadTooLarge, RequestRefused, UnsupportedMediaType
 from hotline.endpoint.feed_service import Draft, FeedRegistry, FeedService, Posted
@@ -154,7 +154,10 @@ async def handle_post(
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         posted = await submit(service, feed, key, raw)
     except (RequestRefused, Rejected) as exc:
-        log_refusal(service, route, feed_name, exc)
+        # a post with no feed's token is anyone's to repeat: its lines are throttled
+        extra = request.app[LOG_LINES].admit("feed_post_refused") if not feed_name else {}
+        if extra is not None:
+            log_refusal(service, route, feed_name, exc, **extra)
         return refusal_response(exc)
     log_posted(service, route, feed_name, posted)
     return posted_response(posted)
@@ -177,12 +180,13 @@ async def post_alert(request: web.Request) -> web.Response:
 
 
 def log_refusal(
-    service: FeedService, route: str, feed: str, exc: RequestRefused | Rejected
+    service: FeedService, route: str, feed: str, exc: RequestRefused | Rejected,
+    **extra: object,
 ) -> None:
     status = 422 if isinstance(exc, Rejected) else exc.status
     field = exc.path if isinstance(exc, Rejected) else exc.field
     log.warning("feed_post_refused", endpoint=service.endpoint.me, route=route, feed=feed,
-                status=status, error=exc.code, field=field, reason=str(exc))
+                status=status, error=exc.code, field=field, reason=str(exc), **extra)
 
 
 def log_posted(service: FeedService, route: str, feed: str, posted: Posted) -> None:

@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from hotline.endpoint.access import ACCESS, SESSION, Access
+from hotline.endpoint.appkeys import LOG_LINES
 from hotline.endpoint.errors import BadJson
 from hotline.endpoint.http_io import parse_json, read_body
 from hotline.endpoint.sessions import Session
@@ -69,8 +70,10 @@ async def login(request: web.Request) -> web.Response:
     async with request.app[_VERIFYING]:
         operator = await asyncio.to_thread(access.operators.verify, name, password)
     if operator is None:
-        log.warning("operator_login_refused", operator=name[:40],
-                    remote=request.remote or "")
+        extra = request.app[LOG_LINES].admit("operator_login_refused")  # anyone can repeat it
+        if extra is not None:
+            log.warning("operator_login_refused", operator=name[:40],
+                        remote=request.remote or "", **extra)
         return _error(401, "bad_credentials", "password",
                       "no operator of this endpoint has this name and password")
     token, session = access.sessions.start(operator)

@@ -42,7 +42,7 @@ from hotline.endpoint.access import (
     host_names,
 )
 from hotline.endpoint.api import add_routes
-from hotline.endpoint.appkeys import ENDPOINT
+from hotline.endpoint.appkeys import ENDPOINT, LOG_LINES
 from hotline.endpoint.cap_routes import add_cap_routes
 from hotline.endpoint.compose import Header, draft_body, referenced_id
 from hotline.endpoint.connection import HEARTBEAT_S, Backoff, run_connection
@@ -71,6 +71,8 @@ from hotline.endpoint.sessions import DEFAULT_IDLE_S, SessionStore
 from hotline.endpoint.views import event_json
 from hotline.endpoint.witness import ConsistencyProof, NeedsProof
 from hotline.errors import ConfigError, Rejected
+from hotline.httplog import LineBudget, server_logger
+from hotline.lograte import LogThrottle
 from hotline.network import Network
 from hotline.protocol.ids import format_id, make_id
 from hotline.protocol.keys import SigningKey
@@ -636,6 +638,7 @@ def make_app(config: EndpointConfig) -> web.Application:
     """The endpoint as an aiohttp application: the API routes, and a cleanup
     context that opens the endpoint when the app starts and closes it after."""
     app = web.Application(middlewares=[access_middleware])
+    app[LOG_LINES] = LineBudget(LogThrottle(), config.clock)
     app[ACCESS] = Access(
         names=host_names(config.host, config.api_names),
         operators=OperatorStore(config.data_dir),
@@ -692,13 +695,21 @@ async def serve_endpoint(config: EndpointConfig) -> AsyncIterator[RunningEndpoin
         config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
         what="the endpoint's console and feed API", cert_flags="--api-tls-cert and --api-tls-key",
     )
-    ssl_context = server_context(tls.serve) if tls.serve is not None else None
-    note_transport(transport, endpoint=config.endpoint_id, api_host=config.host)
     app = make_app(config)
+    # failed handshakes, malformed requests, refused logins: one budget of lines, each count
+    # riding on the next line of its event
+    budget = app[LOG_LINES]
+    ssl_context = (
+        server_context(tls.serve, lines=budget.lines, clock=budget.clock)
+        if tls.serve is not None else None
+    )
+    note_transport(transport, endpoint=config.endpoint_id, api_host=config.host)
     # keepalive_timeout runs from the connection's start until a whole request has come (and
     # again after each answer), so it bounds reading headers as well as idle keep-alive
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           keepalive_timeout=config.header_timeout_s)
+                           keepalive_timeout=config.header_timeout_s,
+                           logger=server_logger("hotline.endpoint.http", budget.lines,
+                                                budget.clock))
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)

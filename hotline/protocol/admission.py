@@ -57,7 +57,8 @@ for, so that nothing here grows with the log.
 
 :meth:`Admission.record` is called once an envelope is on its way into the
 log (and for every logged envelope when the relay starts); until then a second
-copy of the same envelope is checked afresh.
+copy of the same envelope is checked afresh. :meth:`Admission.forget` undoes it
+for an envelope whose append failed: it was never logged, so a resend is new.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ class SeenIds(Protocol):
     def get(self, key: bytes, /) -> bytes | None: ...
 
     def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+    def __delitem__(self, key: bytes, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +295,30 @@ class Admission:
     def restore_last_seqs(self, last_seqs: dict[str, int]) -> None:
         """Start from saved ``last_seqs`` (a snapshot the relay matched to its log)."""
         self._last_seq = dict(last_seqs)
+
+    def last_seq_of(self, sender: str) -> int | None:
+        """The highest ``seq`` recorded for ``sender``, or None."""
+        return self._last_seq.get(sender)
+
+    def forget(self, envelope: Envelope, last_seq: int | None) -> None:
+        """Undo :meth:`record` for an envelope that was not logged after all (its append
+        failed): its id is unseen again, and its sender's last ``seq`` goes back to
+        ``last_seq`` (the sender's before it was recorded) unless it is lower already.
+
+        Going back below any ``seq`` recorded after it is right for the relay's own
+        store: an append that fails stops the store, so every envelope recorded after
+        it fails too and is forgotten as well.
+        """
+        body = envelope.body
+        if self._seen.get(body.id) == envelope.hash:
+            del self._seen[body.id]
+        current = self._last_seq.get(body.sender)
+        if current is None:
+            return
+        if last_seq is None:
+            del self._last_seq[body.sender]
+        elif last_seq < current:
+            self._last_seq[body.sender] = last_seq
 
     def record(self, envelope: Envelope) -> None:
         """Remember an envelope on its way into the log (its id, body hash and seq)."""

@@ -37,6 +37,7 @@ from hotline.protocol.timetext import format_utc_ms
 __all__ = [
     "AUTH_TAG",
     "DEFAULT_MAX_FRAME",
+    "LARGEST_MAX_FRAME",
     "MSG_TAG",
     "VERSION",
     "Envelope",
@@ -55,6 +56,11 @@ VERSION: Final = 1
 MSG_TAG: Final = b"hotline/v1/msg\x00"
 AUTH_TAG: Final = b"hotline/v1/auth\x00"
 DEFAULT_MAX_FRAME: Final = 60 * 1024
+LARGEST_MAX_FRAME: Final = 65_513
+"""The most ``max_frame_bytes`` may be: a frame and its log entry's header (22 bytes at
+most: the array, the kind ``"envelope"``, a 64-bit ``relay_ts``, a bin16 length) fit one
+log entry (65,535 bytes, C2SP tlog-tiles). A larger frame could be admitted but never
+logged."""
 
 
 class KeyDirectory(Protocol):

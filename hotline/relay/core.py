@@ -6,7 +6,8 @@
 - :class:`Send` — send bytes to a connected endpoint;
 - :class:`Append` — durably append a log entry, then call
   :meth:`RelayCore.appended` with the index (in the order the appends were
-  asked for on that connection);
+  asked for on that connection), or :meth:`RelayCore.append_failed` if it
+  could not be made durable;
 - :class:`Broadcast` — send bytes to every connected endpoint;
 - :class:`Close` — close an endpoint's session with a code and reason;
 - :class:`LogLine` — write a line to the structured log (what happened, for operators).
@@ -245,6 +246,7 @@ class _Inflight:
     envelope: Envelope
     party: str
     relay_ts: int
+    last_seq: int | None = None  # the sender's last seq before this envelope was recorded
 
 
 _TEST_RANK: Final = 99
@@ -322,6 +324,8 @@ class RelayCore:
         self._slot_logged: dict[str, int] = {}  # endpoint → the last slot a logged test is for
         self._refusal_seq = 0
         self._answering: set[tuple[bytes, str, str]] = set()  # receipts on their way to the log
+        # overdue entries on their way to the log: token → (message id, recipient, stage)
+        self._overdue_appends: dict[int, tuple[bytes, str, str]] = {}
         self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
         # A relay replica's name: written into connected/disconnected entries so that the
@@ -385,6 +389,7 @@ class RelayCore:
         Its envelope is already applied (through :meth:`follow`); whoever sent
         it here gets the original accepted receipt, byte for byte.
         """
+        self._overdue_logged(token)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -407,6 +412,7 @@ class RelayCore:
         A link test whose slot has no logged test yet is signed again at the
         next tick, while that slot lasts.
         """
+        self._overdue_appends.pop(token, None)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -419,6 +425,51 @@ class RelayCore:
             slot = self._test_slot(party, body.ts)
             if self._slot_signed.get(party) == slot and self._slot_logged.get(party, -1) < slot:
                 self._slot_signed[party] = slot - 1
+
+    def append_failed(
+        self, token: int, retry_after_ms: int, why: str, now: int
+    ) -> list[RelayAction]:
+        """The entry asked for with ``token`` could not be made durable (the store failed).
+
+        Nothing of it is kept: its envelope is forgotten by admission (a resend
+        is judged afresh, not as a duplicate of something never logged), a
+        receipt is owed again, and a link test's slot is signed again at the
+        next tick while it lasts (as :meth:`withdrawn`). Every party waiting on
+        the envelope, its sender and whoever resent it meanwhile, is answered
+        with the temporary refusal ``busy`` (see :meth:`busy`): each ``Send``
+        returned is such a refusal, and the edge closes that session once it is
+        written, as for ``busy``. A missed deadline's ``overdue`` entry is asked
+        for again at the next tick (a deadline miss must reach the log); another
+        event's entry is only noted: it is lost.
+        """
+        overdue = self._overdue_appends.pop(token, None)
+        if overdue is not None:
+            message_id, recipient, stage = overdue
+            message = self._messages.get(message_id)
+            if message is not None:
+                message.overdue_sent.discard((recipient, stage))
+                heapq.heappush(self._due, (now, message.index, message_id))
+            return [LogLine("overdue_not_logged", {
+                "id": message_id.hex(), "recipient": recipient, "stage": stage, "reason": why,
+            })]
+        inflight = self._inflight.get(token)
+        if inflight is None:
+            return [LogLine("log_entry_lost", {"token": token, "reason": why})]
+        envelope = inflight.envelope
+        body = envelope.body
+        waiting = self._inflight_ids.get(body.id, [inflight.party])
+        self.withdrawn(token)
+        if isinstance(body, LinkTestBody):
+            return [LogLine("link_test_not_logged", {"id": body.id.hex(), "to": body.to[0],
+                                                     "reason": why})]
+        self.admission.forget(envelope, inflight.last_seq)
+        actions: list[RelayAction] = [LogLine("append_failed_answered_busy", {
+            "id": body.id.hex(), "from": body.sender, "type": body.type.value,
+            "parties": ",".join(waiting), "reason": why,
+        })]
+        for party in waiting:  # one answer per copy sent, as appended() does
+            actions.extend(self.busy(party, envelope.frame, retry_after_ms, why, now))
+        return actions
 
     # ------------------------------------------------------------------ connections
 
@@ -471,9 +522,10 @@ class RelayCore:
                 return [note]
             index, relay_ts, digest = self._accepted[body.id]
             return [note, Send(party, self._accepted_receipt(body.id, digest, index, relay_ts))]
+        last_seq = self.admission.last_seq_of(body.sender)
         self.admission.record(envelope)
         token = next(self._tokens)
-        self._inflight[token] = _Inflight(envelope, party, now)
+        self._inflight[token] = _Inflight(envelope, party, now, last_seq)
         self._inflight_ids[body.id] = [party]
         if isinstance(body, ReceiptBody):
             self._answering.add(_answer(body))
@@ -498,13 +550,22 @@ class RelayCore:
         else:
             assert isinstance(body, WarningBody | CancelBody | TextBody)
             recipients = frozenset(recipients_of(self.network, origin, body.to))
-        if isinstance(body, LinkTestBody):  # a test is answered delivered (or refused)
-            owed = {(r, stage.value) for r in message.owing(Stage.DELIVERED)
+        # receipts admitted for ref and still on their way are logged before this one: each
+        # recipient is judged by the state they lead to, not by the state logged so far
+        # (an acknowledgement on its way leaves no delivered nor rejected owed)
+        coming: dict[str, list[Stage]] = {}
+        for ref, sender, stage in self._answering:
+            if ref == receipt.ref:
+                coming.setdefault(sender, []).append(Stage(stage))
+        if isinstance(body, LinkTestBody):  # a test is answered once, delivered (or refused)
+            owed = {(r, stage.value) for r in message.owing(Stage.DELIVERED) if r not in coming
                     for stage in (Stage.DELIVERED, Stage.REJECTED)}
         else:  # what would still move each recipient along the lifecycle table
-            owed = {(r, stage.value) for r, state in message.states.items()
-                    for stage in expects(state)}
-        owed -= {(sender, stage) for ref, sender, stage in self._answering if ref == receipt.ref}
+            owed = set()
+            for r, state in message.states.items():
+                for stage in sorted(coming.get(r, ()), key=lambda s: s is not Stage.DELIVERED):
+                    state = advance(state, Step.of(stage))  # noqa: PLW2901 - the state to come
+                owed |= {(r, stage.value) for stage in expects(state)}
         return LoggedRef(origin, recipients, message.digest, frozenset(owed))
 
     def answers_unseen(self, frame: bytes) -> bool:
@@ -595,6 +656,7 @@ class RelayCore:
 
     def appended(self, token: int, index: int, now: int) -> list[RelayAction]:
         """The entry asked for with ``token`` is durable at ``index``."""
+        self._overdue_logged(token)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -624,6 +686,14 @@ class RelayCore:
         actions.extend(Send(party, receipt) for party in waiting)
         actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
         return actions
+
+    def _overdue_logged(self, token: int) -> None:
+        """Count an overdue entry this core asked for once it is in the log (by this relay
+        or, the same miss, by another replica first): one that failed is asked for again."""
+        overdue = self._overdue_appends.pop(token, None)
+        if overdue is not None:
+            stage = overdue[2]
+            self._counters.overdue[stage] = self._counters.overdue.get(stage, 0) + 1
 
     def _accepted_receipt(self, ref: bytes, digest: bytes, index: int, relay_ts: int) -> bytes:
         body = AcceptedBody(
@@ -722,10 +792,15 @@ class RelayCore:
     # ------------------------------------------------------------------ delivery
 
     def _owe(self, party: str, message: _Message) -> None:
-        """``party`` owes ``message`` a delivered receipt: it is sent at the next flush."""
+        """``party`` owes ``message`` a delivered receipt: it is sent at the next flush.
+
+        Only an online party's heap gets the entry: a new session sends everything owed
+        and rebuilds the heap, so an offline party's heap would only hold stale entries.
+        """
         pending = _Pending(message)
         self._queues.setdefault(party, {})[message.body.id] = pending
-        heapq.heappush(self._sends.setdefault(party, []), pending.key())
+        if party in self.online:
+            heapq.heappush(self._sends.setdefault(party, []), pending.key())
 
     def _flush(self, party: str, now: int, *, force: bool = False) -> list[RelayAction]:
         """Send what ``party`` is owed and due, most urgent first, then log order.
@@ -856,17 +931,18 @@ class RelayCore:
         if now < due or key in message.overdue_sent:
             return []
         message.overdue_sent.add(key)
-        self._counters.overdue[stage.value] = self._counters.overdue.get(stage.value, 0) + 1
         note = LogLine("deadline_missed", {
             "id": message.body.id.hex(), "link": f"{message.sender}-{recipient}",
             "stage": stage.value, "deadline": due,
         })
-        return [note, self._event(
+        append = self._event(
             EntryKind.OVERDUE,
             {"ref": message.body.id, "recipient": recipient, "stage": stage.value,
              "deadline": due},
             now,
-        )]
+        )
+        self._overdue_appends[append.token] = (message.body.id, recipient, stage.value)
+        return [note, append]
 
     def _link_tests(self, now: int) -> list[RelayAction]:
         """Tests due at ``now``: each endpoint's at its own phase of the interval.

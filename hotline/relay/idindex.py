@@ -271,3 +271,7 @@ class _Seen:
     def __setitem__(self, key: bytes, value: bytes, /) -> None:
         # until add() stores its row: an id admitted (or replayed) but not yet in the index
         self._index._logging[key] = value
+
+    def __delitem__(self, key: bytes, /) -> None:
+        # an id admitted whose append failed: not logged, so not seen (a logged id stays)
+        self._index._logging.pop(key, None)

@@ -50,6 +50,7 @@ from hotline.errors import (
     StoreError,
 )
 from hotline.figures import LinkFigures
+from hotline.httplog import server_logger
 from hotline.lograte import LogThrottle
 from hotline.logs import one_write
 from hotline.network import Network
@@ -528,6 +529,20 @@ class Relay:
     def withdrawn(self, append: Append) -> None:
         """``append`` (a link test) will not be logged; its slot may be signed again."""
         self.core.withdrawn(append.token)
+
+    def failed(self, append: Append, error: str) -> None:
+        """``append`` could not be made durable: the core forgets it and answers everyone
+        waiting on it ``busy``; each such session is closed (1013) once that is written,
+        as when this relay is not ready (see :meth:`_envelope`)."""
+        actions = self.core.append_failed(
+            append.token, BUSY_RETRY_MS, "its log store failed a write", self.config.clock()
+        )
+        for action in actions:
+            if isinstance(action, Send):  # a busy refusal (see RelayCore.append_failed)
+                connection = self._connections.get(action.party)
+                if connection is not None:
+                    connection.busy = True
+        self.perform(actions)
 
     @property
     def last_test_seq(self) -> int:
@@ -1097,7 +1112,8 @@ async def start_relay(config: RelayConfig) -> RunningRelay:
         config.host, tls.serve, unsafe_plaintext=tls.unsafe_plaintext,
         what="the relay", cert_flags="--tls-cert and --tls-key",
     )
-    throttle = LogThrottle()  # failed handshakes and refused sessions: one budget of lines
+    # failed handshakes, malformed requests and refused sessions: one budget of lines
+    throttle = LogThrottle()
     ssl_context = (
         server_context(tls.serve, lines=throttle, clock=config.clock)
         if tls.serve is not None else None
@@ -1112,8 +1128,10 @@ async def start_relay(config: RelayConfig) -> RunningRelay:
         undo.push_async_callback(relay.stop)
         # keepalive_timeout also closes a socket that never sends its request (aiohttp starts
         # the timer at connect), so a flood of idle sockets cannot hold the relay's descriptors
+        # malformed requests: throttled http_request_failed lines (hotline.httplog)
         runner = web.AppRunner(create_app(relay), handle_signals=False, access_log=None,
-                               keepalive_timeout=config.auth_timeout_s)
+                               keepalive_timeout=config.auth_timeout_s,
+                               logger=server_logger("hotline.relay.http", throttle, config.clock))
         await runner.setup()
         undo.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)

@@ -62,6 +62,7 @@ class LogBuilder:
         return ReceiptBody(
             **self.header(sender),
             ref=of.id, hash=body_hash(encode_body(of)) if digest is None else digest, stage=stage,
+            reason="not ours to act on" if stage is Stage.REJECTED else None,
         )
 
     def test(self, to: str) -> LinkTestBody:

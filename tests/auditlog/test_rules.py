@@ -267,6 +267,71 @@ def test_a_second_different_receipt_for_one_stage_is_the_relays_fault() -> None:
     assert only(check(entries)) == (4, Rule.RECEIPT_CONFLICTS, Blame.RELAY)
 
 
+@pytest.mark.parametrize(("first", "then"), [
+    (Stage.ACKNOWLEDGED, Stage.DELIVERED),
+    (Stage.REJECTED, Stage.DELIVERED),
+    (Stage.ACKNOWLEDGED, Stage.REJECTED),
+    (Stage.REJECTED, Stage.ACKNOWLEDGED),
+])
+def test_a_receipt_the_lifecycle_owes_no_more_is_the_relays_fault(
+    first: Stage, then: Stage
+) -> None:
+    """After a final receipt, a receipt that would not move the recipient's state (implied
+    already, or contradicting it) breaks receipt_not_owed: an honest relay refuses it."""
+    log = LogBuilder()
+    warning = log.warning_body("BY", ("LT",))
+    entries = [
+        log.entry(warning),
+        log.entry(log.receipt("LT", warning, first)),
+        log.entry(log.receipt("LT", warning, then)),
+    ]
+    findings = check(entries)
+    assert only(findings) == (2, Rule.RECEIPT_NOT_OWED, Blame.RELAY)
+    assert f"LT is {first.value}" in findings[0].sentence
+
+
+def test_receipts_the_lifecycle_owes_are_sound_in_any_order_it_allows() -> None:
+    """delivered then acknowledged, an acknowledgement alone, and delivered then rejected are
+    each one recipient's legal answers; recipients are judged apart."""
+    log = LogBuilder()
+    warning = log.warning_body("BY", ("LT", "LV"))
+    other = log.warning_body("LV", ("EE",))
+    entries = [
+        log.entry(warning),
+        log.entry(other),
+        log.entry(log.receipt("LT", warning)),
+        log.entry(log.receipt("LV", warning, Stage.ACKNOWLEDGED)),
+        log.entry(log.receipt("EE", other)),
+        log.entry(log.receipt("LT", warning, Stage.ACKNOWLEDGED)),
+        log.entry(log.receipt("EE", other, Stage.REJECTED)),
+    ]
+    assert check(entries) == []
+
+
+@pytest.mark.parametrize(("answers", "bad"), [
+    ((Stage.DELIVERED,), None),
+    ((Stage.REJECTED,), None),
+    ((Stage.DELIVERED, Stage.REJECTED), 2),
+    ((Stage.REJECTED, Stage.DELIVERED), 2),
+    ((Stage.DELIVERED, Stage.ACKNOWLEDGED), 2),
+    ((Stage.ACKNOWLEDGED,), 1),
+])
+def test_a_link_test_is_answered_once_delivered_or_rejected(
+    answers: tuple[Stage, ...], bad: int | None
+) -> None:
+    """A test owes one answer, delivered or rejected: the first closes it; an acknowledged
+    one, or any after the first, is not owed."""
+    log = LogBuilder()
+    probe = log.test("LT")
+    entries = [log.entry(probe, signer="relay")]
+    entries += [log.entry(log.receipt("LT", probe, stage)) for stage in answers]
+    findings = check(entries)
+    if bad is None:
+        assert findings == []
+    else:
+        assert only(findings) == (bad, Rule.RECEIPT_NOT_OWED, Blame.RELAY)
+
+
 def test_a_refused_receipt_does_not_block_the_real_one() -> None:
     """After a logged receipt with a wrong hash, the recipient's correct receipt is no conflict."""
     log = LogBuilder()

@@ -574,3 +574,64 @@ def test_a_failed_write_stops_further_writes_until_reopened(
     again = open_store(tmp_path / "log")
     assert again.size in (10, 12)
     assert again.read_range(0, 10) == [entry_for(i) for i in range(10)]
+
+
+def test_a_store_recovered_after_a_failed_fsync_holds_none_of_the_failed_batch(
+    tmp_path: Path, open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """recover() cuts the records a failed write left on disk (never acknowledged), takes
+    writes again at the next index, and a reopened store holds exactly what was acknowledged."""
+    store = open_store(tmp_path / "log")
+    fill(store, 10)
+    segment = max((tmp_path / "log").glob("*.seg"))
+    length = segment.stat().st_size
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(StoreError, match="writing entries 10 to 11 failed"):
+        store.append_batch([b"lost a", b"lost b"])
+    assert segment.stat().st_size > length  # the records were written, only not synced
+    with pytest.raises(StoreError, match=r"recovering from the failed write .* failed"):
+        store.recover()  # the disk still refuses: so does the store
+    with pytest.raises(StoreError, match="refuses writes since an earlier one failed"):
+        store.append_batch([b"c"])
+    monkeypatch.undo()
+    store.recover()
+    assert segment.stat().st_size == length
+    assert store.append_batch([entry_for(10)]) == 10
+    store.close()
+    again = open_store(tmp_path / "log")
+    assert again.recovery.cut_bytes == 0
+    assert again.read_range(0, again.size) == [entry_for(i) for i in range(11)]
+
+
+def test_a_failed_frontier_persist_keeps_its_durable_entries_through_recovery(
+    tmp_path: Path, open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that failed after its entries were durable and counted (persisting the frontier)
+    keeps them: recover() persists the frontier again and appends go on after them."""
+    store = open_store(tmp_path / "log", persist_entries=2)
+    fill(store, 4, batch=2)
+    real_fsync = os.fsync
+    segment_fds: set[int] = set()
+
+    def fsync(fd: int) -> None:
+        if Path(f"/proc/self/fd/{fd}").readlink().suffix == ".seg":
+            segment_fds.add(fd)
+            real_fsync(fd)
+            return
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(StoreError, match="are durable, but persisting the frontier failed"):
+        store.append_batch([entry_for(4), entry_for(5)])
+    monkeypatch.undo()
+    assert segment_fds
+    assert store.size == 6
+    store.recover()
+    assert store.append_batch([entry_for(6)]) == 6
+    store.close()
+    again = open_store(tmp_path / "log")
+    assert again.read_range(0, again.size) == [entry_for(i) for i in range(7)]

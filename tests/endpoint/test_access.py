@@ -16,10 +16,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog.testing
 
 from hotline.endpoint.access import CSRF_HEADER
 from hotline.endpoint.operators import Role
 from hotline.endpoint.service import EndpointConfig, RunningEndpoint, serve_endpoint
+from hotline.lograte import DEFAULT_BURST
 from hotline.protocol.ids import format_id
 from hotline.testing.operators import OPERATOR, PASSWORD, add_operator, operator_headers
 from tests.endpoint.builders import Author, deliver
@@ -276,3 +278,44 @@ def test_the_journal_and_its_directory_are_private(tmp_path: Path) -> None:
     assert data.stat().st_mode & 0o777 == 0o700
     assert (data / JOURNAL_FILE).stat().st_mode & 0o777 == 0o600
     assert (data / "operators.json").stat().st_mode & 0o777 == 0o600
+
+
+async def test_malformed_requests_are_logged_as_throttled_structured_lines(
+    lt: Lt, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that are no HTTP request are 400 and logged as http_request_failed, at most the
+    throttle's burst of lines, never as the server library's own traceback lines."""
+    attempts = DEFAULT_BURST + 3
+    with structlog.testing.capture_logs() as events:
+        for _ in range(attempts):
+            reader, writer = await asyncio.open_connection("127.0.0.1", lt.running.port)
+            try:
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Length: nope\r\n\r\n")
+                async with asyncio.timeout(TIMEOUT):
+                    answer = await reader.read()
+            finally:
+                writer.close()
+            assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    assert [r for r in caplog.records if r.name.startswith("aiohttp")] == []
+    assert [e["event"] for e in events].count("http_request_failed") == DEFAULT_BURST
+
+
+async def test_refused_logins_and_posts_without_a_feed_token_are_throttled_in_the_log(
+    lt: Lt,
+) -> None:
+    """Anyone who reaches the API can fail a login or post an alert with no feed's token:
+    each is refused every time, but at most the throttle's burst of lines of each is written,
+    the next one after the window carrying how many were held back."""
+    attempts = DEFAULT_BURST + 3
+    login = json.dumps({"name": "nobody", "password": "guess"}).encode()
+    with structlog.testing.capture_logs() as events:
+        for _ in range(attempts):
+            status, body = await lt.post("/api/alerts", b"{}", Authorization="Bearer guess",
+                                         **{"Content-Type": JSON})
+            assert (status, body["error"]) == (401, "not_authenticated")
+            status, body = await lt.post("/api/login", login, **{"Content-Type": JSON})
+            assert (status, body["error"]) == (401, "bad_credentials")
+    names = [e["event"] for e in events]
+    assert names.count("feed_post_refused") == DEFAULT_BURST
+    assert names.count("operator_login_refused") == DEFAULT_BURST

@@ -110,6 +110,13 @@ class RawClient:
         assert isinstance(note, CheckpointNote)
         return note
 
+    async def closed_by_relay(self) -> int | None:
+        """Wait until the relay has closed the session; its close code."""
+        assert self.ws is not None
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), TIMEOUT)
+        return self.ws.close_code
+
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()

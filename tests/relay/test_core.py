@@ -746,3 +746,155 @@ def test_a_session_the_edge_refused_is_counted_and_counters_change_only_inside()
     read.duplicates = 7
     assert edge.core.counters.rejected["bad_signature"] == 2
     assert edge.core.counters.duplicates == 0
+
+
+# ----------------------------------------------------------------------------- a failed append
+
+
+def _busy(sends: Sequence[Out], party: str) -> list[RejectedNotice]:
+    notices = [c for c in controls(sends, party) if isinstance(c, RejectedNotice)]
+    assert [n.code for n in notices] == ["busy"] * len(notices)
+    return notices
+
+
+def test_a_failed_append_answers_everyone_waiting_busy_and_the_resend_is_logged_once() -> None:
+    """An append the store failed is forgotten: its sender and a resend waiting on it are
+    answered busy, nothing is delivered; resent, it is logged once and delivered once."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    body = author.warning(sender="BY", to=("LT",))
+    frame = NET.seal(body)
+    (append,) = edge.core.receive("BY", frame, NOW)
+    assert isinstance(append, Append)
+    assert [a.event for a in edge.core.receive("BY", frame, NOW + 1)  # type: ignore[union-attr]
+            ] == ["duplicate_answered"]
+    failed = sent(edge.core.append_failed(append.token, 500, "the disk is full", NOW + 2))
+    notices = _busy(failed, "BY")
+    assert [n.ref for n in notices] == [body.id, body.id]  # the sender and its resend
+    assert controls(failed, "LT") == []
+    assert edge.core.append_failed(append.token, 500, "again", NOW + 3)[0] == LogLine(
+        "log_entry_lost", {"token": append.token, "reason": "again"})  # told once, kept once
+    again = edge.send("BY", frame, NOW + 600)
+    (receipt_body,) = accepted(again, "BY")
+    assert receipt_body.ref == body.id
+    assert delivered(again, "LT") == [body]
+    assert [b.id for b in edge.bodies()] == [body.id]
+    assert edge.core.counters.rejected == {"busy": 2}
+
+
+def test_after_a_failed_append_the_sender_may_resend_in_seq_order() -> None:
+    """Two warnings in flight both fail (the store stops at its first failure): the sender's
+    seq goes back, so both are logged when resent in order, not refused as replays."""
+    edge, author = Edge(new_core()), Author(NET)
+    first = author.warning(sender="BY", to=("LT",))
+    second = author.warning(sender="BY", to=("LT",))
+    appends = [a for body in (first, second)
+               for a in edge.core.receive("BY", NET.seal(body), NOW)]
+    for append in appends:
+        assert isinstance(append, Append)
+        _busy(sent(edge.core.append_failed(append.token, 500, "write failed", NOW + 1)), "BY")
+    sends = [s for body in (first, second) for s in edge.send("BY", NET.seal(body), NOW + 600)]
+    assert [r.ref for r in accepted(sends, "BY")] == [first.id, second.id]
+    assert [b.id for b in edge.bodies()] == [first.id, second.id]
+
+
+def test_a_receipt_whose_append_failed_is_owed_again() -> None:
+    """A delivered receipt the store failed is answered busy and taken when sent again, not
+    refused as a receipt already admitted."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY")
+    body, _ = warned(edge, author)
+    frame = receipt(author, "LT", body, Stage.DELIVERED, NOW + 5)
+    (append,) = edge.core.receive("LT", frame, NOW + 5)
+    assert isinstance(append, Append)
+    _busy(sent(edge.core.append_failed(append.token, 500, "write failed", NOW + 6)), "LT")
+    assert edge.core.state_of(body.id, "LT") is RecipientState.ACCEPTED
+    sends = edge.send("LT", frame, NOW + 700)
+    assert accepted(sends, "LT")[0].ref != body.id  # the receipt's own id
+    assert edge.core.state_of(body.id, "LT") is RecipientState.DELIVERED
+
+
+def test_a_link_test_whose_append_failed_is_signed_again_and_answered_to_nobody() -> None:
+    """The relay's own link test: no one waits on it; its slot is signed again next tick."""
+    core = new_core()
+    (first,) = [a for a in core.tick(NOW) if isinstance(a, Append)]
+    (note,) = core.append_failed(first.token, 500, "write failed", NOW + 1)
+    assert isinstance(note, LogLine)
+    assert note.event == "link_test_not_logged"
+    (again,) = [a for a in core.tick(NOW + 2) if isinstance(a, Append)]
+    assert again.envelope is not None
+    assert first.envelope is not None
+    assert again.envelope.body.to == first.envelope.body.to  # type: ignore[union-attr]
+
+
+def test_an_overdue_entry_whose_append_failed_is_asked_for_again_and_counted_once() -> None:
+    """A deadline miss must reach the log: its overdue entry, failed, is asked for again at
+    the next tick, and counted once, when it is logged."""
+    edge, author = Edge(new_core()), Author(NET)
+    body, _ = warned(edge, author, to=("LT",))
+    due = NOW + FLASH.delivered_ms
+    first = [a for a in edge.core.tick(due) if isinstance(a, Append)]
+    assert [a.event.kind for a in first if a.event is not None] == [EntryKind.OVERDUE]
+    (note,) = edge.core.append_failed(first[0].token, 500, "write failed", due + 1)
+    assert note == LogLine("overdue_not_logged", {
+        "id": body.id.hex(), "recipient": "LT", "stage": "delivered", "reason": "write failed"})
+    assert edge.core.counters.overdue == {}
+    edge.tick(due + 2)
+    edge.tick(due + 3)
+    late = [(e.fields["recipient"], e.fields["stage"], e.fields["deadline"])
+            for e in edge.events(EntryKind.OVERDUE)]
+    assert late == [("LT", "delivered", due)]
+    assert edge.core.counters.overdue == {"delivered": 1}
+
+
+def _held(edge: Edge, party: str, frame: bytes, now: int) -> list[RelayAction]:
+    """``party`` sends ``frame``; its append, if any, is left on its way to the log."""
+    return edge.core.receive(party, frame, now)
+
+
+def test_a_receipt_not_owed_after_one_on_its_way_to_the_log_is_refused() -> None:
+    """A receipt judged while an earlier one of the same sender for the same message is still
+    being logged is judged by the state that one leads to: delivered or rejected after an
+    acknowledgement on its way is refused (replay), so the log never holds one not owed."""
+    for first, second in ((Stage.ACKNOWLEDGED, Stage.DELIVERED),
+                          (Stage.ACKNOWLEDGED, Stage.REJECTED),
+                          (Stage.REJECTED, Stage.ACKNOWLEDGED)):
+        edge, author = Edge(new_core()), Author(NET)
+        edge.connect("BY", "LT")
+        body, _ = warned(edge, author)
+        (append,) = [a for a in _held(edge, "LT", receipt(author, "LT", body, first, NOW + 5),
+                                      NOW + 5) if isinstance(a, Append)]
+        answer = _held(edge, "LT", receipt(author, "LT", body, second, NOW + 6), NOW + 6)
+        assert [a for a in answer if isinstance(a, Append)] == [], (first, second)
+        (notice,) = controls(sent(answer), "LT")
+        assert isinstance(notice, RejectedNotice)
+        assert notice.code == "replay"
+        edge.run([append], NOW + 7)  # the first is logged and settles as before
+        assert edge.core.state_of(body.id, "LT") is None
+
+
+def test_a_delivered_receipt_while_another_is_on_its_way_is_still_taken_before_the_ack() -> None:
+    """Delivered on its way, then acknowledged: both are owed in that order, both logged."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    body, _ = warned(edge, author)
+    first = _held(edge, "LT", receipt(author, "LT", body, Stage.DELIVERED, NOW + 5), NOW + 5)
+    second = _held(edge, "LT", receipt(author, "LT", body, Stage.ACKNOWLEDGED, NOW + 6), NOW + 6)
+    assert [type(a) for a in (*first, *second) if isinstance(a, Append)] == [Append, Append]
+
+
+def test_a_second_answer_to_a_link_test_on_its_way_is_refused() -> None:
+    """A link test is answered once: a second answer while the first is being logged is refused."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("LT")
+    (test,) = [
+        b for b in delivered(_one_interval(edge), "LT", tests=True) if isinstance(b, LinkTestBody)
+    ]
+    now = NOW + INTERVAL
+    first = _held(edge, "LT", receipt(author, "LT", test, Stage.DELIVERED, now), now)
+    assert [a for a in first if isinstance(a, Append)]
+    answer = _held(edge, "LT", receipt(author, "LT", test, Stage.REJECTED, now + 1), now + 1)
+    assert [a for a in answer if isinstance(a, Append)] == []
+    (notice,) = controls(sent(answer), "LT")
+    assert isinstance(notice, RejectedNotice)
+    assert notice.code == "replay"

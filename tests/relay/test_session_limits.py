@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -189,5 +191,35 @@ async def test_a_flood_of_refused_sessions_writes_a_burst_of_lines_then_one_coun
         assert names.count("session_refused") == burst
         (summary,) = [e for e in events if e["event"] == "log_lines_suppressed"]
         assert (summary["of"], summary["lines"]) == ("session_refused", attempts - burst)
+    finally:
+        await relay.stop()
+
+
+async def test_a_flood_of_malformed_http_requests_writes_a_burst_of_lines_then_one_count(
+    net: TestNet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that are no HTTP request, sent by anyone who reaches the port, are answered 400
+    and logged as the relay's own throttled http_request_failed event: the server library's
+    error lines (a traceback each, outside the JSON log) do not get through unbounded."""
+    clock = _Clock()
+    relay = await start_relay(replace(relay_config(net, tmp_path / "relay"), clock=clock))
+    burst = relay.relay.log_throttle.burst
+    attempts = burst + 5
+    url = urlsplit(relay.ws_url)
+    try:
+        with structlog.testing.capture_logs() as events:
+            for _ in range(attempts):
+                reader, writer = await asyncio.open_connection(url.hostname, url.port)
+                writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+                answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+                assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+                writer.close()
+                await writer.wait_closed()
+        leaked = [r for r in caplog.records if r.name.startswith("aiohttp")
+                  and r.levelno >= logging.WARNING]
+        assert leaked == []
+        failed = [e for e in events if e["event"] == "http_request_failed"]
+        assert len(failed) == burst
+        assert "Content-Length" in str(failed[0]["error"])
     finally:
         await relay.stop()
