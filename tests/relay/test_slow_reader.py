@@ -23,7 +23,7 @@ from hotline.protocol.session import (
     decode_control,
     encode_control,
 )
-from hotline.relay.server import start_relay
+from hotline.relay.server import RunningRelay, start_relay
 from tests.factories import TestNet, make_network
 from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import LINKS, Author, relay_config
@@ -67,6 +67,18 @@ def captured_events() -> Iterator[Events]:
         structlog.reset_defaults()
 
 
+async def _lt_that_will_not_read(
+    http: aiohttp.ClientSession, relay: RunningRelay, net: TestNet
+) -> aiohttp.ClientWebSocketResponse:
+    """LT's session, authenticated and welcomed, on a socket the test then leaves unread."""
+    ws = await http.ws_connect(relay.ws_url, autoping=False)
+    challenge = await ws.receive_bytes(timeout=TIMEOUT)
+    await ws.send_bytes(encode_control(
+        Auth("LT", auth_signature(challenge, "LT", net.keys["LT"]))))
+    assert isinstance(decode_control(await ws.receive_bytes(timeout=TIMEOUT)), Welcome)
+    return ws
+
+
 async def test_a_client_that_stops_reading_is_closed_and_gets_everything_on_reconnect(
     tmp_path: Path,
 ) -> None:
@@ -81,12 +93,7 @@ async def test_a_client_that_stops_reading_is_closed_and_gets_everything_on_reco
             by = Author("BY")
             async with RawClient(net, "BY", relay.ws_url) as sender, \
                     aiohttp.ClientSession() as http:
-                ws = await http.ws_connect(relay.ws_url, autoping=False)
-                challenge = await ws.receive_bytes(timeout=TIMEOUT)
-                await ws.send_bytes(encode_control(
-                    Auth("LT", auth_signature(challenge, "LT", net.keys["LT"]))))
-                assert isinstance(decode_control(await ws.receive_bytes(timeout=TIMEOUT)),
-                                  Welcome)
+                ws = await _lt_that_will_not_read(http, relay, net)
                 sent: list[WarningBody] = []
                 dropped = asyncio.ensure_future(events.wait_for("slow_reader_disconnected"))
                 while not dropped.done() and len(sent) < 2000:
@@ -134,11 +141,7 @@ async def test_a_relay_stops_in_bounded_time_while_a_session_has_stopped_reading
         by = Author("BY")
         async with RawClient(net, "BY", relay.ws_url) as sender, \
                 aiohttp.ClientSession() as http:
-            ws = await http.ws_connect(relay.ws_url, autoping=False)
-            challenge = await ws.receive_bytes(timeout=TIMEOUT)
-            await ws.send_bytes(encode_control(
-                Auth("LT", auth_signature(challenge, "LT", net.keys["LT"]))))
-            assert isinstance(decode_control(await ws.receive_bytes(timeout=TIMEOUT)), Welcome)
+            _lt = await _lt_that_will_not_read(http, relay, net)
             transport = relay.relay._connections["LT"].transport
             assert transport is not None
             high = transport.get_write_buffer_limits()[1]
