@@ -41,10 +41,7 @@ class LineBudget:
     def admit(self, event: str) -> dict[str, object] | None:
         """None to hold this line of ``event`` back (it is counted); else the fields to add
         to it (``suppressed``: how many were held back before it, when any were)."""
-        held = self.lines.admit(event, self.clock())
-        if held is None:
-            return None
-        return {"suppressed": held} if held else {}
+        return self.lines.fields(event, self.clock())
 
 
 class _Throttled(logging.Handler):
@@ -54,12 +51,10 @@ class _Throttled(logging.Handler):
         self._clock = clock
 
     def emit(self, record: logging.LogRecord) -> None:
-        held = self._lines.admit(_EVENT, self._clock())
-        if held is None:
+        fields = self._lines.fields(_EVENT, self._clock())
+        if fields is None:
             return
-        fields: dict[str, object] = {"reason": record.getMessage()[:_MOST]}
-        if held:
-            fields["suppressed"] = held
+        fields["reason"] = record.getMessage()[:_MOST]
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None or isinstance(exc, HttpProcessingError):
             if exc is not None:

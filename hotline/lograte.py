@@ -68,6 +68,14 @@ class LogThrottle:
         window.held += 1
         return None
 
+    def fields(self, event: str, now_ms: int) -> dict[str, object] | None:
+        """:meth:`admit` as the fields to add to the line: None to hold it back; else
+        ``{"suppressed": n}`` when ``n`` lines were held back before it, or ``{}``."""
+        held = self.admit(event, now_ms)
+        if held is None:
+            return None
+        return {"suppressed": held} if held else {}
+
     def due(self, now_ms: int) -> list[tuple[str, int]]:
         """``(event, lines held back)`` for each window that has ended with lines held back;
         each count is handed over once. Windows that ended are forgotten."""

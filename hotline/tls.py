@@ -278,9 +278,8 @@ def _logged_handshake(lines: LogThrottle, clock: Callable[[], int]) -> type[ssl.
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 raise
             except ssl.SSLError as exc:
-                held = lines.admit("tls_handshake_failed", clock())
-                if held is not None:
-                    extra = {"suppressed": held} if held else {}
+                extra = lines.fields("tls_handshake_failed", clock())
+                if extra is not None:
                     log.error(  # noqa: TRY400 - the reason is the line; a traceback says no more
                         "tls_handshake_failed", reason=exc.reason or str(exc),
                         library=exc.library,

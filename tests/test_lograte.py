@@ -58,3 +58,12 @@ def test_a_throttle_that_would_write_nothing_is_refused(burst: int, window_ms: i
     """A burst or window below 1 is a UsageError, not a throttle that drops every line."""
     with pytest.raises(UsageError, match="at least 1"):
         LogThrottle(burst=burst, window_ms=window_ms)
+
+
+def test_fields_are_what_the_written_line_carries() -> None:
+    """fields(): None for a line held back, {} for one with nothing held before it, and
+    suppressed with the count for the first line after lines were held back."""
+    throttle = LogThrottle(burst=1, window_ms=1_000)
+    assert throttle.fields("session_refused", 0) == {}
+    assert throttle.fields("session_refused", 1) is None
+    assert throttle.fields("session_refused", 1_000) == {"suppressed": 1}

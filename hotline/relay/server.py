@@ -623,11 +623,10 @@ class Relay:
         """Log an event a peer (or a lasting fault) can repeat at will, within the throttle:
         a line held back is counted, and the count is written with the next one
         (``suppressed``) or, once its window ends, as ``log_lines_suppressed``."""
-        held = self.log_throttle.admit(event, now)
-        if held is None:
+        extra = self.log_throttle.fields(event, now)
+        if extra is None:
             return
-        if held:
-            fields["suppressed"] = held
+        fields.update(extra)
         if traceback:
             log.exception(event, **fields)
         else:
