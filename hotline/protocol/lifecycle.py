@@ -94,7 +94,11 @@ class Step(enum.StrEnum):
     @classmethod
     def of(cls, stage: Stage) -> Step:
         """The step a receipt of ``stage`` takes."""
-        return cls(stage.value)
+        return _STEP_OF[stage]
+
+
+_STEP_OF: Final = {stage: Step(stage.value) for stage in Stage}
+_STAGES: Final = tuple(Stage)  # in the order of the enum: iterating the class costs more
 
 
 _Q, _A, _D, _K, _R = (
@@ -163,7 +167,7 @@ def state_of(stages: Iterable[Stage], *, logged: bool) -> RecipientState:
     """
     start = RecipientState.ACCEPTED if logged else RecipientState.QUEUED
     taken = frozenset(stages)
-    return state_after((Step.of(stage) for stage in Stage if stage in taken), start)
+    return state_after((_STEP_OF[stage] for stage in _STAGES if stage in taken), start)
 
 
 def expects(state: RecipientState) -> frozenset[Stage]:

@@ -7,6 +7,7 @@ console translates them for display without ever changing them.
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 __all__ = [
     "AckAction",
@@ -49,7 +50,10 @@ class Precedence(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Precedence).index(self)
+        return _RANKS[self]
+
+
+_RANKS: Final = {precedence: rank for rank, precedence in enumerate(Precedence)}
 
 
 class AltRef(enum.StrEnum):

@@ -682,9 +682,10 @@ class RelayCore:
             self._counters.link_tests += 1
         else:
             actions.append(LogLine("envelope_accepted", fields))
+        # the forwards first: signing the sender's receipt need not delay the recipients
+        actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
         receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
         actions.extend(Send(party, receipt) for party in waiting)
-        actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
         return actions
 
     def _overdue_logged(self, token: int) -> None:
@@ -824,7 +825,7 @@ class RelayCore:
                     taken.add(message_id)
                     due.append(pending)
         actions: list[RelayAction] = []
-        for pending in heapq.nsmallest(len(due), due, key=_send_order):
+        for pending in sorted(due, key=_send_order):
             pending.attempts += 1
             actions.append(LogLine(
                 "message_forwarded" if pending.attempts == 1 else "message_redelivered",

@@ -595,9 +595,10 @@ class Relay:
         """Write the log notes gathered since the last call, in the order they were made."""
         self._notes_scheduled = False
         lines, self._log_lines = self._log_lines, []
+        notes = log.bind()  # the logging set-up resolved once for all of them
         with one_write():
             for line in lines:
-                log.info(line.event, **line.fields)
+                notes.info(line.event, **line.fields)
 
     async def _ticker(self) -> None:
         """Every tick: retries, deadlines and link tests, slow readers, checkpoints.
