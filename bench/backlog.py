@@ -9,9 +9,10 @@ once) with ``--owed`` flash messages from BY to such an LT, one every 10 ms
 of the core's clock, and prints the CPU µs the core spends per message over
 the first tenth and over the rest, and per tick once all are owed (the
 deadlines missed so far are logged by one tick first, not timed). The
-signatures are real: the sender's, and the relay's ``accepted``. The cost
-per message grows with what is owed because each owed message is resent,
-and its ``redelivered`` event logged, every retry interval.
+signatures are real: the sender's, and the relay's ``accepted``. What grows
+with what is owed is the resends: each owed message is sent again, and its
+``redelivered`` event logged, after 1, 2, 4, 8 and then every 16 retry
+intervals while the session lasts.
 """
 
 from __future__ import annotations

@@ -24,8 +24,11 @@ Rules it keeps:
    produced by :meth:`appended`, never by :meth:`receive`.
 2. A message is delivered to each recipient in log order within a precedence,
    flash before immediate before priority before routine; the same bytes are
-   resent every ``retry_interval_ms`` until the recipient's ``delivered``
-   receipt is logged; offline recipients get their backlog on reconnect.
+   resent until the recipient's ``delivered`` receipt is logged, first after
+   ``retry_interval_ms``, then after twice the previous wait each time, at most
+   :data:`RESEND_BACKOFF_MAX` retry intervals (a session that answers nothing
+   draws ever fewer resends, not a storm); offline recipients get their backlog
+   on reconnect, and a new session starts again from one retry interval.
 3. A resent message (same id, same body) is answered with its original
    accepted receipt, which is a pure function of the log entry (Ed25519 is
    deterministic), and is never delivered twice; the same id with another body
@@ -208,14 +211,17 @@ class _Message:
 class _Pending:
     """A message owed to one recipient: when it is next due to be sent, and how often it was.
 
-    ``due`` is -1 until it is first sent, then the time it was last sent plus the retry
-    interval. Its recipient's send heap holds ``(due, rank, index, id)`` for it; an entry
-    whose ``due`` no longer matches (sent since, or answered) is stale and skipped.
+    ``due`` is -1 until it is first sent, then the time it was last sent plus the wait
+    (see :meth:`RelayCore._resend_wait`). Its recipient's send heap holds ``(due, rank,
+    index, id)`` for it; an entry whose ``due`` no longer matches (sent since, or
+    answered) is stale and skipped. ``attempts`` counts every send (the logged
+    ``attempt``); ``session_sends`` those since the recipient's session began.
     """
 
     message: _Message
     due: int = -1
     attempts: int = 0
+    session_sends: int = 0
 
     def key(self) -> tuple[int, int, int, bytes]:
         message = self.message
@@ -256,6 +262,9 @@ REFUSALS_BURST: Final = 200
 """Signed refusals an endpoint may draw at once (about 10 ms of signing)."""
 REFUSALS_PER_S: Final = 20
 """Signed refusals an endpoint may draw each second once its burst is spent."""
+RESEND_BACKOFF_MAX: Final = 16
+"""A resend waits at most this many retry intervals (48 s at the default 3 s)."""
+_BACKOFF_DOUBLINGS: Final = RESEND_BACKOFF_MAX.bit_length() - 1
 RECEIPTS_KEPT: Final = 10_000
 """Receipts kept per sender for resending after a reconnect (``auth.since``); older
 ones are still in the log, and the endpoint can read them from the tiles."""
@@ -816,6 +825,8 @@ class RelayCore:
         if force:
             due = list(queue.values())
             sends.clear()  # rebuilt below from what is sent now: no stale entry survives
+            for owed in due:  # a new session: resends start again from one interval
+                owed.session_sends = 0
         else:
             due, taken = [], set()
             while sends and sends[0][0] <= now:
@@ -840,13 +851,18 @@ class RelayCore:
                      "attempt": pending.attempts},
                     now,
                 ))
-            pending.due = now + self.network.limits.retry_interval_ms
+            pending.session_sends += 1
+            pending.due = now + self._resend_wait(pending.session_sends)
             heapq.heappush(sends, pending.key())
             self._counters.deliveries += 1
             actions.append(
                 Send(party, encode_control(Deliver(pending.message.index, pending.message.frame)))
             )
         return actions
+
+    def _resend_wait(self, sends: int) -> int:
+        """How long after its ``sends``-th send on this session a message is sent again."""
+        return self.network.limits.retry_interval_ms << min(sends - 1, _BACKOFF_DOUBLINGS)
 
     # ------------------------------------------------------------------ time
 

@@ -35,6 +35,7 @@ from hotline.protocol.session import (
 from hotline.protocol.vocab import Precedence, Stage
 from hotline.relay.core import (
     REFUSALS_BURST,
+    RESEND_BACKOFF_MAX,
     TESTS_KEPT_FOR,
     Append,
     Broadcast,
@@ -222,8 +223,9 @@ def test_an_undelivered_message_is_resent_with_the_same_bytes_each_retry_interva
 
 def test_each_owed_message_is_resent_when_its_own_retry_interval_is_over() -> None:
     """A silent recipient that stays connected: every message goes again once its own
-    interval is over, most urgent first then log order; none sooner, none answered; a new
-    session sends everything owed at once and the intervals count from then."""
+    interval is over, most urgent first then log order; none sooner, none answered; the
+    next wait is twice as long; a new session sends everything owed at once and the
+    intervals start again from one retry interval."""
     edge, author = Edge(new_core()), Author(NET)
     edge.connect("BY", "LT")
     m1, _ = warned(edge, author, now=NOW)
@@ -235,15 +237,30 @@ def test_each_owed_message_is_resent_when_its_own_retry_interval_is_over() -> No
     assert delivered(edge.tick(NOW + RETRY), "LT") == [m1]
     assert delivered(edge.tick(NOW + RETRY + 25), "LT") == [m3, m2]
     assert delivered(edge.tick(NOW + RETRY + 35), "LT") == []  # m4 was answered
-    assert delivered(edge.tick(2 * RETRY + NOW - 1), "LT") == []
-    assert delivered(edge.tick(2 * RETRY + NOW + 20), "LT") == [m1]
-    assert delivered(edge.tick(2 * RETRY + NOW + 25), "LT") == [m3, m2]
-    edge.run(edge.core.disconnected("LT", "closed 1006", NOW + 2 * RETRY + 30),
-             NOW + 2 * RETRY + 30)
-    back = NOW + 2 * RETRY + 40
+    assert delivered(edge.tick(3 * RETRY + NOW - 1), "LT") == []
+    assert delivered(edge.tick(3 * RETRY + NOW), "LT") == [m1]
+    assert delivered(edge.tick(3 * RETRY + NOW + 25), "LT") == [m3, m2]
+    edge.run(edge.core.disconnected("LT", "closed 1006", NOW + 3 * RETRY + 30),
+             NOW + 3 * RETRY + 30)
+    back = NOW + 3 * RETRY + 40
     assert delivered(edge.connect("LT", now=back), "LT") == [m1, m3, m2]
     assert delivered(edge.tick(back + RETRY - 1), "LT") == []
     assert delivered(edge.tick(back + RETRY), "LT") == [m1, m3, m2]
+
+
+def test_resends_to_a_session_that_answers_nothing_back_off_to_a_bound() -> None:
+    """One message to a recipient that never answers: resent after 1, 2, 4 and 8 retry
+    intervals, then every RESEND_BACKOFF_MAX intervals, each resend a redelivered entry
+    with the next attempt number; not a resend every retry interval for ever."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    body, _ = warned(edge, author, now=NOW)
+    resent_at = [k for k in range(1, 80) if delivered(edge.tick(NOW + k * RETRY), "LT")]
+    assert RESEND_BACKOFF_MAX == 16
+    assert resent_at == [1, 3, 7, 15, 31, 47, 63, 79]
+    redelivered = edge.events(EntryKind.REDELIVERED)
+    assert [e.fields["attempt"] for e in redelivered] == list(range(2, 10))
+    assert edge.core.owed(body.id) == {"LT": {Stage.DELIVERED, Stage.ACKNOWLEDGED}}
 
 
 def test_a_delivered_receipt_stops_the_resends() -> None:

@@ -5,7 +5,9 @@ where that history is not at hand). Both cores are driven through the same rando
 sequences of warnings, receipts, duplicates, sessions, ticks, snapshots and a follower
 replica; every log entry, note and close must be the same and in the same order, and so
 must what each party is sent (the core now forwards a logged envelope before it signs
-the sender's ``accepted``, so sends to different parties may interleave otherwise).
+the sender's ``accepted``, so sends to different parties may interleave otherwise). The
+scan is given the resend backoff the core keeps now (``_with_backoff``): after 1, 2, 4,
+8 and then 16 retry intervals on one session.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hotline.protocol.bodies import Body, LinkTestBody, ReceiptBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Deliver, decode_control
 from hotline.protocol.vocab import Precedence, Stage
+from hotline.relay.core import RESEND_BACKOFF_MAX
 from tests.endpoint.builders import Author
 from tests.relay.test_core import NET, NOW, RETRY, receipt
 
@@ -42,7 +45,7 @@ def scan_core(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     except (OSError, subprocess.SubprocessError):
         pytest.skip(f"the core as of {SCAN_REVISION} is not in this checkout's history")
     path = tmp_path_factory.mktemp("scan") / "scan_core.py"
-    path.write_bytes(source)
+    path.write_bytes(_with_backoff(source))
     spec = importlib.util.spec_from_file_location("scan_core", path)
     assert spec is not None
     assert spec.loader is not None
@@ -50,6 +53,25 @@ def scan_core(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     sys.modules["scan_core"] = module
     spec.loader.exec_module(module)
     return module
+
+
+_BACKOFF = (  # the scan core given the resend backoff both must now follow, by its own means
+    (b"    attempts: int = 0\n", b"    attempts: int = 0\n    session_sends: int = 0\n"),
+    (b"or now - p.last_sent >= self.network.limits.retry_interval_ms\n",
+     b"or now - p.last_sent >= self.network.limits.retry_interval_ms"
+     b" << min(p.session_sends - 1, %d)\n" % (RESEND_BACKOFF_MAX.bit_length() - 1)),
+    (b"            pending.last_sent = now\n",
+     b"            pending.last_sent = now\n"
+     b"            pending.session_sends = 1 if force else pending.session_sends + 1\n"),
+)
+
+
+def _with_backoff(source: bytes) -> bytes:
+    """The scan core, resending after 1, 2, 4, 8 and then 16 retry intervals on a session."""
+    for old, new in _BACKOFF:
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    return source
 
 
 def _made(module: Any) -> Any:
