@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -13,8 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 import structlog
+import structlog.testing
 
-from hotline.logs import configure_logging, one_write
+from hotline.logs import configure_logging, log_infos, one_write
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
@@ -187,3 +189,83 @@ def test_each_thread_holds_its_own_events(stderr: _CountingStderr) -> None:
     assert [line["event"] for line in _lines(stderr)] == [
         "main_one", "main_two", "worker_one", "worker_two"]
     assert stderr.writes == 2
+
+
+class _Color(str):
+    """A str subclass (as the vocabulary's enums are)."""
+
+
+_NOTES: list[tuple[str, dict[str, object]]] = [
+    ("envelope_accepted", {"id": "ab", "from": "BY", "index": 7, "to": "LT,LV"}),
+    ("message_forwarded", {"link": "BY-LT", "attempt": 1, "ratio": 0.5, "none": None}),
+    ("odd_values", {"raw": b"\x00\xff", "kind": _Color("flash"), "items": [1, "two", None],
+                    "nested": {"k": (1, 2)}, "flag": True, "text": "Łódź \u202e"}),
+    ("overriding", {"level": "debug", "timestamp": "then"}),
+    ("empty", {}),
+]
+
+
+def _chain_then_batch(stderr: _CountingStderr, notes: list[tuple[str, dict[str, object]]]
+                      ) -> tuple[list[str], list[str]]:
+    logger = structlog.get_logger()
+    for event, fields in notes:
+        logger.info(event, **fields)
+    chain = stderr.getvalue().splitlines()
+    stderr.seek(0)
+    stderr.truncate()
+    stderr.writes = 0
+    log_infos(notes)
+    return chain, stderr.getvalue().splitlines()
+
+
+def test_log_infos_writes_what_the_processor_chain_writes_byte_for_byte(
+    stderr: _CountingStderr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the JSON set-up, a batch of info events renders the lines log.info would,
+    byte for byte (fields in order, then event, level, stamp; repr for what JSON cannot
+    hold; a field named level or timestamp overridden as the chain does), in one write."""
+    monkeypatch.setattr("hotline.logs.time.time_ns", lambda: 1_796_341_750_259_308_123)
+    chain, batch = _chain_then_batch(stderr, _NOTES)
+    assert batch == chain
+    assert len(batch) == len(_NOTES)
+    assert stderr.writes == 1
+    assert json.loads(batch[0])["timestamp"] == "2026-12-03T23:49:10.259308Z"
+
+
+def test_log_infos_goes_through_structlog_when_another_set_up_is_in_force() -> None:
+    """A test capturing events sees each of a batch as an event of its own; so does a
+    console set-up; and a note carrying exc_info keeps its traceback, in order."""
+    configure_logging()
+    try:
+        with structlog.testing.capture_logs() as captured:
+            log_infos(_NOTES[:2])
+        assert [(e["event"], e["log_level"]) for e in captured] == [
+            ("envelope_accepted", "info"), ("message_forwarded", "info")]
+    finally:
+        structlog.reset_defaults()
+
+
+def test_log_infos_formats_a_traceback_like_the_chain(stderr: _CountingStderr) -> None:
+    """A note with exc_info goes through the chain: its traceback is written, in order."""
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        log_infos([("before", {}), ("failed", {"exc_info": exc}), ("after", {})])
+    lines = _lines(stderr)
+    assert [line["event"] for line in lines] == ["before", "failed", "after"]
+    assert "ValueError: boom" in str(lines[1]["exception"])
+    assert stderr.writes == 1
+
+
+def test_log_infos_writes_nothing_when_info_is_filtered_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At level warning, info events are dropped, batched or not."""
+    captured = _CountingStderr()
+    monkeypatch.setattr("hotline.logs.sys", SimpleNamespace(stderr=captured))
+    configure_logging(level=logging.WARNING)
+    try:
+        log_infos(_NOTES)
+    finally:
+        structlog.reset_defaults()
+    assert captured.getvalue() == ""

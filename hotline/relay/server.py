@@ -52,7 +52,7 @@ from hotline.errors import (
 from hotline.figures import LinkFigures
 from hotline.httplog import server_logger
 from hotline.lograte import LogThrottle
-from hotline.logs import one_write
+from hotline.logs import log_infos
 from hotline.network import Network
 from hotline.protocol.envelope import Envelope
 from hotline.protocol.keys import PublicKey, SigningKey
@@ -595,10 +595,7 @@ class Relay:
         """Write the log notes gathered since the last call, in the order they were made."""
         self._notes_scheduled = False
         lines, self._log_lines = self._log_lines, []
-        notes = log.bind()  # the logging set-up resolved once for all of them
-        with one_write():
-            for line in lines:
-                notes.info(line.event, **line.fields)
+        log_infos((line.event, line.fields) for line in lines)
 
     async def _ticker(self) -> None:
         """Every tick: retries, deadlines and link tests, slow readers, checkpoints.
