@@ -363,10 +363,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(ConnectionResetError):  # the console went away: stop
             await response.write(_sse("snapshot", snapshot))
             while True:
-                try:
-                    event: EndpointEvent | None = await asyncio.wait_for(
-                        subscription.next(), timeout=_SSE_KEEPALIVE_S
-                    )
+                try:  # asyncio.timeout: on 3.11 wait_for may drop a cancel (gh-86296)
+                    async with asyncio.timeout(_SSE_KEEPALIVE_S):
+                        event: EndpointEvent | None = await subscription.next()
                 except TimeoutError:
                     if session is not None and session.logged_out:
                         break

@@ -314,6 +314,25 @@ async def test_event_stream_starts_with_a_snapshot_then_goes_live(api: Api) -> N
         assert (name, event["ref"], event["stage"]) == ("receipt_queued", message_id, "delivered")
 
 
+async def test_a_quiet_event_stream_is_kept_alive_and_still_gets_the_next_event(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing to tell, the stream sends keep-alive comments; the event that comes
+    after them is not lost to the wait that timed out."""
+    monkeypatch.setattr("hotline.endpoint.api._SSE_KEEPALIVE_S", 0.02)
+    async with api.http.get(api.url + "/api/events") as response:
+        name, _ = await read_sse(response)
+        assert name == "snapshot"
+        for _ in range(3):
+            line = await asyncio.wait_for(response.content.readline(), TIMEOUT)
+            while line == b"\n":
+                line = await asyncio.wait_for(response.content.readline(), TIMEOUT)
+            assert line == b": keep-alive\n"
+        message_id = await api.receive(api.net.seal(Author(api.net).warning()))
+        name, event = await read_sse(response)
+        assert (name, event["id"]) == ("message_received", message_id)
+
+
 async def test_stopping_the_endpoint_ends_open_event_streams(tmp_path: Path) -> None:
     """Shutting down with a console still listening ends its stream promptly."""
     net = make_network()
