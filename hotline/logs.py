@@ -180,7 +180,7 @@ def log_infos(notes: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         held: list[str] = _holding.lines
         stamp = set_up.stamp
         for event, fields in notes:
-            if "exc_info" in fields:  # formatting a traceback is the chain's to do
+            if "exc_info" in fields or "event" in fields:  # the chain's to do (or refuse)
                 structlog.get_logger().info(event, **fields)
                 continue
             line = dict(fields)

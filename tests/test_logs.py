@@ -269,3 +269,15 @@ def test_log_infos_writes_nothing_when_info_is_filtered_out(
     finally:
         structlog.reset_defaults()
     assert captured.getvalue() == ""
+
+
+def test_log_infos_refuses_a_field_named_event_as_the_chain_does(
+    stderr: _CountingStderr,
+) -> None:
+    """A field named event cannot be logged by log.info; a batch holding one fails the same
+    way under every set-up, rather than losing the field on one of them."""
+    fields: dict[str, object] = {"event": "x"}
+    with pytest.raises(TypeError, match="event"):
+        structlog.get_logger().info("note", **fields)
+    with pytest.raises(TypeError, match="event"):
+        log_infos([("note", fields)])

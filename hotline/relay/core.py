@@ -262,9 +262,10 @@ REFUSALS_BURST: Final = 200
 """Signed refusals an endpoint may draw at once (about 10 ms of signing)."""
 REFUSALS_PER_S: Final = 20
 """Signed refusals an endpoint may draw each second once its burst is spent."""
-RESEND_BACKOFF_MAX: Final = 16
-"""A resend waits at most this many retry intervals (48 s at the default 3 s)."""
-_BACKOFF_DOUBLINGS: Final = RESEND_BACKOFF_MAX.bit_length() - 1
+RESEND_DOUBLINGS: Final = 4
+"""Each resend waits twice as long as the one before, this many times at most."""
+RESEND_BACKOFF_MAX: Final = 1 << RESEND_DOUBLINGS
+"""A resend waits at most this many retry intervals (16: 48 s at the default 3 s)."""
 RECEIPTS_KEPT: Final = 10_000
 """Receipts kept per sender for resending after a reconnect (``auth.since``); older
 ones are still in the log, and the endpoint can read them from the tiles."""
@@ -691,10 +692,14 @@ class RelayCore:
             self._counters.link_tests += 1
         else:
             actions.append(LogLine("envelope_accepted", fields))
-        # the forwards first: signing the sender's receipt need not delay the recipients
-        actions.extend(self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now))
+        # the forwards first: signing the sender's receipt need not delay the recipients;
+        # then the receipt, before the appends a forward may ask for (a resend's
+        # redelivered entry), at which the edge writes its notes
+        after = self._logged(index, inflight.relay_ts, envelope, restoring=False, now=now)
+        actions.extend(action for action in after if isinstance(action, Send))
         receipt = self._accepted_receipt(body.id, envelope.hash, index, inflight.relay_ts)
         actions.extend(Send(party, receipt) for party in waiting)
+        actions.extend(action for action in after if not isinstance(action, Send))
         return actions
 
     def _overdue_logged(self, token: int) -> None:
@@ -862,7 +867,7 @@ class RelayCore:
 
     def _resend_wait(self, sends: int) -> int:
         """How long after its ``sends``-th send on this session a message is sent again."""
-        return self.network.limits.retry_interval_ms << min(sends - 1, _BACKOFF_DOUBLINGS)
+        return self.network.limits.retry_interval_ms << min(sends - 1, RESEND_DOUBLINGS)
 
     # ------------------------------------------------------------------ time
 

@@ -208,6 +208,23 @@ def test_an_online_recipient_gets_a_message_as_soon_as_it_is_logged() -> None:
     assert edge.core.owed(body.id) == {"LT": {Stage.DELIVERED, Stage.ACKNOWLEDGED}}
 
 
+def test_the_accepted_receipt_comes_before_the_appends_a_forward_asks_for() -> None:
+    """A message logged while an older one's resend is due: both go to LT, then BY's
+    accepted receipt, and only then the resend's redelivered entry is asked for (the edge
+    writes its notes at an append: they must not delay the receipt)."""
+    core, author = new_core(), Author(NET)
+    edge = Edge(core)
+    edge.connect("BY", "LT")
+    warned(edge, author, now=NOW)
+    later = author.warning(sender="BY", to=("LT",), ts=NOW + RETRY)
+    (append,) = core.receive("BY", NET.seal(later), NOW + RETRY)
+    assert isinstance(append, Append)
+    actions = core.appended(append.token, len(edge.log), NOW + RETRY)
+    kinds = [(type(a).__name__, a.party) if isinstance(a, Send) else type(a).__name__
+             for a in actions if not isinstance(a, LogLine)]
+    assert kinds == [("Send", "LT"), ("Send", "LT"), ("Send", "BY"), "Append"]
+
+
 def test_an_undelivered_message_is_resent_with_the_same_bytes_each_retry_interval() -> None:
     """No delivered receipt: the same frame goes again once the retry interval has passed."""
     edge, author = Edge(new_core()), Author(NET)

@@ -26,7 +26,7 @@ from hotline.protocol.bodies import Body, LinkTestBody, ReceiptBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Deliver, decode_control
 from hotline.protocol.vocab import Precedence, Stage
-from hotline.relay.core import RESEND_BACKOFF_MAX
+from hotline.relay.core import RESEND_DOUBLINGS
 from tests.endpoint.builders import Author
 from tests.relay.test_core import NET, NOW, RETRY, receipt
 
@@ -59,7 +59,7 @@ _BACKOFF = (  # the scan core given the resend backoff both must now follow, by 
     (b"    attempts: int = 0\n", b"    attempts: int = 0\n    session_sends: int = 0\n"),
     (b"or now - p.last_sent >= self.network.limits.retry_interval_ms\n",
      b"or now - p.last_sent >= self.network.limits.retry_interval_ms"
-     b" << min(p.session_sends - 1, %d)\n" % (RESEND_BACKOFF_MAX.bit_length() - 1)),
+     b" << min(p.session_sends - 1, %d)\n" % RESEND_DOUBLINGS),
     (b"            pending.last_sent = now\n",
      b"            pending.last_sent = now\n"
      b"            pending.session_sends = 1 if force else pending.session_sends + 1\n"),
