@@ -48,7 +48,9 @@ refilling at its rate and holding at most a sixth of a minute's worth:
   :meth:`Admission.take_control` and :meth:`Admission.take_session`.
 
 A ``rate_limited`` rejection carries ``retry_after_ms``: when a token will be
-there again.
+there again. An envelope whose append failed gets its token back
+(:meth:`Admission.forget`): the sender is asked to resend it, and a failure of
+the relay's must not spend the sender's budget.
 
 What a receipt is judged against is the relay core's: it passes a
 :class:`LoggedRef` for the receipt's ``ref`` (its sender, recipients, body hash
@@ -198,14 +200,19 @@ class Admission:
         self._check_freshness(body, now_ms)
         if isinstance(body, ReceiptBody):
             self._check_receipt(body, ref)
-            self._spend(self._receipt_budget, body.sender, now_ms, "receipts")
         else:
             self._check_links(body)
-            if body.precedence in (Precedence.FLASH, Precedence.IMMEDIATE):
-                self._spend(self._urgent, body.sender, now_ms, "flash and immediate messages")
-            else:
-                self._spend(self._routine, body.sender, now_ms, "priority and routine messages")
+        bucket, what = self._budget_of(body)
+        self._spend(bucket, body.sender, now_ms, what)
         return Verdict.NEW
+
+    def _budget_of(self, body: Body) -> tuple[TokenBucket, str]:
+        """The budget an endpoint's envelope spends from, and what it counts."""
+        if isinstance(body, ReceiptBody):
+            return self._receipt_budget, "receipts"
+        if getattr(body, "precedence", None) in (Precedence.FLASH, Precedence.IMMEDIATE):
+            return self._urgent, "flash and immediate messages"
+        return self._routine, "priority and routine messages"
 
     def take_control(self, party: str, now_ms: int) -> None:
         """Spend one of ``party``'s control-frame tokens, or raise ``rate_limited``."""
@@ -301,9 +308,11 @@ class Admission:
         return self._last_seq.get(sender)
 
     def forget(self, envelope: Envelope, last_seq: int | None) -> None:
-        """Undo :meth:`record` for an envelope that was not logged after all (its append
-        failed): its id is unseen again, and its sender's last ``seq`` goes back to
-        ``last_seq`` (the sender's before it was recorded) unless it is lower already.
+        """Undo :meth:`check` and :meth:`record` for an envelope that was not logged after
+        all (its append failed): its id is unseen again, the token it spent is given back
+        (the resend the sender is asked for spends it again), and its sender's last
+        ``seq`` goes back to ``last_seq`` (the sender's before it was recorded) unless it
+        is lower already.
 
         Going back below any ``seq`` recorded after it is right for the relay's own
         store: an append that fails stops the store, so every envelope recorded after
@@ -312,6 +321,8 @@ class Admission:
         body = envelope.body
         if self._seen.get(body.id) == envelope.hash:
             del self._seen[body.id]
+        bucket, _ = self._budget_of(body)
+        bucket.give_back(body.sender)
         current = self._last_seq.get(body.sender)
         if current is None:
             return

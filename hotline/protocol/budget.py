@@ -40,6 +40,13 @@ class TokenBucket:
         level.at_ms = max(level.at_ms, now_ms)
         return level
 
+    def give_back(self, key: str) -> None:
+        """Return one token taken for ``key`` (what it paid for did not happen), up to
+        ``burst``; a key never taken from has a full bucket already."""
+        level = self._levels.get(key)
+        if level is not None:
+            level.tokens = min(self.burst, level.tokens + 1)
+
     def take(self, key: str, now_ms: int) -> int:
         """Take a token for ``key``: 0 if taken, else the ms until one is there (none taken)."""
         level = self._level(key, now_ms)

@@ -146,3 +146,21 @@ def test_a_flood_is_rate_limited_then_recovers() -> None:
     assert admission.check(_open(net, _warning(11)), authenticated="BY", now_ms=NOW + 1_000) is (
         Verdict.NEW
     )
+
+
+def test_an_envelope_forgotten_after_a_failed_append_gives_its_token_back() -> None:
+    """Its append failed: the token it spent returns, so the resend the sender is asked for
+    (and a burst of them) is not refused rate_limited for the relay's own failure."""
+    net = make_network(limits=Limits(messages_per_minute=60))
+    admission = Admission(net.network)
+    envelopes = [_open(net, _warning(n)) for n in range(1, 11)]
+    for envelope in envelopes:
+        admission.check(envelope, authenticated="BY", now_ms=NOW)
+        admission.record(envelope)
+    assert _reject(admission, _open(net, _warning(11))).code is RejectCode.RATE_LIMITED
+    for envelope in envelopes:
+        admission.forget(envelope, None)
+    for envelope in envelopes:  # the same ten again, at the same moment
+        assert admission.check(envelope, authenticated="BY", now_ms=NOW) is Verdict.NEW
+        admission.record(envelope)
+    assert _reject(admission, _open(net, _warning(11))).code is RejectCode.RATE_LIMITED

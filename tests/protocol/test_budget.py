@@ -29,6 +29,21 @@ def test_a_bucket_never_holds_more_than_its_burst_and_ignores_a_clock_going_back
     assert bucket.take("BY", T0) > 0
 
 
+def test_a_token_given_back_can_be_taken_again_but_never_beyond_the_burst() -> None:
+    """give_back returns what take spent; a full bucket, or a key never seen, stays full."""
+    bucket = TokenBucket(2, 1 / 100)
+    assert [bucket.take("BY", T0) for _ in range(2)] == [0, 0]
+    assert bucket.take("BY", T0) > 0
+    bucket.give_back("BY")
+    assert bucket.take("BY", T0) == 0
+    assert bucket.take("BY", T0) > 0
+    for _ in range(5):
+        bucket.give_back("BY")
+    assert [bucket.take("BY", T0) for _ in range(3)] == [0, 0, 100]
+    bucket.give_back("LT")
+    assert [bucket.take("LT", T0) for _ in range(3)] == [0, 0, 100]
+
+
 @pytest.mark.parametrize(("burst", "per_ms"), [(0.5, 1.0), (2, 0.0), (2, -1.0)])
 def test_a_bucket_needs_a_burst_and_a_rate(burst: float, per_ms: float) -> None:
     """A burst below one or a rate that never refills is a usage error."""
