@@ -38,10 +38,11 @@ class LineBudget:
     lines: LogThrottle
     clock: Callable[[], int]
 
-    def admit(self, event: str) -> dict[str, object] | None:
-        """None to hold this line of ``event`` back (it is counted); else the fields to add
-        to it (``suppressed``: how many were held back before it, when any were)."""
-        return self.lines.fields(event, self.clock())
+    def admit(self, event: str, peer: str | None = None) -> dict[str, object] | None:
+        """None to hold this line of ``event`` (from ``peer``, if named) back (it is
+        counted); else the fields to add to it (``suppressed``: how many were held back
+        before it, when any were)."""
+        return self.lines.fields(event, self.clock(), peer)
 
 
 class _Throttled(logging.Handler):

@@ -67,3 +67,27 @@ def test_fields_are_what_the_written_line_carries() -> None:
     assert throttle.fields("session_refused", 0) == {}
     assert throttle.fields("session_refused", 1) is None
     assert throttle.fields("session_refused", 1_000) == {"suppressed": 1}
+
+
+def test_one_peer_writes_at_most_its_share_and_cannot_hide_the_others() -> None:
+    """One address looping: its first `per_peer` lines pass and the rest are held back
+    (counted), while another address's lines still get through, up to the burst."""
+    throttle = LogThrottle(burst=4, window_ms=1_000, per_peer=2)
+    flood = [throttle.admit("authentication_refused", t, "10.0.0.9") for t in range(10)]
+    assert flood == [0, 0] + [None] * 8
+    assert throttle.admit("authentication_refused", 10, "10.0.0.7") == 8  # carries the count
+    assert throttle.admit("authentication_refused", 11, "10.0.0.7") == 0
+    assert throttle.admit("authentication_refused", 12, "10.0.0.8") is None  # burst spent
+    assert throttle.admit("authentication_refused", 1_000, "10.0.0.9") == 1  # a new window
+
+
+def test_lines_naming_no_peer_count_only_against_the_burst() -> None:
+    """An event with no peer (a lasting fault) is limited by the burst alone."""
+    throttle = LogThrottle(burst=3, window_ms=1_000, per_peer=1)
+    assert [throttle.admit("tick_failed", t) for t in range(5)] == [0, 0, 0, None, None]
+
+
+def test_a_share_per_peer_below_one_is_refused() -> None:
+    """A peer's share of no line at all is a configuration mistake, refused."""
+    with pytest.raises(UsageError, match="per_peer"):
+        LogThrottle(per_peer=0)

@@ -155,7 +155,8 @@ async def handle_post(
         posted = await submit(service, feed, key, raw)
     except (RequestRefused, Rejected) as exc:
         # a post with no feed's token is anyone's to repeat: its lines are throttled
-        extra = request.app[LOG_LINES].admit("feed_post_refused") if not feed_name else {}
+        extra = (request.app[LOG_LINES].admit("feed_post_refused", request.remote)
+                 if not feed_name else {})
         if extra is not None:
             log_refusal(service, route, feed_name, exc, **extra)
         return refusal_response(exc)

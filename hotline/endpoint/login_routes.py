@@ -70,7 +70,8 @@ async def login(request: web.Request) -> web.Response:
     async with request.app[_VERIFYING]:
         operator = await asyncio.to_thread(access.operators.verify, name, password)
     if operator is None:
-        extra = request.app[LOG_LINES].admit("operator_login_refused")  # anyone can repeat it
+        # anyone can repeat it: throttled, and one address cannot hide the others
+        extra = request.app[LOG_LINES].admit("operator_login_refused", request.remote)
         if extra is not None:
             log.warning("operator_login_refused", operator=name[:40],
                         remote=request.remote or "", **extra)

@@ -621,7 +621,8 @@ class Relay:
         """Log an event a peer (or a lasting fault) can repeat at will, within the throttle:
         a line held back is counted, and the count is written with the next one
         (``suppressed``) or, once its window ends, as ``log_lines_suppressed``."""
-        extra = self.log_throttle.fields(event, now)
+        peer = fields.get("peer")
+        extra = self.log_throttle.fields(event, now, peer if isinstance(peer, str) else None)
         if extra is None:
             return
         fields.update(extra)

@@ -161,14 +161,14 @@ async def test_a_flood_of_refused_sessions_writes_a_burst_of_lines_then_one_coun
     net: TestNet, tmp_path: Path
 ) -> None:
     """A stranger looping on the port is refused every time and counted every time, but the
-    log gets only the throttle's burst of session_refused lines; once the window is over the
-    rest are reported in one log_lines_suppressed line."""
+    log gets only one address's share of the throttle's session_refused lines; once the
+    window is over the rest are reported in one log_lines_suppressed line."""
     clock = _Clock()
     config = replace(relay_config(net, tmp_path / "relay"), clock=clock,
                      auth_guard=GuardLimits(max_pending=1))
     relay = await start_relay(config)
-    burst = relay.relay.log_throttle.burst
-    attempts = burst + 15
+    burst = relay.relay.log_throttle.per_peer  # all from 127.0.0.1
+    attempts = relay.relay.log_throttle.burst + 15
     reported = asyncio.Event()
 
     def watch(_logger: object, _name: str, event: EventDict) -> EventDict:
