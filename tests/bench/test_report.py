@@ -9,7 +9,7 @@ from pathlib import Path
 # bench/ is a directory of scripts, not a package: its modules import each other by name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from peers.report import floor_lines, goals, markdown, ratios
+from peers.report import PROPOSED, floor_lines, goals, markdown, ratios
 from peers.workload import Row
 
 
@@ -103,10 +103,33 @@ def test_the_floor_lines_compare_hotline_with_the_floor_relay_in_the_same_run() 
     assert "| reqack-w1 | hotline p50 / floor p50 | 2.00 | 2.00 |" in table
     assert ("| reqack-w100 | relay CPU per round trip / the relay's mandatory signature CPU "
             "| ≤ 2 | 7.00 | 7.00 | no |") in table
-    # The floor is a peer in the ratio table too; it is never judged as a goal.
+    # The floor is a peer in the ratio table too; it is judged only in the proposed goals.
     assert "hotline / floor" in table
     assert all(o.goal.numerator[0] != "floor" and o.goal.denominator[0] != "floor"
                for o in goals(rows))
+    assert ("| reqack-w100 | hotline relay CPU per round trip / floor relay CPU | ≤ 1.3 "
+            "| 3.50 | 3.50 | no |") in table
+    assert "| reqack-w1 | hotline p50 / floor p50 | ≤ 1.3 | 2.00 | 2.00 | no |" in table
+    assert ("| reqack-w100 | hotline round trips/s / floor round trips/s | ≥ 0.8 "
+            "| 0.25 | 0.25 | no |") in table
+
+
+def test_the_proposed_goals_are_judged_where_their_systems_ran() -> None:
+    """hotline at 450 µs against the floor's 400 and 900 against 1,000 round trips/s: both
+    met; 900 against nats-ed25519's 2,000: 0.45, not met; the w1 goal, with no w1 run, absent."""
+    rows = [_w100("hotline", 0, 900, server_us=450, sig_us=100),
+            _w100("floor", 0, 1000, server_us=400, sig_us=100),
+            _w100("nats-ed25519", 0, 2000)]
+    judged = {o.goal.title: (o.of_medians, o.met) for o in goals(rows, PROPOSED)}
+    assert judged == {
+        "hotline relay CPU per round trip / floor relay CPU": (1.125, True),
+        "hotline round trips/s / floor round trips/s": (0.9, True),
+        "hotline round trips/s / nats-ed25519": (0.45, False),
+    }
+    table = markdown(rows, {"machine": "test"})
+    assert "Goals proposed in their place (docs/performance.md), judged on the medians:" in table
+    assert "| reqack-w100 | hotline round trips/s / nats-ed25519 | ≥ 0.5 | 0.45 | 0.45 | no |" \
+        in table
 
 
 def test_a_floor_figure_too_small_to_measure_shows_as_not_available() -> None:
