@@ -27,8 +27,10 @@ Rules it keeps:
    resent until the recipient's ``delivered`` receipt is logged, first after
    ``retry_interval_ms``, then after twice the previous wait each time, at most
    :data:`RESEND_BACKOFF_MAX` retry intervals (a session that answers nothing
-   draws ever fewer resends, not a storm); offline recipients get their backlog
-   on reconnect, and a new session starts again from one retry interval.
+   draws, once the waits have grown, one resend per owed message every
+   ``RESEND_BACKOFF_MAX`` intervals, not one every interval); offline recipients
+   get their backlog on reconnect, and a new session starts again from one
+   retry interval.
 3. A resent message (same id, same body) is answered with its original
    accepted receipt, which is a pure function of the log entry (Ed25519 is
    deterministic), and is never delivered twice; the same id with another body
