@@ -11,7 +11,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from peers.workload import Row
 
@@ -112,14 +112,12 @@ PROPOSED: Final = (
 )
 
 
-# Beside the goals, with no target: hotline against the floor, a relay in the same stack doing
-# only the protocol's mandatory per-message work (bench/peers/floor_relay.py).
+# Beside the goals, with no target: the floor, a relay in the same stack doing only the
+# protocol's mandatory per-message work (bench/peers/floor_relay.py), against its signature
+# work (hotline against the floor is judged in PROPOSED).
 FLOOR_LINES: Final = (
     Comparison("floor relay CPU per round trip / the relay's mandatory signature CPU",
                "reqack-w100", ("floor", "server_cpu_us_per_msg"), ("floor", SIGNATURES)),
-    Comparison("hotline relay CPU per round trip / floor relay CPU", "reqack-w100",
-               ("hotline", "server_cpu_us_per_msg"), ("floor", "server_cpu_us_per_msg")),
-    Comparison("hotline p50 / floor p50", "reqack-w1", ("hotline", "p50_ms"), ("floor", "p50_ms")),
 )
 
 
@@ -249,18 +247,32 @@ def _ratio_text(value: float) -> str:
     return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
 
 
-def _goal_table(heading: str, judged: Sequence[Outcome]) -> list[str]:
-    """The lines of a table of goals judged on one run (none if no goal could be)."""
-    if not judged:
+C = TypeVar("C", bound=Comparison)
+
+
+def _both_ran(rows: Sequence[Row], wanted: Sequence[C]) -> list[C]:
+    """The comparisons whose two systems ran in their mode."""
+    ran = {(r.system, r.mode) for r in rows}
+    return [c for c in wanted
+            if (c.numerator[0], c.mode) in ran and (c.denominator[0], c.mode) in ran]
+
+
+def _goal_table(heading: str, rows: Sequence[Row], wanted: Sequence[Goal]) -> list[str]:
+    """A table of the goals whose systems both ran, judged on this run; "n/a" where a figure
+    was 0 (a run too short for /proc's 10 ms CPU ticks, say), rather than a missing line."""
+    listed = _both_ran(rows, wanted)
+    if not listed:
         return []
+    judged = {outcome.goal: outcome for outcome in goals(rows, listed)}
     lines = ["", f"{heading}, judged on the medians:", "",
              "| mode | goal | target | on the medians | median of same-round ratios | met |",
              "| --- | --- | ---: | ---: | ---: | --- |"]
-    for outcome in judged:
-        goal = outcome.goal
-        lines.append(f"| {goal.mode} | {goal.title} | {goal.target} | "
-                     f"{outcome.of_medians:.2f} | {outcome.of_rounds:.2f} | "
-                     f"{'yes' if outcome.met else 'no'} |")
+    for goal in listed:
+        outcome = judged.get(goal)
+        figures = ("n/a | n/a | n/a" if outcome is None else
+                   f"{outcome.of_medians:.2f} | {outcome.of_rounds:.2f} | "
+                   f"{'yes' if outcome.met else 'no'}")
+        lines.append(f"| {goal.mode} | {goal.title} | {goal.target} | {figures} |")
     return lines
 
 
@@ -292,15 +304,10 @@ def markdown(rows: Sequence[Row], machine: dict[str, str]) -> str:
                     hit = [r for r in found if (r.mode, r.metric, r.peer) == (mode, metric, peer)]
                     cells.append(_ratio_text(hit[0].value) if hit else "n/a")
                 lines.append(f"| {mode} | {names[metric]} | " + " | ".join(cells) + " |")
-    lines += _goal_table("Goals (docs/performance.md)", goals(rows))
-    lines += _goal_table("Goals proposed in their place (docs/performance.md)",
-                         goals(rows, PROPOSED))
+    lines += _goal_table("Goals (docs/performance.md)", rows, GOALS)
+    lines += _goal_table("Goals proposed in their place (docs/performance.md)", rows, PROPOSED)
     measured = {line.comparison: line for line in floor_lines(rows)}
-    ran = {(r.system, r.mode) for r in rows}
-    # every comparison whose systems both ran; "n/a" where a figure was 0 (a run too short
-    # for /proc's 10 ms CPU ticks, say), rather than a line that silently goes missing
-    beside = [c for c in FLOOR_LINES
-              if (c.numerator[0], c.mode) in ran and (c.denominator[0], c.mode) in ran]
+    beside = _both_ran(rows, FLOOR_LINES)  # "n/a" for a figure of 0, as in the goal tables
     if beside:
         lines += ["", "Beside the floor (bench/peers/floor_relay.py: a relay in the same stack "
                       "doing only the protocol's mandatory per-message work):", "",

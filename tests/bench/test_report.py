@@ -82,9 +82,10 @@ def test_the_cpu_cross_check_adds_server_and_client_cpu() -> None:
     assert (check.of_medians, check.met) == (0.25, False)
 
 
-def test_the_floor_lines_compare_hotline_with_the_floor_relay_in_the_same_run() -> None:
-    """floor 200 µs against 100 µs of signatures: 2.0; hotline 700 µs against the floor's 200 µs:
-    3.5; hotline's w1 p50 3 ms against the floor's 1.5 ms: 2.0. The goal lines stay as they were."""
+def test_hotline_is_judged_against_the_floor_relay_in_the_same_run() -> None:
+    """floor 200 µs against 100 µs of signatures: 2.0, beside the goals; hotline 700 µs against
+    the floor's 200 µs: 3.5, and hotline's w1 p50 3 ms against the floor's 1.5 ms: 2.0, judged
+    once, as proposed goals. The issue's goal lines stay as they were."""
     rows = [_w100("hotline", 0, 500, server_us=700, sig_us=100),
             _w100("floor", 0, 2000, server_us=200, sig_us=100),
             replace(_row("hotline", 0, 300), p50_ms=3.0),
@@ -94,13 +95,11 @@ def test_the_floor_lines_compare_hotline_with_the_floor_relay_in_the_same_run() 
     assert found == {
         "floor relay CPU per round trip / the relay's mandatory signature CPU":
             ("reqack-w100", 2.0, 1),
-        "hotline relay CPU per round trip / floor relay CPU": ("reqack-w100", 3.5, 1),
-        "hotline p50 / floor p50": ("reqack-w1", 2.0, 1),
     }
     table = markdown(rows, {"machine": "test"})
-    assert ("| reqack-w100 | hotline relay CPU per round trip / floor relay CPU "
-            "| 3.50 | 3.50 |") in table
-    assert "| reqack-w1 | hotline p50 / floor p50 | 2.00 | 2.00 |" in table
+    assert ("| reqack-w100 | floor relay CPU per round trip / the relay's mandatory signature "
+            "CPU | 2.00 | 2.00 |") in table
+    assert table.count("hotline relay CPU per round trip / floor relay CPU") == 1
     assert ("| reqack-w100 | relay CPU per round trip / the relay's mandatory signature CPU "
             "| ≤ 2 | 7.00 | 7.00 | no |") in table
     # The floor is a peer in the ratio table too; it is judged only in the proposed goals.
@@ -138,8 +137,8 @@ def test_a_floor_figure_too_small_to_measure_shows_as_not_available() -> None:
     rows = [_w100("hotline", 0, 500, server_us=700, sig_us=100),
             _w100("floor", 0, 2000, server_us=0, sig_us=100)]
     table = markdown(rows, {"machine": "test"})
-    assert "| reqack-w100 | hotline relay CPU per round trip / floor relay CPU | n/a | n/a |" \
-        in table
+    assert ("| reqack-w100 | hotline relay CPU per round trip / floor relay CPU | ≤ 1.3 "
+            "| n/a | n/a | n/a |") in table
     assert ("| reqack-w100 | floor relay CPU per round trip / the relay's mandatory signature "
             "CPU | 0.00 | 0.00 |") in table
 
