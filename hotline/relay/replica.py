@@ -74,6 +74,11 @@ publish still unacknowledged after ``RECONNECT_AFTER_S`` makes it reconnect to
 another NATS node (a hung node is also left by the client's own pings within
 about 2 s).
 
+A write the mirror fails (a full or failing disk) makes the replica not ready until
+the mirror is recovered in place (``Recoverable``): the entries the failed write did
+not keep are written again, those it did are applied, each once and in order, and
+entries arriving meanwhile wait behind them.
+
 Invariants: the mirror holds exactly the stream's first ``size`` messages
 (checked against the stream on open: a mirror longer than the stream, or whose
 last entry differs, refuses to start); an index is stream sequence minus one;
@@ -99,6 +104,7 @@ from nats.aio.subscription import Subscription
 
 from hotline.auditlog.leaf import EntryKind
 from hotline.auditlog.natsstore import StreamClient, StreamEntry, StreamSettings
+from hotline.auditlog.store import LogStore, Recoverable
 from hotline.errors import StoreError
 from hotline.protocol.bodies import LinkTestBody
 from hotline.protocol.envelope import Envelope
@@ -129,9 +135,11 @@ RESYNC_TIMEOUT_S: Final = 2.0
 _PULL_CHUNK: Final = 64
 RESUBSCRIBE_S: Final = 2.0
 BEHIND_S: Final = 0.75
+"""An acknowledged entry not delivered to this replica's follower this long: follow again."""
 RETRY_FOLLOW_S: Final = 0.5
 """With no consumer (its creation failed), how often a new one is tried."""
-"""An acknowledged entry not delivered to this replica's follower this long: follow again."""
+MIRROR_RETRY_S: Final = (0.05, 5.0)
+"""After the mirror failed a write, the first and the longest pause between tries to recover."""
 
 
 @dataclass(slots=True)
@@ -189,6 +197,7 @@ class Replica:
         self._resubscriber: asyncio.Task[None] | None = None
         self._pulled = (0, 0)  # (generation, last sequence read by _pull and queued)
         self._subscribing = asyncio.Lock()
+        self._mirror_failure = ""  # why the mirror refuses writes, until it is recovered
 
     @property
     def size(self) -> int:
@@ -429,7 +438,9 @@ class Replica:
         # Hysteresis: ready again only once every wait is well under the bound, so a
         # replica whose waits hover around it does not close its sessions again and again.
         limit = PUBLISH_STALL_S if self.ready else PUBLISH_STALL_S / 2
-        if self._paused_s:
+        if self._mirror_failure:
+            reason = f"its mirror failed a write and is recovering ({self._mirror_failure})"
+        elif self._paused_s:
             reason = f"catching up after this process was paused for {self._paused_s:.1f} s"
         elif not self.client.connected:
             reason = "not connected to any NATS server"
@@ -636,12 +647,56 @@ class Replica:
                 expected += 1
             if not batch:
                 continue
-            await asyncio.to_thread(store.append_batch, [entry.data for entry in batch])
-            self._progress = time.monotonic()
-            for entry in batch:
-                self._applied_entry(entry)
+            await self._mirror(store, batch)
             async with self._applied:
                 self._applied.notify_all()
+
+    async def _mirror(self, store: LogStore, batch: list[StreamEntry]) -> None:
+        """Append ``batch`` to the mirror, then apply it; a write the mirror failed is
+        recovered in place and the entries it did not keep are written again.
+
+        Meanwhile this replica is not ready (see ``_judge``): it closes its sessions and
+        answers ``busy``; entries go on arriving and wait in order behind the batch.
+        """
+        wait = MIRROR_RETRY_S[0]
+        while batch:
+            first = self.size
+            try:
+                await asyncio.to_thread(store.append_batch, [entry.data for entry in batch])
+                failure = ""
+            except StoreError as exc:
+                failure = str(exc)
+            written = batch
+            if failure:
+                if not self._mirror_failure:
+                    log.error("replica_mirror_write_failed", replica=self.name, size=first,
+                              entries=len(batch), error=failure)
+                    self._mirror_failure = failure
+                    self._judge(time.monotonic())
+                await asyncio.sleep(wait)
+                wait = min(2 * wait, MIRROR_RETRY_S[1])
+                if not await self._recover_mirror(store):
+                    continue
+                # The failed write either left its entries durable and counted, or none.
+                written = batch[: self.size - first]
+            self._progress = time.monotonic()
+            for entry in written:
+                self._applied_entry(entry)
+            batch = batch[len(written):]
+
+    async def _recover_mirror(self, store: LogStore) -> bool:
+        """Make the mirror take writes again after a failed one; whether it does."""
+        try:
+            if isinstance(store, Recoverable):
+                await asyncio.to_thread(store.recover)
+        except StoreError as exc:
+            log.warning("replica_mirror_recovery_retried", replica=self.name, error=str(exc))
+            return False
+        if self._mirror_failure:
+            log.warning("replica_mirror_recovered", replica=self.name, size=self.size,
+                        failure=self._mirror_failure)
+            self._mirror_failure = ""
+        return True
 
     def _applied_entry(self, entry: StreamEntry) -> None:
         index = entry.seq - 1
