@@ -217,7 +217,8 @@ class _Pending:
     (see :meth:`RelayCore._resend_wait`). Its recipient's send heap holds ``(due, rank,
     index, id)`` for it; an entry whose ``due`` no longer matches (sent since, or
     answered) is stale and skipped. ``attempts`` counts every send (the logged
-    ``attempt``); ``session_sends`` those since the recipient's session began.
+    ``attempt``; after a restart, or on another replica, it goes on from the last one
+    logged); ``session_sends`` those since the recipient's session began.
     """
 
     message: _Message
@@ -360,17 +361,30 @@ class RelayCore:
         self.size = index + 1
         if decoded.envelope is None:
             assert decoded.event is not None
+            fields = decoded.event.fields
             if decoded.kind is EntryKind.OVERDUE:
-                fields = decoded.event.fields
                 message = self._messages.get(fields.get("ref", b""))
                 if message is not None:
                     key = (str(fields.get("recipient")), str(fields.get("stage")))
                     message.overdue_sent.add(key)
+            elif decoded.kind is EntryKind.REDELIVERED:
+                self._sent_before(
+                    str(fields.get("recipient")), fields.get("ref", b""), fields.get("attempt")
+                )
             return decoded.relay_ts, decoded.event
         signed = read_envelope(decoded.envelope, self.network, max_size=1 << 30)
         envelope = signed.verified(unsafe_signature_checked=unsafe_signed_root_covers)
         self._logged(index, decoded.relay_ts, envelope, restoring=True)
         return decoded.relay_ts, envelope
+
+    def _sent_before(self, party: str, message_id: object, attempt: object) -> None:
+        """A send of ``message_id`` to ``party`` logged as attempt ``attempt`` (by this relay
+        before a restart, or by another replica): the next send is the attempt after it."""
+        if not isinstance(message_id, bytes) or not isinstance(attempt, int):
+            return
+        pending = self._queues.get(party, {}).get(message_id)
+        if pending is not None:
+            pending.attempts = max(pending.attempts, attempt)
 
     def follow(
         self, index: int, entry: bytes, now: int
@@ -1094,6 +1108,11 @@ class RelayCore:
                 party: [[index, frame] for index, frame in kept]
                 for party, kept in self._receipts_for.items()
             },
+            "attempts": [
+                [party, message_id, pending.attempts]
+                for party, queue in self._queues.items()
+                for message_id, pending in queue.items() if pending.attempts
+            ],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -1129,3 +1148,5 @@ class RelayCore:
         for party, kept in state["receipts_for"].items():
             if party in self._receipts_for:
                 self._receipts_for[party].extend((int(i), bytes(f)) for i, f in kept)
+        for party, message_id, attempts in state.get("attempts", []):  # absent: none kept
+            self._sent_before(str(party), message_id, attempts)

@@ -933,3 +933,24 @@ def test_a_second_answer_to_a_link_test_on_its_way_is_refused() -> None:
     (notice,) = controls(sent(answer), "LT")
     assert isinstance(notice, RejectedNotice)
     assert notice.code == "replay"
+
+
+def test_attempt_numbers_go_on_after_a_restart_from_the_log_or_a_snapshot() -> None:
+    """A relay rebuilt from its log, or loaded from a snapshot, counts a message's sends on
+    from the last attempt logged for its recipient: no redelivered attempt recurs."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    body, _ = warned(edge, author, now=NOW)
+    for k in (1, 3):  # resent after 1 and 2 more retry intervals: attempts 2 and 3
+        assert delivered(edge.tick(NOW + k * RETRY), "LT") == [body]
+    assert [e.fields["attempt"] for e in edge.events(EntryKind.REDELIVERED)] == [2, 3]
+    replayed = Edge(new_core(), list(edge.log))
+    for index, entry in enumerate(edge.log):
+        replayed.core.restore(index, entry)
+    loaded = Edge(new_core(), list(edge.log))
+    loaded.core.load_state(edge.core.state())
+    later = NOW + 4 * RETRY
+    for restarted in (replayed, loaded):
+        assert delivered(restarted.connect("LT", now=later), "LT") == [body]
+        attempts = [e.fields["attempt"] for e in restarted.events(EntryKind.REDELIVERED)]
+        assert attempts == [2, 3, 4]

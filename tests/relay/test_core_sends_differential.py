@@ -7,7 +7,8 @@ replica; every log entry, note and close must be the same and in the same order,
 must what each party is sent (the core now forwards a logged envelope before it signs
 the sender's ``accepted``, so sends to different parties may interleave otherwise). The
 scan is given the resend backoff the core keeps now (``_with_backoff``): after 1, 2, 4,
-8 and then 16 retry intervals on one session.
+8 and then 16 retry intervals on one session; and counting a message's sends on from the
+last attempt logged (by a replica it follows) or saved in a snapshot.
 """
 
 from __future__ import annotations
@@ -66,9 +67,31 @@ _BACKOFF = (  # the scan core given the resend backoff both must now follow, by 
 )
 
 
+_ATTEMPTS_RESTORED = (  # ... and counting sends on from the last attempt logged or saved
+    (b"                    message.overdue_sent.add(key)\n",
+     b"                    message.overdue_sent.add(key)\n"
+     b"            elif decoded.kind is EntryKind.REDELIVERED:\n"
+     b"                f = decoded.event.fields\n"
+     b"                p = self._queues.get(str(f.get('recipient')), {}).get(f.get('ref'))\n"
+     b"                if p is not None:\n"
+     b"                    p.attempts = max(p.attempts, f['attempt'])\n"),
+    (b"                for party, kept in self._receipts_for.items()\n            },\n",
+     b"                for party, kept in self._receipts_for.items()\n            },\n"
+     b"            'attempts': [[r, i, p.attempts] for r, q in self._queues.items()\n"
+     b"                         for i, p in q.items() if p.attempts],\n"),
+    (b"                self._receipts_for[party].extend((int(i), bytes(f)) for i, f in kept)\n",
+     b"                self._receipts_for[party].extend((int(i), bytes(f)) for i, f in kept)\n"
+     b"        for r, i, n in state.get('attempts', []):\n"
+     b"            p = self._queues.get(r, {}).get(i)\n"
+     b"            if p is not None:\n"
+     b"                p.attempts = max(p.attempts, n)\n"),
+)
+
+
 def _with_backoff(source: bytes) -> bytes:
-    """The scan core, resending after 1, 2, 4, 8 and then 16 retry intervals on a session."""
-    for old, new in _BACKOFF:
+    """The scan core, resending after 1, 2, 4, 8 and then 16 retry intervals on a session,
+    and counting a message's sends on from the last attempt logged or saved."""
+    for old, new in (*_BACKOFF, *_ATTEMPTS_RESTORED):
         assert source.count(old) == 1, old
         source = source.replace(old, new)
     return source
