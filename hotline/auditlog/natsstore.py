@@ -30,7 +30,9 @@ The stream:
   (``settings.duplicate_window_ms``, at least the network's ``max_age``) a
   second publish with the same id is not stored again: the acknowledgement
   says ``duplicate`` and gives the original's sequence. This is how two
-  replicas that accept the same resent envelope end up with one entry.
+  replicas that accept the same resent envelope end up with one entry, and
+  how two replicas never log two envelopes of one sender that each judged
+  against the same predecessor (the id names it: ``hotline.relay.replica``).
 - ``Nats-Expected-Last-Msg-Id`` is not used: nats-server 2.15.1 stops
   acknowledging every publish to a replicated (R3) stream after one such
   check failed (publish ``a``, ``b``, then ``c`` expecting ``a``: refused, and

@@ -62,9 +62,10 @@ class LogSink(Protocol):
     def withdrawn(self, append: Append) -> None:
         """``append`` (a link test) will not be logged."""
 
-    def failed(self, append: Append, error: str) -> None:
+    def failed(self, append: Append, error: str, *, why: str = ...) -> None:
         """``append`` could not be made durable (``error`` says why) and is not in the log:
-        forget it and answer whoever waits on it (reported in order with ``logged``)."""
+        forget it and answer whoever waits on it ``busy``, telling them ``why`` (the store
+        failed a write, unless said otherwise); reported in order with ``logged``."""
 
     def log_unready(self, reason: str) -> None:
         """The backend cannot log now: sessions are closed so their endpoints fail over."""
@@ -72,6 +73,9 @@ class LogSink(Protocol):
     @property
     def last_test_seq(self) -> int:
         """The highest ``seq`` of a link test signed or seen logged."""
+
+    def sender_seqs(self) -> dict[str, int]:
+        """Each sender's ``seq`` of its last envelope in the log (at start: nothing in flight)."""
 
     def test_slot_start(self, party: str, ts: int) -> int:
         """When ``party``'s link-test slot holding ``ts`` started (ms), the same everywhere."""

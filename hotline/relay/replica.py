@@ -9,16 +9,34 @@ async store path): no thread, no group committer.
 How an entry travels:
 
 1. The core asks for an ``Append``; :meth:`Replica.append` queues it for the
-   stream with a ``Nats-Msg-Id``: the envelope's id (hex) for an envelope, a
-   deterministic id for an ``overdue`` event (two replicas that both notice
-   one missed deadline log it once), the last test's sequence for a link test
-   (below), a replica-unique id for anything else.
+   stream with a ``Nats-Msg-Id``: for an endpoint's envelope, the sender's
+   envelope it was admitted after (below), a deterministic id for an
+   ``overdue`` event (two replicas that both notice one missed deadline log
+   it once), the last test's sequence for a link test (below), a
+   replica-unique id for anything else.
 2. Publishing retries on failure with the same id until JetStream
    acknowledges it (a duplicate acknowledgement is fine). Entries of one
    sender are published one at a time, in order: a later entry is never
    stored before an earlier one, so ``seq`` rises in log order per sender
    even when a node dies mid-publish.
-3. Link tests: every replica signs a test for every endpoint in each of its
+3. An endpoint's envelope is judged (admission, the receipt lifecycle) against
+   what this replica knew of its sender when it arrived: the sender's last
+   envelope in the log, or one of the sender's still waiting here. It is
+   published as that envelope's successor, ``Nats-Msg-Id``
+   ``env-<sender>-after-<seq>`` (``env-<sender>-first`` for none), and only
+   once that envelope is known stored. Within the duplicate window a name is
+   stored once, however concurrent the publishes, so the sender's envelopes in
+   the stream form one chain, each judged against the one before it: an
+   endpoint sending to two replicas at once (two warnings of one ``seq``, two
+   contradicting receipts) gets one logged and the other answered ``busy``
+   (``LogSink.failed``), to be judged again when it is sent again; every
+   later envelope of that sender waiting here goes the same way. So no
+   endpoint can get two of its own envelopes logged that break a rule between
+   them (``seq``, the receipt lifecycle, an id it used before), which the
+   auditor would blame on the relay. The same envelope sent to two replicas
+   names the same predecessor, so it is stored once and both answer with its
+   receipt.
+4. Link tests: every replica signs a test for every endpoint in each of its
    slots (slots are aligned to absolute time, so the replicas agree on
    them), whether the endpoint is connected to it, to another replica or to
    none, unless it has already followed that slot's test. A test is
@@ -39,20 +57,22 @@ How an entry travels:
    meanwhile: one not acknowledged but stored after all is applied as
    any other replica's test, and the slot's new test then names a sequence
    that test already follows, so it is refused: logged and counted once.
-4. Every replica follows the stream in order (an ordered consumer). Each
+5. Every replica follows the stream in order (an ordered consumer). Each
    message is first appended to the mirror, then applied to the core: if it
    carries the id and the exact bytes of one of this replica's own appends it
    completes that append (``LogSink.logged``: the accepted receipt, the
-   forwards); if it carries the id of an own append with other bytes, another
-   replica logged the same envelope first, so it is applied as theirs and the
-   own append is answered with the original receipt (``LogSink.superseded``);
-   otherwise it is another replica's entry (``LogSink.followed``): deliveries,
-   receipts and link tests go to whoever is connected here. So each entry is
-   applied once, in log order, by every replica, and a message or a link test
-   reaches its recipient through whichever replica the recipient is connected
-   to. (A link test is recognised as own by its bytes alone, its id naming
-   its predecessor; another replica's test of an own test's slot drops the
-   own one, as ``superseded``.)
+   forwards); if it carries the id of an own append with other bytes, or holds
+   the same envelope as one waiting here, another replica logged it first, so
+   it is applied as theirs and the own append is answered with the original
+   receipt (``LogSink.superseded``); an own envelope whose name another
+   envelope of its sender took is not logged (step 3); otherwise it is another
+   replica's entry (``LogSink.followed``): deliveries, receipts and link
+   tests go to whoever is connected here. So each entry is applied once, in
+   log order, by every replica, and a message or a link test reaches its
+   recipient through whichever replica the recipient is connected to. (A
+   link test is recognised as own by its bytes alone, its id naming its
+   predecessor; another replica's test of an own test's slot drops the own
+   one, as ``superseded``.)
 
 Readiness (``Replica.ready``, ``/healthz``, the ``hotline_relay_ready`` metric): a
 replica is not ready while it holds no connection to a NATS server, while one of
@@ -103,7 +123,7 @@ import structlog
 from nats.aio.subscription import Subscription
 
 from hotline.auditlog.leaf import EntryKind
-from hotline.auditlog.natsstore import StreamClient, StreamEntry, StreamSettings
+from hotline.auditlog.natsstore import Published, StreamClient, StreamEntry, StreamSettings
 from hotline.auditlog.store import LogStore, Recoverable
 from hotline.errors import StoreError
 from hotline.protocol.bodies import LinkTestBody
@@ -138,15 +158,24 @@ BEHIND_S: Final = 0.75
 """An acknowledged entry not delivered to this replica's follower this long: follow again."""
 RETRY_FOLLOW_S: Final = 0.5
 """With no consumer (its creation failed), how often a new one is tried."""
+CHAIN_WAIT_S: Final = 2.0
+"""After a sender's envelope was acknowledged as stored before, how long its lane waits for
+the follower to apply what was stored, so that the next envelope names it."""
 MIRROR_RETRY_S: Final = (0.05, 5.0)
 """After the mirror failed a write, the first and the longest pause between tries to recover."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Own:
     append: Append
-    msg_id: str
+    msg_id: str  # its key in Replica._own (a link test's and an envelope's are not their ids)
     test: bool
+    # An endpoint's envelope: what its sender's last envelope was when it was admitted (one
+    # still waiting here, or the seq of one stored), the Nats-Msg-Id it was published with,
+    # and whether it is in the stream (None: not known yet).
+    after: _Own | int | None = None
+    published_as: str = ""
+    stored: bool | None = None
 
 
 class Replica:
@@ -166,6 +195,8 @@ class Replica:
         self._boot = os.urandom(6).hex()
         self._numbers = itertools.count()
         self._own: dict[str, _Own] = {}
+        self._chain: dict[str, int] = {}  # sender → seq of its last envelope known stored
+        self._chained: dict[str, _Own] = {}  # Nats-Msg-Id → the envelope published with it
         self._lanes: dict[str, deque[_Own]] = {}
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -234,6 +265,7 @@ class Replica:
                     f"{self.settings.stream}: this is not that stream's mirror; refusing to start"
                 )
         self._last_test_signed = self._sink.last_test_seq  # tests already in the mirror
+        self._chain = self._sink.sender_seqs()  # senders' envelopes already in the mirror
         self._applier = asyncio.create_task(self._apply(), name="replica-applier")
         await self._subscribe()
         self._watchdog = asyncio.create_task(self._watch(), name="replica-watchdog")
@@ -297,9 +329,11 @@ class Replica:
             return
         lane = append.envelope.body.sender if append.envelope is not None else ""
         if not lane:
-            self._spawn(self._publish_retrying(own))
+            self._spawn(self._publish_event(own))
             return
-        self._lanes.setdefault(lane, deque()).append(own)
+        queue = self._lanes.setdefault(lane, deque())
+        own.after = queue[-1] if queue else self._chain.get(lane)
+        queue.append(own)
         task = self._lane_tasks.get(lane)
         if task is None or task.done():
             self._lane_tasks[lane] = asyncio.create_task(self._run_lane(lane))
@@ -332,8 +366,58 @@ class Replica:
         queue = self._lanes[lane]
         while queue:
             own = queue[0]
-            await self._publish_retrying(own)
+            if self._own.get(own.msg_id) is own:  # else answered meanwhile: logged elsewhere
+                await self._publish_chained(lane, own)
             queue.popleft()
+
+    async def _publish_chained(self, sender: str, own: _Own) -> None:
+        """An endpoint's envelope, published as the successor of the sender's last envelope
+        this replica knows stored (see the module docstring): never logged after a later
+        one of the same sender, nor beside another that names the same predecessor."""
+        assert own.append.envelope is not None
+        seq = own.append.envelope.body.seq
+        after, own.after = own.after, None
+        if isinstance(after, _Own):
+            if not after.stored:  # admitted after one not logged: judged on a log that is not
+                self._lost(own, f"an earlier envelope of {sender} was not logged")
+                return
+            assert after.append.envelope is not None
+            after = after.append.envelope.body.seq
+        own.published_as = f"env-{sender}-first" if after is None else \
+            f"env-{sender}-after-{after}"
+        self._chained[own.published_as] = own
+        published = await self._publish_retrying(own, own.published_as)
+        if published is None:
+            return
+        if not published.duplicate:
+            own.stored = True
+            self._chain[sender] = max(self._chain.get(sender, seq), seq)
+        else:  # stored before: this envelope (sent again) or another that named the same
+            # predecessor first; applying it, the follower tells which (``stored``)
+            await self.wait_applied(published.seq, CHAIN_WAIT_S)
+
+    def _lost(self, own: _Own, reason: str) -> None:
+        """``own``, an endpoint's envelope, will not be logged: its senders hear ``busy``
+        and may send it again, to be judged against the log as it is now."""
+        own.stored = False
+        if self._own.get(own.msg_id) is own:
+            del self._own[own.msg_id]
+        if own.published_as:
+            self._chained.pop(own.published_as, None)
+        log.info("replica_envelope_not_logged", replica=self.name, msg_id=own.msg_id,
+                 reason=reason)
+        self._sink.failed(own.append, reason, why=reason)
+
+    def _take(self, msg_id: str) -> _Own | None:
+        """The append waiting here that ``msg_id`` (a key or a chained Nats-Msg-Id) names."""
+        own = self._own.pop(msg_id, None)
+        if own is None:
+            chained = self._chained.pop(msg_id, None)
+            if chained is not None and self._own.get(chained.msg_id) is chained:
+                own = self._own.pop(chained.msg_id)
+        if own is not None and own.published_as:
+            self._chained.pop(own.published_as, None)
+        return own
 
     @contextlib.contextmanager
     def _flight(self) -> Iterator[None]:
@@ -345,23 +429,29 @@ class Replica:
         finally:
             del self._in_flight[key]
 
-    async def _publish_retrying(self, own: _Own) -> None:
+    async def _publish_event(self, own: _Own) -> None:
+        await self._publish_retrying(own, own.msg_id)
+
+    async def _publish_retrying(self, own: _Own, msg_id: str) -> Published | None:
+        """Publish ``own`` as ``msg_id`` until the stream acknowledges it (None: abandoned
+        while closing)."""
         with self._flight():
             for attempt in itertools.count():
                 try:
-                    published = await self.client.publish(own.append.entry, msg_id=own.msg_id)
+                    published = await self.client.publish(own.append.entry, msg_id=msg_id)
                 except StoreError as exc:
                     if self._closing and attempt > 2:
-                        log.exception("replica_publish_abandoned", msg_id=own.msg_id,
+                        log.exception("replica_publish_abandoned", msg_id=msg_id,
                                       error=str(exc))
-                        return
+                        return None
                     if attempt == 0:
-                        log.warning("replica_publish_retried", msg_id=own.msg_id, error=str(exc))
+                        log.warning("replica_publish_retried", msg_id=msg_id, error=str(exc))
                     await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
                     continue
                 if published is not None:
                     self._acknowledged(published.seq)
-                return
+                return published
+        return None  # not reached: the loop ends only by returning
 
     def _acknowledged(self, seq: int) -> None:
         """The stream stored ``seq``: the follower must deliver it soon (see ``_judge``)."""
@@ -708,11 +798,17 @@ class Replica:
             if own is not None:
                 del self._own[own.msg_id]
         else:
-            own = self._own.pop(entry.msg_id, None)
+            own = self._take(entry.msg_id)
         if own is not None and own.append.entry == entry.data:
             append = own.append
-            if own.test and append.envelope is not None:
-                self._last_test_signed = max(self._last_test_signed, append.envelope.body.seq)
+            if append.envelope is not None:
+                body = append.envelope.body
+                if own.test:
+                    self._last_test_signed = max(self._last_test_signed, body.seq)
+                else:
+                    own.stored = True
+                    self._chain[body.sender] = max(self._chain.get(body.sender, body.seq),
+                                                   body.seq)
             self._sink.logged(append, index)
             return
         content = self._sink.followed(index, entry.data)
@@ -720,5 +816,19 @@ class Replica:
             self._last_test_signed = max(self._last_test_signed, content.body.seq)
             # This slot is logged: this replica's own test of it is not to be.
             own = self._own.pop(self._slot_key(content.body), None)
+        elif isinstance(content, Envelope):
+            body = content.body
+            self._chain[body.sender] = max(self._chain.get(body.sender, body.seq), body.seq)
+            waiting = own.append.envelope if own is not None else None
+            if own is not None and waiting is not None and waiting.body.id != body.id:
+                # Published as the successor of the same envelope as this one: it lost.
+                self._lost(own, f"another replica logged an envelope of {body.sender} first")
+                own = None
+            same = self._take(body.id.hex())  # this envelope, sent here too and waiting
+            if same is not None:
+                same.stored = True
+                self._sink.superseded(same.append)
+            if own is not None and waiting is not None:
+                own.stored = True  # this envelope, stored by another replica
         if own is not None:
             self._sink.superseded(own.append)

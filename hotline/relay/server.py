@@ -100,6 +100,8 @@ NOT_READY_CLOSE: Final = 1013
 """WebSocket close code (try again later) for sessions of a replica that cannot log now."""
 BUSY_RETRY_MS: Final = 500
 """The retry-after a not-ready replica gives with ``busy``."""
+STORE_FAILED: Final = "its log store failed a write"
+"""Why an append the log store failed is answered ``busy``."""
 
 
 def wall_clock_ms() -> int:
@@ -530,13 +532,12 @@ class Relay:
         """``append`` (a link test) will not be logged; its slot may be signed again."""
         self.core.withdrawn(append.token)
 
-    def failed(self, append: Append, error: str) -> None:
+    def failed(self, append: Append, error: str, *, why: str = STORE_FAILED) -> None:
         """``append`` could not be made durable: the core forgets it and answers everyone
-        waiting on it ``busy``; each such session is closed (1013) once that is written,
-        as when this relay is not ready (see :meth:`_envelope`)."""
-        actions = self.core.append_failed(
-            append.token, BUSY_RETRY_MS, "its log store failed a write", self.config.clock()
-        )
+        waiting on it ``busy`` (``why``: the reason they are told); each such session is
+        closed (1013) once that is written, as when this relay is not ready (see
+        :meth:`_envelope`)."""
+        actions = self.core.append_failed(append.token, BUSY_RETRY_MS, why, self.config.clock())
         for action in actions:
             if isinstance(action, Send):  # a busy refusal (see RelayCore.append_failed)
                 connection = self._connections.get(action.party)
@@ -548,6 +549,10 @@ class Relay:
     def last_test_seq(self) -> int:
         """The highest ``seq`` of a link test this relay signed or saw logged."""
         return self.core.last_test_seq
+
+    def sender_seqs(self) -> dict[str, int]:
+        """Each sender's ``seq`` of its last envelope this relay admitted or saw logged."""
+        return self.core.admission.last_seqs()
 
     def test_slot_start(self, party: str, ts: int) -> int:
         """When ``party``'s link-test slot holding ``ts`` started (ms), as on every replica."""
