@@ -1,0 +1,129 @@
+"""Replicas chaining a sender's envelopes (see hotline/relay/replica.py): what an endpoint
+racing two replicas must not get logged, after the race itself is over.
+
+Real replicas on a real three-node NATS cluster; each pair is sent to the two replicas at
+once, so that each admits its own before it has seen the other's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hotline.auditlog.streamconfig import StreamSettings
+from hotline.protocol.session import Accepted, RejectedNotice
+from hotline.relay.server import RunningRelay
+from tests.cluster.test_replica_races import _findings
+from tests.cluster.test_replicas import mirror_entries, replica
+from tests.factories import TestNet
+from tests.relay.client import RawClient
+from tests.relay.conftest import Author
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 8
+STEP = 100
+"""How far each round moves the sender's ``seq`` on."""
+
+
+async def _caught_up(*replicas: RunningRelay) -> None:
+    """Every replica has applied all the others have."""
+    size = max(r.relay.replica.size for r in replicas if r.relay.replica is not None)
+    for r in replicas:
+        assert r.relay.replica is not None
+        assert await r.relay.replica.wait_applied(size, 10.0)
+
+
+async def _in_order(client: RawClient, *frames: bytes) -> None:
+    for frame in frames:
+        await client.send(frame)
+
+
+async def _answer_or_close(client: RawClient) -> None:
+    """The next answer, or the relay closing the session (after a ``busy``)."""
+    answer = asyncio.ensure_future(client.accepted())
+    closed = asyncio.ensure_future(client.closed_by_relay())
+    await asyncio.wait([answer, closed], return_when=asyncio.FIRST_COMPLETED)
+    for task in (answer, closed):
+        task.cancel()
+    await asyncio.gather(answer, closed, return_exceptions=True)
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE: shown before its fix")
+async def test_a_lost_race_does_not_lower_the_seq_the_loser_replica_admits_above(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """BY sends seq b+5 to one replica and seq b+10 to the other at once; whichever loses
+    is answered busy. That replica has followed the winner, so a warning of seq b+3 sent
+    to it afterwards is refused, and neither mirror holds a finding."""
+    by = Author("BY")
+    async with (
+        replica(net, tmp_path / "r1", settings, "r1") as r1,
+        replica(net, tmp_path / "r2", settings, "r2") as r2,
+    ):
+        async with RawClient(net, "BY", r1.ws_url) as b:
+            await b.send(b.seal(by.warning()))
+            assert isinstance(await b.accepted(), Accepted)
+        lost_races = 0
+        for _ in range(ROUNDS):
+            await _caught_up(r1, r2)
+            base = by.seq
+            async with RawClient(net, "BY", r1.ws_url) as b1, \
+                    RawClient(net, "BY", r2.ws_url) as b2:
+                low = replace(by.warning(), seq=base + 5)
+                high = replace(by.warning(), seq=base + 10)
+                await asyncio.gather(b1.send(b1.seal(low)), b2.send(b2.seal(high)))
+                answers = await asyncio.gather(b1.accepted(), b2.accepted())
+            by.seq = base + STEP
+            busy = [i for i, a in enumerate(answers)
+                    if isinstance(a, RejectedNotice) and a.code == "busy"]
+            if not busy:
+                continue
+            lost_races += 1
+            loser = (r1, r2)[busy[0]]
+            await _caught_up(r1, r2)
+            async with RawClient(net, "BY", loser.ws_url) as again:
+                between = replace(by.warning(), seq=base + 3)
+                await again.send(again.seal(between))
+                answer = await again.accepted()
+            assert isinstance(answer, RejectedNotice), \
+                f"seq {base + 3} accepted after seq {base + 5} or {base + 10} was logged"
+        assert lost_races > 0, "no race was lost: the pairs did not overlap"
+    for name in ("r1", "r2"):
+        assert _findings(net, mirror_entries(tmp_path / name)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE: shown before its fix")
+async def test_an_id_reused_with_another_seq_does_not_chain_a_later_envelope_wrongly(
+    net: TestNet, settings: StreamSettings, tmp_path: Path
+) -> None:
+    """BY sends a warning of seq b+10 to one replica and, at once, another warning with the
+    same id but seq b+5, then a warning of seq b+7, to the other. The envelope of seq b+7
+    was admitted after b+5, which was not logged: it must not be logged after b+10."""
+    by = Author("BY")
+    async with (
+        replica(net, tmp_path / "r1", settings, "r1") as r1,
+        replica(net, tmp_path / "r2", settings, "r2") as r2,
+    ):
+        async with RawClient(net, "BY", r1.ws_url) as b:
+            await b.send(b.seal(by.warning()))
+            assert isinstance(await b.accepted(), Accepted)
+        for _ in range(ROUNDS):
+            await _caught_up(r1, r2)
+            base = by.seq
+            async with RawClient(net, "BY", r1.ws_url) as b1, \
+                    RawClient(net, "BY", r2.ws_url) as b2:
+                high = replace(by.warning(), seq=base + 10)
+                low = replace(by.warning(), seq=base + 5, id=high.id)
+                later = replace(by.warning(), seq=base + 7)
+
+                await asyncio.gather(b1.send(b1.seal(high)),
+                                     _in_order(b2, b2.seal(low), b2.seal(later)))
+                await asyncio.gather(b1.accepted(), b2.accepted(), return_exceptions=True)
+                await _answer_or_close(b2)
+            by.seq = base + STEP
+    for name in ("r1", "r2"):
+        assert _findings(net, mirror_entries(tmp_path / name)) == []
