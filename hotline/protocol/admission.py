@@ -156,6 +156,7 @@ class Admission:
     def __init__(self, network: Topology, seen: SeenIds | None = None) -> None:
         self._network = network
         self._last_seq: dict[str, int] = {}
+        self._logged_seq: dict[str, int] = {}  # the highest seq known in the log, per sender
         self._seen: SeenIds = {} if seen is None else seen
         rate = network.limits.messages_per_minute
         self._urgent = _bucket(rate, 10)
@@ -302,6 +303,7 @@ class Admission:
     def restore_last_seqs(self, last_seqs: dict[str, int]) -> None:
         """Start from saved ``last_seqs`` (a snapshot the relay matched to its log)."""
         self._last_seq = dict(last_seqs)
+        self._logged_seq = dict(last_seqs)
 
     def last_seq_of(self, sender: str) -> int | None:
         """The highest ``seq`` recorded for ``sender``, or None."""
@@ -316,7 +318,9 @@ class Admission:
 
         Going back below any ``seq`` recorded after it is right for the relay's own
         store: an append that fails stops the store, so every envelope recorded after
-        it fails too and is forgotten as well.
+        it fails too and is forgotten as well. It never goes below a ``seq`` known to be
+        logged (:meth:`logged`): a relay replica forgets an envelope that lost to another
+        replica's, which it has followed by then.
         """
         body = envelope.body
         if self._seen.get(body.id) == envelope.hash:
@@ -326,10 +330,19 @@ class Admission:
         current = self._last_seq.get(body.sender)
         if current is None:
             return
+        floor = self._logged_seq.get(body.sender)
+        if floor is not None:
+            last_seq = floor if last_seq is None else max(last_seq, floor)
         if last_seq is None:
             del self._last_seq[body.sender]
         elif last_seq < current:
             self._last_seq[body.sender] = last_seq
+
+    def logged(self, envelope: Envelope) -> None:
+        """``envelope`` is in the log: :meth:`forget` never goes below its ``seq``."""
+        body = envelope.body
+        self._logged_seq[body.sender] = max(self._logged_seq.get(body.sender, body.seq),
+                                            body.seq)
 
     def record(self, envelope: Envelope) -> None:
         """Remember an envelope on its way into the log (its id, body hash and seq)."""

@@ -747,6 +747,7 @@ class RelayCore:
         body = envelope.body
         if restoring:
             self.admission.record(envelope)
+        self.admission.logged(envelope)
         self._accepted[body.id] = (index, relay_ts, envelope.hash)
         if isinstance(body, WarningBody | CancelBody | TextBody | LinkTestBody):
             self._origin[body.id] = body.sender

@@ -820,12 +820,16 @@ class Replica:
             body = content.body
             self._chain[body.sender] = max(self._chain.get(body.sender, body.seq), body.seq)
             waiting = own.append.envelope if own is not None else None
-            if own is not None and waiting is not None and waiting.body.id != body.id:
+            if own is not None and waiting is not None and waiting.hash != content.hash:
                 # Published as the successor of the same envelope as this one: it lost.
                 self._lost(own, f"another replica logged an envelope of {body.sender} first")
                 own = None
             same = self._take(body.id.hex())  # this envelope, sent here too and waiting
-            if same is not None:
+            if same is not None and same.append.envelope is not None \
+                    and same.append.envelope.hash != content.hash:
+                # Its id, other bytes: it can never be logged, nor an envelope after it.
+                self._lost(same, f"another envelope of {body.sender} with its id was logged")
+            elif same is not None:
                 same.stored = True
                 self._sink.superseded(same.append)
             if own is not None and waiting is not None:

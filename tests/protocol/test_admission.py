@@ -164,3 +164,18 @@ def test_an_envelope_forgotten_after_a_failed_append_gives_its_token_back() -> N
         assert admission.check(envelope, authenticated="BY", now_ms=NOW) is Verdict.NEW
         admission.record(envelope)
     assert _reject(admission, _open(net, _warning(11))).code is RejectCode.RATE_LIMITED
+
+
+def test_a_forgotten_envelope_never_takes_the_last_seq_below_one_logged(net: TestNet) -> None:
+    """A relay replica forgets an envelope that lost to another replica's, which it has
+    followed (logged) by then: the sender's last seq stays at the logged one, so a seq
+    between the two is still refused."""
+    admission = Admission(net.network)
+    base, lost, winner = (_open(net, _warning(n)) for n in (1, 5, 10))
+    for envelope in (base, winner):
+        admission.record(envelope)
+        admission.logged(envelope)
+    admission.record(lost)  # admitted here before the winner was followed
+    admission.forget(lost, 1)
+    assert admission.last_seq_of("BY") == 10
+    assert "not above 10" in _reject(admission, _open(net, _warning(3))).sentence
