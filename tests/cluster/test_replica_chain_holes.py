@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from hotline.auditlog.natsstore import Published
 from hotline.auditlog.streamconfig import StreamSettings
 from hotline.protocol.session import Accepted, RejectedNotice
+from hotline.relay.replica import CHAIN_WAIT_S
 from hotline.relay.server import RunningRelay
 from tests.cluster.test_replica_races import _findings
 from tests.cluster.test_replicas import mirror_entries, replica
@@ -28,6 +31,7 @@ pytestmark = pytest.mark.slow
 ROUNDS = 8
 STEP = 100
 """How far each round moves the sender's ``seq`` on."""
+ANSWER_S = 4 * CHAIN_WAIT_S
 
 
 async def _caught_up(*replicas: RunningRelay) -> None:
@@ -140,5 +144,66 @@ async def test_an_id_reused_with_another_seq_does_not_chain_a_later_envelope_wro
             await asyncio.gather(_answer_or_close(b1), _answer_or_close(b2))
             await _answer_or_close(b2)
             by.seq = base + STEP
+    for name in ("r1", "r2"):
+        assert _findings(net, mirror_entries(tmp_path / name)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE: shown before its fix")
+async def test_an_envelope_whose_name_was_applied_before_it_was_published_is_answered(
+    net: TestNet, settings: StreamSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BY sends two warnings to r2; the acknowledgement of the first is slow to come back,
+    and meanwhile r1 logs another warning of BY as the first one's successor, which r2
+    follows. r2's second warning names the same predecessor: it is answered (busy), not
+    left waiting for good."""
+    by = Author("BY")
+    async with (
+        replica(net, tmp_path / "r1", settings, "r1") as r1,
+        replica(net, tmp_path / "r2", settings, "r2") as r2,
+        _Sessions(net, "BY") as sessions,
+    ):
+        first = await sessions.on(r1)
+        await first.send(first.seal(by.warning()))
+        assert isinstance(await first.accepted(), Accepted)
+        await _caught_up(r1, r2)
+        assert r1.relay.replica is not None
+        assert r2.relay.replica is not None
+        stream = r2.relay.replica
+        release = asyncio.Event()
+        publish = stream.client.publish
+
+        async def slow_ack(
+            entry: bytes, *, msg_id: str, test_after: int | None = None
+        ) -> Published | None:
+            """The stream stores the entry at once; its acknowledgement reaches r2 late."""
+            published = await publish(entry, msg_id=msg_id, test_after=test_after)
+            if msg_id.startswith("env-BY-"):
+                await release.wait()
+            return published
+
+        def seq_followed(running: RunningRelay, seq: int) -> Callable[[], bool]:
+            return lambda: running.relay.core.admission.last_seq_of("BY") == seq
+
+        monkeypatch.setattr(stream.client, "publish", slow_ack)
+        b2 = await sessions.on(r2)
+        stored = by.warning()
+        await b2.send(b2.seal(stored))
+        await b2.send(b2.seal(by.warning()))
+        # r1 follows r2's first warning, then logs another one as its successor
+        assert await r1.relay.replica.wait_applied_until(seq_followed(r1, stored.seq), 10.0)
+        b1 = await sessions.on(r1)
+        other = by.warning()
+        await b1.send(b1.seal(other))
+        assert isinstance(await b1.accepted(), Accepted)
+        assert await stream.wait_applied_until(seq_followed(r2, other.seq), 10.0)
+        release.set()
+        assert isinstance(await b2.accepted(), Accepted)  # its first
+        try:
+            async with asyncio.timeout(ANSWER_S):  # link tests keep the session busy
+                answer = await b2.accepted()
+        except TimeoutError:
+            pytest.fail(f"the second warning was not answered within {ANSWER_S:.0f} s")
+        assert isinstance(answer, RejectedNotice)
+        assert answer.code == "busy"
     for name in ("r1", "r2"):
         assert _findings(net, mirror_entries(tmp_path / name)) == []
