@@ -394,7 +394,11 @@ class Replica:
             self._chain[sender] = max(self._chain.get(sender, seq), seq)
         else:  # stored before: this envelope (sent again) or another that named the same
             # predecessor first; applying it, the follower tells which (``stored``)
-            await self.wait_applied(published.seq, CHAIN_WAIT_S)
+            applied = await self.wait_applied(published.seq, CHAIN_WAIT_S)
+            if applied and own.stored is None and self._own.get(own.msg_id) is own:
+                # Applied before this envelope took the name, so not matched to it: the
+                # follower found no envelope of ours there, so it holds another one.
+                self._lost(own, f"another replica logged an envelope of {sender} first")
 
     def _lost(self, own: _Own, reason: str) -> None:
         """``own``, an endpoint's envelope, will not be logged: its senders hear ``busy``

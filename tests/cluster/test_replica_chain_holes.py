@@ -148,7 +148,6 @@ async def test_an_id_reused_with_another_seq_does_not_chain_a_later_envelope_wro
         assert _findings(net, mirror_entries(tmp_path / name)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: shown before its fix")
 async def test_an_envelope_whose_name_was_applied_before_it_was_published_is_answered(
     net: TestNet, settings: StreamSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
