@@ -206,3 +206,46 @@ async def test_an_envelope_whose_name_was_applied_before_it_was_published_is_ans
         assert answer.code == "busy"
     for name in ("r1", "r2"):
         assert _findings(net, mirror_entries(tmp_path / name)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE: shown before its fix")
+async def test_a_replica_stopped_with_an_envelope_unpublished_takes_it_again_after_restart(
+    net: TestNet, settings: StreamSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """r2 is stopped while BY's warning cannot reach the stream, so it was never logged;
+    restarted, r2 takes that warning again when BY resends it, and chains BY's envelopes
+    after the last one logged: the log holds no finding."""
+    by = Author("BY")
+    async with replica(net, tmp_path / "r1", settings, "r1") as r1:
+        async with replica(net, tmp_path / "r2", settings, "r2") as r2:
+            async with RawClient(net, "BY", r1.ws_url) as b1:
+                await b1.send(b1.seal(by.warning()))
+                assert isinstance(await b1.accepted(), Accepted)
+            await _caught_up(r1, r2)
+            assert r2.relay.replica is not None
+            client = r2.relay.replica.client
+            publish = client.publish
+            never = asyncio.Event()
+
+            async def unreachable(
+                entry: bytes, *, msg_id: str, test_after: int | None = None
+            ) -> Published | None:
+                """The stream cannot be reached for BY's envelopes."""
+                if msg_id.startswith("env-BY-"):
+                    await never.wait()
+                return await publish(entry, msg_id=msg_id, test_after=test_after)
+
+            monkeypatch.setattr(client, "publish", unreachable)
+            unlogged = by.warning()
+            async with RawClient(net, "BY", r2.ws_url) as b2:
+                frame = b2.seal(unlogged)
+                await b2.send(frame)
+                assert await r2.relay.replica.wait_applied_until(
+                    lambda: r2.relay.core.admission.last_seq_of("BY") == unlogged.seq, 10.0)
+        async with replica(net, tmp_path / "r2", settings, "r2") as r2, \
+                RawClient(net, "BY", r2.ws_url) as b2:
+            await b2.send(frame)
+            answer = await b2.accepted()
+            assert isinstance(answer, Accepted), answer
+    for name in ("r1", "r2"):
+        assert _findings(net, mirror_entries(tmp_path / name)) == []
