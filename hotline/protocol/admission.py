@@ -297,8 +297,13 @@ class Admission:
                 )
 
     def last_seqs(self) -> dict[str, int]:
-        """The highest ``seq`` logged per sender (saved in the relay's snapshots)."""
+        """The highest ``seq`` admitted per sender, logged or on its way to the log."""
         return dict(self._last_seq)
+
+    def logged_seqs(self) -> dict[str, int]:
+        """The highest ``seq`` known in the log per sender (saved in the relay's snapshots):
+        :meth:`last_seqs` without the envelopes admitted but not (yet) logged."""
+        return dict(self._logged_seq)
 
     def restore_last_seqs(self, last_seqs: dict[str, int]) -> None:
         """Start from saved ``last_seqs`` (a snapshot the relay matched to its log)."""

@@ -1098,7 +1098,7 @@ class RelayCore:
             "size": self.size,
             "test_seq": self._test_seq,
             "slot_logged": dict(self._slot_logged),
-            "last_seq": self.admission.last_seqs(),
+            "last_seq": self.admission.logged_seqs(),  # not what is still on its way
             "messages": [
                 [m.frame, m.index, m.relay_ts,
                  m.owing(Stage.DELIVERED), m.owing(Stage.ACKNOWLEDGED),

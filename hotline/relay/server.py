@@ -551,8 +551,8 @@ class Relay:
         return self.core.last_test_seq
 
     def sender_seqs(self) -> dict[str, int]:
-        """Each sender's ``seq`` of its last envelope this relay admitted or saw logged."""
-        return self.core.admission.last_seqs()
+        """Each sender's ``seq`` of its last envelope in the log (as far as applied)."""
+        return self.core.admission.logged_seqs()
 
     def test_slot_start(self, party: str, ts: int) -> int:
         """When ``party``'s link-test slot holding ``ts`` started (ms), as on every replica."""

@@ -208,7 +208,6 @@ async def test_an_envelope_whose_name_was_applied_before_it_was_published_is_ans
         assert _findings(net, mirror_entries(tmp_path / name)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: shown before its fix")
 async def test_a_replica_stopped_with_an_envelope_unpublished_takes_it_again_after_restart(
     net: TestNet, settings: StreamSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -738,6 +738,19 @@ def test_a_snapshot_gives_back_what_is_owed_to_whom() -> None:
     assert delivered(loaded.connect("LT", now=NOW + 10), "LT") == [first, second]
 
 
+def test_a_snapshot_keeps_the_seq_of_the_last_logged_envelope_not_of_one_on_its_way() -> None:
+    """An envelope admitted but not logged when the state is saved may never be logged (the
+    relay stops, the store fails): a core loaded from that state takes its resend."""
+    edge, author = Edge(new_core()), Author(NET)
+    logged, _ = warned(edge, author)
+    pending = author.warning(sender="BY", to=("LT",), ts=NOW + 1)
+    assert [type(a) for a in edge.core.receive("BY", NET.seal(pending), NOW + 1)] == [Append]
+    assert edge.core.state()["last_seq"] == {"BY": logged.seq}
+    loaded = Edge(new_core(), list(edge.log))
+    loaded.core.load_state(edge.core.state())
+    assert [type(a) for a in loaded.core.receive("BY", NET.seal(pending), NOW + 2)] == [Append]
+
+
 def test_a_snapshot_from_before_the_lifecycle_table_reads_an_acknowledgement_as_delivery() -> None:
     """Listed as owing delivery but not acknowledgement: it acknowledged, so it owes nothing."""
     edge, author = Edge(new_core()), Author(NET)
