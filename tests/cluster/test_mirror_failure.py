@@ -9,6 +9,8 @@ kept) or, once the segment is synced, that of a derived file (the records are du
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,41 @@ async def test_a_replica_whose_mirror_failed_a_write_recovers_and_delivers_once(
     assert _holding(mirrored, net, warning.id) == [receipt.index]
     with FileStore(data / STORE_DIR) as reopened:
         reopened.verify()
+
+
+async def test_a_replica_whose_mirror_never_recovers_stays_not_ready_and_stops(
+    net: TestNet, settings: StreamSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """r2's disk fails every fsync of the mirror's segment from some point on: r2 stays not
+    ready with the mirror as its reason, keeps trying, and still stops, bounded."""
+    data = tmp_path / "r2"
+    data.mkdir()
+    config = replace(relay_config(net, data), stream=settings, replica_name="r2")
+    store = FileStore(data / STORE_DIR, persist_entries=1)
+    by = Author("BY")
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        path = Path(f"/proc/self/fd/{fd}").readlink()
+        if path.suffix == ".seg" and path.is_relative_to(data):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    with captured_events() as events:
+        async with replica(net, tmp_path / "r1", settings, "r1") as r1:
+            r2 = await _started_on(config, store)
+            try:
+                monkeypatch.setattr(os, "fsync", failing)
+                async with RawClient(net, "BY", r1.ws_url) as cby:
+                    await cby.send(cby.seal(by.warning(to=("LT",))))
+                    assert isinstance(await cby.accepted(), Accepted)
+                await events.wait_for("replica_mirror_write_failed")
+                await events.wait_for("replica_mirror_recovery_retried")
+                async with aiohttp.ClientSession() as http, \
+                        http.get(r2.http_url + "/healthz") as health:
+                    assert health.status == 503
+                    assert "mirror failed a write" in await health.text()
+            finally:
+                async with asyncio.timeout(30):
+                    await r2.stop()
+    assert "replica_mirror_recovered" not in [e.get("event") for e in events.seen]
