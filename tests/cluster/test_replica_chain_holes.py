@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,6 +60,22 @@ class _Sessions(contextlib.AsyncExitStack):
         return client
 
 
+@contextlib.asynccontextmanager
+async def _started(
+    net: TestNet, settings: StreamSettings, tmp_path: Path, by: Author
+) -> AsyncIterator[tuple[RunningRelay, RunningRelay, _Sessions]]:
+    """Replicas r1 and r2, BY's sessions on them, and one warning of BY logged through r1."""
+    async with (
+        replica(net, tmp_path / "r1", settings, "r1") as r1,
+        replica(net, tmp_path / "r2", settings, "r2") as r2,
+        _Sessions(net, "BY") as sessions,
+    ):
+        first = await sessions.on(r1)
+        await first.send(first.seal(by.warning()))
+        assert isinstance(await first.accepted(), Accepted)
+        yield r1, r2, sessions
+
+
 async def _in_order(client: RawClient, *frames: bytes) -> None:
     for frame in frames:
         await client.send(frame)
@@ -82,14 +98,7 @@ async def test_a_lost_race_does_not_lower_the_seq_the_loser_replica_admits_above
     is answered busy. That replica has followed the winner, so a warning of seq b+3 sent
     to it afterwards is refused, and neither mirror holds a finding."""
     by = Author("BY")
-    async with (
-        replica(net, tmp_path / "r1", settings, "r1") as r1,
-        replica(net, tmp_path / "r2", settings, "r2") as r2,
-        _Sessions(net, "BY") as sessions,
-    ):
-        first = await sessions.on(r1)
-        await first.send(first.seal(by.warning()))
-        assert isinstance(await first.accepted(), Accepted)
+    async with _started(net, settings, tmp_path, by) as (r1, r2, sessions):
         lost_races = 0
         for _ in range(ROUNDS):
             await _caught_up(r1, r2)
@@ -124,14 +133,7 @@ async def test_an_id_reused_with_another_seq_does_not_chain_a_later_envelope_wro
     same id but seq b+5, then a warning of seq b+7, to the other. The envelope of seq b+7
     was admitted after b+5, which was not logged: it must not be logged after b+10."""
     by = Author("BY")
-    async with (
-        replica(net, tmp_path / "r1", settings, "r1") as r1,
-        replica(net, tmp_path / "r2", settings, "r2") as r2,
-        _Sessions(net, "BY") as sessions,
-    ):
-        first = await sessions.on(r1)
-        await first.send(first.seal(by.warning()))
-        assert isinstance(await first.accepted(), Accepted)
+    async with _started(net, settings, tmp_path, by) as (r1, r2, sessions):
         for _ in range(ROUNDS):
             await _caught_up(r1, r2)
             base = by.seq
@@ -156,14 +158,7 @@ async def test_an_envelope_whose_name_was_applied_before_it_was_published_is_ans
     follows. r2's second warning names the same predecessor: it is answered (busy), not
     left waiting for good."""
     by = Author("BY")
-    async with (
-        replica(net, tmp_path / "r1", settings, "r1") as r1,
-        replica(net, tmp_path / "r2", settings, "r2") as r2,
-        _Sessions(net, "BY") as sessions,
-    ):
-        first = await sessions.on(r1)
-        await first.send(first.seal(by.warning()))
-        assert isinstance(await first.accepted(), Accepted)
+    async with _started(net, settings, tmp_path, by) as (r1, r2, sessions):
         await _caught_up(r1, r2)
         assert r1.relay.replica is not None
         assert r2.relay.replica is not None
