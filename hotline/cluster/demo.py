@@ -38,6 +38,7 @@ from hotline.demo.runner import Demo, DemoResult, _Process, run_until_stopped
 from hotline.demo.scenario import Scenario, builtin_scenario, load_scenario, scaled
 from hotline.errors import HotlineError
 from hotline.logs import configure_logging
+from hotline.testing.ports import reserve
 
 __all__ = ["ClusterDemo", "main"]
 
@@ -51,6 +52,8 @@ class ClusterDemo(Demo):
 
     def __init__(self, data: Path, base_port: int, scenario: Scenario) -> None:
         super().__init__(data, base_port, scenario)
+        # The NATS nodes' ports are drawn at random: keep them off r1, the endpoints and r2.
+        reserve(range(base_port, base_port + REPLICA_OFFSET + 1))
         self.nats = LoopbackCluster(data / "nats")
         store = data / "store.toml"
         servers = ", ".join(f'"{url}"' for url in self.nats.urls)

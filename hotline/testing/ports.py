@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-__all__ = ["free_port", "free_port_run"]
+__all__ = ["free_port", "free_port_run", "reserve"]
 
 _RANGE_FILE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST: Final = 10_000
@@ -41,6 +42,11 @@ def _bindable(port: int, host: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def reserve(ports: Iterable[int]) -> None:
+    """Never hand out ``ports``: a process given a base port keeps its other servers off it."""
+    _given.update(ports)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
