@@ -269,6 +269,9 @@ RESEND_DOUBLINGS: Final = 4
 """Each resend waits twice as long as the one before, this many times at most."""
 RESEND_BACKOFF_MAX: Final = 1 << RESEND_DOUBLINGS
 """A resend waits at most this many retry intervals (16: 48 s at the default 3 s)."""
+EVENTS_OWED_MAX: Final = 10_000
+"""``connected``, ``disconnected`` and ``redelivered`` entries kept to be asked for
+again after their write failed; one more while the store stays down is lost (noted)."""
 RECEIPTS_KEPT: Final = 10_000
 """Receipts kept per sender for resending after a reconnect (``auth.since``); older
 ones are still in the log, and the endpoint can read them from the tiles."""
@@ -339,6 +342,10 @@ class RelayCore:
         self._answering: set[tuple[bytes, str, str]] = set()  # receipts on their way to the log
         # overdue entries on their way to the log: token → (message id, recipient, stage)
         self._overdue_appends: dict[int, tuple[bytes, str, str]] = {}
+        # connected, disconnected and redelivered entries on their way to the log (by token),
+        # and those whose write failed, to be asked for again in order (see events_owed)
+        self._event_appends: dict[int, Append] = {}
+        self._events_owed: list[Append] = []
         self._refusal_budget = TokenBucket(REFUSALS_BURST, REFUSALS_PER_S / 1000)
         self.size = 0
         # A relay replica's name: written into connected/disconnected entries so that the
@@ -400,6 +407,8 @@ class RelayCore:
         """
         decoded = decode_entry(entry)
         if decoded.envelope is None:
+            # an event whose write was reported failed and was found durable: not owed
+            self._events_owed = [a for a in self._events_owed if a.entry != entry]
             relay_ts, content = self.restore(index, entry)
             return [], relay_ts, content
         signed = read_envelope(decoded.envelope, self.network, max_size=1 << 30)
@@ -439,6 +448,7 @@ class RelayCore:
         next tick, while that slot lasts.
         """
         self._overdue_appends.pop(token, None)
+        self._event_appends.pop(token, None)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -465,9 +475,24 @@ class RelayCore:
         with the temporary refusal ``busy`` (see :meth:`busy`): each ``Send``
         returned is such a refusal, and the edge closes that session once it is
         written, as for ``busy``. A missed deadline's ``overdue`` entry is asked
-        for again at the next tick (a deadline miss must reach the log); another
-        event's entry is only noted: it is lost.
+        for again at the next tick (a deadline miss must reach the log); a
+        ``connected``, ``disconnected`` or ``redelivered`` entry is owed, with
+        its own ``relay_ts``, and asked for again before any later one of these
+        (see :meth:`events_owed`).
         """
+        event = self._event_appends.pop(token, None)
+        if event is not None:
+            assert event.event is not None
+            if len(self._events_owed) >= EVENTS_OWED_MAX:
+                return [LogLine("log_entry_lost", {
+                    "token": token, "kind": event.event.kind.value, "reason": why,
+                    "owed": len(self._events_owed),
+                })]
+            self._events_owed.append(event)
+            return [LogLine("event_not_logged", {
+                "kind": event.event.kind.value, "relay_ts": event.relay_ts, "reason": why,
+                "owed": len(self._events_owed),
+            })]
         overdue = self._overdue_appends.pop(token, None)
         if overdue is not None:
             message_id, recipient, stage = overdue
@@ -505,7 +530,8 @@ class RelayCore:
         fields: dict[str, object] = {"party": party}
         if self.replica:
             fields["replica"] = self.replica
-        actions: list[RelayAction] = [self._event(EntryKind.CONNECTED, fields, now)]
+        actions: list[RelayAction] = [*self.events_owed(),
+                                      self._kept_event(EntryKind.CONNECTED, fields, now)]
         actions.extend(self._flush(party, now, force=True))
         return actions
 
@@ -522,7 +548,21 @@ class RelayCore:
         fields: dict[str, object] = {"party": party, "reason": reason}
         if self.replica:
             fields["replica"] = self.replica
-        return [self._event(EntryKind.DISCONNECTED, fields, now)]
+        return [*self.events_owed(), self._kept_event(EntryKind.DISCONNECTED, fields, now)]
+
+    def events_owed(self) -> list[Append]:
+        """Ask again, in order and each with its own ``relay_ts``, for the ``connected``,
+        ``disconnected`` and ``redelivered`` entries whose write failed.
+
+        Asked for at every tick (ticks run only while the relay can log) and before
+        any new such entry, so a party's sessions reach the log in the order they
+        happened: a ``disconnected`` owed from before a store failure never lands
+        after the ``connected`` of the session that followed it.
+        """
+        owed, self._events_owed = self._events_owed, []
+        for append in owed:
+            self._event_appends[append.token] = append
+        return owed
 
     # ------------------------------------------------------------------ receiving
 
@@ -683,6 +723,7 @@ class RelayCore:
     def appended(self, token: int, index: int, now: int) -> list[RelayAction]:
         """The entry asked for with ``token`` is durable at ``index``."""
         self._overdue_logged(token)
+        self._event_appends.pop(token, None)
         inflight = self._inflight.pop(token, None)
         if inflight is not None and isinstance(inflight.envelope.body, ReceiptBody):
             self._answering.discard(_answer(inflight.envelope.body))
@@ -867,7 +908,7 @@ class RelayCore:
             ))
             if pending.attempts > 1:
                 self._counters.redeliveries += 1
-                actions.append(self._event(
+                actions.append(self._kept_event(
                     EntryKind.REDELIVERED,
                     {"ref": pending.message.body.id, "recipient": party,
                      "attempt": pending.attempts},
@@ -890,7 +931,7 @@ class RelayCore:
 
     def tick(self, now: int) -> list[RelayAction]:
         """Retries, deadlines and link tests that are due at ``now``."""
-        actions: list[RelayAction] = []
+        actions: list[RelayAction] = [*self.events_owed()]
         for party in sorted(self.online):
             actions.extend(self._flush(party, now))
         actions.extend(self._deadlines(now))
@@ -1035,6 +1076,12 @@ class RelayCore:
     def _event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
         event = LogEvent(kind, fields)
         return Append(encode_event_entry(now, event), next(self._tokens), now, event=event)
+
+    def _kept_event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
+        """An event entry that is owed again if its write fails (see :meth:`append_failed`)."""
+        append = self._event(kind, fields, now)
+        self._event_appends[append.token] = append
+        return append
 
     # ------------------------------------------------------------------ views
 

@@ -469,7 +469,8 @@ class Relay:
         ))
         stopped = LogEvent(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
-        self.perform([Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
+        owed = self.core.events_owed() if self.ready else []  # sessions that ended, first
+        self.perform([*owed, Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self.backend.close()
         for task in self._tasks:
             task.cancel()

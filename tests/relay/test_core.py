@@ -895,6 +895,67 @@ def test_an_overdue_entry_whose_append_failed_is_asked_for_again_and_counted_onc
     assert edge.core.counters.overdue == {"delivered": 1}
 
 
+def _session_entries(edge: Edge) -> list[tuple[str, str, int]]:
+    """The connected and disconnected entries in log order: (kind, party, relay_ts)."""
+    entries = [decode_entry(entry) for entry in edge.log]
+    return [(e.kind.value, e.event.fields["party"], e.relay_ts) for e in entries
+            if e.event is not None and e.kind in (EntryKind.CONNECTED, EntryKind.DISCONNECTED)]
+
+
+def test_a_disconnected_whose_append_failed_is_logged_with_its_time_before_the_next_session(
+) -> None:
+    """An outage the store failed to record still reaches the log: the ``disconnected`` is
+    owed, asked for again (its own relay_ts, the same bytes) before the next session's
+    ``connected``, and never twice."""
+    edge = Edge(new_core())
+    edge.connect("BY")
+    (gone,) = edge.core.disconnected("BY", "closed 1013", NOW + 5)
+    assert isinstance(gone, Append)
+    (note,) = edge.core.append_failed(gone.token, 500, "write failed", NOW + 6)
+    assert note == LogLine("event_not_logged", {
+        "kind": "disconnected", "relay_ts": NOW + 5, "reason": "write failed", "owed": 1})
+    back = edge.core.connected("BY", NOW + 900)
+    appends = [a for a in back if isinstance(a, Append)]
+    assert appends[0].entry == gone.entry
+    edge.run(back, NOW + 900)
+    assert _session_entries(edge) == [
+        ("connected", "BY", NOW), ("disconnected", "BY", NOW + 5), ("connected", "BY", NOW + 900),
+    ]
+    assert [a for a in edge.core.tick(NOW + 901) if isinstance(a, Append)
+            and a.event is not None and a.event.kind is not EntryKind.OVERDUE] == []
+
+
+def test_events_whose_appends_failed_are_asked_for_again_in_order_at_the_next_tick() -> None:
+    """A store that stays down fails them again: still owed, in the order they happened."""
+    edge = Edge(new_core())
+    edge.connect("BY", "LT")
+    first, second = (a for p, t in (("BY", 5), ("LT", 6))
+                     for a in edge.core.disconnected(p, "closed 1013", NOW + t))
+    assert isinstance(first, Append)
+    assert isinstance(second, Append)
+    for append in (first, second):
+        edge.core.append_failed(append.token, 500, "write failed", NOW + 7)
+    again = edge.core.events_owed()
+    assert [a.entry for a in again] == [first.entry, second.entry]
+    for append in again:
+        edge.core.append_failed(append.token, 500, "still failing", NOW + 8)
+    edge.tick(NOW + 9)
+    assert _session_entries(edge)[-2:] == [
+        ("disconnected", "BY", NOW + 5), ("disconnected", "LT", NOW + 6)]
+
+
+def test_an_owed_event_found_durable_after_the_failure_is_not_logged_again() -> None:
+    """A write reported failed whose entry the recovered store holds (applied as followed)."""
+    edge = Edge(new_core())
+    edge.connect("BY")
+    (gone,) = edge.core.disconnected("BY", "closed 1013", NOW + 5)
+    assert isinstance(gone, Append)
+    edge.core.append_failed(gone.token, 500, "write failed", NOW + 6)
+    edge.log.append(gone.entry)
+    edge.core.follow(len(edge.log) - 1, gone.entry, NOW + 7)
+    assert edge.core.events_owed() == []
+
+
 def _held(edge: Edge, party: str, frame: bytes, now: int) -> list[RelayAction]:
     """``party`` sends ``frame``; its append, if any, is left on its way to the log."""
     return edge.core.receive(party, frame, now)

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -42,7 +43,7 @@ from tests.factories import TestNet
 from tests.feeds.helpers import next_event
 from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import Author, relay_config
-from tests.relay.test_slow_reader import captured_events
+from tests.relay.test_slow_reader import Events, captured_events
 
 
 def _fail_fsync_of_batch_holding(
@@ -241,3 +242,65 @@ async def test_an_endpoint_whose_warning_was_answered_busy_sends_it_again_and_it
     finally:
         await relay.stop()
     assert _indexes_holding(data, net, sent) == [message.index]
+
+
+def _fail_every_fsync_under(root: Path, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every fsync of a file under ``root`` fail (EIO) until the returned event is set:
+    a disk that stays down for a while, then comes back."""
+    back = threading.Event()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if not back.is_set() and Path(f"/proc/self/fd/{fd}").readlink().is_relative_to(root):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return back
+
+
+async def _owed(events: Events, kind: str) -> dict[str, Any]:
+    """The ``event_not_logged`` note for the first event of ``kind`` whose write failed."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            for event in events.seen:
+                if event.get("event") == "event_not_logged" and event.get("kind") == kind:
+                    return event
+            events.changed.clear()
+            await events.changed.wait()
+
+
+def _sessions_of(data: Path, party: str) -> list[tuple[str, int]]:
+    """``party``'s connected and disconnected entries in the (closed) relay's store."""
+    with FileStore(data / STORE_DIR) as reopened:
+        entries = [decode_entry(e) for e in reopened.read_range(0, reopened.size)]
+    return [(e.kind.value, e.relay_ts) for e in entries
+            if e.event is not None and e.event.fields.get("party") == party]
+
+
+async def test_a_session_that_ended_while_the_disk_was_down_is_logged_in_order_once_it_is_back(
+    net: TestNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BY's session is closed because the disk failed its warning; its ``disconnected``
+    cannot be written then. Once the disk is back it is logged with the time it happened,
+    before the ``connected`` of BY's next session, so the log tells the outage."""
+    data = tmp_path / "relay"
+    with captured_events() as events:
+        relay = await start_relay(relay_config(net, data))
+        try:
+            async with RawClient(net, "BY", relay.ws_url) as cby:
+                back = _fail_every_fsync_under(data.resolve(), monkeypatch)
+                await cby.send(cby.seal(Author("BY").warning()))
+                assert await cby.closed_by_relay() == NOT_READY_CLOSE
+            # BY's connected may have shared the warning's failed batch: owed too, first
+            owed = await _owed(events, "disconnected")
+            back.set()
+            await events.wait_for("log_store_recovered")
+            async with RawClient(net, "BY", relay.ws_url):
+                pass
+        finally:
+            await relay.stop()
+    sessions = _sessions_of(data, "BY")
+    assert [kind for kind, _ in sessions] == ["connected", "disconnected"] * 2
+    assert sessions[1][1] == owed["relay_ts"]
+    assert sessions[1][1] <= sessions[2][1]
