@@ -587,8 +587,8 @@ class Replica:
         """Creating the consumer failed (JetStream answers 503 for a while after a quorum
         returns): read what was acknowledged at once, and try a new consumer every
         ``RETRY_FOLLOW_S`` instead of after ``BEHIND_S`` and ``RESUBSCRIBE_S``."""
-        if self._subscription is not None or self._closing:
-            return
+        if self._subscription is not None or self._closing or self._mirror_failure:
+            return  # (a failed mirror follows again once it is recovered)
         if self._acked_seq > self.size:
             self._start_pulling()
         if now - self._last_refollow >= RETRY_FOLLOW_S:
@@ -622,7 +622,10 @@ class Replica:
             log.info("replica_stream_unreachable", replica=self.name, error=str(exc))
 
     async def _pull(self, last: int) -> None:
-        """Read entries size+1..last by sequence and hand them to the applier, in order."""
+        """Read entries size+1..last by sequence and hand them to the applier, in order
+        (none while the mirror fails a write: they would wait in memory, unbounded)."""
+        if self._mirror_failure:
+            return
         generation = self._generation
         queued = self._pulled[1] if self._pulled[0] == generation else 0  # read, not applied
         first = max(self.size, queued) + 1
@@ -630,6 +633,8 @@ class Replica:
             stop = min(last, start + _PULL_CHUNK - 1)
             entries = await asyncio.gather(
                 *(self.client.read(seq) for seq in range(start, stop + 1)))
+            if generation != self._generation:
+                return  # following stopped (a failed mirror) or started anew meanwhile
             for entry in entries:
                 self._incoming.put_nowait((generation, entry))
             self._pulled = (generation, stop)
@@ -662,6 +667,8 @@ class Replica:
             await self._unsubscribe()
             self._generation += 1
             generation = self._generation
+            if self._mirror_failure:
+                return  # follows again from the mirror's size once the mirror is recovered
 
             async def deliver(entry: StreamEntry) -> None:
                 self._incoming.put_nowait((generation, entry))
@@ -750,9 +757,12 @@ class Replica:
         recovered in place and the entries it did not keep are written again.
 
         Meanwhile this replica is not ready (see ``_judge``): it closes its sessions and
-        answers ``busy``; entries go on arriving and wait in order behind the batch.
+        answers ``busy``, and it stops following the stream, so that what other replicas
+        log does not pile up in memory while the disk is down; once the batch is written
+        it follows again from the mirror's size.
         """
         wait = MIRROR_RETRY_S[0]
+        following_stopped = False
         while batch:
             first = self.size
             try:
@@ -767,6 +777,10 @@ class Replica:
                               entries=len(batch), error=failure)
                     self._mirror_failure = failure
                     self._judge(time.monotonic())
+                    # Stop following: what the stream logs meanwhile would wait here in
+                    # memory for as long as the disk stays down. Read again once recovered.
+                    await self._subscribe()
+                    following_stopped = True
                 await asyncio.sleep(wait)
                 wait = min(2 * wait, MIRROR_RETRY_S[1])
                 if not await self._recover_mirror(store):
@@ -777,6 +791,8 @@ class Replica:
             for entry in written:
                 self._applied_entry(entry)
             batch = batch[len(written):]
+        if following_stopped:
+            await self._resubscribe_quietly()  # from the mirror's size: what was not read
 
     async def _recover_mirror(self, store: LogStore) -> bool:
         """Make the mirror take writes again after a failed one; whether it does."""

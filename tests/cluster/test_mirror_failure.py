@@ -21,10 +21,12 @@ import pytest
 from hotline.auditlog.filestore import FileStore
 from hotline.auditlog.leaf import decode_entry
 from hotline.auditlog.log import STORE_DIR
+from hotline.auditlog.natsstore import StreamEntry
 from hotline.auditlog.streamconfig import StreamSettings
 from hotline.protocol.bodies import AcceptedBody
 from hotline.protocol.envelope import open_envelope
 from hotline.protocol.session import Accepted
+from hotline.relay.replica import Replica
 from hotline.relay.server import NOT_READY_CLOSE
 from tests.cluster.test_replicas import mirror_entries, replica
 from tests.factories import TestNet
@@ -145,3 +147,58 @@ async def test_a_replica_whose_mirror_never_recovers_stays_not_ready_and_stops(
                 async with asyncio.timeout(30):
                     await r2.stop()
     assert "replica_mirror_recovered" not in [e.get("event") for e in events.seen]
+
+
+async def test_a_replica_whose_disk_is_down_stops_following_and_reads_what_it_missed_after(
+    net: TestNet, settings: StreamSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While r2's mirror cannot write, what r1 logs does not pile up in r2's memory: r2 takes
+    none of it in until its disk is back, then reads it from the stream, and its mirror is
+    r1's log, in order."""
+    data = tmp_path / "r2"
+    data.mkdir()
+    config = replace(relay_config(net, data), stream=settings, replica_name="r2")
+    store = FileStore(data / STORE_DIR, persist_entries=1)
+    by = Author("BY")
+    real_fsync = os.fsync
+    down = True
+    taken_while_down: list[int] = []
+
+    def failing(fd: int) -> None:
+        path = Path(f"/proc/self/fd/{fd}").readlink()
+        if down and path.suffix == ".seg" and path.is_relative_to(data):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    with captured_events() as events:
+        async with replica(net, tmp_path / "r1", settings, "r1") as r1:
+            r2 = await _started_on(config, store)
+            backend = r2.relay.backend
+            assert isinstance(backend, Replica)
+            try:
+                monkeypatch.setattr(os, "fsync", failing)
+                async with RawClient(net, "BY", r1.ws_url) as cby:
+                    await cby.send(cby.seal(by.warning(to=("LT",))))
+                    assert isinstance(await cby.accepted(), Accepted)
+                    await events.wait_for("replica_mirror_recovery_retried")
+                    real_put = backend._incoming.put_nowait
+
+                    def put(item: tuple[int, StreamEntry]) -> None:
+                        if down:
+                            taken_while_down.append(item[1].seq)
+                        real_put(item)
+
+                    monkeypatch.setattr(backend._incoming, "put_nowait", put)
+                    for _ in range(30):
+                        await cby.send(cby.seal(by.warning(to=("LT",))))
+                        assert isinstance(await cby.accepted(), Accepted)
+                logged = r1.relay.log.size
+                down = False
+                await events.wait_for("replica_mirror_recovered")
+                assert await backend.wait_applied(logged, TIMEOUT)
+            finally:
+                await r2.stop()
+    assert taken_while_down == []
+    mirrored = mirror_entries(data)
+    assert mirrored == mirror_entries(tmp_path / "r1")[: len(mirrored)]
+    assert len(mirrored) >= logged
