@@ -9,8 +9,6 @@ kept) or, once the segment is synced, that of a derived file (the records are du
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,11 @@ from tests.cluster.test_replicas import mirror_entries, replica
 from tests.factories import TestNet
 from tests.relay.client import TIMEOUT, RawClient
 from tests.relay.conftest import Author, relay_config
-from tests.relay.test_log_failure import _fail_fsync_of_batch_holding, _started_on
+from tests.relay.test_log_failure import (
+    _fail_fsync_of_batch_holding,
+    _started_on,
+    fail_every_fsync_under,
+)
 from tests.relay.test_slow_reader import Events, captured_events
 
 pytestmark = pytest.mark.slow
@@ -121,19 +123,11 @@ async def test_a_replica_whose_mirror_never_recovers_stays_not_ready_and_stops(
     config = replace(relay_config(net, data), stream=settings, replica_name="r2")
     store = FileStore(data / STORE_DIR, persist_entries=1)
     by = Author("BY")
-    real_fsync = os.fsync
-
-    def failing(fd: int) -> None:
-        path = Path(f"/proc/self/fd/{fd}").readlink()
-        if path.suffix == ".seg" and path.is_relative_to(data):
-            raise OSError(errno.EIO, "Input/output error")
-        real_fsync(fd)
-
     with captured_events() as events:
         async with replica(net, tmp_path / "r1", settings, "r1") as r1:
             r2 = await _started_on(config, store)
             try:
-                monkeypatch.setattr(os, "fsync", failing)
+                fail_every_fsync_under(data, monkeypatch, suffix=".seg")  # never back
                 async with RawClient(net, "BY", r1.ws_url) as cby:
                     await cby.send(cby.seal(by.warning(to=("LT",))))
                     assert isinstance(await cby.accepted(), Accepted)
@@ -160,23 +154,14 @@ async def test_a_replica_whose_disk_is_down_stops_following_and_reads_what_it_mi
     config = replace(relay_config(net, data), stream=settings, replica_name="r2")
     store = FileStore(data / STORE_DIR, persist_entries=1)
     by = Author("BY")
-    real_fsync = os.fsync
-    down = True
     taken_while_down: list[int] = []
-
-    def failing(fd: int) -> None:
-        path = Path(f"/proc/self/fd/{fd}").readlink()
-        if down and path.suffix == ".seg" and path.is_relative_to(data):
-            raise OSError(errno.EIO, "Input/output error")
-        real_fsync(fd)
-
     with captured_events() as events:
         async with replica(net, tmp_path / "r1", settings, "r1") as r1:
             r2 = await _started_on(config, store)
             backend = r2.relay.backend
             assert isinstance(backend, Replica)
             try:
-                monkeypatch.setattr(os, "fsync", failing)
+                back = fail_every_fsync_under(data, monkeypatch, suffix=".seg")
                 async with RawClient(net, "BY", r1.ws_url) as cby:
                     await cby.send(cby.seal(by.warning(to=("LT",))))
                     assert isinstance(await cby.accepted(), Accepted)
@@ -184,7 +169,7 @@ async def test_a_replica_whose_disk_is_down_stops_following_and_reads_what_it_mi
                     real_put = backend._incoming.put_nowait
 
                     def put(item: tuple[int, StreamEntry]) -> None:
-                        if down:
+                        if not back.is_set():
                             taken_while_down.append(item[1].seq)
                         real_put(item)
 
@@ -193,7 +178,7 @@ async def test_a_replica_whose_disk_is_down_stops_following_and_reads_what_it_mi
                         await cby.send(cby.seal(by.warning(to=("LT",))))
                         assert isinstance(await cby.accepted(), Accepted)
                 logged = r1.relay.log.size
-                down = False
+                back.set()
                 await events.wait_for("replica_mirror_recovered")
                 assert await backend.wait_applied(logged, TIMEOUT)
             finally:

@@ -244,14 +244,18 @@ async def test_an_endpoint_whose_warning_was_answered_busy_sends_it_again_and_it
     assert _indexes_holding(data, net, sent) == [message.index]
 
 
-def _fail_every_fsync_under(root: Path, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Make every fsync of a file under ``root`` fail (EIO) until the returned event is set:
-    a disk that stays down for a while, then comes back."""
+def fail_every_fsync_under(
+    root: Path, monkeypatch: pytest.MonkeyPatch, *, suffix: str = "",
+) -> threading.Event:
+    """Make every fsync of a file under ``root`` (named ``*suffix``) fail (EIO) until the
+    returned event is set: a disk that stays down for a while, then comes back."""
     back = threading.Event()
     real_fsync = os.fsync
+    root = root.resolve()
 
     def fsync(fd: int) -> None:
-        if not back.is_set() and Path(f"/proc/self/fd/{fd}").readlink().is_relative_to(root):
+        path = Path(f"/proc/self/fd/{fd}").readlink()
+        if not back.is_set() and path.is_relative_to(root) and path.name.endswith(suffix):
             raise OSError(errno.EIO, "Input/output error")
         real_fsync(fd)
 
@@ -289,7 +293,7 @@ async def test_a_session_that_ended_while_the_disk_was_down_is_logged_in_order_o
         relay = await start_relay(relay_config(net, data))
         try:
             async with RawClient(net, "BY", relay.ws_url) as cby:
-                back = _fail_every_fsync_under(data.resolve(), monkeypatch)
+                back = fail_every_fsync_under(data, monkeypatch)
                 await cby.send(cby.seal(Author("BY").warning()))
                 assert await cby.closed_by_relay() == NOT_READY_CLOSE
             # BY's connected may have shared the warning's failed batch: owed too, first
