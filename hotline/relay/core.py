@@ -530,8 +530,7 @@ class RelayCore:
         fields: dict[str, object] = {"party": party}
         if self.replica:
             fields["replica"] = self.replica
-        actions: list[RelayAction] = [*self.events_owed(),
-                                      self._kept_event(EntryKind.CONNECTED, fields, now)]
+        actions: list[RelayAction] = [self._kept_event(EntryKind.CONNECTED, fields, now)]
         actions.extend(self._flush(party, now, force=True))
         return actions
 
@@ -548,7 +547,7 @@ class RelayCore:
         fields: dict[str, object] = {"party": party, "reason": reason}
         if self.replica:
             fields["replica"] = self.replica
-        return [*self.events_owed(), self._kept_event(EntryKind.DISCONNECTED, fields, now)]
+        return [self._kept_event(EntryKind.DISCONNECTED, fields, now)]
 
     def events_owed(self) -> list[Append]:
         """Ask again, in order and each with its own ``relay_ts``, for the ``connected``,
@@ -1077,9 +1076,23 @@ class RelayCore:
         event = LogEvent(kind, fields)
         return Append(encode_event_entry(now, event), next(self._tokens), now, event=event)
 
-    def _kept_event(self, kind: EntryKind, fields: dict[str, object], now: int) -> Append:
-        """An event entry that is owed again if its write fails (see :meth:`append_failed`)."""
+    def _kept_event(self, kind: EntryKind, fields: dict[str, object], now: int) -> RelayAction:
+        """An event entry that is owed again if its write fails (see :meth:`append_failed`).
+
+        While older ones are owed it is not asked for but owed behind them (asked for at
+        the next tick, which runs only while the store takes writes): never before an older
+        one, and a store that is down is not asked again for everything owed at each event.
+        """
         append = self._event(kind, fields, now)
+        if self._events_owed:
+            if len(self._events_owed) >= EVENTS_OWED_MAX:
+                return LogLine("log_entry_lost", {"token": append.token, "kind": kind.value,
+                                                  "reason": "too many owed",
+                                                  "owed": len(self._events_owed)})
+            self._events_owed.append(append)
+            return LogLine("event_not_logged", {"kind": kind.value, "relay_ts": now,
+                                                "reason": "older ones still owed",
+                                                "owed": len(self._events_owed)})
         self._event_appends[append.token] = append
         return append
 

@@ -915,9 +915,11 @@ def test_a_disconnected_whose_append_failed_is_logged_with_its_time_before_the_n
     assert note == LogLine("event_not_logged", {
         "kind": "disconnected", "relay_ts": NOW + 5, "reason": "write failed", "owed": 1})
     back = edge.core.connected("BY", NOW + 900)
-    appends = [a for a in back if isinstance(a, Append)]
-    assert appends[0].entry == gone.entry
+    assert [a for a in back if isinstance(a, Append)] == []  # owed behind the disconnected
     edge.run(back, NOW + 900)
+    appends = [a for a in edge.core.tick(NOW + 900) if isinstance(a, Append)]
+    assert appends[0].entry == gone.entry
+    edge.run(appends, NOW + 900)
     assert _session_entries(edge) == [
         ("connected", "BY", NOW), ("disconnected", "BY", NOW + 5), ("connected", "BY", NOW + 900),
     ]
@@ -954,6 +956,60 @@ def test_an_owed_event_found_durable_after_the_failure_is_not_logged_again() -> 
     edge.log.append(gone.entry)
     edge.core.follow(len(edge.log) - 1, gone.entry, NOW + 7)
     assert edge.core.events_owed() == []
+
+
+def _fail_redelivered(edge: Edge, actions: list[RelayAction], now: int) -> None:
+    """Run ``actions`` but fail the write of the (one) redelivered entry among them."""
+    (failed,) = [a for a in actions if isinstance(a, Append) and a.event is not None
+                 and a.event.kind is EntryKind.REDELIVERED]
+    edge.run([a for a in actions if a is not failed], now)
+    (note,) = edge.core.append_failed(failed.token, 500, "write failed", now)
+    assert isinstance(note, LogLine)
+    assert note.event == "event_not_logged"
+
+
+def test_an_owed_redelivered_is_logged_before_a_later_attempt_of_the_same_message() -> None:
+    """A message logged for LT before the next tick flushes LT's queue: the resend it makes
+    (attempt 3) is owed behind the failed attempt 2, and both reach the log in order."""
+    edge, author = Edge(new_core()), Author(NET)
+    edge.connect("BY", "LT")
+    warned(edge, author, now=NOW)
+    _fail_redelivered(edge, edge.core.tick(NOW + RETRY), NOW + RETRY)
+    warned(edge, author, now=NOW + 3 * RETRY)
+    edge.tick(NOW + 3 * RETRY + 1)
+    assert [e.fields["attempt"] for e in edge.events(EntryKind.REDELIVERED)] == [2, 3]
+
+
+@dataclass
+class _DownEdge(Edge):
+    """A store that is down: every append fails at once (the relay's store while not ready)."""
+
+    appends: int = 0
+
+    def run(self, actions: Iterable[RelayAction], now: int) -> list[Out]:
+        out: list[Out] = []
+        for action in actions:
+            if isinstance(action, Append):
+                self.appends += 1
+                out.extend(self.run(self.core.append_failed(action.token, 500, "down", now), now))
+            elif isinstance(action, LogLine):
+                self.notes.append(action)
+            else:
+                out.append(action)
+        return out
+
+
+def test_session_events_while_the_store_is_down_are_owed_without_asking_it_again() -> None:
+    """Each session event while the store is down costs at most one failing append, not one
+    per event already owed; all are owed, in order."""
+    edge = _DownEdge(new_core())
+    sessions = 30
+    for k in range(sessions):
+        edge.run(edge.core.connected("BY", NOW + 2 * k), NOW + 2 * k)
+        edge.run(edge.core.disconnected("BY", "closed 1013", NOW + 2 * k + 1), NOW + 2 * k + 1)
+    owed = edge.core.events_owed()
+    assert [a.relay_ts for a in owed] == list(range(NOW, NOW + 2 * sessions))
+    assert edge.appends <= 2 * sessions
 
 
 def _held(edge: Edge, party: str, frame: bytes, now: int) -> list[RelayAction]:
