@@ -96,8 +96,9 @@ about 2 s).
 
 A write the mirror fails (a full or failing disk) makes the replica not ready until
 the mirror is recovered in place (``Recoverable``): the entries the failed write did
-not keep are written again, those it did are applied, each once and in order, and
-entries arriving meanwhile wait behind them.
+not keep are written again, those it did are applied, each once and in order. Meanwhile
+it does not follow the stream (no consumer, no reads by sequence); once the batch in hand
+is written it follows again from the mirror's size.
 
 Invariants: the mirror holds exactly the stream's first ``size`` messages
 (checked against the stream on open: a mirror longer than the stream, or whose
@@ -566,6 +567,8 @@ class Replica:
         the stream's leader only, so the mirror keeps up (a read every ``WATCH_S``)
         while a new consumer is tried every ``RESUBSCRIBE_S``.
         """
+        if self._mirror_failure:
+            return  # not following on purpose: follows again once the mirror is recovered
         self._start_pulling()
         if now - self._last_refollow >= RESUBSCRIBE_S:
             self._last_refollow = now
@@ -711,8 +714,8 @@ class Replica:
 
     async def _check_following(self) -> None:
         """Follow again from the mirror's size when the stream is ahead and nothing arrives."""
-        if time.monotonic() - self._progress < STALL_S:
-            return
+        if time.monotonic() - self._progress < STALL_S or self._mirror_failure:
+            return  # (a failed mirror follows again once it is recovered)
         try:
             async with asyncio.timeout(STALL_S):
                 last = await self.client.last_seq()
