@@ -477,22 +477,12 @@ class RelayCore:
         written, as for ``busy``. A missed deadline's ``overdue`` entry is asked
         for again at the next tick (a deadline miss must reach the log); a
         ``connected``, ``disconnected`` or ``redelivered`` entry is owed, with
-        its own ``relay_ts``, and asked for again before any later one of these
-        (see :meth:`events_owed`).
+        its own ``relay_ts``, and asked for again at the next tick, before any
+        later one of these (see :meth:`events_owed`).
         """
         event = self._event_appends.pop(token, None)
         if event is not None:
-            assert event.event is not None
-            if len(self._events_owed) >= EVENTS_OWED_MAX:
-                return [LogLine("log_entry_lost", {
-                    "token": token, "kind": event.event.kind.value, "reason": why,
-                    "owed": len(self._events_owed),
-                })]
-            self._events_owed.append(event)
-            return [LogLine("event_not_logged", {
-                "kind": event.event.kind.value, "relay_ts": event.relay_ts, "reason": why,
-                "owed": len(self._events_owed),
-            })]
+            return [self._owe_event(event, why)]
         overdue = self._overdue_appends.pop(token, None)
         if overdue is not None:
             message_id, recipient, stage = overdue
@@ -553,10 +543,10 @@ class RelayCore:
         """Ask again, in order and each with its own ``relay_ts``, for the ``connected``,
         ``disconnected`` and ``redelivered`` entries whose write failed.
 
-        Asked for at every tick (ticks run only while the relay can log) and before
-        any new such entry, so a party's sessions reach the log in the order they
-        happened: a ``disconnected`` owed from before a store failure never lands
-        after the ``connected`` of the session that followed it.
+        Asked for at every tick (ticks run only while the relay can log); a new such
+        entry while any is owed is owed behind them, so a party's sessions reach the
+        log in the order they happened: a ``disconnected`` owed from before a store
+        failure never lands after the ``connected`` of the session that followed it.
         """
         owed, self._events_owed = self._events_owed, []
         for append in owed:
@@ -1085,16 +1075,20 @@ class RelayCore:
         """
         append = self._event(kind, fields, now)
         if self._events_owed:
-            if len(self._events_owed) >= EVENTS_OWED_MAX:
-                return LogLine("log_entry_lost", {"token": append.token, "kind": kind.value,
-                                                  "reason": "too many owed",
-                                                  "owed": len(self._events_owed)})
-            self._events_owed.append(append)
-            return LogLine("event_not_logged", {"kind": kind.value, "relay_ts": now,
-                                                "reason": "older ones still owed",
-                                                "owed": len(self._events_owed)})
+            return self._owe_event(append, "older ones still owed")
         self._event_appends[append.token] = append
         return append
+
+    def _owe_event(self, append: Append, why: str) -> LogLine:
+        """Keep ``append`` (an event entry) to be asked for at the next tick, within the cap."""
+        assert append.event is not None
+        fields: dict[str, object] = {"kind": append.event.kind.value, "relay_ts": append.relay_ts,
+                                     "reason": why, "owed": len(self._events_owed)}
+        if len(self._events_owed) >= EVENTS_OWED_MAX:
+            return LogLine("log_entry_lost", {"token": append.token, **fields})
+        self._events_owed.append(append)
+        fields["owed"] = len(self._events_owed)
+        return LogLine("event_not_logged", fields)
 
     # ------------------------------------------------------------------ views
 

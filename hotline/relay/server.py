@@ -469,7 +469,10 @@ class Relay:
         ))
         stopped = LogEvent(EntryKind.RELAY_STOPPED, self._replica_field())
         now = self.config.clock()
-        owed = self.core.events_owed() if self.ready else []  # sessions that ended, first
+        owed = self.core.events_owed()  # sessions that ended, first
+        if owed and not self.ready:
+            log.warning("events_not_logged_at_stop", owed=len(owed), reason=self.not_ready_reason)
+            owed = []
         self.perform([*owed, Append(encode_event_entry(now, stopped), -1, now, event=stopped)])
         await self.backend.close()
         for task in self._tasks:
